@@ -1,0 +1,307 @@
+"""Command-line interface: the only place that parses argv, prints verdicts and decides exit codes.
+
+Heavy modules (numpy, docker, deepdiff, pandas, rich) are imported inside the command functions so
+that `envcheck --help` stays instant.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from envcheck import __version__
+from envcheck.errors import EnvcheckError, ExitCode
+
+DEFAULT_TIMEOUT_S = 300.0
+DEFAULT_REPORTS_DIR = "reports"
+
+EPILOG_MAIN = """\
+examples:
+  envcheck check                                   # built-in golden against this host
+  envcheck check --target python:/opt/venv/bin/python --target docker:factory-image:1.4 --jobs 2
+  envcheck check --site shenzhen-3 --json out.json --fail-on warn
+  envcheck probe --out capture-shenzhen/           # on site: capture only, send the directory back
+  envcheck compare capture-shenzhen/ capture-beijing/
+  envcheck golden create --model my_savedmodel/ --inputs inputs.npz --out golden/mine
+  envcheck golden verify golden/mine
+
+exit codes: 0 matched within policy · 1 drift · 2 usage error · 3 could not decide
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="envcheck", description="Run a golden TensorFlow model in each target environment and flag drift "
+        "against the golden baseline.", epilog=EPILOG_MAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"envcheck {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser("check", help="probe targets and compare them with the golden",
+                                description="Probe each target, compare with the golden, report and exit 0/1/3.",
+                                epilog="example: envcheck check --target host --target docker:reference --jobs 2",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    _golden_option(check)
+    check.add_argument("--target", action="append", metavar="SPEC", dest="targets",
+                       help="host | python:PATH | docker:IMAGE (repeatable; default: host)")
+    check.add_argument("--site", help="factory or site name recorded in the report")
+    check.add_argument("--jobs", type=_positive_int, default=1, help="targets probed at once (default 1)")
+    _timeout_option(check)
+    _docker_options(check)
+    _comparison_options(check)
+    check.set_defaults(run=command_check)
+
+    probe = commands.add_parser("probe", help="capture only (on site), to compare elsewhere",
+                                description="Run the probe in one target and save its capture directory.",
+                                epilog="example: envcheck probe --site shenzhen-3 --out capture-shenzhen/")
+    _golden_option(probe)
+    probe.add_argument("--target", default="host", metavar="SPEC", help="host | python:PATH | docker:IMAGE")
+    probe.add_argument("--site", help="factory or site name recorded in the capture")
+    probe.add_argument("--out", required=True, type=Path, help="directory to write the capture to")
+    _timeout_option(probe)
+    _docker_options(probe)
+    probe.set_defaults(run=command_probe)
+
+    compare = commands.add_parser("compare", help="compare captures made elsewhere with the golden",
+                                  description="Compare capture directories (from `envcheck probe`) with the golden.",
+                                  epilog="example: envcheck compare capture-shenzhen/ --json shenzhen.json")
+    compare.add_argument("captures", nargs="+", type=Path, metavar="CAPTURE_DIR")
+    _golden_option(compare)
+    _comparison_options(compare)
+    compare.set_defaults(run=command_compare)
+
+    golden = commands.add_parser("golden", help="create or verify a golden bundle")
+    golden_commands = golden.add_subparsers(dest="golden_command", required=True, metavar="ACTION")
+    create = golden_commands.add_parser(
+        "create", help="run a model in a reference target and save the bundle",
+        description="Create a golden bundle: run the model in the reference target, record outputs and fingerprint.",
+        epilog="examples:\n  envcheck golden create --builtin --out golden/default --force\n"
+               "  envcheck golden create --model saved/ --target docker:reference --out golden/ref",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = create.add_mutually_exclusive_group(required=True)
+    source.add_argument("--builtin", action="store_true", help="rebuild the built-in model and inputs from code")
+    source.add_argument("--model", type=Path, metavar="SAVEDMODEL_DIR", help="a SavedModel with serving_default")
+    create.add_argument("--inputs", type=Path, metavar="FILE.npz",
+                        help="golden inputs keyed by signature input name (default: seeded from the signature)")
+    create.add_argument("--target", default="host", metavar="SPEC", help="reference target (default host)")
+    create.add_argument("--out", required=True, type=Path, help="bundle directory to write")
+    create.add_argument("--force", action="store_true", help="replace an existing bundle")
+    create.add_argument("--description", default="", help="free text stored in the manifest")
+    _timeout_option(create)
+    _docker_options(create)
+    create.set_defaults(run=command_golden_create)
+    verify = golden_commands.add_parser("verify", help="check a bundle against its sha256 manifest")
+    verify.add_argument("path", type=Path, nargs="?", help="bundle directory (default: built-in)")
+    verify.set_defaults(run=command_golden_verify)
+    return parser
+
+
+def _golden_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--golden", type=Path, metavar="DIR", help="golden bundle (default: built-in golden/default)")
+
+
+def _timeout_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+                        help=f"seconds one target may take (default {DEFAULT_TIMEOUT_S:g})")
+
+
+def _comparison_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy", type=Path, metavar="FILE", help="TOML policy overriding tolerances and severities")
+    parser.add_argument("--fail-on", choices=("warn", "fail"), default="fail",
+                        help="'warn' makes WARN targets fail the gate too (default: fail)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the JSON report here")
+    parser.add_argument("--reports-dir", type=Path, default=Path(DEFAULT_REPORTS_DIR), metavar="DIR",
+                        help=f"every run's JSON report is kept here (default {DEFAULT_REPORTS_DIR}/)")
+
+
+def _docker_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("docker targets")
+    group.add_argument("--docker-host", metavar="URL", help="daemon to use (unix://, tcp://, ssh://; default DOCKER_HOST)")
+    group.add_argument("--pull", action="store_true", help="pull an image that is not present (default: never pull)")
+    group.add_argument("--memory", metavar="LIMIT", help="memory limit for probe containers, e.g. 2g")
+    group.add_argument("--gpus", metavar="all|N", help="request GPUs for probe containers")
+    group.add_argument("--image-python", metavar="PATH", help="interpreter inside images (default: python3, then python)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+# ----------------------------------------------------------------------------------- commands
+
+def _targets(specs: list[str], args: argparse.Namespace):
+    from envcheck.targets import parse_target
+
+    docker = {"docker_host": args.docker_host, "pull": args.pull, "memory": args.memory, "gpus": args.gpus,
+              "image_python": args.image_python}
+    return [parse_target(spec, **docker) for spec in specs]
+
+
+def _policy(golden, args: argparse.Namespace):
+    from envcheck.compare.policy import build_policy, load_policy_file
+
+    layers = [golden.policy]
+    if args.policy:
+        layers.append(load_policy_file(args.policy))
+    return build_policy(*layers, source=str(args.policy or "golden manifest"))
+
+
+def command_check(args: argparse.Namespace) -> int:
+    from envcheck.golden import load_golden
+    from envcheck.runner import build_report, run_targets
+
+    golden = load_golden(args.golden)
+    policy = _policy(golden, args)
+    targets = _targets(args.targets or ["host"], args)
+    with _progress([t.spec for t in targets]) as progress:
+        outcomes = run_targets(targets, golden.path, timeout=args.timeout, jobs=args.jobs, site=args.site,
+                               progress=progress)
+    report = build_report(golden, outcomes, policy, args.fail_on)
+    return _publish(report, args)
+
+
+def command_compare(args: argparse.Namespace) -> int:
+    from envcheck.capture import load_capture_dir
+    from envcheck.golden import load_golden
+    from envcheck.model import TargetFailure
+    from envcheck.runner import build_report
+
+    golden = load_golden(args.golden)
+    policy = _policy(golden, args)
+    outcomes = []
+    for directory in args.captures:
+        outcome, golden_sha256 = load_capture_dir(directory)
+        if golden_sha256 and golden_sha256 != golden.sha256:
+            outcome = TargetFailure(spec=outcome.spec, kind="golden-mismatch", site=outcome.site,
+                                    message=f"{directory} was captured with golden {golden_sha256[:12]}, "
+                                            f"not {golden.sha256[:12]}; compare it with the golden it ran",
+                                    fingerprint=outcome.fingerprint, target_info=outcome.target_info)
+        outcomes.append(outcome)
+    report = build_report(golden, outcomes, policy, args.fail_on)
+    return _publish(report, args)
+
+
+def command_probe(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from envcheck.capture import save_capture_dir
+    from envcheck.golden import load_golden
+    from envcheck.model import TargetFailure
+
+    golden = load_golden(args.golden)
+    (target,) = _targets([args.target], args)
+    with _progress([target.spec]) as progress, tempfile.TemporaryDirectory(prefix="envcheck-probe-") as work:
+        progress.started(0, target.spec)
+        outcome = target.run(golden.path, Path(work), args.timeout)
+        outcome = _with_site(outcome, args.site)
+        progress.finished(0, target.spec, outcome)
+        save_capture_dir(outcome, Path(work), args.out, golden.sha256)
+    if isinstance(outcome, TargetFailure):
+        _err(f"{target.spec}: {outcome.message}")
+        _err(f"the partial capture is in {args.out}; send it back for diagnosis")
+        return ExitCode.UNDECIDED
+    print(f"capture written to {args.out} — send this directory back, or run: envcheck compare {args.out}")
+    return ExitCode.OK
+
+
+def command_golden_create(args: argparse.Namespace) -> int:
+    from envcheck.golden_create import create_golden
+
+    targets = _targets([args.target], args)
+    path = create_golden(out=args.out, target=targets[0], builtin=args.builtin, model=args.model,
+                         inputs=args.inputs, description=args.description, force=args.force,
+                         timeout=args.timeout)
+    print(f"golden bundle written to {path}")
+    return ExitCode.OK
+
+
+def command_golden_verify(args: argparse.Namespace) -> int:
+    from envcheck.golden import load_golden
+
+    golden = load_golden(args.path)
+    print(f"{golden.path}: OK — {len(golden.manifest['files'])} files match the manifest "
+          f"(sha256 {golden.sha256[:16]}…), outputs: {', '.join(sorted(golden.expected))}")
+    return ExitCode.OK
+
+
+# -------------------------------------------------------------------------------------- output
+
+def _publish(report, args: argparse.Namespace) -> int:
+    """Write the JSON report(s) atomically, then print the verdicts."""
+    import time
+
+    from rich.console import Console
+
+    from envcheck.files import atomic_write_text
+    from envcheck.report.json import render_json
+    from envcheck.report.terminal import render_terminal
+
+    text = render_json(report)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time() % 1:.6f}"[1:]
+    kept = args.reports_dir / f"envcheck-{stamp}Z.json"
+    written = [kept] + ([args.json] if args.json else [])
+    for path in written:
+        try:
+            atomic_write_text(path, text)
+        except OSError as error:
+            _err(f"cannot write report {path}: {error.strerror}")
+            return ExitCode.UNDECIDED
+    Console(soft_wrap=False).print(render_terminal(report))
+    print(f"report: {', '.join(str(p) for p in written)}")
+    return report.exit_code
+
+
+def _with_site(outcome, site):
+    import dataclasses
+
+    return dataclasses.replace(outcome, site=site)
+
+
+class _progress:
+    """A live line per target (state and elapsed time) on stderr; silent when stderr is not a terminal."""
+
+    def __init__(self, specs: list[str]):
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.console = Console(stderr=True)
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[state]}"),
+                                 TimeElapsedColumn(), console=self.console, transient=False,
+                                 disable=not self.console.is_terminal)
+        self.tasks = [self.progress.add_task(spec, state="queued", start=False, total=1) for spec in specs]
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def started(self, index: int, spec: str) -> None:
+        self.progress.start_task(self.tasks[index])
+        self.progress.update(self.tasks[index], state="[cyan]probing…")
+
+    def finished(self, index: int, spec: str, outcome) -> None:
+        failed = getattr(outcome, "kind", None)
+        state = f"[magenta]failed: {failed}" if failed else "[green]captured"
+        self.progress.update(self.tasks[index], state=state, completed=1)
+        self.progress.stop_task(self.tasks[index])
+
+
+def _err(message: str) -> None:
+    print(f"envcheck: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except EnvcheckError as error:
+        _err(f"error: {error}")
+        return int(error.exit_code)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130

@@ -1,0 +1,43 @@
+"""User-facing errors and the exit-code contract.
+
+Only subclasses of EnvcheckError are turned into a one-line message by the CLI; anything else is
+a bug and keeps its traceback (Polygraphy's habit).
+"""
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """The CI gate's contract: 3 over 1 over 0."""
+
+    OK = 0
+    DRIFT = 1
+    USAGE = 2
+    UNDECIDED = 3
+
+
+class EnvcheckError(Exception):
+    """A problem the user can act on; the CLI prints its message and exits with `exit_code`."""
+
+    exit_code = ExitCode.UNDECIDED
+
+
+class UsageError(EnvcheckError):
+    """The command line asks for something that cannot be done (bad spec, file exists…)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class GoldenError(EnvcheckError):
+    """The golden bundle is missing, corrupt or of an unknown schema."""
+
+
+class CaptureError(EnvcheckError):
+    """A capture directory is missing, corrupt or of an unknown schema."""
+
+
+class PolicyError(EnvcheckError):
+    """The policy file cannot be read or names an unknown severity."""
+
+
+class TargetUnavailable(EnvcheckError):
+    """A target cannot be reached at all (daemon down, image missing, interpreter missing)."""

@@ -1,0 +1,152 @@
+"""Golden bundles (schema envcheck.golden/1): create, verify, load.
+
+A bundle is a directory:
+    manifest.json     schema, created, envcheck version, description, policy, sha256 of every file
+    model/            a TensorFlow SavedModel with a serving_default signature
+    inputs.npz        the golden input set, keyed by signature input name
+    expected.npz      the reference outputs, keyed by signature output name
+    fingerprint.json  the reference environment's fingerprint (identifying values hashed)
+Every command that reads a bundle verifies it first; any problem names the file.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envcheck import __version__
+from envcheck.errors import GoldenError, UsageError
+from envcheck.files import atomic_write_text, sha256_file
+from envcheck.redact import redact_fingerprint
+
+GOLDEN_SCHEMA = "envcheck.golden/1"
+MANIFEST_FILE = "manifest.json"
+REQUIRED_FILES = ("model/saved_model.pb", "inputs.npz", "expected.npz", "fingerprint.json")
+DEFAULT_GOLDEN = "golden/default"
+
+
+@dataclass(frozen=True, slots=True)
+class GoldenBundle:
+    """A verified bundle, loaded."""
+
+    path: Path
+    sha256: str
+    """sha256 of manifest.json, which pins every other file: the bundle's identity."""
+    manifest: dict[str, Any]
+    expected: dict[str, np.ndarray]
+    fingerprint: dict[str, Any]
+
+    @property
+    def policy(self) -> dict[str, Any]:
+        return self.manifest.get("policy", {})
+
+
+def builtin_golden_dir() -> Path:
+    """The built-in golden: packaged beside the code when installed, else the repository's golden/."""
+    packaged = Path(__file__).parent / "_builtin_golden" / "default"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[1] / DEFAULT_GOLDEN
+
+
+def resolve_golden_dir(path: str | Path | None) -> Path:
+    return builtin_golden_dir() if path is None else Path(path)
+
+
+def load_golden(path: str | Path | None = None) -> GoldenBundle:
+    """Verify the bundle at `path` (default: built-in) and load it; GoldenError names any bad file."""
+    root = resolve_golden_dir(path)
+    if not root.is_dir():
+        raise GoldenError(f"{root}: golden bundle not found (no such directory)")
+    manifest_path = root / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise GoldenError(f"{manifest_path}: missing (not a golden bundle)")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise GoldenError(f"{manifest_path}: not valid JSON ({error})") from None
+    if not isinstance(manifest, dict) or manifest.get("schema") != GOLDEN_SCHEMA:
+        schema = manifest.get("schema") if isinstance(manifest, dict) else None
+        raise GoldenError(f"{manifest_path}: schema is {schema!r}, expected {GOLDEN_SCHEMA!r}")
+    listed = manifest.get("files")
+    if not isinstance(listed, dict):
+        raise GoldenError(f"{manifest_path}: has no 'files' table of sha256 digests")
+    _verify_files(root, listed)
+    expected = _load_npz(root / "expected.npz")
+    _load_npz(root / "inputs.npz")
+    try:
+        fingerprint = json.loads((root / "fingerprint.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise GoldenError(f"{root / 'fingerprint.json'}: not valid JSON ({error})") from None
+    return GoldenBundle(path=root, sha256=sha256_file(manifest_path), manifest=manifest,
+                        expected=expected, fingerprint=fingerprint)
+
+
+def _verify_files(root: Path, listed: dict[str, str]) -> None:
+    for name in REQUIRED_FILES:
+        if name not in listed:
+            raise GoldenError(f"{root / name}: required but not listed in {MANIFEST_FILE}")
+    for name, digest in sorted(listed.items()):
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise GoldenError(f"{root / MANIFEST_FILE}: lists a path outside the bundle: {name!r}")
+        path = root / name
+        if not path.is_file():
+            raise GoldenError(f"{path}: listed in {MANIFEST_FILE} but missing")
+        if sha256_file(path) != digest:
+            raise GoldenError(f"{path}: sha256 does not match {MANIFEST_FILE} (corrupt or modified)")
+    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    extra = sorted(present - set(listed) - {MANIFEST_FILE})
+    if extra:
+        raise GoldenError(f"{root / extra[0]}: not listed in {MANIFEST_FILE} (unexpected file in the bundle)")
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError, EOFError) as error:
+        raise GoldenError(f"{path}: not a readable .npz archive ({error})") from None
+
+
+def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict[str, np.ndarray],
+                 fingerprint: dict[str, Any], description: str, policy: dict[str, Any], force: bool) -> Path:
+    """Assemble a bundle in a staging directory beside `out`, then swap it in (never half-written)."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise UsageError(f"{out} already exists; pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
+    staging.chmod(0o755)  # mkdtemp makes it 0700
+    try:
+        shutil.copytree(model_dir, staging / "model")
+        shutil.copyfile(inputs_npz, staging / "inputs.npz")
+        np.savez(staging / "expected.npz", **expected)
+        (staging / "fingerprint.json").write_text(
+            json.dumps(redact_fingerprint(fingerprint), indent=1, sort_keys=True), encoding="utf-8")
+        files = {p.relative_to(staging).as_posix(): sha256_file(p)
+                 for p in sorted(staging.rglob("*")) if p.is_file()}
+        manifest = {
+            "schema": GOLDEN_SCHEMA,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "envcheck_version": __version__,
+            "description": description,
+            "policy": policy,
+            "files": files,
+        }
+        atomic_write_text(staging / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True))
+        if out.exists():
+            retired = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+            out.rename(retired / out.name)
+            staging.rename(out)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out

@@ -1,0 +1,128 @@
+"""Frozen records that cross stages: what a target produced, how it compared, what the run decided."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Verdict = Literal["IDENTICAL", "PASS", "WARN", "FAIL", "ERROR"]
+"""Per target, first that applies: ERROR, FAIL, WARN, PASS (within noise), IDENTICAL (bitwise)."""
+
+Severity = Literal["fail", "warn", "info", "ignore"]
+"""How much a fingerprint difference matters; `ignore` differences are dropped from reports."""
+
+OutputStatus = Literal["identical", "noise", "drift", "mismatch"]
+"""Per output: bitwise equal, within the tolerance band, beyond it, or not comparable at all."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """What the probe brought back from one target that ran to the end."""
+
+    spec: str
+    """The target spec as the user wrote it (`host`, `python:/opt/venv/bin/python`, `docker:img`)."""
+    fingerprint: dict[str, Any]
+    """The environment as the probe saw it (raw: hostnames are hashed only in shared reports)."""
+    outputs: dict[str, np.ndarray]
+    """The golden model's outputs, keyed by signature output name."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per probe stage (import, load, run, total)."""
+    target_info: dict[str, Any] = field(default_factory=dict)
+    """Facts seen from outside the target: interpreter path, image id and digests, daemon version."""
+    site: str | None = None
+    """The factory or site name the capture belongs to."""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetFailure:
+    """A target that could not be checked: a row in every report, never an aborted run."""
+
+    spec: str
+    kind: str
+    """A short closed-ish vocabulary: sigill, sigabrt, killed, timeout, interpreter-not-found,
+    tensorflow-not-importable, model-load, image-not-found, daemon-unreachable, …"""
+    message: str
+    """One plain sentence for a person: what happened and what it most likely means."""
+    exit_code: int | None = None
+    """The child's exit status (negative: killed by that signal), when there was a child."""
+    stderr_tail: str = ""
+    """The last lines the child wrote to stderr, for diagnosis."""
+    stage: str | None = None
+    """The probe stage that was running when it failed (import-tensorflow, load-model, run-model)."""
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    """Whatever fingerprint the probe collected before it failed."""
+    target_info: dict[str, Any] = field(default_factory=dict)
+    site: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerance:
+    """An output passes when every |actual − golden| ≤ atol·scale + rtol·|golden| (scale = max|golden|)."""
+
+    atol: float = 1e-5
+    rtol: float = 1e-5
+
+
+@dataclass(frozen=True, slots=True)
+class OutputComparison:
+    """Evidence for one output tensor: not just a verdict but the numbers behind it."""
+
+    name: str
+    status: OutputStatus
+    reason: str | None
+    """Why it failed, in words (shape, dtype, NaN, beyond tolerance); None when it passed."""
+    tolerance: Tolerance
+    shape: tuple[int, ...] | None = None
+    dtype: str | None = None
+    max_abs: float | None = None
+    mean_abs: float | None = None
+    p99_abs: float | None = None
+    max_rel: float | None = None
+    p99_rel: float | None = None
+    max_ulp: int | None = None
+    p99_ulp: float | None = None
+    changed_fraction: float | None = None
+    top1_agreement: float | None = None
+    """Share of rows whose argmax agrees, counted where the golden's top-1/top-2 margin is clear."""
+    min_passing_tolerance: float | None = None
+    """The smallest t for which atol = rtol = t would have passed."""
+    ulp_histogram: tuple[tuple[str, int], ...] = ()
+    """Element counts per ULP-distance bucket, for drifted outputs."""
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintDifference:
+    path: str
+    """Dotted path into the fingerprint, e.g. `env.TF_ENABLE_ONEDNN_OPTS`."""
+    golden: Any
+    target: Any
+    severity: Severity
+
+
+@dataclass(frozen=True, slots=True)
+class TargetResult:
+    spec: str
+    site: str | None
+    verdict: Verdict
+    error: TargetFailure | None
+    outputs: tuple[OutputComparison, ...]
+    fingerprint_diff: tuple[FingerprintDifference, ...]
+    hints: tuple[str, ...]
+    fingerprint: dict[str, Any]
+    """As shared: identifying values already hashed."""
+    target_info: dict[str, Any]
+    timings: dict[str, float]
+    output_digest: str | None
+    """sha256 over the outputs' names, dtypes, shapes and bytes: equal digests, identical outputs."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    golden_path: str
+    golden_sha256: str
+    targets: tuple[TargetResult, ...]
+    exit_code: int
+    fail_on: Literal["warn", "fail"]
+    created: str
+    envcheck_version: str

@@ -1,0 +1,437 @@
+"""envcheck probe: fingerprint this environment and run the golden model on the golden inputs.
+
+This one file is copied into every target (a Docker image, another interpreter) and run there:
+
+    python probe.py --bundle BUNDLE_DIR --out CAPTURE_DIR
+
+BUNDLE_DIR holds `model/` (a SavedModel) and `inputs.npz`. CAPTURE_DIR receives `capture.json`
+(schema envcheck.capture/1) and `outputs.npz`. The capture is rewritten after every stage, so when
+TensorFlow kills the process (SIGILL on a CPU without AVX, an out-of-memory kill) the parent still
+reads the fingerprint collected so far and the stage that died.
+
+Rules that keep it portable: standard library only at import time (numpy and TensorFlow are
+imported inside functions), and nothing newer than Python 3.8, the oldest Python that target
+images with TensorFlow still ship. The host tool never imports this module; it runs it.
+"""
+import argparse
+import json
+import os
+import platform
+import socket
+import sys
+import time
+import traceback
+
+CAPTURE_SCHEMA = "envcheck.capture/1"
+PROBE_VERSION = "1"
+CAPTURE_FILE = "capture.json"
+OUTPUTS_FILE = "outputs.npz"
+
+# Environment variables that change numerics or library loading (see shared DRIFT.md).
+ENV_PREFIXES = ("TF_", "ONEDNN_", "DNNL_", "OMP_", "KMP_", "MKL_", "CUDA_", "NVIDIA_", "NCCL_",
+                "CUBLAS_", "CUDNN_", "XLA_", "TF32", "OPENBLAS_", "PROTOCOL_BUFFERS_")
+ENV_NAMES = ("PYTHONHASHSEED", "LD_LIBRARY_PATH", "LD_PRELOAD", "KERAS_BACKEND")
+# A name containing any of these is never recorded, whatever its prefix.
+SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH", "COOKIE")
+
+# CPU flags that decide which TensorFlow/oneDNN kernels run; the first three are required by
+# every TensorFlow x86 wheel (without them the import dies with SIGILL).
+TF_REQUIRED_CPU_FLAGS = ("avx", "sse4_1", "sse4_2")
+TF_RELEVANT_CPU_FLAGS = TF_REQUIRED_CPU_FLAGS + (
+    "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+    "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tensorflow-intel",
+                    "tensorflow-macos", "tensorflow-aarch64", "tf-nightly", "tf-nightly-cpu",
+                    "intel-tensorflow")
+
+
+class ProbeFailure(Exception):
+    """A failure the probe can name: recorded in the capture as {kind, message, traceback}."""
+
+    def __init__(self, kind, message):
+        Exception.__init__(self, message)
+        self.kind = kind
+        self.message = message
+
+
+# --------------------------------------------------------------------------- fingerprint (stdlib)
+
+def read_text(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def is_secret_name(name):
+    upper = name.upper()
+    return any(marker in upper for marker in SECRET_MARKERS)
+
+
+def allowed_environment(environ):
+    """Numerics-relevant variables by prefix allowlist, never one whose name looks secret."""
+    picked = {}
+    for name, value in environ.items():
+        if is_secret_name(name):
+            continue
+        if name.startswith(ENV_PREFIXES) or name in ENV_NAMES:
+            picked[name] = value
+    return dict(sorted(picked.items()))
+
+
+def os_release():
+    text = read_text("/etc/os-release") or read_text("/usr/lib/os-release") or ""
+    fields = {}
+    for line in text.splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            fields[key.strip()] = value.strip().strip('"')
+    return {key.lower(): fields[key] for key in ("ID", "VERSION_ID", "PRETTY_NAME") if key in fields}
+
+
+def cpu_info():
+    text = read_text("/proc/cpuinfo") or ""
+    model, flags = None, []
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model is None:
+            model = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = sorted(set(value.split()))
+    affinity = None
+    if hasattr(os, "sched_getaffinity"):
+        affinity = len(os.sched_getaffinity(0))
+    info = {
+        "model": model,
+        "machine": platform.machine(),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": affinity,
+        "cgroup_cpu_max": cgroup_cpu_limit(),
+        "tf_flags": [flag for flag in TF_RELEVANT_CPU_FLAGS if flag in flags],
+        "flags": flags,
+    }
+    if platform.machine() in ("x86_64", "AMD64") and flags:
+        info["missing_required_flags"] = [f for f in TF_REQUIRED_CPU_FLAGS if f not in flags]
+    return info
+
+
+def cgroup_cpu_limit():
+    """The container's CPU quota as 'quota/period' (cgroup v2 or v1), or None when unlimited."""
+    v2 = read_text("/sys/fs/cgroup/cpu.max")
+    if v2:
+        value = v2.strip()
+        return None if value.startswith("max") else value
+    quota = read_text("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+    period = read_text("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+    if quota and period and quota.strip() != "-1":
+        return "%s/%s" % (quota.strip(), period.strip())
+    return None
+
+
+def normalize_distribution_name(name):
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def installed_distributions():
+    """Every installed distribution with its version, read without importing (venvs included)."""
+    try:
+        from importlib import metadata
+    except ImportError:  # Python < 3.8 has no importlib.metadata
+        return {}
+    found = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found[normalize_distribution_name(name)] = dist.version
+    return dict(sorted(found.items()))
+
+
+def base_fingerprint():
+    """Everything that can be known without importing numpy or TensorFlow."""
+    glibc = None
+    try:
+        glibc = os.confstr("CS_GNU_LIBC_VERSION")
+    except (AttributeError, ValueError, OSError):
+        pass
+    return {
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+        },
+        "os": {
+            "release": os_release(),
+            "glibc": glibc,
+            "kernel": platform.release(),
+        },
+        "host": {
+            "hostname": socket.gethostname(),
+            "in_container": os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"),
+            "uid": os.getuid() if hasattr(os, "getuid") else None,
+            "pid": os.getpid(),
+        },
+        "cpu": cpu_info(),
+        "packages": installed_distributions(),
+        "env": allowed_environment(os.environ),
+    }
+
+
+# --------------------------------------------------------------------- fingerprint (numpy, TF)
+
+def numpy_fingerprint(np):
+    features = None
+    for module_name in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
+        try:
+            module = __import__(module_name, fromlist=["__cpu_features__"])
+            features = sorted(k for k, v in module.__cpu_features__.items() if v)
+            break
+        except (ImportError, AttributeError):
+            continue
+    return {"version": np.__version__, "cpu_features": features}
+
+
+def tensorflow_fingerprint(tf, packages):
+    def attempt(function, default=None):
+        # NOTE: several of these are private or moved between releases; a missing one is a None
+        # in the fingerprint, never a failed probe.
+        try:
+            return function()
+        except Exception:  # noqa: BLE001 - any failure here means "unknown"
+            return default
+
+    def onednn_enabled():
+        from tensorflow.python.util import _pywrap_util_port
+        return bool(_pywrap_util_port.IsMklEnabled())
+
+    def build_info():
+        return {str(k): json_safe(v) for k, v in sorted(tf.sysconfig.get_build_info().items())}
+
+    def devices():
+        return [{"name": d.name, "type": d.device_type} for d in tf.config.list_physical_devices()]
+
+    def determinism():
+        from tensorflow.python.framework import config as tf_config
+        return bool(tf_config.is_op_determinism_enabled())
+
+    legacy_keras = os.environ.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true", "yes")
+    version = tf.__version__
+    keras_3_default = tuple(int(p) for p in version.split(".")[:2] if p.isdigit()) >= (2, 16)
+    return {
+        "distribution": [name for name in TF_DISTRIBUTIONS if name in packages],
+        "version": version,
+        "git_version": attempt(lambda: tf.version.GIT_VERSION),
+        "compiler_version": attempt(lambda: tf.version.COMPILER_VERSION),
+        "build_info": attempt(build_info, {}),
+        "onednn_enabled": attempt(onednn_enabled),
+        "keras": {
+            "keras": packages.get("keras"),
+            "tf_keras": packages.get("tf-keras"),
+            # Which Keras tf.keras resolves to, decided as TF does, without importing Keras.
+            "tf_uses": "tf_keras" if (legacy_keras or not keras_3_default) else "keras3",
+        },
+        "devices": attempt(devices, []),
+        "threads": {
+            "intra_op": attempt(tf.config.threading.get_intra_op_parallelism_threads),
+            "inter_op": attempt(tf.config.threading.get_inter_op_parallelism_threads),
+        },
+        "jit": attempt(lambda: json_safe(tf.config.optimizer.get_jit())),
+        "op_determinism": attempt(determinism),
+        "tf32": attempt(tf.config.experimental.tensor_float_32_execution_enabled),
+    }
+
+
+def json_safe(value):
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    return str(value)
+
+
+# ------------------------------------------------------------------------------- model stages
+
+def import_tensorflow():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+    except ImportError as error:
+        raise ProbeFailure("tensorflow-not-importable",
+                           "TensorFlow is not importable in %s: %s" % (sys.executable, error))
+    try:
+        import numpy as np
+    except ImportError as error:
+        raise ProbeFailure("numpy-not-importable",
+                           "numpy is not importable in %s: %s" % (sys.executable, error))
+    return tf, np
+
+
+def load_signature(tf, model_dir):
+    try:
+        loaded = tf.saved_model.load(model_dir)
+    except Exception as error:  # noqa: BLE001 - TF raises many types for an unloadable model
+        raise ProbeFailure("model-load", "TensorFlow %s cannot load the golden model: %s: %s"
+                           % (tf.__version__, type(error).__name__, first_line(error)))
+    signatures = getattr(loaded, "signatures", {})
+    if "serving_default" not in signatures:
+        raise ProbeFailure("model-load", "the SavedModel has no 'serving_default' signature (has: %s)"
+                           % (", ".join(sorted(signatures)) or "none"))
+    # Keep `loaded` alive with the signature: its variables die with it.
+    return loaded, signatures["serving_default"]
+
+
+def run_signature(tf, np, signature, inputs):
+    specs = signature.structured_input_signature[1]
+    missing = sorted(set(specs) - set(inputs))
+    if missing:
+        raise ProbeFailure("inputs", "inputs.npz lacks signature input(s): %s" % ", ".join(missing))
+    feeds = {}
+    for name, spec in specs.items():
+        array = inputs[name]
+        if array.dtype != np.dtype(spec.dtype.as_numpy_dtype):
+            raise ProbeFailure("inputs", "input %r is %s but the signature wants %s"
+                               % (name, array.dtype, spec.dtype.name))
+        feeds[name] = tf.constant(array)
+    try:
+        results = signature(**feeds)
+    except Exception as error:  # noqa: BLE001
+        raise ProbeFailure("model-run", "running the model failed: %s: %s"
+                           % (type(error).__name__, first_line(error)))
+    return {name: tensor.numpy() for name, tensor in sorted(results.items())}
+
+
+def make_inputs(tf, np, signature, batch, seed):
+    """A seeded input set from the signature's shapes and dtypes (for a model without inputs)."""
+    rng = np.random.default_rng(seed)
+    inputs = {}
+    for name, spec in sorted(signature.structured_input_signature[1].items()):
+        dims = spec.shape.as_list() if spec.shape.rank is not None else [None]
+        shape = [batch if i == 0 and d is None else (d if d is not None else 8) for i, d in enumerate(dims)]
+        dtype = np.dtype(spec.dtype.as_numpy_dtype)
+        if dtype.kind == "f":
+            inputs[name] = rng.normal(0.0, 1.0, shape).astype(dtype)
+        elif dtype.kind in "iu":
+            inputs[name] = rng.integers(0, 10, shape).astype(dtype)
+        elif dtype.kind == "b":
+            inputs[name] = rng.random(shape) < 0.5
+        else:
+            raise ProbeFailure("inputs", "cannot generate inputs of dtype %s for %r; pass --inputs"
+                               % (dtype, name))
+    return inputs
+
+
+def first_line(error):
+    text = str(error).strip().splitlines()
+    return text[0][:500] if text else ""
+
+
+# ---------------------------------------------------------------------------------- writing
+
+def atomic_write(path, write):
+    temporary = path + ".tmp"
+    with open(temporary, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def write_capture(out_dir, capture):
+    data = json.dumps(capture, indent=1, sort_keys=True, default=str).encode("utf-8")
+    atomic_write(os.path.join(out_dir, CAPTURE_FILE), lambda handle: handle.write(data))
+
+
+def keep_stdout_clean():
+    """Send fd 1 to stderr: library chatter must never mix with anything a parent might read."""
+    try:
+        sys.stdout.flush()
+        os.dup2(2, 1)
+    except OSError:
+        pass
+
+
+# -------------------------------------------------------------------------------------- main
+
+def probe(bundle_dir, out_dir):
+    started = time.time()
+    capture = {
+        "schema": CAPTURE_SCHEMA,
+        "probe_version": PROBE_VERSION,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "status": "running",
+        "stage": "fingerprint",
+        "fingerprint": base_fingerprint(),
+        "timings": {},
+        "outputs": {},
+        "error": None,
+    }
+    write_capture(out_dir, capture)
+
+    def stage(name):
+        capture["stage"] = name
+        write_capture(out_dir, capture)
+        return time.time()
+
+    try:
+        began = stage("import-tensorflow")
+        tf, np = import_tensorflow()
+        capture["timings"]["import_s"] = round(time.time() - began, 4)
+        capture["fingerprint"]["numpy"] = numpy_fingerprint(np)
+        capture["fingerprint"]["tensorflow"] = tensorflow_fingerprint(tf, capture["fingerprint"]["packages"])
+
+        began = stage("load-model")
+        loaded, signature = load_signature(tf, os.path.join(bundle_dir, "model"))
+        try:
+            with np.load(os.path.join(bundle_dir, "inputs.npz"), allow_pickle=False) as data:
+                inputs = {name: data[name] for name in data.files}
+        except (OSError, ValueError) as error:
+            raise ProbeFailure("inputs", "cannot read inputs.npz: %s" % first_line(error))
+        capture["timings"]["load_s"] = round(time.time() - began, 4)
+
+        began = stage("run-model")
+        outputs = run_signature(tf, np, signature, inputs)
+        capture["timings"]["run_s"] = round(time.time() - began, 4)
+        atomic_write(os.path.join(out_dir, OUTPUTS_FILE), lambda handle: np.savez(handle, **outputs))
+        capture["outputs"] = {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in outputs.items()}
+        capture["status"] = "ok"
+    except ProbeFailure as failure:
+        capture["status"] = "error"
+        capture["error"] = {"kind": failure.kind, "message": failure.message, "traceback": ""}
+    except Exception as error:  # noqa: BLE001 - a bug or an unforeseen failure still yields a capture
+        capture["status"] = "error"
+        capture["error"] = {"kind": "probe-internal", "message": "%s: %s" % (type(error).__name__, first_line(error)),
+                            "traceback": traceback.format_exc()[-4000:]}
+    capture["timings"]["total_s"] = round(time.time() - started, 4)
+    write_capture(out_dir, capture)
+    return 0 if capture["status"] == "ok" else 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="envcheck probe (runs inside a target)")
+    parser.add_argument("--bundle", required=True, help="directory with model/ and inputs.npz")
+    parser.add_argument("--out", required=True, help="directory to write capture.json and outputs.npz to")
+    parser.add_argument("--make-inputs", type=int, metavar="BATCH",
+                        help="instead of probing, write a seeded inputs.npz for the model's signature")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    keep_stdout_clean()
+    if not os.path.isdir(args.out):
+        os.makedirs(args.out)
+    if args.make_inputs:
+        try:
+            tf, np = import_tensorflow()
+            _, signature = load_signature(tf, os.path.join(args.bundle, "model"))
+            inputs = make_inputs(tf, np, signature, args.make_inputs, args.seed)
+        except ProbeFailure as failure:
+            sys.stderr.write("envcheck probe: %s\n" % failure.message)
+            return 1
+        atomic_write(os.path.join(args.out, "inputs.npz"), lambda handle: np.savez(handle, **inputs))
+        return 0
+    return probe(args.bundle, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Hash identifying values (hostnames, GPU UUIDs and serials) in anything meant to be shared.
+
+The digest is salted and stable, so the same host gives the same token in every report of a fleet
+and a reviewer can still group by it, yet the raw value never leaves the local capture.
+Set ENVCHECK_REDACTION_SALT to make tokens unlinkable to another organisation's reports.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+from typing import Any
+
+# List indexes are written [*], so one entry covers every GPU.
+IDENTIFYING_PATHS = ("host.hostname", "gpu.gpus[*].uuid", "gpu.gpus[*].serial", "gpu.gpus[*].pci_bus_id",
+                     "tensorflow.gpu_devices[*].pci_bus_id")
+DEFAULT_SALT = "envcheck/1"
+REDACTED_PREFIX = "sha256:"
+
+
+def hash_identifier(value: str) -> str:
+    salt = os.environ.get("ENVCHECK_REDACTION_SALT", DEFAULT_SALT)
+    return REDACTED_PREFIX + hashlib.sha256(f"{salt}\0{value}".encode()).hexdigest()[:16]
+
+
+def redact_fingerprint(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `fingerprint` with every identifying value hashed (idempotent)."""
+    shared = copy.deepcopy(fingerprint)
+    _redact(shared, "")
+    return shared
+
+
+def _redact(node: Any, path: str) -> None:
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in list(children):
+        child = f"{path}[*]" if isinstance(key, int) else (f"{path}.{key}" if path else str(key))
+        if isinstance(value, (dict, list)):
+            _redact(value, child)
+        elif (isinstance(value, str) and child in IDENTIFYING_PATHS
+              and not value.startswith(REDACTED_PREFIX)):
+            node[key] = hash_identifier(value)

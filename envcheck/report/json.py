@@ -1,0 +1,73 @@
+"""The JSON report (schema envcheck.report/1): the stable format CI and fleet review read.
+
+Fields (additive changes keep the schema; a removal or a change of meaning bumps it):
+  schema, envcheck_version, created (UTC ISO 8601), exit_code (0/1/3), fail_on ("fail"|"warn"),
+  golden {path, sha256}, summary {verdict: count},
+  targets: [{spec, site, verdict, error (null | {kind, message, exit_code, stage, stderr_tail}),
+             outputs {name: statistics}, fingerprint_diff [{path, golden, target, severity}],
+             hints [str], fingerprint {…} (identifying values hashed), target {…}, timings {…},
+             output_digest (sha256 of all outputs; equal digests = bitwise-identical outputs)}]
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from typing import Any
+
+from envcheck.model import OutputComparison, RunReport, TargetResult
+
+REPORT_SCHEMA = "envcheck.report/1"
+
+
+def report_to_dict(report: RunReport) -> dict[str, Any]:
+    return {
+        "schema": REPORT_SCHEMA,
+        "envcheck_version": report.envcheck_version,
+        "created": report.created,
+        "exit_code": report.exit_code,
+        "fail_on": report.fail_on,
+        "golden": {"path": report.golden_path, "sha256": report.golden_sha256},
+        "summary": dict(Counter(t.verdict for t in report.targets)),
+        "targets": [_target(t) for t in report.targets],
+    }
+
+
+def render_json(report: RunReport) -> str:
+    return json.dumps(report_to_dict(report), indent=2, sort_keys=False, default=_jsonable) + "\n"
+
+
+def _target(result: TargetResult) -> dict[str, Any]:
+    error = None
+    if result.error:
+        error = {"kind": result.error.kind, "message": result.error.message, "exit_code": result.error.exit_code,
+                 "stage": result.error.stage, "stderr_tail": result.error.stderr_tail[-2000:]}
+    return {
+        "spec": result.spec,
+        "site": result.site,
+        "verdict": result.verdict,
+        "error": error,
+        "outputs": {o.name: _output(o) for o in result.outputs},
+        "fingerprint_diff": [dataclasses.asdict(d) for d in result.fingerprint_diff],
+        "hints": list(result.hints),
+        "fingerprint": result.fingerprint,
+        "target": result.target_info,
+        "timings": result.timings,
+        "output_digest": result.output_digest,
+    }
+
+
+def _output(comparison: OutputComparison) -> dict[str, Any]:
+    stats = dataclasses.asdict(comparison)
+    del stats["name"]
+    stats["shape"] = list(comparison.shape) if comparison.shape is not None else None
+    stats["ulp_histogram"] = [list(pair) for pair in comparison.ulp_histogram]
+    return stats
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)

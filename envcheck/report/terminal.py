@@ -1,0 +1,123 @@
+"""What a person sees in the terminal: a table of targets and verdicts, then the evidence for each
+target that is not IDENTICAL (numbers per output, fingerprint differences, hints, failure reason)."""
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from envcheck.model import OutputComparison, RunReport, TargetResult
+
+VERDICT_STYLE = {"IDENTICAL": "bold green", "PASS": "green", "WARN": "bold yellow", "FAIL": "bold red",
+                 "ERROR": "bold magenta"}
+SEVERITY_STYLE = {"fail": "red", "warn": "yellow", "info": "dim"}
+EXIT_MEANING = {0: "matched the golden within policy", 1: "drift: at least one target failed the policy",
+                3: "could not decide: at least one target could not be checked"}
+STATUS_STYLE = {"identical": "green", "noise": "green", "drift": "bold red", "mismatch": "bold red"}
+MAX_INFO_DIFFS = 8
+
+
+def render_terminal(report: RunReport) -> RenderableType:
+    parts: list[RenderableType] = [_summary_table(report)]
+    for result in report.targets:
+        if result.verdict != "IDENTICAL":
+            parts.append(_details(result))
+    meaning = EXIT_MEANING.get(report.exit_code, "")
+    parts.append(Text.assemble(("exit ", "bold"), (str(report.exit_code), "bold"), f" — {meaning}"))
+    return Group(*parts)
+
+
+def _summary_table(report: RunReport) -> Table:
+    table = Table(title=f"envcheck — golden {report.golden_path} ({report.golden_sha256[:12]})",
+                  title_justify="left")
+    table.add_column("target")
+    table.add_column("site")
+    table.add_column("verdict")
+    table.add_column("outputs")
+    table.add_column("fingerprint")
+    for result in report.targets:
+        table.add_row(result.spec, result.site or "—", Text(result.verdict, VERDICT_STYLE[result.verdict]),
+                      _outputs_summary(result), _diff_summary(result))
+    return table
+
+
+def _outputs_summary(result: TargetResult) -> str:
+    if result.error:
+        return f"{result.error.kind}"
+    return ", ".join(f"{o.name}: {_short(o)}" for o in result.outputs)
+
+
+def _short(output: OutputComparison) -> str:
+    if output.status == "identical":
+        return "identical"
+    if output.status == "mismatch":
+        return "mismatch"
+    if output.max_ulp is not None:
+        return f"{output.status} (max {output.max_ulp} ULP)"
+    return f"{output.status} (max rel {output.max_rel:.2g})"
+
+
+def _diff_summary(result: TargetResult) -> str:
+    counts = {s: sum(d.severity == s for d in result.fingerprint_diff) for s in ("fail", "warn", "info")}
+    shown = [f"{n} {s}" for s, n in counts.items() if n]
+    return ", ".join(shown) or "same"
+
+
+def _details(result: TargetResult) -> Panel:
+    body: list[RenderableType] = []
+    if result.error:
+        body.append(Text(result.error.message, "magenta"))
+    if result.outputs and any(o.status != "identical" for o in result.outputs):
+        body.extend(_evidence_lines(result))
+    diffs = [d for d in result.fingerprint_diff if d.severity != "info"]
+    info = [d for d in result.fingerprint_diff if d.severity == "info"]
+    if diffs or info:
+        table = Table(show_header=True, box=None, padding=(0, 1))
+        for column in ("severity", "path", "golden", "target"):
+            table.add_column(column)
+        for d in diffs + info[:MAX_INFO_DIFFS]:
+            table.add_row(Text(d.severity, SEVERITY_STYLE[d.severity]), d.path, _clip(d.golden), _clip(d.target))
+        if len(info) > MAX_INFO_DIFFS:
+            table.add_row("", f"… {len(info) - MAX_INFO_DIFFS} more info-level differences (see the JSON report)", "", "")
+        body.append(table)
+    for hint in result.hints:
+        body.append(Text(f"hint: {hint}", "cyan"))
+    title = Text.assemble(result.spec, "  ", (result.verdict, VERDICT_STYLE[result.verdict]))
+    return Panel(Group(*body), title=title, title_align="left")
+
+
+def _evidence_lines(result: TargetResult) -> list[Text]:
+    """One line of numbers per output: lines wrap in a narrow terminal where a wide table cannot."""
+    lines = []
+    for o in result.outputs:
+        line = Text.assemble((f"{o.name}: ", "bold"), (o.status, STATUS_STYLE[o.status]))
+        if o.status in ("noise", "drift"):
+            numbers = [f"max {_num(o.max_ulp)} ULP (p99 {_num(o.p99_ulp)})", f"max abs {_num(o.max_abs)} (p99 {_num(o.p99_abs)})",
+                       f"max rel {_num(o.max_rel)} (p99 {_num(o.p99_rel)})", f"{_pct(o.changed_fraction)} changed"]
+            if o.top1_agreement is not None:
+                numbers.append(f"top-1 agrees {_pct(o.top1_agreement)}")
+            numbers.append(f"would pass at tol {_num(o.min_passing_tolerance)} (policy atol {o.tolerance.atol:g}, "
+                           f"rtol {o.tolerance.rtol:g})")
+            line.append(" · " + " · ".join(numbers))
+        if o.reason:
+            line.append(f" — {o.reason}", "red")
+        lines.append(line)
+    return lines
+
+
+def _num(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.3g}"
+
+
+def _pct(value) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _clip(value, width: int = 60) -> str:
+    text = "unset" if value is None else str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,56 @@
+"""Run the probe in many targets, concurrently, and build the run's report.
+
+A failing target is a TargetFailure in the list, never an exception that stops the others.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol
+
+from envcheck import __version__
+from envcheck.compare.evaluate import evaluate
+from envcheck.compare.policy import Policy
+from envcheck.compare.verdict import FailOn, exit_code_for
+from envcheck.golden import GoldenBundle
+from envcheck.model import Capture, RunReport, TargetFailure, TargetResult
+from envcheck.targets.base import Target
+
+
+class ProgressListener(Protocol):
+    def started(self, index: int, spec: str) -> None: ...
+
+    def finished(self, index: int, spec: str, outcome: Capture | TargetFailure) -> None: ...
+
+
+def run_target(target: Target, bundle_dir: Path, timeout: float, site: str | None = None) -> Capture | TargetFailure:
+    with tempfile.TemporaryDirectory(prefix="envcheck-capture-") as out_dir:
+        outcome = target.run(Path(bundle_dir), Path(out_dir), timeout)
+    return dataclasses.replace(outcome, site=site)
+
+
+def run_targets(targets: Sequence[Target], bundle_dir: Path, *, timeout: float, jobs: int = 1,
+                site: str | None = None, progress: ProgressListener | None = None) -> list[Capture | TargetFailure]:
+    """Outcomes in the order of `targets`; up to `jobs` run at once."""
+    def one(index: int, target: Target) -> Capture | TargetFailure:
+        if progress:
+            progress.started(index, target.spec)
+        outcome = run_target(target, bundle_dir, timeout, site)
+        if progress:
+            progress.finished(index, target.spec, outcome)
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(one, range(len(targets)), targets))
+
+
+def build_report(golden: GoldenBundle, outcomes: Sequence[Capture | TargetFailure], policy: Policy,
+                 fail_on: FailOn = "fail") -> RunReport:
+    results: list[TargetResult] = [evaluate(o, golden.expected, golden.fingerprint, policy) for o in outcomes]
+    return RunReport(golden_path=str(golden.path), golden_sha256=golden.sha256, targets=tuple(results),
+                     exit_code=int(exit_code_for((r.verdict for r in results), fail_on)), fail_on=fail_on,
+                     created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), envcheck_version=__version__)

@@ -1,0 +1,18 @@
+"""The one method every target kind provides."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from envcheck.model import Capture, TargetFailure
+
+PROBE_DIR = Path(__file__).resolve().parents[1] / "probe"
+PROBE_FILE = PROBE_DIR / "probe.py"
+
+
+class Target(Protocol):
+    spec: str
+
+    def run(self, bundle_dir: Path, out_dir: Path, timeout: float) -> Capture | TargetFailure:
+        """Run the probe on `bundle_dir` (model/ + inputs.npz); leave its capture in `out_dir`."""
+        ...

@@ -1,0 +1,40 @@
+"""Targets that are Python interpreters on this machine: `host` and `python:PATH`.
+
+The probe runs in a subprocess even for `host`, so host and container fingerprints come from the
+same code and a TensorFlow crash becomes a reported failure, not a dead CLI.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from envcheck.capture import read_capture
+from envcheck.model import Capture, TargetFailure
+from envcheck.targets.base import PROBE_FILE
+from envcheck.targets.process import run_child
+
+
+@dataclass(frozen=True)
+class InterpreterTarget:
+    spec: str
+    python: str
+
+    @classmethod
+    def for_host(cls) -> InterpreterTarget:
+        return cls(spec="host", python=sys.executable)
+
+    def run(self, bundle_dir: Path, out_dir: Path, timeout: float) -> Capture | TargetFailure:
+        python = shutil.which(self.python) or self.python
+        info = {"kind": "interpreter", "python": python}
+        command = [python, str(PROBE_FILE), "--bundle", str(Path(bundle_dir).resolve()),
+                   "--out", str(Path(out_dir).resolve())]
+        try:
+            # cwd = the capture directory, so files in the user's cwd cannot shadow imports.
+            child = run_child(command, timeout=timeout, cwd=out_dir)
+        except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
+            return TargetFailure(spec=self.spec, kind="interpreter-not-found",
+                                 message=f"cannot run the interpreter {self.python}: {error.strerror}",
+                                 target_info=info)
+        return read_capture(out_dir, self.spec, child=child, target_info=info)

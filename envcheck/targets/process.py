@@ -1,0 +1,46 @@
+"""Run a child process with a hard timeout that kills its whole process group."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from envcheck.capture import ChildExit
+
+STDERR_TAIL_CHARS = 4000
+
+
+def run_child(command: Sequence[str], timeout: float, env: Mapping[str, str] | None = None,
+              cwd: Path | None = None) -> ChildExit:
+    """Run `command`; stdout is discarded (the probe's results travel in files), stderr's tail kept.
+
+    Raises FileNotFoundError / PermissionError when the program cannot be started at all.
+    """
+    child = subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, env=dict(env) if env is not None else None,
+                             cwd=cwd, start_new_session=True)
+    try:
+        _, stderr = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(child)
+        _, stderr = child.communicate()
+        return ChildExit(returncode=child.returncode, timed_out=True, timeout_s=timeout,
+                         stderr_tail=_tail(stderr))
+    except BaseException:  # Ctrl-C: leave no orphan behind
+        _kill_group(child)
+        child.wait()
+        raise
+    return ChildExit(returncode=child.returncode, stderr_tail=_tail(stderr))
+
+
+def _kill_group(child: subprocess.Popen) -> None:
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _tail(stderr: bytes | None) -> str:
+    return (stderr or b"").decode("utf-8", "replace")[-STDERR_TAIL_CHARS:]
