@@ -1,0 +1,73 @@
+"""Shared fixtures. Infrastructure (TensorFlow, extra interpreters, Docker) is real: when it is missing,
+`require` skips locally but fails in CI (CI=true), so a green CI run means everything really ran."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from envcheck.cli import main
+from envcheck.golden import builtin_golden_dir
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE_CACHE = Path(os.environ.get("ENVCHECK_FIXTURE_CACHE", Path.home() / ".cache" / "envcheck-fixtures"))
+TF_OLDER_PYTHON = FIXTURE_CACHE / "venv-tf-older" / "bin" / "python"
+NO_TF_PYTHON = FIXTURE_CACHE / "venv-no-tf" / "bin" / "python"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip on a developer's machine, fail loudly in CI, when infrastructure is missing."""
+    if condition:
+        return
+    message = f"missing test infrastructure: {what} (run scripts/setup-test-env.sh)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def tensorflow_installed() -> bool:
+    return subprocess.run([sys.executable, "-c", "import importlib.util as u, sys; "
+                           "sys.exit(u.find_spec('tensorflow') is None)"]).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def needs_tensorflow() -> None:
+    require(tensorflow_installed(), f"TensorFlow in {sys.executable}")
+
+
+@pytest.fixture
+def run_cli(tmp_path, capsys):
+    """Run the CLI in-process; returns (exit code, stdout, stderr, parsed JSON report or None)."""
+    def run(*argv: str):
+        report = tmp_path / f"report-{len(list(tmp_path.glob('report-*.json')))}.json"
+        extra = ["--json", str(report), "--reports-dir", str(tmp_path / "kept")] if argv[0] in ("check", "compare") else []
+        code = main([*argv, *extra])
+        out, err = capsys.readouterr()
+        document = json.loads(report.read_text()) if report.exists() else None
+        return code, out, err, document
+    return run
+
+
+@pytest.fixture(scope="session")
+def golden_onednn_on(tmp_path_factory, needs_tensorflow) -> Path:
+    """The built-in model as a golden made with TF_ENABLE_ONEDNN_OPTS=1 set explicitly."""
+    out = tmp_path_factory.mktemp("golden") / "onednn-on"
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1"}
+    subprocess.run([sys.executable, "-m", "envcheck", "golden", "create", "--model",
+                    str(builtin_golden_dir() / "model"), "--inputs", str(builtin_golden_dir() / "inputs.npz"),
+                    "--out", str(out)], env=env, check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture
+def golden_copy(tmp_path) -> Path:
+    """A writable copy of the built-in golden, to corrupt."""
+    copy = tmp_path / "golden"
+    shutil.copytree(builtin_golden_dir(), copy)
+    return copy
