@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs, on a new machine or an old one (idempotent):
+# system packages, envcheck with TensorFlow, a running Docker daemon, the extra interpreters the
+# host-target tests use, and the fixture images (built without any registry).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE="${ENVCHECK_FIXTURE_CACHE:-$HOME/.cache/envcheck-fixtures}"
+export ENVCHECK_FIXTURE_CACHE="$CACHE"
+log() { printf '[setup] %s\n' "$*"; }
+
+need_apt=()
+command -v dockerd >/dev/null || need_apt+=(docker.io)
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+command -v gcc >/dev/null || need_apt+=(gcc)
+command -v chromium >/dev/null || need_apt+=(chromium)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "apt-get install ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+log "pip install -e .[tf,test]"
+python3 -m pip install --quiet --disable-pip-version-check -e '.[tf,test]'
+
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd"
+  (dockerd >/var/log/envcheck-dockerd.log 2>&1 &)
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/envcheck-dockerd.log"; exit 1; }
+fi
+
+# Interpreters for python:PATH targets: an older TensorFlow, and none at all.
+mkdir -p "$CACHE"
+if [ ! -x "$CACHE/venv-tf-older/bin/python" ] || ! "$CACHE/venv-tf-older/bin/python" -c 'import tensorflow' 2>/dev/null; then
+  log "venv with tensorflow-cpu 2.20.0"
+  rm -rf "$CACHE/venv-tf-older"
+  python3 -m venv "$CACHE/venv-tf-older"
+  "$CACHE/venv-tf-older/bin/pip" install --quiet --disable-pip-version-check tensorflow-cpu==2.20.0
+fi
+[ -x "$CACHE/venv-no-tf/bin/python" ] || { log "venv without TensorFlow"; python3 -m venv --without-pip "$CACHE/venv-no-tf"; }
+
+log "fixture images"
+python3 fixtures/images/build.py
+log "ready"

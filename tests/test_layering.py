@@ -1,0 +1,78 @@
+"""Architecture rules, checked on the source with ast (Polygraphy's habit)."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from envcheck import capture
+
+PACKAGE = Path(__file__).resolve().parents[1] / "envcheck"
+PROBE = PACKAGE / "probe" / "probe.py"
+HEAVY = ("docker", "pandas", "deepdiff", "tensorflow", "numpy", "rich")
+
+
+def _imports(path: Path, top_level_only: bool = False) -> set[str]:
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else ast.walk(tree)
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_probe_imports_only_the_standard_library_at_import_time():
+    assert _imports(PROBE, top_level_only=True) <= set(sys.stdlib_module_names)
+
+
+@pytest.mark.parametrize("script", ["probe.py", "builtin_model.py"])
+def test_probe_scripts_parse_as_python_3_8(script):
+    ast.parse((PACKAGE / "probe" / script).read_text(), feature_version=(3, 8))
+
+
+def test_host_tool_never_imports_the_probe_or_tensorflow():
+    for path in PACKAGE.rglob("*.py"):
+        if path.parent.name == "probe":
+            continue
+        imported = _imports(path)
+        assert "tensorflow" not in imported and "keras" not in imported, path
+        assert "envcheck.probe" not in path.read_text(), path
+
+
+def test_compare_never_touches_docker_and_only_fleet_uses_pandas():
+    for path in (PACKAGE / "compare").rglob("*.py"):
+        assert "docker" not in _imports(path), path
+    for path in PACKAGE.rglob("*.py"):
+        if path.name != "fleet.py":
+            assert "pandas" not in _imports(path), path
+
+
+def test_docker_errors_stay_inside_targets():
+    for path in PACKAGE.rglob("*.py"):
+        if "targets" not in path.parts:
+            assert "docker.errors" not in path.read_text(), path
+
+
+def test_probe_constants_agree_with_the_host_side():
+    constants = {}
+    for node in ast.parse(PROBE.read_text()).body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            constants[node.targets[0].id] = node.value.value
+    assert constants["CAPTURE_SCHEMA"] == capture.CAPTURE_SCHEMA
+    assert constants["CAPTURE_FILE"] == capture.CAPTURE_FILE
+    assert constants["OUTPUTS_FILE"] == capture.OUTPUTS_FILE
+
+
+def test_help_imports_no_heavy_module():
+    code = ("import sys, contextlib, io\nfrom envcheck.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try: main(['--help'])\n    except SystemExit: pass\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
