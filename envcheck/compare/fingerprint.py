@@ -14,7 +14,8 @@ def diff_fingerprints(golden: dict[str, Any], target: dict[str, Any], policy: Po
     from deepdiff import DeepDiff  # heavy: imported only when comparing
 
     # ignore_order: lists such as CPU flags or devices are sets; a reordering is no drift.
-    diff = DeepDiff(golden, target, ignore_order=True, view="tree", verbose_level=2)
+    # threshold_to_diff_deeper=0: always name the changed key, even when two package sets share few names.
+    diff = DeepDiff(golden, target, ignore_order=True, view="tree", verbose_level=2, threshold_to_diff_deeper=0)
     found = []
     for levels in diff.values():
         for level in levels:

@@ -31,7 +31,7 @@ def render_terminal(report: RunReport) -> RenderableType:
 def _summary_table(report: RunReport) -> Table:
     table = Table(title=f"envcheck — golden {report.golden_path} ({report.golden_sha256[:12]})",
                   title_justify="left")
-    table.add_column("target")
+    table.add_column("target", overflow="fold")
     table.add_column("site")
     table.add_column("verdict")
     table.add_column("outputs")

@@ -1,0 +1,222 @@
+"""Target `docker:IMAGE`: run the probe inside an image through the docker SDK.
+
+No bind mounts, so the daemon may be remote (DOCKER_HOST or --docker-host: unix://, tcp://, ssh://):
+the probe and the bundle go in with put_archive, the capture comes back with get_archive, and the
+container is removed on every path out — success, failure, timeout and Ctrl-C. Probe containers
+run without network, without privileges and with every capability dropped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import shlex
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import docker.types
+import requests.exceptions
+
+from envcheck.capture import ChildExit, read_capture
+from envcheck.model import Capture, TargetFailure
+from envcheck.targets.base import PROBE_FILE
+
+WORK_DIR = "/tmp/envcheck"
+CAPTURE_DIR = f"{WORK_DIR}/capture"
+NO_PYTHON_STATUS = 127
+NO_PYTHON_MARKER = "envcheck: no python3 or python on PATH in this image"
+CONTAINER_LABEL = "envcheck.probe"
+CLIENT_TIMEOUT_S = 120
+STDERR_TAIL_LINES = 60
+
+
+@dataclass(frozen=True)
+class DockerTarget:
+    spec: str
+    image: str
+    docker_host: str | None = None
+    pull: bool = False
+    memory: str | None = None
+    gpus: str | None = None
+    image_python: str | None = None
+
+    def run(self, bundle_dir: Path, out_dir: Path, timeout: float) -> Capture | TargetFailure:
+        info: dict[str, Any] = {"kind": "docker", "image_ref": self.image, "gpus_requested": self.gpus,
+                                "memory_limit": self.memory}
+
+        def failure(kind: str, message: str) -> TargetFailure:
+            return TargetFailure(spec=self.spec, kind=kind, message=message, target_info=info)
+
+        try:
+            client = connect(self.docker_host)
+        except docker.errors.DockerException as error:
+            return failure("daemon-unreachable", f"cannot reach the Docker daemon at {self._daemon_name()}: "
+                           f"{_first_line(error)}")
+        try:
+            info.update(daemon_identity(client, self.docker_host))
+            image = self._image(client)
+            if isinstance(image, TargetFailure):
+                return image
+            info.update(image_identity(image))
+            return self._probe(client, image, Path(bundle_dir), Path(out_dir), timeout, info)
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as error:
+            return failure("docker-error", f"the Docker daemon at {self._daemon_name()} failed: {_first_line(error)}")
+        finally:
+            client.close()
+
+    def _daemon_name(self) -> str:
+        return self.docker_host or "DOCKER_HOST / the default socket"
+
+    def _image(self, client: docker.DockerClient):
+        try:
+            return client.images.get(self.image)
+        except docker.errors.ImageNotFound:
+            if not self.pull:
+                return TargetFailure(spec=self.spec, kind="image-not-found", target_info={"image_ref": self.image},
+                                     message=f"image {self.image} is not on the daemon at {self._daemon_name()} "
+                                             "(envcheck never pulls unless --pull)")
+        try:
+            return client.images.pull(self.image)
+        except docker.errors.DockerException as error:
+            return TargetFailure(spec=self.spec, kind="image-not-found", target_info={"image_ref": self.image},
+                                 message=f"image {self.image} is not present and pulling it failed: {_first_line(error)}")
+
+    def _probe(self, client, image, bundle_dir: Path, out_dir: Path, timeout: float, info: dict) -> Capture | TargetFailure:
+        container = client.containers.create(image.id, detach=True, labels={CONTAINER_LABEL: "1"}, **self._run_options())
+        info["container_user"] = image.attrs.get("Config", {}).get("User") or "root"
+        try:
+            container.put_archive("/tmp", probe_archive(bundle_dir))
+            started = time.monotonic()
+            try:
+                container.start()
+            except docker.errors.APIError as error:  # the runtime could not exec the entrypoint
+                return TargetFailure(spec=self.spec, kind="no-python" if self.image_python else "container-start",
+                                     target_info=info, message=f"cannot start the probe in image {self.image}: "
+                                     f"{error.explanation or _first_line(error)}")
+            timed_out, status = False, None
+            try:
+                status = container.wait(timeout=timeout)["StatusCode"]
+            except requests.exceptions.ConnectionError:  # ReadTimeout: the probe is still running
+                timed_out = True
+                container.kill()
+            info["elapsed_s"] = round(time.monotonic() - started, 3)
+            container.reload()
+            stderr = container.logs(stdout=False, stderr=True, tail=STDERR_TAIL_LINES).decode("utf-8", "replace")
+            if status == NO_PYTHON_STATUS and NO_PYTHON_MARKER in stderr:
+                return TargetFailure(spec=self.spec, kind="no-python", exit_code=status, stderr_tail=stderr,
+                                     target_info=info, message=f"image {self.image} has no python3 or python on PATH; "
+                                     "name one with --image-python PATH")
+            oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
+            fetch_capture(container, out_dir)
+            child = ChildExit(returncode=137 if oom and not timed_out else status, timed_out=timed_out,
+                              timeout_s=timeout, stderr_tail=stderr)
+            outcome = read_capture(out_dir, self.spec, child=child, target_info=info)
+            if oom and isinstance(outcome, TargetFailure) and outcome.kind == "killed":
+                limit = f" of {self.memory}" if self.memory else ""
+                stage = (outcome.stage or "probing").replace("-", " ")
+                return dataclasses.replace(outcome, message=f"the container ran out of memory (OOM-killed at its "
+                                                            f"limit{limit}) while {stage}")
+            return outcome
+        finally:
+            container.remove(force=True)
+
+    def _run_options(self) -> dict[str, Any]:
+        probe = [f"{WORK_DIR}/probe.py", "--bundle", f"{WORK_DIR}/bundle", "--out", CAPTURE_DIR]
+        if self.image_python:
+            entrypoint, command = [self.image_python], probe
+        else:
+            # NOTE: the image's own entrypoint is replaced; its user, workdir and environment are kept.
+            args = " ".join(shlex.quote(a) for a in probe)
+            script = (f'for p in python3 python; do if command -v "$p" >/dev/null 2>&1; then exec "$p" {args}; fi; done; '
+                      f'echo {shlex.quote(NO_PYTHON_MARKER)} >&2; exit {NO_PYTHON_STATUS}')
+            entrypoint, command = ["/bin/sh", "-c"], [script]
+        options: dict[str, Any] = {
+            "entrypoint": entrypoint, "command": command,
+            "network_disabled": True, "network_mode": "none",
+            "privileged": False, "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
+            "pids_limit": 4096,
+        }
+        if self.memory:
+            options["mem_limit"] = self.memory
+            options["memswap_limit"] = self.memory  # no swap: an over-limit probe is OOM-killed, not slowed
+        if self.gpus:
+            count = -1 if self.gpus == "all" else int(self.gpus)
+            options["device_requests"] = [docker.types.DeviceRequest(count=count, capabilities=[["gpu"]])]
+        return options
+
+
+def connect(docker_host: str | None) -> docker.DockerClient:
+    """A client for `docker_host`, or for DOCKER_HOST / the default socket; fails fast when unreachable."""
+    if docker_host:
+        client = docker.DockerClient(base_url=docker_host, timeout=CLIENT_TIMEOUT_S, use_ssh_client=docker_host.startswith("ssh://"))
+    else:
+        client = docker.from_env(timeout=CLIENT_TIMEOUT_S)
+    client.ping()
+    return client
+
+
+def daemon_identity(client: docker.DockerClient, docker_host: str | None) -> dict[str, Any]:
+    version = client.version()
+    return {"daemon": {"host": docker_host or "default", "version": version.get("Version"),
+                       "api_version": version.get("ApiVersion"), "os": version.get("Os"), "arch": version.get("Arch")}}
+
+
+def image_identity(image) -> dict[str, Any]:
+    """What exactly was checked, seen from outside the container."""
+    attrs = image.attrs
+    return {"image": {"id": image.id, "tags": sorted(image.tags), "repo_digests": sorted(attrs.get("RepoDigests") or []),
+                      "labels": dict(sorted((image.labels or {}).items())), "created": attrs.get("Created"),
+                      "architecture": attrs.get("Architecture"), "os": attrs.get("Os")}}
+
+
+def probe_archive(bundle_dir: Path) -> bytes:
+    """A tar of envcheck/{probe.py, bundle/model/…, bundle/inputs.npz, capture/} to unpack under /tmp.
+
+    Owned by root and world-readable; capture/ is world-writable (sticky), so the probe can write it
+    whatever user the image runs as.
+    """
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        def add_dir(name: str, mode: int) -> None:
+            entry = tarfile.TarInfo(name)
+            entry.type, entry.mode, entry.mtime = tarfile.DIRTYPE, mode, int(time.time())
+            archive.addfile(entry)
+
+        def add_file(name: str, path: Path) -> None:
+            entry = tarfile.TarInfo(name)
+            entry.size, entry.mode, entry.mtime = path.stat().st_size, 0o644, int(time.time())
+            with open(path, "rb") as stream:
+                archive.addfile(entry, stream)
+
+        for directory, mode in (("envcheck", 0o755), ("envcheck/bundle", 0o755), ("envcheck/capture", 0o1777)):
+            add_dir(directory, mode)
+        add_file("envcheck/probe.py", PROBE_FILE)
+        add_file("envcheck/bundle/inputs.npz", bundle_dir / "inputs.npz")
+        for path in sorted((bundle_dir / "model").rglob("*")):
+            name = f"envcheck/bundle/{path.relative_to(bundle_dir).as_posix()}"
+            add_dir(name, 0o755) if path.is_dir() else add_file(name, path)
+    return buffer.getvalue()
+
+
+def fetch_capture(container, out_dir: Path) -> None:
+    """Copy the capture directory out of the container; nothing there is fine (read_capture says so)."""
+    try:
+        stream, _ = container.get_archive(CAPTURE_DIR)
+    except docker.errors.NotFound:
+        return
+    data = b"".join(stream)
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        for member in archive.getmembers():
+            name = Path(member.name)
+            if member.isfile() and len(name.parts) == 2 and name.parts[0] == "capture":
+                source = archive.extractfile(member)
+                (Path(out_dir) / name.name).write_bytes(source.read())
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:300] if text else type(error).__name__

@@ -1,0 +1,218 @@
+"""Docker image targets against a real daemon and real fixture images (fixtures/images/*).
+
+In CI a missing daemon or image fails these tests; on a developer machine they are skipped with
+the command that sets them up.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import require
+from envcheck.errors import ExitCode
+from envcheck.golden import builtin_golden_dir
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+PREFIX = "envcheck-fixture"
+FIXTURES = ("reference", "onednn-off", "tf-older", "no-tf", "nonroot")
+
+
+def _image(name: str) -> str:
+    return f"docker:{PREFIX}/{name}"
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except docker.errors.DockerException as error:
+        require(False, f"a running Docker daemon ({error})")
+    missing = [name for name in FIXTURES if not client.images.list(name=f"{PREFIX}/{name}")]
+    require(not missing, f"fixture images {missing} (python fixtures/images/build.py)")
+    return client
+
+
+@pytest.fixture(scope="session")
+def reference_golden(docker_client, tmp_path_factory) -> Path:
+    """A golden created from the reference image, as the issue's workflow does."""
+    out = tmp_path_factory.mktemp("golden") / "reference"
+    subprocess.run([sys.executable, "-m", "envcheck", "golden", "create", "--model", str(builtin_golden_dir() / "model"),
+                    "--inputs", str(builtin_golden_dir() / "inputs.npz"), "--target", _image("reference"),
+                    "--out", str(out)], check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture
+def no_leftovers(docker_client):
+    """Every test leaves no probe container behind, whatever happened."""
+    yield
+    leftovers = docker_client.containers.list(all=True, filters={"label": "envcheck.probe"})
+    assert leftovers == [], f"probe containers left behind: {[c.name for c in leftovers]}"
+
+
+def _check(run_cli, golden: Path, *targets: str, extra=()):
+    argv = ["check", "--golden", str(golden)]
+    for target in targets:
+        argv += ["--target", target]
+    return run_cli(*argv, *extra)
+
+
+@pytest.mark.parametrize("fixture", ["reference", "nonroot"])
+def test_reference_and_nonroot_are_identical(run_cli, reference_golden, no_leftovers, fixture):
+    code, _, _, report = _check(run_cli, reference_golden, _image(fixture))
+    target = report["targets"][0]
+    assert code == ExitCode.OK and target["verdict"] == "IDENTICAL", target["fingerprint_diff"]
+    assert target["target"]["image"]["id"].startswith("sha256:")
+    assert target["target"]["daemon"]["version"]
+    if fixture == "nonroot":  # a non-root USER and an entrypoint that is not Python
+        assert target["target"]["container_user"] == "factory"
+        assert target["fingerprint"]["host"]["uid"] == 10001
+
+
+def test_onednn_off_image_warns_and_names_the_variable(run_cli, reference_golden, no_leftovers):
+    code, _, _, report = _check(run_cli, reference_golden, _image("onednn-off"))
+    target = report["targets"][0]
+    assert code == ExitCode.OK and target["verdict"] == "WARN"
+    assert all(o["status"] == "noise" for o in target["outputs"].values())
+    assert any(d["path"] == "env.TF_ENABLE_ONEDNN_OPTS" and d["target"] == "0" for d in target["fingerprint_diff"])
+    assert any("TF_ENABLE_ONEDNN_OPTS" in hint for hint in target["hints"])
+
+
+def test_older_tensorflow_image_fails_naming_the_version(run_cli, reference_golden, no_leftovers):
+    code, out, _, report = _check(run_cli, reference_golden, _image("tf-older"))
+    target = report["targets"][0]
+    assert code == ExitCode.DRIFT and target["verdict"] == "FAIL"
+    version = next(d for d in target["fingerprint_diff"] if d["path"] == "tensorflow.version")
+    assert version["severity"] == "fail" and version["target"].startswith("2.20")
+    assert "tensorflow.version" in out
+
+
+@pytest.mark.parametrize("spec, extra, kind, says", [
+    pytest.param(_image("no-tf"), (), "tensorflow-not-importable", "TensorFlow is not importable", id="no-tf"),
+    pytest.param(f"docker:{PREFIX}/does-not-exist", (), "image-not-found", "never pulls", id="missing-image"),
+    pytest.param(_image("reference"), ("--timeout", "1.5"), "timeout", "did not finish within 1.5 s", id="timeout"),
+    pytest.param(_image("reference"), ("--memory", "48m"), "killed", "out of memory", id="oom"),
+    pytest.param(_image("no-tf"), ("--image-python", "/usr/bin/python9"), "no-python", "/usr/bin/python9",
+                 id="bad-image-python"),
+    pytest.param(_image("reference"), ("--docker-host", "unix:///nonexistent/docker.sock"), "daemon-unreachable",
+                 "cannot reach the Docker daemon", id="daemon-down"),
+])
+def test_failures_are_errors_with_plain_words(run_cli, reference_golden, no_leftovers, spec, extra, kind, says):
+    code, _, err, report = _check(run_cli, reference_golden, spec, extra=extra)
+    error = report["targets"][0]["error"]
+    assert code == ExitCode.UNDECIDED and report["targets"][0]["verdict"] == "ERROR"
+    assert error["kind"] == kind and says in error["message"], error
+    assert "Traceback" not in err
+
+
+def test_image_without_python_is_named(run_cli, reference_golden, docker_client, no_leftovers, tmp_path):
+    image, _ = docker_client.images.build(fileobj=_dockerfile(
+        f"FROM {PREFIX}/base:bookworm\nRUN rm -f /usr/bin/python3* /usr/bin/python\n"), tag=f"{PREFIX}/no-python", rm=True)
+    code, _, _, report = _check(run_cli, reference_golden, f"docker:{PREFIX}/no-python")
+    assert code == ExitCode.UNDECIDED and report["targets"][0]["error"]["kind"] == "no-python"
+
+
+def _dockerfile(text: str):
+    import io
+    return io.BytesIO(text.encode())
+
+
+def test_probe_containers_have_no_network_and_no_privileges(docker_client, no_leftovers):
+    from envcheck.targets.docker import DockerTarget
+
+    options = DockerTarget(spec="x", image=f"{PREFIX}/nonroot")._run_options()
+    options.update(entrypoint=["/bin/sh", "-c"], command=["grep CapEff /proc/self/status; ls /sys/class/net"])
+    output = docker_client.containers.run(f"{PREFIX}/nonroot", remove=True, labels={"envcheck.probe": "1"},
+                                          **options).decode()
+    assert "CapEff:\t0000000000000000" in output
+    assert output.split()[-1] == "lo" and len(output.split()) == 3  # loopback only
+
+
+def test_many_targets_in_one_run(run_cli, reference_golden, no_leftovers):
+    specs = [_image(name) for name in FIXTURES] + [f"docker:{PREFIX}/does-not-exist"]
+    code, _, _, report = _check(run_cli, reference_golden, *specs, extra=("--jobs", "2"))
+    verdicts = {t["spec"]: t["verdict"] for t in report["targets"]}
+    assert code == ExitCode.UNDECIDED
+    assert [t["spec"] for t in report["targets"]] == specs
+    assert verdicts == {_image("reference"): "IDENTICAL", _image("nonroot"): "IDENTICAL",
+                        _image("onednn-off"): "WARN", _image("tf-older"): "FAIL", _image("no-tf"): "ERROR",
+                        f"docker:{PREFIX}/does-not-exist": "ERROR"}
+
+
+def test_image_capture_and_host_capture_of_the_same_environment(run_cli, reference_golden, needs_tensorflow):
+    """The host runs the same TensorFlow build on the same CPU: the same bits, only Python/packages differ."""
+    code, _, _, report = _check(run_cli, reference_golden, "host")
+    target = report["targets"][0]
+    assert all(o["status"] == "identical" for o in target["outputs"].values())
+    assert not [d for d in target["fingerprint_diff"] if d["severity"] == "fail"]
+    assert target["output_digest"] == _digest_of_golden(reference_golden)
+
+
+def _digest_of_golden(golden: Path) -> str:
+    from envcheck.compare.evaluate import output_digest
+    from envcheck.golden import load_golden
+    return output_digest(load_golden(golden).expected)
+
+
+def test_golden_created_from_an_image_records_the_image_fingerprint(reference_golden):
+    from envcheck.golden import load_golden
+    fingerprint = load_golden(reference_golden).fingerprint
+    assert fingerprint["host"]["in_container"] is True
+    assert fingerprint["tensorflow"]["version"] == "2.21.0"
+
+
+@pytest.fixture(scope="module")
+def second_daemon(docker_client, tmp_path_factory):
+    """Another dockerd on this machine, with its own socket, data-root, pid file and bridge: a second site."""
+    require(shutil.which("dockerd") is not None and shutil.which("ip") is not None, "dockerd and ip")
+    root = Path(tempfile_dir := tmp_path_factory.mktemp("site2"))
+    bridge = f"envchk{os.getpid() % 10000}"
+    subprocess.run(["ip", "link", "add", "name", bridge, "type", "bridge"], check=True)
+    subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
+    socket = root / "docker.sock"
+    daemon = subprocess.Popen(["dockerd", "--host", f"unix://{socket}", "--data-root", str(root / "data"),
+                               "--exec-root", str(root / "exec"), "--pidfile", str(root / "docker.pid"),
+                               "--bridge", bridge, "--iptables=false", "--ip-masq=false"],
+                              stdout=subprocess.DEVNULL, stderr=open(root / "dockerd.log", "wb"))
+    try:
+        import docker
+        for _ in range(60):
+            if socket.exists():
+                try:
+                    client = docker.DockerClient(base_url=f"unix://{socket}", timeout=600)
+                    client.ping()
+                    break
+                except docker.errors.DockerException:
+                    pass
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"second dockerd did not start: {(root / 'dockerd.log').read_text()[-2000:]}")
+        # Ship the reference image to the second site the way a factory would receive it: save/load.
+        client.images.load(docker_client.images.get(f"{PREFIX}/reference").save(named=True, chunk_size=1 << 20))
+        yield f"unix://{socket}", client
+        client.close()
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+        subprocess.run(["ip", "link", "delete", bridge], check=False)
+        shutil.rmtree(tempfile_dir, ignore_errors=True)
+
+
+def test_second_daemon_is_checked_as_another_site(run_cli, reference_golden, second_daemon):
+    url, client = second_daemon
+    code, _, _, report = run_cli("check", "--golden", str(reference_golden), "--target", _image("reference"),
+                                 "--docker-host", url, "--site", "factory-2")
+    target = report["targets"][0]
+    assert code == ExitCode.OK and target["verdict"] == "IDENTICAL" and target["site"] == "factory-2"
+    assert target["target"]["daemon"]["host"] == url
+    assert client.containers.list(all=True, filters={"label": "envcheck.probe"}) == []
