@@ -155,6 +155,7 @@ def command_check(args: argparse.Namespace) -> int:
     golden = load_golden(args.golden)
     policy = _policy(golden, args)
     targets = _targets(args.targets or ["host"], args)
+    _preload_comparison()
     with _progress([t.spec for t in targets]) as progress:
         outcomes = run_targets(targets, golden.path, timeout=args.timeout, jobs=args.jobs, site=args.site,
                                progress=progress)
@@ -251,6 +252,19 @@ def _publish(report, args: argparse.Namespace) -> int:
     Console(soft_wrap=False).print(render_terminal(report))
     print(f"report: {', '.join(str(p) for p in written)}")
     return report.exit_code
+
+
+def _preload_comparison() -> None:
+    """Import the comparison's heavy modules in the background while the targets run (the CPU is
+    otherwise idle waiting for the probes), so the verdict follows the last capture at once."""
+    import importlib
+    import threading
+
+    def load() -> None:
+        for name in ("deepdiff", "rich.table", "rich.panel"):
+            importlib.import_module(name)
+
+    threading.Thread(target=load, name="envcheck-preload", daemon=True).start()
 
 
 def _with_site(outcome, site):
