@@ -6,6 +6,7 @@ that `envcheck --help` stays instant.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -69,6 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     _comparison_options(compare)
     compare.set_defaults(run=command_compare)
 
+    review = commands.add_parser(
+        "review", help="review many JSON reports: matrix, equivalence classes, attribution, trend",
+        description="Read many JSON reports (files or directories) and review drift across sites.",
+        epilog="example: envcheck review reports/ site-reports/ --since 2026-11-01 --html fleet.html --csv fleet.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    review.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="report files or directories of them")
+    review.add_argument("--since", metavar="DATE", help="only reports created on or after DATE (YYYY-MM-DD)")
+    review.add_argument("--html", type=Path, metavar="PATH", help="write the review as a self-contained HTML page")
+    review.add_argument("--csv", type=Path, metavar="PATH", help="write the flat table (site × target × run) as CSV")
+    review.set_defaults(run=command_review)
+
     golden = commands.add_parser("golden", help="create or verify a golden bundle")
     golden_commands = golden.add_subparsers(dest="golden_command", required=True, metavar="ACTION")
     create = golden_commands.add_parser(
@@ -109,6 +121,9 @@ def _comparison_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fail-on", choices=("warn", "fail"), default="fail",
                         help="'warn' makes WARN targets fail the gate too (default: fail)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the JSON report here")
+    parser.add_argument("--html", type=Path, metavar="PATH", help="write a self-contained HTML report")
+    parser.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML (a test case per target × check)")
+    parser.add_argument("--markdown", type=Path, metavar="PATH", help="write a Markdown summary (merge-request comment)")
     parser.add_argument("--reports-dir", type=Path, default=Path(DEFAULT_REPORTS_DIR), metavar="DIR",
                         help=f"every run's JSON report is kept here (default {DEFAULT_REPORTS_DIR}/)")
 
@@ -207,6 +222,42 @@ def command_probe(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def command_review(args: argparse.Namespace) -> int:
+    import pandas as pd
+    from rich.console import Console
+
+    from envcheck.errors import UsageError
+    from envcheck.files import atomic_write_text
+    from envcheck.report.fleet import flat_table, load_fleet, report_files
+    from envcheck.report.fleet_html import render_review_html
+    from envcheck.report.fleet_terminal import render_review
+
+    since = None
+    if args.since:
+        try:
+            since = pd.Timestamp(args.since, tz="UTC")
+        except ValueError:
+            raise UsageError(f"--since {args.since!r} is not a date (YYYY-MM-DD)") from None
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        _err(f"no such file or directory: {', '.join(missing)}")
+    fleet = load_fleet([p for p in args.paths if p.exists()], since)
+    if fleet.files_read == 0 and not (since and report_files(args.paths)):
+        for path, why in fleet.skipped:
+            _err(f"skipped {path}: {why}")
+        _err("error: no report could be read")
+        return ExitCode.UNDECIDED
+    if args.csv:
+        atomic_write_text(args.csv, flat_table(fleet).to_csv(index=False))
+    if args.html:
+        atomic_write_text(args.html, render_review_html(fleet))
+    Console(soft_wrap=False).print(render_review(fleet))
+    written = [str(p) for p in (args.csv, args.html) if p]
+    if written:
+        print(f"written: {', '.join(written)}")
+    return ExitCode.OK
+
+
 def command_golden_create(args: argparse.Namespace) -> int:
     from envcheck.golden_create import create_golden
 
@@ -230,34 +281,40 @@ def command_golden_verify(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------------------------- output
 
 def _publish(report, args: argparse.Namespace) -> int:
-    """Write the JSON report(s) atomically, then print the verdicts."""
+    """Write every requested report atomically, then print the verdicts."""
     import time
 
     from rich.console import Console
 
     from envcheck.files import atomic_write_text
-    from envcheck.report.json import render_json
+    from envcheck.report.json import render_json, report_to_dict
     from envcheck.report.terminal import render_terminal
 
-    text = render_json(report)
+    document = report_to_dict(report)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time() % 1:.6f}"[1:]
-    kept = args.reports_dir / f"envcheck-{stamp}Z.json"
-    written = [kept] + ([args.json] if args.json else [])
-    for path in written:
+    outputs = [(args.reports_dir / f"envcheck-{stamp}Z.json", render_json), (args.json, render_json)]
+    for path, module, function in ((args.html, "html", "render_html"), (args.junit, "junit", "render_junit"),
+                                   (args.markdown, "markdown", "render_markdown")):
+        if path:
+            outputs.append((path, getattr(importlib.import_module(f"envcheck.report.{module}"), function)))
+    written = []
+    for path, render in outputs:
+        if path is None:
+            continue
         try:
-            atomic_write_text(path, text)
+            atomic_write_text(path, render(document))
         except OSError as error:
             _err(f"cannot write report {path}: {error.strerror}")
             return ExitCode.UNDECIDED
+        written.append(path)
     Console(soft_wrap=False).print(render_terminal(report))
-    print(f"report: {', '.join(str(p) for p in written)}")
+    print(f"reports: {', '.join(str(p) for p in written)}")
     return report.exit_code
 
 
 def _preload_comparison() -> None:
     """Import the comparison's heavy modules in the background while the targets run (the CPU is
     otherwise idle waiting for the probes), so the verdict follows the last capture at once."""
-    import importlib
     import threading
 
     def load() -> None:

@@ -146,8 +146,13 @@ def _histogram(ulp: np.ndarray) -> tuple[tuple[str, int], ...]:
     counts, _ = np.histogram(ulp, bins=ULP_EDGES)
     labels = []
     for low, high in zip(ULP_EDGES, ULP_EDGES[1:]):
-        labels.append(str(low) if high - low == 1 else (f"≥{low}" if high == ULP_EDGES[-1] else f"{low}–{high - 1}"))
+        labels.append(str(low) if high - low == 1 else (f"≥{_short(low)}" if high == ULP_EDGES[-1]
+                                                        else f"{_short(low)}–{_short(high - 1)}"))
     return tuple((label, int(count)) for label, count in zip(labels, counts))
+
+
+def _short(count: int) -> str:
+    return f"{count // 1024}k" if count >= 4096 else str(count)
 
 
 def _stat(values: np.ndarray | None, reduce) -> float | None:

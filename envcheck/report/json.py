@@ -33,8 +33,9 @@ def report_to_dict(report: RunReport) -> dict[str, Any]:
     }
 
 
-def render_json(report: RunReport) -> str:
-    return json.dumps(report_to_dict(report), indent=2, sort_keys=False, default=_jsonable) + "\n"
+def render_json(document: dict[str, Any]) -> str:
+    """The text of a report dict made by report_to_dict."""
+    return json.dumps(document, indent=2, sort_keys=False, default=_jsonable) + "\n"
 
 
 def _target(result: TargetResult) -> dict[str, Any]:

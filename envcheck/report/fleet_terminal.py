@@ -1,0 +1,50 @@
+"""`envcheck review` in the terminal: the verdict matrix, equivalence classes, attribution, skipped files."""
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from envcheck.report import fleet as fleet_views
+from envcheck.report.terminal import VERDICT_STYLE
+
+MAX_ROWS = 30
+
+
+def render_review(fleet: fleet_views.Fleet) -> RenderableType:
+    current = fleet_views.latest(fleet)
+    parts: list[RenderableType] = [Text(
+        f"{fleet.files_read} reports read, {len(fleet.skipped)} skipped · {current['site'].nunique() if len(current) else 0} "
+        f"sites · {current['spec'].nunique() if len(current) else 0} targets · {len(fleet.runs)} runs", "bold")]
+    matrix = fleet_views.verdict_matrix(fleet)
+    if not matrix.empty:
+        table = Table(title="latest verdict per site × target", title_justify="left")
+        table.add_column("site")
+        for spec in matrix.columns:
+            table.add_column(str(spec), overflow="fold")
+        for site, cells in list(matrix.iterrows())[:MAX_ROWS]:
+            table.add_row(str(site), *(Text(v, VERDICT_STYLE[v]) if isinstance(v, str) else "" for v in cells))
+        parts.append(table)
+        if len(matrix) > MAX_ROWS:
+            parts.append(Text(f"… {len(matrix) - MAX_ROWS} more sites (use --html or --csv)", "dim"))
+
+    classes = fleet_views.equivalence_classes(fleet)
+    if len(classes):
+        table = Table(title="equivalence classes: bitwise-identical outputs", title_justify="left")
+        for column in ("outputs", "members", "same as golden", "sites", "targets"):
+            table.add_column(column, overflow="fold")
+        for c in list(classes.itertuples())[:MAX_ROWS]:
+            table.add_row(c.output_digest[:12], str(c.members), "yes" if c.identical_to_golden else "no",
+                          _few(c.sites), _few(c.targets))
+        parts.append(table)
+
+    ranked = fleet_views.attribution(fleet)
+    for _, row in ranked.head(5).iterrows():
+        parts.append(Text(f"drift co-occurs with: {fleet_views.attribution_sentence(row)}", "cyan"))
+    for path, why in fleet.skipped:
+        parts.append(Text(f"skipped {path}: {why}", "yellow"))
+    return Group(*parts)
+
+
+def _few(values: list[str], shown: int = 6) -> str:
+    return ", ".join(values[:shown]) + (f" … (+{len(values) - shown})" if len(values) > shown else "")
