@@ -71,3 +71,38 @@ def golden_copy(tmp_path) -> Path:
     copy = tmp_path / "golden"
     shutil.copytree(builtin_golden_dir(), copy)
     return copy
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-snapshots", action="store_true",
+                     help="rewrite the renderer snapshots under tests/report/snapshots/ instead of comparing")
+
+
+@pytest.fixture
+def snapshot(request):
+    """Compare text with tests/report/snapshots/NAME; a mismatch writes NAME.obtained for review.
+    Only --update-snapshots overwrites a snapshot (never silently)."""
+    directory = REPO / "tests" / "report" / "snapshots"
+
+    def check(name: str, text: str) -> None:
+        expected = directory / name
+        obtained = directory / f"{name}.obtained"
+        if request.config.getoption("--update-snapshots"):
+            directory.mkdir(parents=True, exist_ok=True)
+            expected.write_text(text)
+            obtained.unlink(missing_ok=True)
+            return
+        if not expected.exists() or expected.read_text() != text:
+            obtained.write_text(text)
+            pytest.fail(f"{name} differs from its snapshot; review {obtained} and rerun with --update-snapshots "
+                        "if the change is intended")
+        obtained.unlink(missing_ok=True)
+    return check
+
+
+RECORDED_REPORTS = REPO / "fixtures" / "reports" / "recorded"
+
+
+@pytest.fixture(scope="session")
+def recorded_reports() -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(RECORDED_REPORTS.glob("*.json"))}
