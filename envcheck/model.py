@@ -101,6 +101,19 @@ class FingerprintDifference:
 
 
 @dataclass(frozen=True, slots=True)
+class Finding:
+    """A problem seen in one target's own fingerprint (no golden needed), e.g. a silent CPU fallback."""
+
+    code: str
+    """Stable identifier, also the policy path `finding.<code>`: gpu-cpu-fallback, driver-cuda-too-old, …"""
+    severity: Severity
+    message: str
+    """What is wrong, with the values that show it."""
+    hint: str
+    """What to do about it."""
+
+
+@dataclass(frozen=True, slots=True)
 class TargetResult:
     spec: str
     site: str | None
@@ -115,6 +128,8 @@ class TargetResult:
     timings: dict[str, float]
     output_digest: str | None
     """sha256 over the outputs' names, dtypes, shapes and bytes: equal digests, identical outputs."""
+    findings: tuple[Finding, ...] = ()
+    """Problems of the target itself (GPU fallback, driver too old, …), decided with the verdict."""
 
 
 @dataclass(frozen=True, slots=True)

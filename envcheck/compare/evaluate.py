@@ -6,6 +6,7 @@ import hashlib
 import numpy as np
 
 from envcheck.compare.explain import hints_for
+from envcheck.compare.findings import find_problems
 from envcheck.compare.fingerprint import diff_fingerprints
 from envcheck.compare.outputs import compare_outputs
 from envcheck.compare.policy import Policy
@@ -18,16 +19,18 @@ def evaluate(outcome: Capture | TargetFailure, golden_expected: dict[str, np.nda
              golden_fingerprint: dict, policy: Policy) -> TargetResult:
     # Both sides as shared: hashed identifiers compare equal to hashed identifiers.
     fingerprint = redact_fingerprint(outcome.fingerprint)
+    golden = redact_fingerprint(golden_fingerprint)
+    findings = find_problems(fingerprint, golden, policy)
     if isinstance(outcome, TargetFailure):
         return TargetResult(spec=outcome.spec, site=outcome.site, verdict="ERROR", error=outcome, outputs=(),
-                            fingerprint_diff=(), hints=_failure_hints(outcome), fingerprint=fingerprint,
-                            target_info=outcome.target_info, timings={}, output_digest=None)
+                            fingerprint_diff=(), hints=(), fingerprint=fingerprint, target_info=outcome.target_info,
+                            timings={}, output_digest=None, findings=findings)
     outputs = compare_outputs(golden_expected, outcome.outputs, policy)
-    diffs = diff_fingerprints(redact_fingerprint(golden_fingerprint), fingerprint, policy)
-    return TargetResult(spec=outcome.spec, site=outcome.site, verdict=decide_verdict(outputs, diffs), error=None,
-                        outputs=outputs, fingerprint_diff=diffs, hints=hints_for(diffs, outputs),
+    diffs = diff_fingerprints(golden, fingerprint, policy)
+    return TargetResult(spec=outcome.spec, site=outcome.site, verdict=decide_verdict(outputs, diffs, findings),
+                        error=None, outputs=outputs, fingerprint_diff=diffs, hints=hints_for(diffs, outputs),
                         fingerprint=fingerprint, target_info=outcome.target_info, timings=outcome.timings,
-                        output_digest=output_digest(outcome.outputs))
+                        output_digest=output_digest(outcome.outputs), findings=findings)
 
 
 def output_digest(outputs: dict[str, np.ndarray]) -> str:
@@ -38,10 +41,3 @@ def output_digest(outputs: dict[str, np.ndarray]) -> str:
         digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
-
-
-def _failure_hints(failure: TargetFailure) -> tuple[str, ...]:
-    missing = failure.fingerprint.get("cpu", {}).get("missing_required_flags")
-    if missing:
-        return (f"This CPU lacks {', '.join(missing)}, which TensorFlow's x86 wheels require.",)
-    return ()

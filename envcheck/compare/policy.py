@@ -14,6 +14,7 @@ Policy file (TOML), every table optional:
     [severity]                  # fingerprint path glob -> fail | warn | info | ignore; first match wins
     "env.TF_ENABLE_ONEDNN_OPTS" = "fail"
     "packages.numpy" = "info"
+    "finding.gpu-architecture-differs" = "warn"   # findings too, by code
 """
 from __future__ import annotations
 
@@ -39,9 +40,16 @@ DEFAULT_SEVERITY: tuple[tuple[str, Severity], ...] = (
     ("tensorflow.version", "fail"), ("tensorflow.distribution*", "fail"), ("tensorflow.git_version", "fail"),
     ("tensorflow.compiler_version", "fail"), ("tensorflow.build_info*", "fail"),
     ("packages.tensorflow*", "fail"), ("packages.tf-nightly*", "fail"), ("packages.intel-tensorflow", "fail"),
-    # GPU stack
-    ("gpu.driver*", "fail"), ("gpu.cuda*", "fail"), ("*cudnn*", "fail"), ("*cuda_version*", "fail"),
-    ("packages.nvidia-*", "fail"), ("tensorflow.devices*", "warn"), ("tensorflow.tf32", "warn"),
+    # GPU stack: the driver and the CUDA libraries really loaded decide; which board it is warns;
+    # identifiers and where a library was found are context
+    ("gpu.gpus*uuid", "ignore"), ("gpu.gpus*serial", "ignore"), ("gpu.gpus*pci_bus_id", "ignore"),
+    ("gpu.gpus*index", "ignore"), ("gpu.driver_version", "fail"), ("gpu.cuda_driver_version", "fail"),
+    ("gpu.gpus*name", "warn"), ("gpu.gpus*compute_capability", "warn"), ("gpu.gpus[[]*[]]", "warn"),
+    ("gpu.*", "info"), ("cuda_libraries.installed*", "info"), ("cuda_libraries.loaded.*.path", "info"),
+    ("cuda_libraries.loaded.libm*", "warn"), ("cuda_libraries.loaded.libstdc++*", "warn"),
+    ("cuda_libraries.loaded*", "fail"), ("*cuda_version*", "fail"), ("*cudnn*", "fail"),
+    ("packages.nvidia-*", "fail"), ("tensorflow.gpu_devices*", "warn"), ("tensorflow.devices*", "warn"),
+    ("tensorflow.tf32", "warn"),
     # libraries and switches that move numerics a little
     ("packages.numpy", "warn"), ("numpy.version", "warn"), ("packages.keras", "warn"),
     ("packages.tf-keras", "warn"), ("tensorflow.keras*", "warn"), ("packages.protobuf", "warn"),
@@ -64,16 +72,24 @@ class Policy:
     output_tolerances: dict[str, Tolerance] = field(default_factory=dict)
     classification: dict[str, bool] = field(default_factory=dict)
     """Per output: force the top-1 check on or off; absent means auto-detect a probability output."""
-    severity_rules: tuple[tuple[str, Severity], ...] = DEFAULT_SEVERITY
+    user_rules: tuple[tuple[str, Severity], ...] = ()
+    """From the golden's manifest and --policy, consulted before the defaults."""
 
     def tolerance_for(self, output: str) -> Tolerance:
         return self.output_tolerances.get(output, self.default_tolerance)
 
+    def user_severity(self, path: str) -> Severity | None:
+        return _first_match(self.user_rules, path)
+
     def severity_for(self, path: str) -> Severity:
-        for pattern, severity in self.severity_rules:
-            if fnmatch.fnmatchcase(path, pattern):
-                return severity
-        return "info"
+        return self.user_severity(path) or _first_match(DEFAULT_SEVERITY, path) or "info"
+
+
+def _first_match(rules: tuple[tuple[str, Severity], ...], path: str) -> Severity | None:
+    for pattern, severity in rules:
+        if fnmatch.fnmatchcase(path, pattern):
+            return severity
+    return None
 
 
 def load_policy_file(path: Path) -> dict[str, Any]:
@@ -109,7 +125,7 @@ def _apply(policy: Policy, table: dict[str, Any], source: str) -> Policy:
                               f"{', '.join(sorted(SEVERITIES))}")
         rules.append((pattern, severity))
     return Policy(default_tolerance=default, output_tolerances=outputs, classification=classification,
-                  severity_rules=tuple(rules) + policy.severity_rules)
+                  user_rules=tuple(rules) + policy.user_rules)
 
 
 def _tolerance(table: dict[str, Any], base: Tolerance, where: str) -> Tolerance:

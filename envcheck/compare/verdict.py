@@ -5,14 +5,16 @@ from collections.abc import Iterable
 from typing import Literal
 
 from envcheck.errors import ExitCode
-from envcheck.model import FingerprintDifference, OutputComparison, Verdict
+from envcheck.model import Finding, FingerprintDifference, OutputComparison, Verdict
 
 FailOn = Literal["warn", "fail"]
 
 
-def decide_verdict(outputs: Iterable[OutputComparison], diffs: Iterable[FingerprintDifference]) -> Verdict:
+def decide_verdict(outputs: Iterable[OutputComparison], diffs: Iterable[FingerprintDifference],
+                   findings: Iterable[Finding] = ()) -> Verdict:
     """First that applies: FAIL, WARN, PASS, IDENTICAL (ERROR is decided before any comparison)."""
-    outputs, severities = list(outputs), {d.severity for d in diffs}
+    outputs = list(outputs)
+    severities = {d.severity for d in diffs} | {f.severity for f in findings}
     if any(o.status in ("drift", "mismatch") for o in outputs) or "fail" in severities:
         return "FAIL"
     if "warn" in severities:

@@ -178,6 +178,8 @@ def base_fingerprint():
         "cpu": cpu_info(),
         "packages": installed_distributions(),
         "env": allowed_environment(os.environ),
+        "gpu": gpu_fingerprint(),
+        "cuda_libraries": {"installed": installed_libraries(), "loaded": {}},
     }
 
 
@@ -214,6 +216,15 @@ def tensorflow_fingerprint(tf, packages):
     def devices():
         return [{"name": d.name, "type": d.device_type} for d in tf.config.list_physical_devices()]
 
+    def gpu_devices():
+        found = []
+        for device in tf.config.list_physical_devices("GPU"):
+            details = tf.config.experimental.get_device_details(device)
+            capability = details.get("compute_capability")
+            found.append({"name": details.get("device_name", device.name),
+                          "compute_capability": "%d.%d" % tuple(capability) if capability else None})
+        return found
+
     def determinism():
         from tensorflow.python.framework import config as tf_config
         return bool(tf_config.is_op_determinism_enabled())
@@ -235,6 +246,7 @@ def tensorflow_fingerprint(tf, packages):
             "tf_uses": "tf_keras" if (legacy_keras or not keras_3_default) else "keras3",
         },
         "devices": attempt(devices, []),
+        "gpu_devices": attempt(gpu_devices, []),
         "threads": {
             "intra_op": attempt(tf.config.threading.get_intra_op_parallelism_threads),
             "inter_op": attempt(tf.config.threading.get_inter_op_parallelism_threads),
@@ -253,6 +265,300 @@ def json_safe(value):
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     return str(value)
+
+
+# ------------------------------------------------------------------------- fingerprint (GPU)
+# Most robust first: NVML through ctypes (present in GPU containers via the NVIDIA container
+# toolkit, no Python package needed), then nvidia-smi, then /proc/driver/nvidia/version.
+
+NVML_LIBRARY = "libnvidia-ml.so.1"
+NVML_ERRORS = {
+    1: "UNINITIALIZED", 2: "INVALID_ARGUMENT", 3: "NOT_SUPPORTED", 4: "NO_PERMISSION",
+    5: "ALREADY_INITIALIZED", 6: "NOT_FOUND", 7: "INSUFFICIENT_SIZE", 8: "INSUFFICIENT_POWER",
+    9: "DRIVER_NOT_LOADED", 10: "TIMEOUT", 11: "IRQ_ISSUE", 12: "LIBRARY_NOT_FOUND",
+    13: "FUNCTION_NOT_FOUND", 14: "CORRUPTED_INFOROM", 15: "GPU_IS_LOST", 16: "RESET_REQUIRED",
+    17: "OPERATING_SYSTEM", 18: "LIB_RM_VERSION_MISMATCH", 19: "IN_USE", 20: "MEMORY",
+    21: "NO_DATA", 22: "VGPU_ECC_NOT_SUPPORTED", 23: "INSUFFICIENT_RESOURCES", 999: "UNKNOWN",
+}
+NVML_CLOCK_GRAPHICS, NVML_CLOCK_SM, NVML_CLOCK_MEM = 0, 1, 2
+# nvidia-smi --query-gpu fields, in the order of the consolidated GPU record. Old drivers reject
+# some (compute_cap before ~510): rejected fields are dropped one by one and the query repeated.
+SMI_FIELDS = (
+    ("index", "index"), ("name", "name"), ("uuid", "uuid"), ("serial", "serial"),
+    ("compute_cap", "compute_capability"), ("memory.total", "memory_total_mib"),
+    ("pci.bus_id", "pci_bus_id"), ("persistence_mode", "persistence"),
+    ("ecc.mode.current", "ecc_current"), ("ecc.mode.pending", "ecc_pending"),
+    ("mig.mode.current", "mig_current"), ("mig.mode.pending", "mig_pending"),
+    ("power.limit", "power_limit_w"), ("clocks.max.sm", "max_clock_sm_mhz"),
+    ("clocks.max.memory", "max_clock_mem_mhz"), ("driver_version", "driver_version"),
+)
+
+
+class NvmlFailure(Exception):
+    def __init__(self, code, call):
+        Exception.__init__(self, "%s failed: NVML_ERROR_%s" % (call, NVML_ERRORS.get(code, str(code))))
+        self.code = code
+
+
+def nvml_error(code, message):
+    return {"code": code, "name": NVML_ERRORS.get(code, str(code)), "message": message}
+
+
+def nvml_fingerprint(library=NVML_LIBRARY):
+    """Driver and GPUs through NVML, or {"error": …} naming why NVML cannot answer."""
+    import ctypes
+
+    try:
+        nvml = ctypes.CDLL(library)
+    except OSError as error:
+        return {"error": nvml_error(12, "cannot load %s: %s" % (library, error))}
+
+    def call(name, *args):
+        function = getattr(nvml, name, None)
+        if function is None:
+            raise NvmlFailure(13, name)
+        code = function(*args)
+        if code != 0:
+            raise NvmlFailure(code, name)
+
+    def optional(name, *args):
+        """A device query some GPUs or drivers do not support: None instead of a failure."""
+        try:
+            call(name, *args)
+            return True
+        except NvmlFailure:
+            return False
+
+    try:
+        call("nvmlInit_v2") if hasattr(nvml, "nvmlInit_v2") else call("nvmlInit")
+    except NvmlFailure as failure:
+        return {"error": nvml_error(failure.code, str(failure))}
+    try:
+        text = ctypes.create_string_buffer(96)
+        call("nvmlSystemGetDriverVersion", text, ctypes.c_uint(96))
+        result = {"driver_version": text.value.decode(), "cuda_driver_version": None, "gpus": []}
+        cuda = ctypes.c_int()
+        if optional("nvmlSystemGetCudaDriverVersion_v2", ctypes.byref(cuda)) or \
+                optional("nvmlSystemGetCudaDriverVersion", ctypes.byref(cuda)):
+            result["cuda_driver_version"] = "%d.%d" % (cuda.value // 1000, (cuda.value % 1000) // 10)
+        count = ctypes.c_uint()
+        call("nvmlDeviceGetCount_v2", ctypes.byref(count))
+        for index in range(count.value):
+            handle = ctypes.c_void_p()
+            call("nvmlDeviceGetHandleByIndex_v2", ctypes.c_uint(index), ctypes.byref(handle))
+            result["gpus"].append(nvml_device(ctypes, optional, handle, index))
+        return result
+    except NvmlFailure as failure:
+        return {"error": nvml_error(failure.code, str(failure))}
+    finally:
+        try:
+            call("nvmlShutdown")
+        except NvmlFailure:
+            pass
+
+
+def nvml_device(ctypes, optional, handle, index):
+    class Memory(ctypes.Structure):
+        _fields_ = [("total", ctypes.c_ulonglong), ("free", ctypes.c_ulonglong), ("used", ctypes.c_ulonglong)]
+
+    class PciInfo(ctypes.Structure):  # nvmlPciInfo_t as filled by nvmlDeviceGetPciInfo_v3
+        _fields_ = [("bus_id_legacy", ctypes.c_char * 16), ("domain", ctypes.c_uint), ("bus", ctypes.c_uint),
+                    ("device", ctypes.c_uint), ("pci_device_id", ctypes.c_uint),
+                    ("pci_subsystem_id", ctypes.c_uint), ("bus_id", ctypes.c_char * 32)]
+
+    def text(name, size):
+        buffer = ctypes.create_string_buffer(size)
+        return buffer.value.decode() if optional(name, handle, buffer, ctypes.c_uint(size)) else None
+
+    def number(name, *leading):
+        value = ctypes.c_uint()
+        return value.value if optional(name, handle, *(leading + (ctypes.byref(value),))) else None
+
+    def pair(name):
+        current, pending = ctypes.c_uint(), ctypes.c_uint()
+        if optional(name, handle, ctypes.byref(current), ctypes.byref(pending)):
+            return current.value, pending.value
+        return None, None
+
+    major, minor = ctypes.c_int(), ctypes.c_int()
+    capability = None
+    if optional("nvmlDeviceGetCudaComputeCapability", handle, ctypes.byref(major), ctypes.byref(minor)):
+        capability = "%d.%d" % (major.value, minor.value)
+    memory = Memory()
+    pci = PciInfo()
+    ecc_current, ecc_pending = pair("nvmlDeviceGetEccMode")
+    mig_current, mig_pending = pair("nvmlDeviceGetMigMode")
+    power = number("nvmlDeviceGetPowerManagementLimit")
+    persistence = number("nvmlDeviceGetPersistenceMode")
+    bus_id = None
+    if optional("nvmlDeviceGetPciInfo_v3", handle, ctypes.byref(pci)):
+        bus_id = (pci.bus_id or pci.bus_id_legacy).decode()
+    return {
+        "index": index,
+        "name": text("nvmlDeviceGetName", 96),
+        "uuid": text("nvmlDeviceGetUUID", 96),
+        "serial": text("nvmlDeviceGetSerial", 30),
+        "compute_capability": capability,
+        "memory_total_mib": memory.total // (1 << 20) if optional("nvmlDeviceGetMemoryInfo", handle,
+                                                                  ctypes.byref(memory)) else None,
+        "pci_bus_id": bus_id,
+        "persistence": None if persistence is None else bool(persistence),
+        "ecc_current": None if ecc_current is None else bool(ecc_current),
+        "ecc_pending": None if ecc_pending is None else bool(ecc_pending),
+        "mig_current": None if mig_current is None else bool(mig_current),
+        "mig_pending": None if mig_pending is None else bool(mig_pending),
+        "power_limit_w": None if power is None else power / 1000.0,
+        "max_clock_sm_mhz": number("nvmlDeviceGetMaxClockInfo", ctypes.c_uint(NVML_CLOCK_SM)),
+        "max_clock_mem_mhz": number("nvmlDeviceGetMaxClockInfo", ctypes.c_uint(NVML_CLOCK_MEM)),
+    }
+
+
+def parse_smi_value(key, raw):
+    """One --query-gpu CSV cell as a typed value ('[N/A]', 'N/A' and '[Not Supported]' are None)."""
+    value = raw.strip()
+    if value in ("N/A", "[N/A]", "[Not Supported]", "[Unknown Error]", ""):
+        return None
+    if key in ("memory_total_mib", "power_limit_w", "max_clock_sm_mhz", "max_clock_mem_mhz", "index"):
+        number = value.split()[0]
+        try:
+            return int(number) if key in ("memory_total_mib", "max_clock_sm_mhz", "max_clock_mem_mhz", "index") \
+                else float(number)
+        except ValueError:
+            return None
+    if key in ("persistence", "ecc_current", "ecc_pending", "mig_current", "mig_pending"):
+        return {"enabled": True, "disabled": False}.get(value.lower())
+    return value
+
+
+def parse_smi_csv(text):
+    """`nvidia-smi --query-gpu=… --format=csv` (with its header) as GPU records keyed like NVML's."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return []
+    by_query = dict(SMI_FIELDS)
+    header = [column.strip().split(" [")[0] for column in lines[0].split(",")]
+    keys = [by_query.get(column, column) for column in header]
+    return [dict((key, parse_smi_value(key, cell)) for key, cell in zip(keys, row.split(",")))
+            for row in lines[1:]]
+
+
+def rejected_smi_field(output):
+    """The field name in 'Field "compute_cap" is not a valid field to query.', else None."""
+    marker = "is not a valid field to query"
+    if marker in output and '"' in output:
+        return output.split('"')[1]
+    return None
+
+
+def nvidia_smi_fingerprint(run=None):
+    """GPUs through nvidia-smi, degrading field by field on drivers that reject some fields."""
+    import subprocess
+
+    def default_run(arguments):
+        completed = subprocess.run(arguments, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        return completed.returncode, completed.stdout.decode("utf-8", "replace")
+
+    run = run or default_run
+    fields = [query for query, _ in SMI_FIELDS]
+    rejected = []
+    while fields:
+        try:
+            status, output = run(["nvidia-smi", "--query-gpu=" + ",".join(fields), "--format=csv"])
+        except (OSError, subprocess.SubprocessError) as error:
+            return {"error": "nvidia-smi not runnable: %s" % error, "rejected_fields": rejected}
+        field = rejected_smi_field(output)
+        if field in fields:
+            fields.remove(field)
+            rejected.append(field)
+            continue
+        if status != 0:
+            return {"error": output.strip().splitlines()[0] if output.strip() else "exit status %d" % status,
+                    "rejected_fields": rejected}
+        gpus = parse_smi_csv(output)
+        driver = next((g.pop("driver_version") for g in gpus if "driver_version" in g), None)
+        for gpu in gpus:
+            gpu.pop("driver_version", None)
+        return {"driver_version": driver, "gpus": gpus, "rejected_fields": rejected}
+    return {"error": "nvidia-smi rejected every field", "rejected_fields": rejected}
+
+
+def parse_proc_driver_version(text):
+    """The kernel module's version from /proc/driver/nvidia/version (proprietary and open modules)."""
+    first = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    if not first.startswith("NVRM version:"):
+        return None
+    for token in first.split():
+        parts = token.split(".")
+        if len(parts) >= 2 and all(part.isdigit() for part in parts):
+            return token
+    return None
+
+
+def gpu_fingerprint(nvml=None, smi=None, proc_text=None):
+    """The consolidated GPU view from the most robust source that answered, with every source's error."""
+    nvml = nvml_fingerprint() if nvml is None else nvml
+    result = {"source": None, "driver_version": None, "cuda_driver_version": None, "gpus": [],
+              "nvml_error": nvml.get("error"), "nvidia_smi_error": None, "nvidia_smi_rejected_fields": [],
+              "proc_driver_version": parse_proc_driver_version(
+                  read_text("/proc/driver/nvidia/version") if proc_text is None else proc_text)}
+    if not nvml.get("error"):
+        result.update(source="nvml", driver_version=nvml["driver_version"],
+                      cuda_driver_version=nvml["cuda_driver_version"], gpus=nvml["gpus"])
+        return result
+    if nvml["error"]["code"] != 12 or smi is not None:  # no NVML library: usually no driver, skip nvidia-smi too
+        smi = nvidia_smi_fingerprint() if smi is None else smi
+        result["nvidia_smi_rejected_fields"] = smi.get("rejected_fields", [])
+        if smi.get("error") or "gpus" not in smi:
+            result["nvidia_smi_error"] = smi.get("error")
+        else:
+            result.update(source="nvidia-smi", driver_version=smi["driver_version"], gpus=smi["gpus"])
+            return result
+    if result["proc_driver_version"]:
+        result.update(source="proc", driver_version=result["proc_driver_version"])
+    return result
+
+
+CUDA_LIBRARY_PREFIXES = ("libcudart", "libcudnn", "libcublas", "libnvinfer", "libm.so", "libm-", "libstdc++")
+
+
+def library_key_and_version(path):
+    """'/x/libcudnn_ops.so.9.1.0' -> ('libcudnn_ops', '9.1.0'); version from the resolved file name."""
+    name = os.path.basename(os.path.realpath(path))
+    stem, _, version = name.partition(".so")
+    return stem, version.lstrip(".") or None
+
+
+def loaded_libraries(maps_text=None):
+    """Libraries of interest mapped into this process (after TensorFlow has run the model)."""
+    text = read_text("/proc/self/maps") if maps_text is None else maps_text
+    found = {}
+    for line in (text or "").splitlines():
+        path = line.split()[-1] if line.split() else ""
+        if path.startswith("/") and os.path.basename(path).startswith(CUDA_LIBRARY_PREFIXES):
+            key, version = library_key_and_version(path)
+            found[key] = {"version": version, "path": os.path.realpath(path)}
+    return dict(sorted(found.items()))
+
+
+def installed_libraries(ldconfig_text=None):
+    """CUDA libraries the dynamic linker knows about (`ldconfig -p`), with versions."""
+    import subprocess
+
+    if ldconfig_text is None:
+        try:
+            ldconfig_text = subprocess.run(["ldconfig", "-p"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                           timeout=30).stdout.decode("utf-8", "replace")
+        except (OSError, subprocess.SubprocessError):
+            return {}
+    found = {}
+    for line in ldconfig_text.splitlines():
+        if "=>" not in line:
+            continue
+        path = line.split("=>")[-1].strip()
+        if os.path.basename(path).startswith(CUDA_LIBRARY_PREFIXES[:4]):
+            key, version = library_key_and_version(path)
+            found.setdefault(key, set()).add(version)
+    return dict((key, sorted(v for v in versions if v)) for key, versions in sorted(found.items()))
 
 
 # ------------------------------------------------------------------------------- model stages
@@ -397,6 +703,8 @@ def probe(bundle_dir, out_dir):
         began = stage("run-model")
         outputs = run_signature(tf, np, signature, inputs)
         capture["timings"]["run_s"] = round(time.time() - began, 4)
+        # Now that TensorFlow has touched the GPU (if any), see which CUDA libraries it really loaded.
+        capture["fingerprint"]["cuda_libraries"]["loaded"] = loaded_libraries()
         atomic_write(os.path.join(out_dir, OUTPUTS_FILE), lambda handle: np.savez(handle, **outputs))
         capture["outputs"] = {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in outputs.items()}
         capture["status"] = "ok"

@@ -40,7 +40,11 @@ def diff_summary(target: dict[str, Any]) -> str:
     counts = {}
     for d in target["fingerprint_diff"]:
         counts[d["severity"]] = counts.get(d["severity"], 0) + 1
-    return ", ".join(f"{counts[s]} {s}" for s in ("fail", "warn", "info") if s in counts) or "same"
+    shown = [f"{counts[s]} {s}" for s in ("fail", "warn", "info") if s in counts]
+    findings = len(target.get("findings") or [])
+    if findings:
+        shown.append(f"{findings} finding{'s' if findings > 1 else ''}")
+    return ", ".join(shown) or "same"
 
 
 def target_section(target: dict[str, Any], anchor: str) -> str:
@@ -52,6 +56,9 @@ def target_section(target: dict[str, Any], anchor: str) -> str:
         parts.append(f'<p class="error"><b>{text(error["kind"])}</b>: {text(error["message"])}</p>')
         if error.get("stderr_tail"):
             parts.append(f"<details><summary>stderr (last lines)</summary><pre>{text(error['stderr_tail'])}</pre></details>")
+    for finding in target.get("findings") or []:
+        parts.append(f'<p class="error"><span class="sev-{finding["severity"]}">{text(finding["severity"])}</span> '
+                     f'<b>{text(finding["code"])}</b>: {text(finding["message"])}<br>→ {text(finding["hint"])}</p>')
     if target["outputs"]:
         rows = [[text(name), text(o["status"]), num(o["max_abs"]), num(o["p99_abs"]), num(o["max_rel"]),
                  num(o["p99_rel"]), num(o["max_ulp"]), num(o["p99_ulp"]), pct(o["changed_fraction"]),

@@ -5,7 +5,7 @@ Fields (additive changes keep the schema; a removal or a change of meaning bumps
   golden {path, sha256}, summary {verdict: count},
   targets: [{spec, site, verdict, error (null | {kind, message, exit_code, stage, stderr_tail}),
              outputs {name: statistics}, fingerprint_diff [{path, golden, target, severity}],
-             hints [str], fingerprint {…} (identifying values hashed), target {…}, timings {…},
+             findings [{code, severity, message, hint}] (problems of the target itself), hints [str], fingerprint {…} (identifying values hashed), target {…}, timings {…},
              output_digest (sha256 of all outputs; equal digests = bitwise-identical outputs)}]
 """
 from __future__ import annotations
@@ -50,6 +50,7 @@ def _target(result: TargetResult) -> dict[str, Any]:
         "error": error,
         "outputs": {o.name: _output(o) for o in result.outputs},
         "fingerprint_diff": [dataclasses.asdict(d) for d in result.fingerprint_diff],
+        "findings": [dataclasses.asdict(f) for f in result.findings],
         "hints": list(result.hints),
         "fingerprint": result.fingerprint,
         "target": result.target_info,

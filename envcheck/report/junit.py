@@ -2,7 +2,8 @@
 
 Checks: `runnable` (an <error> when the target could not be probed), `outputs` (a <failure> on drift
 beyond tolerance), `fingerprint` (a <failure> on fail-severity differences, and on warn-severity ones
-with --fail-on warn). Checks that could not run because the target failed are <skipped>.
+with --fail-on warn), `environment` (a <failure> on findings such as a silent CPU fallback). Checks that
+could not run because the target failed are <skipped>.
 """
 from __future__ import annotations
 
@@ -48,21 +49,26 @@ def render_junit(report: dict[str, Any]) -> str:
 
 
 def _checks(target: dict[str, Any], fail_on: str):
+    failing = {"fail", "warn"} if fail_on == "warn" else {"fail"}
+    findings = [f for f in target.get("findings") or [] if f["severity"] in failing]
+    environment = None
+    if findings:
+        environment = ("failure", "; ".join(f"{f['code']}: {f['message']}" for f in findings),
+                       "\n".join(f"[{f['severity']}] {f['code']}: {f['message']}\n  -> {f['hint']}" for f in findings))
     if target["error"]:
         error = target["error"]
         skipped = ("skipped", "not checked: the target could not be probed", "")
         return [("runnable", ("error", f"{error['kind']}: {error['message']}", error.get("stderr_tail") or "")),
-                ("outputs", skipped), ("fingerprint", skipped)]
+                ("outputs", skipped), ("fingerprint", skipped), ("environment", environment or skipped)]
     bad = {name: o for name, o in target["outputs"].items() if o["status"] in ("drift", "mismatch")}
     outputs = None
     if bad:
         outputs = ("failure", "; ".join(f"{name}: {o['reason']}" for name, o in bad.items()),
                    "\n".join(target["hints"]))
-    failing = {"fail", "warn"} if fail_on == "warn" else {"fail"}
     decisive = [d for d in target["fingerprint_diff"] if d["severity"] in failing]
     fingerprint = None
     if decisive:
         lines = [f"[{d['severity']}] {d['path']}: {d['golden']} -> {d['target']}" for d in decisive]
         fingerprint = ("failure", f"{diff_summary(target)}: " + ", ".join(d["path"] for d in decisive[:5]),
                        "\n".join(lines + [""] + list(target["hints"])))
-    return [("runnable", None), ("outputs", outputs), ("fingerprint", fingerprint)]
+    return [("runnable", None), ("outputs", outputs), ("fingerprint", fingerprint), ("environment", environment)]

@@ -23,6 +23,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["", f"<details><summary><code>{_cell(t['spec'])}</code> — {t['verdict']}</summary>", ""]
         if t["error"]:
             lines.append(f"- **{t['error']['kind']}**: {_cell(t['error']['message'])}")
+        for f in t.get("findings") or []:
+            lines.append(f"- {f['severity']}: **{f['code']}** — {_cell(f['message'])}. {_cell(f['hint'])}")
         for name, o in t["outputs"].items():
             if o["status"] in ("noise", "drift", "mismatch"):
                 numbers = (f"max {o['max_ulp']} ULP, max rel {_g(o['max_rel'])}, would pass at tol "

@@ -61,6 +61,8 @@ def _short(output: OutputComparison) -> str:
 def _diff_summary(result: TargetResult) -> str:
     counts = {s: sum(d.severity == s for d in result.fingerprint_diff) for s in ("fail", "warn", "info")}
     shown = [f"{n} {s}" for s, n in counts.items() if n]
+    if result.findings:
+        shown.append(f"{len(result.findings)} finding{'s' if len(result.findings) > 1 else ''}")
     return ", ".join(shown) or "same"
 
 
@@ -68,6 +70,10 @@ def _details(result: TargetResult) -> Panel:
     body: list[RenderableType] = []
     if result.error:
         body.append(Text(result.error.message, "magenta"))
+    for finding in result.findings:
+        body.append(Text.assemble((f"{finding.severity} ", SEVERITY_STYLE[finding.severity]),
+                                  (f"{finding.code}: ", "bold"), finding.message))
+        body.append(Text(f"  → {finding.hint}", "cyan"))
     if result.outputs and any(o.status != "identical" for o in result.outputs):
         body.extend(_evidence_lines(result))
     diffs = [d for d in result.fingerprint_diff if d.severity != "info"]

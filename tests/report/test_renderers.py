@@ -31,7 +31,7 @@ def test_junit_is_valid_and_counts_match_the_verdicts(recorded_reports, name):
     SCHEMA.validate(text)
     suite = ET.fromstring(text).find("testsuite")
     verdicts = [t["verdict"] for t in report["targets"]]
-    assert int(suite.get("tests")) == 3 * len(verdicts)
+    assert int(suite.get("tests")) == 4 * len(verdicts)
     assert int(suite.get("errors")) == verdicts.count("ERROR") == len(suite.findall("testcase/error"))
     assert int(suite.get("failures")) == len(suite.findall("testcase/failure"))
     assert (int(suite.get("failures")) > 0) == ("FAIL" in verdicts)

@@ -1,0 +1,212 @@
+"""Findings: problems a target's fingerprint shows by itself, the expensive silent ones first.
+
+A driver too old for the image's CUDA makes TensorFlow run on the CPU without a word; a cuDNN other
+than the build's changes kernels; a driver upgraded without a reboot breaks NVML. These are found
+from the fingerprint alone (and, for GPU architecture and TF32, the golden's), each with a hint that
+says what to do. Default severities are here; a policy rule on `finding.<code>` overrides them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from envcheck.compare.policy import Policy
+from envcheck.model import Finding, Severity
+
+NVML_PLAIN = {
+    "LIB_RM_VERSION_MISMATCH": ("the NVIDIA driver was upgraded but the old kernel module is still loaded "
+                                "(NVML: driver/library version mismatch)",
+                                "Reboot the machine (or unload and reload the nvidia kernel modules)."),
+    "DRIVER_NOT_LOADED": ("the NVIDIA kernel driver is not loaded (NVML: driver not loaded)",
+                          "Load the nvidia kernel module or reinstall the driver; check dmesg."),
+    "NO_PERMISSION": ("this user may not query the NVIDIA driver (NVML: no permission)",
+                      "Check the permissions of /dev/nvidia*."),
+    "GPU_IS_LOST": ("a GPU has fallen off the bus (NVML: GPU is lost)", "Reset or reseat the GPU; check dmesg."),
+}
+
+
+def find_problems(fingerprint: dict[str, Any], golden: dict[str, Any], policy: Policy) -> tuple[Finding, ...]:
+    found: list[tuple[str, Severity, str, str]] = []
+    for check in (_cpu_flags, _nvml_error, _cpu_fallback, _driver_too_old, _library_mismatch,
+                  _libraries_disagree, _gpu_architecture, _tf32):
+        found.extend(check(fingerprint, golden))
+    return tuple(Finding(code=code, severity=policy.user_severity(f"finding.{code}") or severity, message=message,
+                         hint=hint) for code, severity, message, hint in found)
+
+
+def version_tuple(text: Any) -> tuple[int, ...] | None:
+    """'12.4' -> (12, 4); '8' -> (8,); anything else -> None."""
+    if not isinstance(text, str):
+        return None
+    parts = []
+    for part in text.split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts) or None
+
+
+def _get(tree: dict[str, Any], path: str, default: Any = None) -> Any:
+    for key in path.split("."):
+        if not isinstance(tree, dict) or key not in tree:
+            return default
+        tree = tree[key]
+    return tree
+
+
+def _nvml_gpus(fingerprint) -> list[dict]:
+    return _get(fingerprint, "gpu.gpus", []) or []
+
+
+def _build(fingerprint) -> dict:
+    return _get(fingerprint, "tensorflow.build_info", {}) or {}
+
+
+# ------------------------------------------------------------------------------------ checks
+
+def _cpu_flags(fingerprint, golden):
+    missing = _get(fingerprint, "cpu.missing_required_flags") or []
+    if missing:
+        yield ("cpu-lacks-tensorflow-instructions", "fail",
+               f"this CPU lacks {', '.join(missing)}, which every TensorFlow x86 wheel needs "
+               f"({_get(fingerprint, 'cpu.model') or 'unknown CPU'})",
+               "TensorFlow dies with SIGILL at import here: use a machine with AVX/SSE4.2 or a TensorFlow "
+               "built for this CPU.")
+
+
+def _nvml_error(fingerprint, golden):
+    error = _get(fingerprint, "gpu.nvml_error")
+    if not error:
+        return
+    name = error.get("name")
+    if name in NVML_PLAIN:
+        message, hint = NVML_PLAIN[name]
+        yield f"nvml-{name.lower().replace('_', '-')}", "fail", message, hint
+    elif name == "LIBRARY_NOT_FOUND" and _nvml_gpus(golden):
+        yield ("gpu-driver-not-visible", "fail",
+               f"the golden ran on {_describe_gpus(golden)} but this target sees no NVIDIA driver "
+               "(libnvidia-ml.so.1 not found)",
+               "Start the container with --gpus and the NVIDIA container toolkit, or install the driver.")
+    elif name not in ("LIBRARY_NOT_FOUND", None):
+        yield "nvml-error", "warn", f"NVML failed: {error.get('message') or name}", "Check the driver with nvidia-smi."
+
+
+def _cpu_fallback(fingerprint, golden):
+    """GPUs visible to the driver, none to TensorFlow: the model silently runs on the CPU."""
+    gpus = _nvml_gpus(fingerprint)
+    tensorflow = fingerprint.get("tensorflow")
+    if not gpus or not tensorflow or tensorflow.get("gpu_devices"):
+        return
+    yield ("gpu-cpu-fallback", "fail",
+           f"{_describe_gpus(fingerprint)} visible to the driver, but TensorFlow sees no GPU: "
+           "the model runs on the CPU", _fallback_reason(fingerprint))
+
+
+def _fallback_reason(fingerprint) -> str:
+    build = _build(fingerprint)
+    distribution = ", ".join(_get(fingerprint, "tensorflow.distribution", []) or []) or "tensorflow"
+    if not build.get("is_cuda_build"):
+        return (f"Likely reason: this TensorFlow build has no CUDA support ({distribution}); install a CUDA "
+                "build (e.g. tensorflow[and-cuda]).")
+    driver, built = version_tuple(_get(fingerprint, "gpu.cuda_driver_version")), version_tuple(build.get("cuda_version"))
+    if driver and built and driver < built[:len(driver)]:
+        return (f"Likely reason: the driver supports CUDA {_get(fingerprint, 'gpu.cuda_driver_version')}, older than "
+                f"the CUDA {build.get('cuda_version')} TensorFlow was built with; upgrade the driver.")
+    libraries = {**(_get(fingerprint, "cuda_libraries.installed", {}) or {}),
+                 **(_get(fingerprint, "cuda_libraries.loaded", {}) or {})}
+    missing = [name for name in ("libcudart", "libcudnn", "libcublas") if name not in libraries]
+    if missing:
+        return (f"Likely reason: CUDA libraries missing ({', '.join(missing)} neither loaded nor known to ldconfig); "
+                "install the CUDA/cuDNN the build needs or the nvidia-* pip packages.")
+    return "Likely reason unknown: read TensorFlow's log (the probe's stderr) for 'Cannot dlopen some GPU libraries'."
+
+
+def _driver_too_old(fingerprint, golden):
+    build = _build(fingerprint)
+    driver_text = _get(fingerprint, "gpu.cuda_driver_version")
+    driver, built = version_tuple(driver_text), version_tuple(build.get("cuda_version"))
+    if build.get("is_cuda_build") and driver and built and driver < built[:2]:
+        yield ("driver-cuda-too-old", "fail",
+               f"the NVIDIA driver ({_get(fingerprint, 'gpu.driver_version')}) supports CUDA {driver_text}, older than "
+               f"the CUDA {build.get('cuda_version')} this TensorFlow was built with",
+               "Upgrade the host's driver, or use an image whose TensorFlow was built for the older CUDA.")
+
+
+def _library_mismatch(fingerprint, golden):
+    """The cuDNN / cuBLAS really loaded against what the build expects."""
+    build = _build(fingerprint)
+    loaded = _get(fingerprint, "cuda_libraries.loaded", {}) or {}
+    expected = {"libcudnn": build.get("cudnn_version"), "libcublas": build.get("cuda_version")}
+    for name, want in expected.items():
+        have = (loaded.get(name) or {}).get("version")
+        want_tuple, have_tuple = version_tuple(want), version_tuple(have)
+        if not want_tuple or not have_tuple:
+            continue
+        # cuDNN must match the build at the precision the build states (major or major.minor);
+        # cuBLAS ships with CUDA: its major version must be the build's CUDA major.
+        depth = min(len(want_tuple), 2) if name == "libcudnn" else 1
+        if have_tuple[:depth] != want_tuple[:depth]:
+            what = "cuDNN" if name == "libcudnn" else "cuBLAS"
+            yield (f"{what.lower()}-mismatch", "fail",
+                   f"loaded {what} {have} ({loaded[name]['path']}) differs from the build's "
+                   f"{'cuDNN' if name == 'libcudnn' else 'CUDA'} {want}",
+                   f"Install the {what} version TensorFlow was built with, or pin the image to a matching one.")
+
+
+def _libraries_disagree(fingerprint, golden):
+    loaded = _get(fingerprint, "cuda_libraries.loaded", {}) or {}
+    installed = _get(fingerprint, "cuda_libraries.installed", {}) or {}
+    for name in ("libcudart", "libcudnn", "libcublas"):
+        have = (loaded.get(name) or {}).get("version")
+        versions = installed.get(name) or []
+        if have and versions and not any(v == have or have.startswith(v + ".") or v.startswith(have + ".")
+                                         for v in versions):
+            yield (f"{name}-copies-disagree", "warn",
+                   f"{name} {have} was loaded from {loaded[name]['path']}, but ldconfig knows "
+                   f"{', '.join(versions)}", "Two copies of the library are installed; make sure the intended one "
+                   "is first (pip's nvidia-* packages vs the system's).")
+
+
+def _gpu_architecture(fingerprint, golden):
+    mine, theirs = _capabilities(fingerprint), _capabilities(golden)
+    if theirs and not mine:
+        yield ("gpu-golden-on-cpu", "fail",
+               f"the golden ran on GPU (compute capability {', '.join(theirs)}); this target ran on the CPU",
+               "Expect drift beyond float32 noise: GPU and CPU kernels differ. Compare against a CPU golden, or "
+               "fix the GPU access.")
+    elif theirs and mine and mine != theirs:
+        yield ("gpu-architecture-differs", "fail",
+               f"GPU architecture differs: compute capability {', '.join(theirs)} in the golden, "
+               f"{', '.join(mine)} here ({_describe_gpus(fingerprint)})",
+               "Kernels, cuDNN algorithms and TF32 use differ between architectures: expect round-off-level "
+               "drift (TF32: ~5e-4 relative). Make a golden per architecture or widen the tolerance knowingly.")
+
+
+def _tf32(fingerprint, golden):
+    mine, theirs = _tf32_in_effect(fingerprint), _tf32_in_effect(golden)
+    if mine is not None and theirs is not None and mine != theirs:
+        yield ("tf32-one-side", "fail",
+               f"TF32 is {'on' if mine else 'off'} here but was {'on' if theirs else 'off'} for the golden",
+               "TF32 rounds matmul/conv inputs to 10 mantissa bits on compute capability ≥ 8.0 (~5e-4 relative); "
+               "set NVIDIA_TF32_OVERRIDE or tf.config.experimental.enable_tensor_float_32_execution alike.")
+
+
+def _capabilities(fingerprint) -> list[str]:
+    devices = _get(fingerprint, "tensorflow.gpu_devices", []) or []
+    return sorted({d.get("compute_capability") for d in devices if d.get("compute_capability")})
+
+
+def _tf32_in_effect(fingerprint) -> bool | None:
+    """TF32 only acts on Ampere (8.0) and newer; None when TensorFlow used no GPU."""
+    capabilities = [version_tuple(c) for c in _capabilities(fingerprint)]
+    if not capabilities:
+        return None
+    enabled = _get(fingerprint, "tensorflow.tf32")
+    if _get(fingerprint, "env.NVIDIA_TF32_OVERRIDE") == "0":
+        enabled = False
+    return bool(enabled) and any(c and c >= (8, 0) for c in capabilities)
+
+
+def _describe_gpus(fingerprint) -> str:
+    gpus = _nvml_gpus(fingerprint)
+    names = sorted({g.get("name") or "unknown GPU" for g in gpus})
+    return f"{len(gpus)} × {', '.join(names)}" if gpus else "no GPU"

@@ -1,0 +1,67 @@
+"""Helpers for probe tests: the probe imported as the file it is, and a fake NVML built from records."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, require
+
+GPU_FIXTURES = REPO / "fixtures" / "gpu"
+FAKE_NVML_SOURCE = Path(__file__).with_name("fake_nvml.c")
+
+
+@pytest.fixture(scope="session")
+def probe():
+    """The probe module, loaded from its file the way targets run it (tests may import it; the tool may not)."""
+    spec = importlib.util.spec_from_file_location("envcheck_probe_under_test", REPO / "envcheck" / "probe" / "probe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _c_string(value) -> str:
+    return "NULL" if value is None else json.dumps(value)
+
+
+def answers_header(record: dict) -> str:
+    """C definitions of a recorded NVML answer (fixtures/gpu/nvml/*.json) for fake_nvml.c."""
+    gpus = record.get("gpus", [])
+    rows = []
+    for g in gpus:
+        cc = g["compute_capability"] or [-1, -1]
+        ecc, mig = g["ecc"] or [-1, -1], g["mig"] or [-1, -1]
+        number = lambda v: -1 if v is None else v  # noqa: E731
+        rows.append("{" + ", ".join([
+            _c_string(g["name"]), _c_string(g["uuid"]), _c_string(g["serial"]), _c_string(g["pci_bus_id"]),
+            str(cc[0]), str(cc[1]), f"{number(g['memory_total_mib'])}LL", str(number(g["persistence"])),
+            str(ecc[0]), str(ecc[1]), str(mig[0]), str(mig[1]), f"{number(g['power_limit_mw'])}LL",
+            str(number(g["max_clock_sm_mhz"])), str(number(g["max_clock_mem_mhz"]))]) + "}")
+    return "\n".join([
+        f"#define INIT_RESULT {record['init_result']}",
+        f"#define DRIVER_VERSION {_c_string(record.get('driver_version'))}",
+        f"#define CUDA_DRIVER_VERSION {record.get('cuda_driver_version', -1)}",
+        f"#define GPU_COUNT {len(gpus)}",
+        "static const struct gpu_answer GPUS[] = {" + (", ".join(rows) or "{0}") + "};", ""])
+
+
+@pytest.fixture(scope="session")
+def fake_nvml(tmp_path_factory):
+    """fake_nvml(name) -> directory holding a libnvidia-ml.so.1 that answers fixtures/gpu/nvml/<name>.json."""
+    require(shutil.which("gcc") is not None, "gcc (to build the fake libnvidia-ml.so.1)")
+    built = {}
+
+    def build(name: str) -> Path:
+        if name not in built:
+            record = json.loads((GPU_FIXTURES / "nvml" / f"{name}.json").read_text())
+            directory = tmp_path_factory.mktemp(f"nvml-{name}")
+            (directory / "answers.h").write_text(answers_header(record))
+            subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-Wall", "-Werror", f"-I{directory}", "-o",
+                            str(directory / "libnvidia-ml.so.1"), str(FAKE_NVML_SOURCE)], check=True)
+            built[name] = directory
+        return built[name]
+    return build
