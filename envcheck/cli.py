@@ -223,19 +223,18 @@ def command_probe(args: argparse.Namespace) -> int:
 
 
 def command_review(args: argparse.Namespace) -> int:
-    import pandas as pd
     from rich.console import Console
 
     from envcheck.errors import UsageError
     from envcheck.files import atomic_write_text
-    from envcheck.report.fleet import flat_table, load_fleet, report_files
+    from envcheck.report.fleet import flat_table, load_fleet, parse_since, report_files
     from envcheck.report.fleet_html import render_review_html
     from envcheck.report.fleet_terminal import render_review
 
     since = None
     if args.since:
         try:
-            since = pd.Timestamp(args.since, tz="UTC")
+            since = parse_since(args.since)
         except ValueError:
             raise UsageError(f"--since {args.since!r} is not a date (YYYY-MM-DD)") from None
     missing = [str(p) for p in args.paths if not p.exists()]

@@ -33,6 +33,11 @@ class Fleet:
     files_read: int = 0
 
 
+def parse_since(text: str) -> pd.Timestamp:
+    """A --since date (YYYY-MM-DD, or any ISO time) as a UTC timestamp; ValueError when it is none."""
+    return pd.Timestamp(text, tz="UTC")
+
+
 def report_files(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
