@@ -87,5 +87,5 @@ def _diff_table(diffs: list[dict[str, Any]]) -> str:
 
 
 def _clip(value: Any, width: int = 120) -> Any:
-    shown = "unset" if value is None else str(value)
+    shown = "absent" if value is None else str(value)
     return shown if len(shown) <= width else shown[: width - 1] + "…"

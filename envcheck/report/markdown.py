@@ -47,4 +47,4 @@ def _g(value: Any) -> str:
 
 
 def _shown(value: Any) -> str:
-    return "unset" if value is None else _cell(value)
+    return "absent" if value is None else _cell(value)

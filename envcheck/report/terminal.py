@@ -125,5 +125,5 @@ def _pct(value) -> str:
 
 
 def _clip(value, width: int = 60) -> str:
-    text = "unset" if value is None else str(value)
+    text = "absent" if value is None else str(value)
     return text if len(text) <= width else text[: width - 1] + "…"
