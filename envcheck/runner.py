@@ -18,6 +18,7 @@ from envcheck.compare.policy import Policy
 from envcheck.compare.verdict import FailOn, exit_code_for
 from envcheck.golden import GoldenBundle
 from envcheck.model import Capture, RunReport, TargetFailure, TargetResult
+from envcheck.targets import cancel_running
 from envcheck.targets.base import Target
 
 
@@ -44,8 +45,15 @@ def run_targets(targets: Sequence[Target], bundle_dir: Path, *, timeout: float, 
             progress.finished(index, target.spec, outcome)
         return outcome
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
         return list(pool.map(one, range(len(targets)), targets))
+    except KeyboardInterrupt:
+        # Stop the probes now; each worker then cleans up after its own (container removed).
+        cancel_running()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def build_report(golden: GoldenBundle, outcomes: Sequence[Capture | TargetFailure], policy: Policy,

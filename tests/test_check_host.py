@@ -214,3 +214,27 @@ def test_console_entry_point_runs(tmp_path):
                             capture_output=True, text=True, env={**os.environ, "COLUMNS": "120"})
     assert result.returncode == 0, result.stderr
     assert "IDENTICAL" in result.stdout and list(tmp_path.glob("envcheck-*.json"))
+
+
+def test_ctrl_c_ends_running_probes_and_exits_130(tmp_path):
+    """SIGINT reaches envcheck only (probes run in their own session): it must end them itself."""
+    import signal
+    import time
+    hang = tmp_path / "python"
+    hang.write_text(f"#!/bin/sh\nexec {sys.executable} -c 'import time; time.sleep(601)'\n")
+    hang.chmod(0o755)
+    child = subprocess.Popen([sys.executable, "-m", "envcheck", "check", "--target", f"python:{hang}",
+                              "--timeout", "120", "--reports-dir", str(tmp_path)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def running() -> bool:
+        return subprocess.run(["pgrep", "-f", "time.sleep\\(601\\)"], capture_output=True).returncode == 0
+    deadline = time.monotonic() + 30
+    while not running() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert running(), "the hung probe never started"
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    time.sleep(0.5)
+    assert not running(), "a probe child outlived Ctrl-C"

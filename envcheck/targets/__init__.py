@@ -2,6 +2,8 @@
 a target that merely failed; parse_target builds one from a spec string."""
 from __future__ import annotations
 
+import sys
+
 from envcheck.errors import UsageError
 from envcheck.targets.base import Target
 
@@ -21,3 +23,12 @@ def parse_target(spec: str, **docker_options) -> Target:
         from envcheck.targets.docker import DockerTarget
         return DockerTarget(spec=spec, image=rest, **docker_options)
     raise UsageError(f"unknown target {spec!r}; expected {SPEC_HELP}")
+
+
+def cancel_running() -> None:
+    """Stop every probe still running, of every target kind in use (Ctrl-C)."""
+    from envcheck.targets.process import cancel_children
+
+    cancel_children()
+    if "envcheck.targets.docker" in sys.modules:  # never import docker just to cancel nothing
+        sys.modules["envcheck.targets.docker"].cancel_containers()

@@ -11,6 +11,7 @@ import dataclasses
 import io
 import shlex
 import tarfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,9 @@ CAPTURE_DIR = f"{WORK_DIR}/capture"
 NO_PYTHON_STATUS = 127
 NO_PYTHON_MARKER = "envcheck: no python3 or python on PATH in this image"
 CONTAINER_LABEL = "envcheck.probe"
+# Containers still running a probe, so that Ctrl-C in the main thread can stop them at once.
+_live: set = set()
+_live_lock = threading.Lock()
 CLIENT_TIMEOUT_S = 120
 STDERR_TAIL_LINES = 60
 
@@ -88,15 +92,15 @@ class DockerTarget:
     def _probe(self, client, image, bundle_dir: Path, out_dir: Path, timeout: float, info: dict) -> Capture | TargetFailure:
         container = client.containers.create(image.id, detach=True, labels={CONTAINER_LABEL: "1"}, **self._run_options())
         info["container_user"] = image.attrs.get("Config", {}).get("User") or "root"
+        with _live_lock:
+            _live.add(container)
         try:
             container.put_archive("/tmp", probe_archive(bundle_dir))
             started = time.monotonic()
             try:
                 container.start()
             except docker.errors.APIError as error:  # the runtime could not exec the entrypoint
-                return TargetFailure(spec=self.spec, kind="no-python" if self.image_python else "container-start",
-                                     target_info=info, message=f"cannot start the probe in image {self.image}: "
-                                     f"{error.explanation or _first_line(error)}")
+                return self._start_failure(error, info)
             timed_out, status = False, None
             try:
                 status = container.wait(timeout=timeout)["StatusCode"]
@@ -122,7 +126,18 @@ class DockerTarget:
                                                             f"limit{limit}) while {stage}")
             return outcome
         finally:
+            with _live_lock:
+                _live.discard(container)
             container.remove(force=True)
+
+    def _start_failure(self, error: docker.errors.APIError, info: dict) -> TargetFailure:
+        explanation = str(error.explanation or _first_line(error))
+        if self.gpus and "device driver" in explanation:
+            return TargetFailure(spec=self.spec, kind="gpus-unavailable", target_info=info,
+                                 message=f"the daemon cannot give GPUs to containers (--gpus {self.gpus}): "
+                                         f"{explanation}; is the NVIDIA container toolkit installed?")
+        return TargetFailure(spec=self.spec, kind="no-python" if self.image_python else "container-start",
+                             target_info=info, message=f"cannot start the probe in image {self.image}: {explanation}")
 
     def _run_options(self) -> dict[str, Any]:
         probe = [f"{WORK_DIR}/probe.py", "--bundle", f"{WORK_DIR}/bundle", "--out", CAPTURE_DIR]
@@ -147,6 +162,17 @@ class DockerTarget:
             count = -1 if self.gpus == "all" else int(self.gpus)
             options["device_requests"] = [docker.types.DeviceRequest(count=count, capabilities=[["gpu"]])]
         return options
+
+
+def cancel_containers() -> None:
+    """Kill every running probe container (called on Ctrl-C); each run then removes its own."""
+    with _live_lock:
+        containers = list(_live)
+    for container in containers:
+        try:
+            container.kill()
+        except docker.errors.DockerException:
+            pass  # already gone
 
 
 def connect(docker_host: str | None) -> docker.DockerClient:

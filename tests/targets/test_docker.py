@@ -216,3 +216,29 @@ def test_second_daemon_is_checked_as_another_site(run_cli, reference_golden, sec
     assert code == ExitCode.OK and target["verdict"] == "IDENTICAL" and target["site"] == "factory-2"
     assert target["target"]["daemon"]["host"] == url
     assert client.containers.list(all=True, filters={"label": "envcheck.probe"}) == []
+
+
+def test_ctrl_c_stops_and_removes_the_probe_container(reference_golden, docker_client, tmp_path):
+    child = subprocess.Popen([sys.executable, "-m", "envcheck", "check", "--golden", str(reference_golden),
+                              "--target", _image("reference"), "--timeout", "300", "--reports-dir", str(tmp_path)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not docker_client.containers.list(filters={"label": "envcheck.probe"}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert docker_client.containers.list(filters={"label": "envcheck.probe"}), "the probe container never started"
+    started = time.monotonic()
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130 and "Traceback" not in err
+    assert time.monotonic() - started < 20  # stopped, not waited out
+    assert docker_client.containers.list(all=True, filters={"label": "envcheck.probe"}) == []
+
+
+def test_gpus_on_a_daemon_without_gpu_support_is_a_plain_error(run_cli, reference_golden, no_leftovers):
+    code, _, _, report = _check(run_cli, reference_golden, _image("reference"), extra=("--gpus", "all"))
+    target = report["targets"][0]
+    assert target["target"]["gpus_requested"] == "all"  # recorded whatever happens
+    if target["verdict"] == "ERROR":  # this machine has no NVIDIA runtime
+        assert target["error"]["kind"] == "gpus-unavailable" and "--gpus all" in target["error"]["message"]
+    else:  # a machine with GPUs and the toolkit: the probe saw them
+        assert target["fingerprint"]["gpu"]["gpus"]
