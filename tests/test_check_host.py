@@ -238,3 +238,14 @@ def test_ctrl_c_ends_running_probes_and_exits_130(tmp_path):
     assert child.returncode == 130 and "interrupted" in err and "Traceback" not in err
     time.sleep(0.5)
     assert not running(), "a probe child outlived Ctrl-C"
+
+
+def test_model_tensorflow_cannot_load_is_a_plain_error(run_cli, tmp_path):
+    from envcheck.golden import builtin_golden_dir
+    model = tmp_path / "model"
+    shutil.copytree(builtin_golden_dir() / "model", model)
+    (model / "saved_model.pb").write_bytes(b"\x08\x01garbage that is no SavedModel proto")
+    code, _, err, _ = run_cli("golden", "create", "--model", str(model), "--inputs",
+                              str(builtin_golden_dir() / "inputs.npz"), "--out", str(tmp_path / "g"))
+    assert code == ExitCode.UNDECIDED and "cannot load the golden model" in err and "Traceback" not in err
+    assert not (tmp_path / "g").exists()  # nothing half-written
