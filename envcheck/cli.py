@@ -237,11 +237,13 @@ def command_review(args: argparse.Namespace) -> int:
             since = parse_since(args.since)
         except ValueError:
             raise UsageError(f"--since {args.since!r} is not a date (YYYY-MM-DD)") from None
+    existing = [p for p in args.paths if p.exists()]
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         _err(f"no such file or directory: {', '.join(missing)}")
-    fleet = load_fleet([p for p in args.paths if p.exists()], since)
-    if fleet.files_read == 0 and not (since and report_files(args.paths)):
+    fleet = load_fleet(existing, since)
+    readable = len(report_files(existing)) - len(fleet.skipped)
+    if readable == 0:  # (reports all older than --since are an empty review, not an error)
         for path, why in fleet.skipped:
             _err(f"skipped {path}: {why}")
         _err("error: no report could be read")
