@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from conftest import RECORDED_REPORTS
 from envcheck.errors import ExitCode
 from envcheck.report import fleet as views
 
