@@ -249,3 +249,17 @@ def test_model_tensorflow_cannot_load_is_a_plain_error(run_cli, tmp_path):
                               str(builtin_golden_dir() / "inputs.npz"), "--out", str(tmp_path / "g"))
     assert code == ExitCode.UNDECIDED and "cannot load the golden model" in err and "Traceback" not in err
     assert not (tmp_path / "g").exists()  # nothing half-written
+
+
+def test_builtin_golden_rebuilds_from_code_with_the_same_inputs_and_outputs(run_cli, tmp_path):
+    """Nobody depends on a binary blob: the committed bundle is what the code makes, bit for bit."""
+    from envcheck.golden import builtin_golden_dir, load_golden
+    code, *_ = run_cli("golden", "create", "--builtin", "--out", str(tmp_path / "rebuilt"))
+    assert code == ExitCode.OK
+    rebuilt, committed = load_golden(tmp_path / "rebuilt"), load_golden(builtin_golden_dir())
+    for name in ("inputs.npz", "expected.npz"):
+        with np.load(tmp_path / "rebuilt" / name) as new, np.load(builtin_golden_dir() / name) as old:
+            assert sorted(new.files) == sorted(old.files)
+            for key in old.files:
+                assert new[key].tobytes() == old[key].tobytes(), (name, key)
+    assert rebuilt.manifest["policy"] == committed.manifest["policy"]
