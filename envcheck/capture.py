@@ -114,9 +114,7 @@ def read_capture(capture_dir: Path, spec: str, child: ChildExit | None = None,
 def _load_capture_json(capture_dir: Path) -> dict[str, Any] | None:
     try:
         document = json.loads((capture_dir / CAPTURE_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # absent, unreadable or torn: no usable capture
         return None
     return document if isinstance(document, dict) else None
 

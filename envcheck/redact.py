@@ -12,8 +12,7 @@ import os
 from typing import Any
 
 # List indexes are written [*], so one entry covers every GPU.
-IDENTIFYING_PATHS = ("host.hostname", "gpu.gpus[*].uuid", "gpu.gpus[*].serial", "gpu.gpus[*].pci_bus_id",
-                     "tensorflow.gpu_devices[*].pci_bus_id")
+IDENTIFYING_PATHS = ("host.hostname", "gpu.gpus[*].uuid", "gpu.gpus[*].serial", "gpu.gpus[*].pci_bus_id")
 DEFAULT_SALT = "envcheck/1"
 REDACTED_PREFIX = "sha256:"
 

@@ -18,6 +18,7 @@ from envcheck.compare.policy import Policy
 from envcheck.compare.verdict import FailOn, exit_code_for
 from envcheck.golden import GoldenBundle
 from envcheck.model import Capture, RunReport, TargetFailure, TargetResult
+from envcheck.redact import redact_fingerprint
 from envcheck.targets import cancel_running
 from envcheck.targets.base import Target
 
@@ -58,7 +59,9 @@ def run_targets(targets: Sequence[Target], bundle_dir: Path, *, timeout: float, 
 
 def build_report(golden: GoldenBundle, outcomes: Sequence[Capture | TargetFailure], policy: Policy,
                  fail_on: FailOn = "fail") -> RunReport:
-    results: list[TargetResult] = [evaluate(o, golden.expected, golden.fingerprint, policy) for o in outcomes]
+    # A bundle written by envcheck is already redacted; one written elsewhere may not be: redact once here.
+    shared = redact_fingerprint(golden.fingerprint)
+    results: list[TargetResult] = [evaluate(o, golden.expected, shared, policy) for o in outcomes]
     return RunReport(golden_path=str(golden.path), golden_sha256=golden.sha256, targets=tuple(results),
                      exit_code=int(exit_code_for((r.verdict for r in results), fail_on)), fail_on=fail_on,
                      created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), envcheck_version=__version__)

@@ -16,10 +16,10 @@ from envcheck.redact import redact_fingerprint
 
 
 def evaluate(outcome: Capture | TargetFailure, golden_expected: dict[str, np.ndarray],
-             golden_fingerprint: dict, policy: Policy) -> TargetResult:
+             golden: dict, policy: Policy) -> TargetResult:
+    """`golden` is the golden's fingerprint as shared (redact_fingerprint'ed once per run by the caller)."""
     # Both sides as shared: hashed identifiers compare equal to hashed identifiers.
     fingerprint = redact_fingerprint(outcome.fingerprint)
-    golden = redact_fingerprint(golden_fingerprint)
     findings = find_problems(fingerprint, golden, policy)
     if isinstance(outcome, TargetFailure):
         return TargetResult(spec=outcome.spec, site=outcome.site, verdict="ERROR", error=outcome, outputs=(),

@@ -175,7 +175,12 @@ def attribution_sentence(row: pd.Series) -> str:
             f"({row['others_with']} of {row['others_total']} others)")
 
 
-def evidence(row) -> dict[str, Any]:
-    """The full target entry behind a run row, read again from its report."""
-    document = json.loads(Path(row["file"]).read_bytes())
-    return document["targets"][int(row["target_index"])]
+def evidence(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """The full target entries behind run rows, in their order, reading each report file once."""
+    documents: dict[str, dict[str, Any]] = {}
+    found = []
+    for file, index in zip(rows["file"], rows["target_index"], strict=True):
+        if file not in documents:
+            documents[file] = json.loads(Path(file).read_bytes())
+        found.append(documents[file]["targets"][int(index)])
+    return found

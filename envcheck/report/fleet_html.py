@@ -62,8 +62,7 @@ def render_review_html(fleet: fleet_views.Fleet) -> str:
         body.append(table(["file", "why"], [[text(f), text(why)] for f, why in fleet.skipped], table_id="skipped"))
 
     body.append("<h2>Evidence (latest run of each site × target)</h2>")
-    for row in current.itertuples():
-        target = fleet_views.evidence(row._asdict())
+    for row, target in zip(current.itertuples(), fleet_views.evidence(current), strict=True):
         body.append(f'<p class="muted">{escape(row.site)} · {escape(str(row.created))} · {escape(row.file)}</p>')
         body.append(target_section(target, anchors[(row.site, row.spec)]))
     return page("envcheck fleet review", "".join(body))
