@@ -54,15 +54,29 @@ def run_cli(tmp_path, capsys):
     return run
 
 
+def make_golden_here(out: Path, **environment: str) -> Path:
+    """The built-in model and inputs as a golden made on the machine under test.
+
+    Tests that expect bitwise identity compare against this, never against the committed golden/default,
+    which another CPU (AMD vs Intel, AVX2 vs AVX-512/AMX) computes a few ULP differently."""
+    env = {**os.environ, **environment}
+    result = subprocess.run([sys.executable, "-m", "envcheck", "golden", "create", "--model",
+                             str(builtin_golden_dir() / "model"), "--inputs", str(builtin_golden_dir() / "inputs.npz"),
+                             "--out", str(out)], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def host_golden(tmp_path_factory, needs_tensorflow) -> Path:
+    """The built-in model as a golden made in this environment: the same environment is IDENTICAL to it."""
+    return make_golden_here(tmp_path_factory.mktemp("golden") / "host")
+
+
 @pytest.fixture(scope="session")
 def golden_onednn_on(tmp_path_factory, needs_tensorflow) -> Path:
     """The built-in model as a golden made with TF_ENABLE_ONEDNN_OPTS=1 set explicitly."""
-    out = tmp_path_factory.mktemp("golden") / "onednn-on"
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1"}
-    subprocess.run([sys.executable, "-m", "envcheck", "golden", "create", "--model",
-                    str(builtin_golden_dir() / "model"), "--inputs", str(builtin_golden_dir() / "inputs.npz"),
-                    "--out", str(out)], env=env, check=True, capture_output=True)
-    return out
+    return make_golden_here(tmp_path_factory.mktemp("golden") / "onednn-on", TF_ENABLE_ONEDNN_OPTS="1")
 
 
 @pytest.fixture

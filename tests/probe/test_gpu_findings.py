@@ -97,10 +97,10 @@ def test_cpu_without_avx_is_named_before_the_import_crashes():
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("needs_tensorflow")
-def test_check_on_a_gpu_box_with_cpu_tensorflow_fails_end_to_end(run_cli, fake_nvml, monkeypatch):
+def test_check_on_a_gpu_box_with_cpu_tensorflow_fails_end_to_end(run_cli, fake_nvml, monkeypatch, host_golden):
     """The whole probe, with the recorded A100 answering NVML through the real loader path."""
     monkeypatch.setenv("LD_LIBRARY_PATH", str(fake_nvml("a100-sxm4-80gb-470.103.01")))
-    code, out, _, report = run_cli("check")
+    code, out, _, report = run_cli("check", "--golden", str(host_golden))
     target = report["targets"][0]
     assert code == ExitCode.DRIFT and target["verdict"] == "FAIL"
     assert all(o["status"] == "identical" for o in target["outputs"].values())  # same bits, on the CPU

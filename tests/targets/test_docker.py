@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require
+from helpers import kill_quietly, spawn_envcheck
 from envcheck.errors import ExitCode
 from envcheck.golden import builtin_golden_dir
 
@@ -218,20 +219,28 @@ def test_second_daemon_is_checked_as_another_site(run_cli, reference_golden, sec
     assert client.containers.list(all=True, filters={"label": "envcheck.probe"}) == []
 
 
-def test_ctrl_c_stops_and_removes_the_probe_container(reference_golden, docker_client, tmp_path):
-    child = subprocess.Popen([sys.executable, "-m", "envcheck", "check", "--golden", str(reference_golden),
-                              "--target", _image("reference"), "--timeout", "300", "--reports-dir", str(tmp_path)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not docker_client.containers.list(filters={"label": "envcheck.probe"}) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert docker_client.containers.list(filters={"label": "envcheck.probe"}), "the probe container never started"
-    started = time.monotonic()
-    child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=60)
-    assert child.returncode == 130 and "Traceback" not in err
-    assert time.monotonic() - started < 20  # stopped, not waited out
-    assert docker_client.containers.list(all=True, filters={"label": "envcheck.probe"}) == []
+@pytest.mark.parametrize("signum, exit_code", [pytest.param(signal.SIGINT, 130, id="ctrl-c"),
+                                               pytest.param(signal.SIGTERM, 143, id="ci-cancel")])
+def test_signal_stops_and_removes_the_probe_container(reference_golden, docker_client, tmp_path, signum, exit_code):
+    """Ctrl-C, or a CI system cancelling the job with SIGTERM: the container is stopped and removed."""
+    child = spawn_envcheck("check", "--golden", str(reference_golden), "--target", _image("reference"),
+                           "--timeout", "300", "--reports-dir", str(tmp_path))
+    try:
+        deadline = time.monotonic() + 60
+        while not docker_client.containers.list(filters={"label": "envcheck.probe"}) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert docker_client.containers.list(filters={"label": "envcheck.probe"}), "the probe container never started"
+        started = time.monotonic()
+        child.send_signal(signum)
+        _, err = child.communicate(timeout=60)
+        assert child.returncode == exit_code and "interrupted" in err and "Traceback" not in err, err
+        assert time.monotonic() - started < 20  # stopped, not waited out
+        assert docker_client.containers.list(all=True, filters={"label": "envcheck.probe"}) == []
+        assert not list(tmp_path.glob("*.json"))  # nothing partial
+    finally:
+        kill_quietly(child.pid)
+        for container in docker_client.containers.list(all=True, filters={"label": "envcheck.probe"}):
+            container.remove(force=True)
 
 
 def test_gpus_on_a_daemon_without_gpu_support_is_a_plain_error(run_cli, reference_golden, no_leftovers):
