@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
+import os
+import re
+import shlex
+import signal
 import sys
+import traceback
 from pathlib import Path
 
 from envcheck import __version__
-from envcheck.errors import EnvcheckError, ExitCode
+from envcheck.errors import EnvcheckError, ExitCode, Interrupted, UsageError
 
 DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_REPORTS_DIR = "reports"
@@ -35,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="envcheck", description="Run a golden TensorFlow model in each target environment and flag drift "
         "against the golden baseline.", epilog=EPILOG_MAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"envcheck {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = commands.add_parser("check", help="probe targets and compare them with the golden",
@@ -44,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _golden_option(check)
     check.add_argument("--target", action="append", metavar="SPEC", dest="targets",
                        help="host | python:PATH | docker:IMAGE (repeatable; default: host)")
-    check.add_argument("--site", help="factory or site name recorded in the report")
+    check.add_argument("--site", type=_site_name, help="factory or site name recorded in the report")
     check.add_argument("--jobs", type=_positive_int, default=1, help="targets probed at once (default 1)")
     _timeout_option(check)
     _docker_options(check)
@@ -56,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="example: envcheck probe --site shenzhen-3 --out capture-shenzhen/")
     _golden_option(probe)
     probe.add_argument("--target", default="host", metavar="SPEC", help="host | python:PATH | docker:IMAGE")
-    probe.add_argument("--site", help="factory or site name recorded in the capture")
+    probe.add_argument("--site", type=_site_name, help="factory or site name recorded in the capture")
     probe.add_argument("--out", required=True, type=Path, help="directory to write the capture to")
     _timeout_option(probe)
     _docker_options(probe)
@@ -112,7 +119,7 @@ def _golden_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _timeout_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+    parser.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_TIMEOUT_S, metavar="S",
                         help=f"seconds one target may take (default {DEFAULT_TIMEOUT_S:g})")
 
 
@@ -126,22 +133,67 @@ def _comparison_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", type=Path, metavar="PATH", help="write a Markdown summary (merge-request comment)")
     parser.add_argument("--reports-dir", type=Path, default=Path(DEFAULT_REPORTS_DIR), metavar="DIR",
                         help=f"every run's JSON report is kept here (default {DEFAULT_REPORTS_DIR}/)")
+    parser.add_argument("--no-reports", action="store_true", help="do not keep a JSON report in --reports-dir")
 
 
 def _docker_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("docker targets")
     group.add_argument("--docker-host", metavar="URL", help="daemon to use (unix://, tcp://, ssh://; default DOCKER_HOST)")
     group.add_argument("--pull", action="store_true", help="pull an image that is not present (default: never pull)")
-    group.add_argument("--memory", metavar="LIMIT", help="memory limit for probe containers, e.g. 2g")
-    group.add_argument("--gpus", metavar="all|N", help="request GPUs for probe containers")
+    group.add_argument("--memory", type=_memory_limit, metavar="LIMIT",
+                       help="memory limit for probe containers, e.g. 2g or 512m (no swap)")
+    group.add_argument("--gpus", type=_gpu_request, metavar="all|N", help="request GPUs for probe containers")
     group.add_argument("--image-python", metavar="PATH", help="interpreter inside images (default: python3, then python)")
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+MEMORY_LIMIT = re.compile(r"^(\d+)([bkmg]?)$", re.IGNORECASE)
+MEMORY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+MIN_MEMORY_BYTES = 6 << 20  # Docker refuses a smaller container memory limit
+
+
+def _memory_limit(text: str) -> str:
+    """Docker's own syntax (bytes, or a number with b/k/m/g), checked here so a typo is a usage error."""
+    match = MEMORY_LIMIT.match(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a memory size (e.g. 512m, 2g)")
+    if int(match[1]) * MEMORY_UNITS[match[2].lower()] < MIN_MEMORY_BYTES:
+        raise argparse.ArgumentTypeError(f"{text!r} is below Docker's minimum of 6m")
+    return text.strip()
+
+
+def _gpu_request(text: str) -> str:
+    if text == "all" or (text.isdigit() and int(text) > 0):
+        return text
+    raise argparse.ArgumentTypeError(f"expected 'all' or a number of GPUs, got {text!r}")
+
+
+def _site_name(text: str) -> str:
+    name = text.strip()
+    if not name:
+        raise argparse.ArgumentTypeError("a site name cannot be empty")
+    if len(name) > 200 or any(not character.isprintable() for character in name):
+        raise argparse.ArgumentTypeError("a site name is one line of at most 200 printable characters")
+    return name
 
 
 # ----------------------------------------------------------------------------------- commands
@@ -170,6 +222,7 @@ def command_check(args: argparse.Namespace) -> int:
     golden = load_golden(args.golden)
     policy = _policy(golden, args)
     targets = _targets(args.targets or ["host"], args)
+    _check_writable(args)
     _preload_comparison()
     with _progress([t.spec for t in targets]) as progress:
         outcomes = run_targets(targets, golden.path, timeout=args.timeout, jobs=args.jobs, site=args.site,
@@ -186,6 +239,7 @@ def command_compare(args: argparse.Namespace) -> int:
 
     golden = load_golden(args.golden)
     policy = _policy(golden, args)
+    _check_writable(args)
     outcomes = []
     for directory in args.captures:
         outcome, golden_sha256 = load_capture_dir(directory)
@@ -208,6 +262,7 @@ def command_probe(args: argparse.Namespace) -> int:
 
     golden = load_golden(args.golden)
     (target,) = _targets([args.target], args)
+    _check_capture_destination(args.out)
     with _progress([target.spec]) as progress, tempfile.TemporaryDirectory(prefix="envcheck-probe-") as work:
         progress.started(0, target.spec)
         outcome = target.run(golden.path, Path(work), args.timeout)
@@ -218,8 +273,29 @@ def command_probe(args: argparse.Namespace) -> int:
         _err(f"{target.spec}: {outcome.message}")
         _err(f"the partial capture is in {args.out}; send it back for diagnosis")
         return ExitCode.UNDECIDED
-    print(f"capture written to {args.out} — send this directory back, or run: envcheck compare {args.out}")
+    golden_option = "" if args.golden is None else f" --golden {shlex.quote(str(args.golden))}"
+    print(f"capture written to {args.out} — send this directory back; at headquarters run:\n"
+          f"  envcheck compare {shlex.quote(str(args.out))}{golden_option}")
     return ExitCode.OK
+
+
+def _check_capture_destination(out: Path) -> None:
+    """Before probing: --out is a new directory, an empty one, or an earlier capture to replace."""
+    from envcheck.capture import CAPTURE_FILE, OUTPUTS_FILE
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a directory")
+    if out.is_dir():
+        unexpected = sorted(p.name for p in out.iterdir() if p.name not in (CAPTURE_FILE, OUTPUTS_FILE))
+        if unexpected:
+            raise UsageError(f"--out {out}: directory holds other files ({', '.join(unexpected[:3])}); "
+                             "choose a new or empty directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise PermissionError(13, "permission denied")
+    except OSError as error:
+        raise UsageError(f"--out {out}: cannot write there ({error.strerror or error})") from None
 
 
 def command_review(args: argparse.Namespace) -> int:
@@ -281,36 +357,75 @@ def command_golden_verify(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------------- output
 
+RENDERERS = {"html": ("envcheck.report.html", "render_html"), "junit": ("envcheck.report.junit", "render_junit"),
+             "markdown": ("envcheck.report.markdown", "render_markdown")}
+
+
+def _report_paths(args: argparse.Namespace) -> list[tuple[Path, str]]:
+    """(path, format) of every report this run writes; JSON last, so it can record a failed write."""
+    paths = [(getattr(args, name), name) for name in RENDERERS if getattr(args, name, None)]
+    if not args.no_reports:
+        import time
+
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time() % 1:.6f}"[1:]
+        paths.append((args.reports_dir / f"envcheck-{stamp}Z.json", "json"))
+    if args.json:
+        paths.append((args.json, "json"))
+    return paths
+
+
+def _check_writable(args: argparse.Namespace) -> None:
+    """Before any target runs: every report destination can be written (exit 3 now, not after an hour)."""
+    import tempfile
+
+    for path, _ in _report_paths(args):
+        path = Path(path)
+        if path.is_dir():
+            raise UsageError(f"cannot write report {path}: it is a directory")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".envcheck-write-test-"):
+                pass
+        except OSError as error:
+            raise EnvcheckError(f"cannot write report {path}: {error.strerror or error}") from None
+
+
 def _publish(report, args: argparse.Namespace) -> int:
-    """Write every requested report atomically, then print the verdicts."""
-    import time
+    """Print the verdicts first, then write every requested report atomically.
 
-    from rich.console import Console
-
+    A report that cannot be written is one more line and exit 3; the JSON reports then say so too,
+    so the JSON's exit_code always equals the process's."""
     from envcheck.files import atomic_write_text
     from envcheck.report.json import render_json, report_to_dict
     from envcheck.report.terminal import render_terminal
 
     document = report_to_dict(report)
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time() % 1:.6f}"[1:]
-    outputs = [(args.reports_dir / f"envcheck-{stamp}Z.json", render_json), (args.json, render_json)]
-    for path, module, function in ((args.html, "html", "render_html"), (args.junit, "junit", "render_junit"),
-                                   (args.markdown, "markdown", "render_markdown")):
-        if path:
-            outputs.append((path, getattr(importlib.import_module(f"envcheck.report.{module}"), function)))
-    written = []
-    for path, render in outputs:
-        if path is None:
-            continue
+    args.outcome = report.exit_code
+    _show(render_terminal(report))
+    written, problems = [], []
+    for path, kind in _report_paths(args):
+        if kind == "json" and problems:
+            document["exit_code"] = int(ExitCode.UNDECIDED)
+            document["publish_errors"] = problems
+        render = render_json if kind == "json" else getattr(importlib.import_module(RENDERERS[kind][0]),
+                                                            RENDERERS[kind][1])
         try:
             atomic_write_text(path, render(document))
+            written.append(str(path))
         except OSError as error:
-            _err(f"cannot write report {path}: {error.strerror}")
-            return ExitCode.UNDECIDED
-        written.append(path)
-    Console(soft_wrap=False).print(render_terminal(report))
-    print(f"reports: {', '.join(str(p) for p in written)}")
-    return report.exit_code
+            problems.append(f"cannot write report {path}: {error.strerror or error}")
+            _err(problems[-1])
+    if written:
+        print(f"reports: {', '.join(written)}")
+    if problems:
+        args.outcome = ExitCode.UNDECIDED
+    return int(args.outcome)
+
+
+def _show(renderable) -> None:
+    from rich.console import Console
+
+    Console(soft_wrap=False).print(renderable)
 
 
 def _preload_comparison() -> None:
@@ -332,16 +447,23 @@ def _with_site(outcome, site):
 
 
 class _progress:
-    """A live line per target (state and elapsed time) on stderr; silent when stderr is not a terminal."""
+    """Progress on stderr while targets run: a live line per target on a terminal, a plain line per
+    start and finish otherwise (CI logs). Names are data, never markup."""
 
     def __init__(self, specs: list[str]):
+        import time
+
         from rich.console import Console
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+        self.clock = time.monotonic
+        self.began: dict[int, float] = {}
+        self.total = len(specs)
         self.console = Console(stderr=True)
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[state]}"),
-                                 TimeElapsedColumn(), console=self.console, transient=False,
-                                 disable=not self.console.is_terminal)
+        self.live = self.console.is_terminal
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False),
+                                 TextColumn("{task.fields[state]}"), TimeElapsedColumn(), console=self.console,
+                                 transient=False, disable=not self.live)
         self.tasks = [self.progress.add_task(spec, state="queued", start=False, total=1) for spec in specs]
 
     def __enter__(self):
@@ -352,12 +474,21 @@ class _progress:
         return self.progress.__exit__(*exc)
 
     def started(self, index: int, spec: str) -> None:
+        self.began[index] = self.clock()
+        if not self.live:
+            _err(f"[{index + 1}/{self.total}] {spec}: probing…")
         self.progress.start_task(self.tasks[index])
         self.progress.update(self.tasks[index], state="[cyan]probing…")
 
     def finished(self, index: int, spec: str, outcome) -> None:
+        from rich.markup import escape
+
         failed = getattr(outcome, "kind", None)
-        state = f"[magenta]failed: {failed}" if failed else "[green]captured"
+        if not self.live:
+            seconds = self.clock() - self.began.get(index, self.clock())
+            _err(f"[{index + 1}/{self.total}] {spec}: {'failed: ' + failed if failed else 'captured'} "
+                 f"({seconds:.1f} s)")
+        state = f"[magenta]failed: {escape(failed)}" if failed else "[green]captured"
         self.progress.update(self.tasks[index], state=state, completed=1)
         self.progress.stop_task(self.tasks[index])
 
@@ -367,13 +498,45 @@ def _err(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every way out is an exit code from the contract, never a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # CI systems cancel a job with SIGTERM
     try:
         return int(args.run(args))
     except EnvcheckError as error:
         _err(f"error: {error}")
         return int(error.exit_code)
-    except KeyboardInterrupt:
-        _err("interrupted")
-        return 130
+    except KeyboardInterrupt as interrupt:
+        signum = interrupt.signum if isinstance(interrupt, Interrupted) else signal.SIGINT
+        _err(f"interrupted ({signal.Signals(signum).name}): probes stopped, nothing written")
+        return 128 + signum
+    except BrokenPipeError:  # `envcheck … | head`: the reader left; the outcome was already decided
+        _silence_stdout()
+        return int(getattr(args, "outcome", ExitCode.OK))
+    except Exception as error:  # noqa: BLE001 - the gate's last line of defence: exit 1 means drift only
+        if args.debug:
+            traceback.print_exc()
+        _err(f"internal error: {type(error).__name__}: {_first_line(error)} "
+             f"({'traceback above' if args.debug else 'rerun with --debug for the traceback'})")
+        return int(ExitCode.UNDECIDED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise Interrupted(signum)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else "(no message)"

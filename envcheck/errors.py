@@ -41,3 +41,16 @@ class PolicyError(EnvcheckError):
 
 class TargetUnavailable(EnvcheckError):
     """A target cannot be reached at all (daemon down, image missing, interpreter missing)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or a CI system's cancel (SIGTERM): probes are stopped, nothing partial is
+    written, and the process exits 128 + the signal's number (130, 143), as a shell would report."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum

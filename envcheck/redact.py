@@ -38,3 +38,26 @@ def _redact(node: Any, path: str) -> None:
         elif (isinstance(value, str) and child in IDENTIFYING_PATHS
               and not value.startswith(REDACTED_PREFIX)):
             node[key] = hash_identifier(value)
+
+
+# Transports whose address names a machine (user@host, an IP); a unix socket path names none.
+IDENTIFYING_SCHEMES = ("tcp://", "ssh://", "http://", "https://")
+
+
+def redact_daemon_url(url: str | None) -> str | None:
+    """`ssh://ops@edge-17` -> `ssh://sha256:…`: the transport stays readable, the machine does not."""
+    if not isinstance(url, str) or url.startswith(REDACTED_PREFIX):
+        return url
+    for scheme in IDENTIFYING_SCHEMES:
+        if url.startswith(scheme) and not url[len(scheme):].startswith(REDACTED_PREFIX):
+            return scheme + hash_identifier(url[len(scheme):])
+    return url
+
+
+def redact_target_info(info: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a target's outside view (image, daemon…) with the daemon's address hashed."""
+    shared = copy.deepcopy(info)
+    daemon = shared.get("daemon")
+    if isinstance(daemon, dict) and "host" in daemon:
+        daemon["host"] = redact_daemon_url(daemon["host"])
+    return shared

@@ -12,7 +12,7 @@ from envcheck.compare.outputs import compare_outputs
 from envcheck.compare.policy import Policy
 from envcheck.compare.verdict import decide_verdict
 from envcheck.model import Capture, TargetFailure, TargetResult
-from envcheck.redact import redact_fingerprint
+from envcheck.redact import redact_fingerprint, redact_target_info
 
 
 def evaluate(outcome: Capture | TargetFailure, golden_expected: dict[str, np.ndarray],
@@ -20,16 +20,17 @@ def evaluate(outcome: Capture | TargetFailure, golden_expected: dict[str, np.nda
     """`golden` is the golden's fingerprint as shared (redact_fingerprint'ed once per run by the caller)."""
     # Both sides as shared: hashed identifiers compare equal to hashed identifiers.
     fingerprint = redact_fingerprint(outcome.fingerprint)
+    target_info = redact_target_info(outcome.target_info)
     findings = find_problems(fingerprint, golden, policy)
     if isinstance(outcome, TargetFailure):
         return TargetResult(spec=outcome.spec, site=outcome.site, verdict="ERROR", error=outcome, outputs=(),
-                            fingerprint_diff=(), hints=(), fingerprint=fingerprint, target_info=outcome.target_info,
+                            fingerprint_diff=(), hints=(), fingerprint=fingerprint, target_info=target_info,
                             timings={}, output_digest=None, findings=findings)
     outputs = compare_outputs(golden_expected, outcome.outputs, policy)
     diffs = diff_fingerprints(golden, fingerprint, policy)
     return TargetResult(spec=outcome.spec, site=outcome.site, verdict=decide_verdict(outputs, diffs, findings),
                         error=None, outputs=outputs, fingerprint_diff=diffs, hints=hints_for(diffs, outputs),
-                        fingerprint=fingerprint, target_info=outcome.target_info, timings=outcome.timings,
+                        fingerprint=fingerprint, target_info=target_info, timings=outcome.timings,
                         output_digest=output_digest(outcome.outputs), findings=findings)
 
 

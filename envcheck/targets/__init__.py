@@ -27,8 +27,10 @@ def parse_target(spec: str, **docker_options) -> Target:
 
 def cancel_running() -> None:
     """Stop every probe still running, of every target kind in use (Ctrl-C)."""
+    from envcheck.targets.base import CANCELLED
     from envcheck.targets.process import cancel_children
 
+    CANCELLED.set()
     cancel_children()
     if "envcheck.targets.docker" in sys.modules:  # never import docker just to cancel nothing
         sys.modules["envcheck.targets.docker"].cancel_containers()

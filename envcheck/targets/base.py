@@ -1,6 +1,7 @@
 """The one method every target kind provides."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -8,6 +9,9 @@ from envcheck.model import Capture, TargetFailure
 
 PROBE_DIR = Path(__file__).resolve().parents[1] / "probe"
 PROBE_FILE = PROBE_DIR / "probe.py"
+
+CANCELLED = threading.Event()
+"""Set on Ctrl-C / SIGTERM: a probe that starts after the cancel sweep stops itself at once."""
 
 
 class Target(Protocol):

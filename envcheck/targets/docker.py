@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import shlex
+import signal
 import tarfile
 import threading
 import time
@@ -24,7 +25,9 @@ import requests.exceptions
 
 from envcheck.capture import ChildExit, read_capture
 from envcheck.model import Capture, TargetFailure
-from envcheck.targets.base import PROBE_FILE
+from envcheck.errors import Interrupted
+from envcheck.redact import redact_daemon_url
+from envcheck.targets.base import CANCELLED, PROBE_FILE
 
 WORK_DIR = "/tmp/envcheck"
 CAPTURE_DIR = f"{WORK_DIR}/capture"
@@ -56,8 +59,11 @@ class DockerTarget:
             return TargetFailure(spec=self.spec, kind=kind, message=message, target_info=info)
 
         try:
-            client = connect(self.docker_host)
-        except docker.errors.DockerException as error:
+            client = connect(self.docker_host, answer_within=timeout)
+        except (requests.exceptions.RequestException, docker.errors.DockerException) as error:
+            if _timed_out(error):
+                return failure("daemon-timeout", f"the Docker daemon at {self._daemon_name()} accepted the connection "
+                               f"but did not answer within {min(timeout, CLIENT_TIMEOUT_S):g} s")
             return failure("daemon-unreachable", f"cannot reach the Docker daemon at {self._daemon_name()}: "
                            f"{_first_line(error)}")
         try:
@@ -67,13 +73,17 @@ class DockerTarget:
                 return image
             info.update(image_identity(image))
             return self._probe(client, image, Path(bundle_dir), Path(out_dir), timeout, info)
-        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as error:
+        except requests.exceptions.Timeout as error:
+            return failure("daemon-timeout", f"the Docker daemon at {self._daemon_name()} stopped answering: "
+                           f"{_first_line(error)}")
+        except (requests.exceptions.RequestException, docker.errors.DockerException) as error:
             return failure("docker-error", f"the Docker daemon at {self._daemon_name()} failed: {_first_line(error)}")
         finally:
             client.close()
 
     def _daemon_name(self) -> str:
-        return self.docker_host or "DOCKER_HOST / the default socket"
+        # Messages reach shared reports: a remote daemon is named by its hashed address.
+        return redact_daemon_url(self.docker_host) or "DOCKER_HOST / the default socket"
 
     def _image(self, client: docker.DockerClient):
         try:
@@ -95,6 +105,8 @@ class DockerTarget:
         with _live_lock:
             _live.add(container)
         try:
+            if CANCELLED.is_set():  # created while the run was being cancelled: never start it
+                raise Interrupted(signal.SIGINT)
             container.put_archive("/tmp", probe_archive(bundle_dir))
             started = time.monotonic()
             try:
@@ -104,7 +116,7 @@ class DockerTarget:
             timed_out, status = False, None
             try:
                 status = container.wait(timeout=timeout)["StatusCode"]
-            except requests.exceptions.ConnectionError:  # ReadTimeout: the probe is still running
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout):  # the probe still runs
                 timed_out = True
                 container.kill()
             info["elapsed_s"] = round(time.monotonic() - started, 3)
@@ -175,13 +187,24 @@ def cancel_containers() -> None:
             pass  # already gone
 
 
-def connect(docker_host: str | None) -> docker.DockerClient:
-    """A client for `docker_host`, or for DOCKER_HOST / the default socket; fails fast when unreachable."""
+def connect(docker_host: str | None, answer_within: float = CLIENT_TIMEOUT_S) -> docker.DockerClient:
+    """A client for `docker_host`, or for DOCKER_HOST / the default socket.
+
+    The first call (ping) must answer within `answer_within` seconds, so a daemon that accepts the
+    connection and then hangs costs no more than the target's own timeout; later calls get the
+    ordinary client timeout (an image upload can be slow)."""
+    ping_timeout = max(1, min(answer_within, CLIENT_TIMEOUT_S))
     if docker_host:
-        client = docker.DockerClient(base_url=docker_host, timeout=CLIENT_TIMEOUT_S, use_ssh_client=docker_host.startswith("ssh://"))
+        client = docker.DockerClient(base_url=docker_host, timeout=ping_timeout,
+                                     use_ssh_client=docker_host.startswith("ssh://"))
     else:
-        client = docker.from_env(timeout=CLIENT_TIMEOUT_S)
-    client.ping()
+        client = docker.from_env(timeout=ping_timeout)
+    try:
+        client.ping()
+    except BaseException:
+        client.close()
+        raise
+    client.api.timeout = CLIENT_TIMEOUT_S
     return client
 
 
@@ -241,6 +264,15 @@ def fetch_capture(container, out_dir: Path) -> None:
             if member.isfile() and len(name.parts) == 2 and name.parts[0] == "capture":
                 source = archive.extractfile(member)
                 (Path(out_dir) / name.name).write_bytes(source.read())
+
+
+def _timed_out(error: BaseException | None) -> bool:
+    """True when a timeout is anywhere in the chain (the SDK wraps the version probe's ReadTimeout)."""
+    while error is not None:
+        if isinstance(error, requests.exceptions.Timeout):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _first_line(error: Exception) -> str:

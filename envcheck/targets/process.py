@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from envcheck.capture import ChildExit
+from envcheck.targets.base import CANCELLED
 
 STDERR_TAIL_CHARS = 4000
 
@@ -29,6 +30,8 @@ def run_child(command: Sequence[str], timeout: float, env: Mapping[str, str] | N
                              cwd=cwd, start_new_session=True)
     with _live_lock:
         _live.add(child)
+    if CANCELLED.is_set():  # started while the run was being cancelled: the sweep missed it
+        _kill_group(child)
     try:
         _, stderr = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
