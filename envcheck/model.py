@@ -98,6 +98,27 @@ class FingerprintDifference:
     golden: Any
     target: Any
     severity: Severity
+    missing: tuple[str, ...] | None = None
+    """For a set-valued field (CPU flags, devices…): items the golden has and the target lacks."""
+    extra: tuple[str, ...] | None = None
+    """For a set-valued field: items the target has and the golden lacks."""
+
+    @property
+    def change(self) -> str:
+        """The difference in words: `missing a, b; extra c` for a set, `golden → target` otherwise."""
+        if self.missing is not None or self.extra is not None:
+            parts = [f"{word} {', '.join(items)}" for word, items in (("missing", self.missing), ("extra", self.extra))
+                     if items]
+            return "; ".join(parts)
+        return f"{show_value(self.golden)} → {show_value(self.target)}"
+
+
+ABSENT = "absent"
+"""The one word every renderer uses for a value one side does not have."""
+
+
+def show_value(value: Any) -> str:
+    return ABSENT if value is None else str(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,50 +6,51 @@ from collections.abc import Iterable
 
 from envcheck.model import FingerprintDifference, OutputComparison
 
-# (path globs, what it means). {path}, {golden} and {target} are filled from the first matching difference.
+# (path globs, what it means). {path} and {change} (`a → b`, or `missing …; extra …` for a set) are
+# filled from the first matching difference.
 CAUSES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("env.TF_ENABLE_ONEDNN_OPTS", "tensorflow.onednn_enabled"),
-     "{path} differs ({golden} → {target}): oneDNN custom ops change the kernels' summation order; "
+     "{path} differs ({change}): oneDNN custom ops change the kernels' summation order; "
      "expect bitwise-different outputs within ~15 ULP. Since TF 2.9 oneDNN is on by default only on CPUs "
      "with avx512_vnni, avx512_bf16, avx_vnni or AMX."),
     (("env.ONEDNN_MAX_CPU_ISA", "env.DNNL_MAX_CPU_ISA"),
-     "{path} differs ({golden} → {target}): oneDNN dispatches to kernels for another instruction set "
+     "{path} differs ({change}): oneDNN dispatches to kernels for another instruction set "
      "(this is also how an older CPU is emulated); expect 0–12 ULP."),
     (("env.ONEDNN_DEFAULT_FPMATH_MODE", "env.TF_SET_ONEDNN_FPMATH_MODE"),
-     "{path} differs ({golden} → {target}): oneDNN may compute float32 in reduced precision (bf16/tf32); "
+     "{path} differs ({change}): oneDNN may compute float32 in reduced precision (bf16/tf32); "
      "expect relative error ~1e-3, far outside float32 noise."),
     (("cpu.tf_flags*",),
-     "The CPU's instruction sets differ ({path}: {golden} → {target}): oneDNN and Eigen select other "
+     "The CPU's instruction sets differ ({path}: {change}): oneDNN and Eigen select other "
      "kernels (AVX2 / AVX-512 / AMX, FMA); expect 0–12 ULP."),
     (("cpu.missing_required_flags*",),
-     "This CPU lacks instructions every TensorFlow x86 wheel needs ({target}): importing TensorFlow "
+     "This CPU lacks instructions every TensorFlow x86 wheel needs ({path}: {change}): importing TensorFlow "
      "dies with SIGILL. Use a build for older CPUs or another machine."),
     (("tensorflow.version", "tensorflow.git_version", "packages.tensorflow*", "tensorflow.distribution*"),
-     "The TensorFlow build differs ({path}: {golden} → {target}): kernels and defaults change between "
+     "The TensorFlow build differs ({path}: {change}): kernels and defaults change between "
      "releases; expect ~1e-6 relative, more when a default changes. Pin the image to the golden's version."),
     (("tensorflow.build_info*", "tensorflow.compiler_version"),
-     "TensorFlow was built differently ({path}: {golden} → {target}): compiler, CUDA or cuDNN of the build "
+     "TensorFlow was built differently ({path}: {change}): compiler, CUDA or cuDNN of the build "
      "changed."),
     (("env.TF_XLA_FLAGS", "env.XLA_FLAGS", "tensorflow.jit"),
-     "XLA/JIT settings differ ({path}: {golden} → {target}): fused kernels reorder arithmetic; expect ≤ ~14 ULP."),
+     "XLA/JIT settings differ ({path}: {change}): fused kernels reorder arithmetic; expect ≤ ~14 ULP."),
     (("tensorflow.tf32", "env.NVIDIA_TF32_OVERRIDE"),
-     "TF32 differs ({path}: {golden} → {target}): on NVIDIA compute capability ≥ 8.0 matmul inputs are "
+     "TF32 differs ({path}: {change}): on NVIDIA compute capability ≥ 8.0 matmul inputs are "
      "rounded to 10 mantissa bits; expect ~5e-4 relative."),
     (("env.TF_DETERMINISTIC_OPS", "tensorflow.op_determinism", "env.TF_CUDNN_*"),
-     "Determinism / cuDNN algorithm settings differ ({path}: {golden} → {target}): on GPUs this changes "
+     "Determinism / cuDNN algorithm settings differ ({path}: {change}): on GPUs this changes "
      "algorithm choice and run-to-run variation; on CPUs it has no numeric effect."),
     (("packages.numpy", "numpy.version"),
-     "NumPy differs ({golden} → {target}): ufuncs may differ by ≤ 4 ULP and NumPy 2's type promotion "
+     "NumPy differs ({change}): ufuncs may differ by ≤ 4 ULP and NumPy 2's type promotion "
      "changes pre/post-processing."),
     (("packages.keras", "packages.tf-keras", "tensorflow.keras*", "env.TF_USE_LEGACY_KERAS"),
-     "Keras differs ({path}: {golden} → {target}): ~1e-7 per layer; Keras 3 cannot load legacy "
+     "Keras differs ({path}: {change}): ~1e-7 per layer; Keras 3 cannot load legacy "
      "SavedModels with load_model."),
     (("packages.protobuf", "env.PROTOCOL_BUFFERS_*"),
-     "protobuf differs ({golden} → {target}): no numeric effect, but a mismatch breaks TensorFlow's import."),
+     "protobuf differs ({change}): no numeric effect, but a mismatch breaks TensorFlow's import."),
     (("os.glibc",),
-     "glibc differs ({golden} → {target}): libm may differ within a few ULP, mostly in NumPy-side code."),
+     "glibc differs ({change}): libm may differ within a few ULP, mostly in NumPy-side code."),
     (("python.version",),
-     "Python differs ({golden} → {target}): no numeric effect by itself; it selects other wheels."),
+     "Python differs ({change}): no numeric effect by itself; it selects other wheels."),
 )
 
 
@@ -59,7 +60,7 @@ def hints_for(diffs: Iterable[FingerprintDifference], outputs: Iterable[OutputCo
     for patterns, text in CAUSES:
         match = next((d for d in diffs if any(fnmatch.fnmatchcase(d.path, p) for p in patterns)), None)
         if match:
-            hints.append(text.format(path=match.path, golden=_show(match.golden), target=_show(match.target)))
+            hints.append(text.format(path=match.path, change=match.change))
     drifted = [o for o in outputs if o.status == "drift" and o.max_rel is not None]
     if any(o.p99_rel is not None and o.p99_rel > 1e-4 for o in drifted):
         hints.append("Relative error above 1e-4 is reduced-precision territory (bf16, TF32, mixed precision), "
@@ -68,9 +69,3 @@ def hints_for(diffs: Iterable[FingerprintDifference], outputs: Iterable[OutputCo
         hints.append("Outputs differ but no fingerprint difference explains it: look for non-determinism or "
                      "a cause the probe cannot see (GPU autotuning, a changed model file, hardware faults).")
     return tuple(hints)
-
-
-def _show(value) -> str:
-    if value is None:
-        return "unset"
-    return str(value)

@@ -15,7 +15,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from envcheck.model import OutputComparison, RunReport, TargetResult
+from envcheck.model import FingerprintDifference, OutputComparison, RunReport, TargetResult
 
 REPORT_SCHEMA = "envcheck.report/1"
 
@@ -49,7 +49,7 @@ def _target(result: TargetResult) -> dict[str, Any]:
         "verdict": result.verdict,
         "error": error,
         "outputs": {o.name: _output(o) for o in result.outputs},
-        "fingerprint_diff": [dataclasses.asdict(d) for d in result.fingerprint_diff],
+        "fingerprint_diff": [_difference(d) for d in result.fingerprint_diff],
         "findings": [dataclasses.asdict(f) for f in result.findings],
         "hints": list(result.hints),
         "fingerprint": result.fingerprint,
@@ -57,6 +57,17 @@ def _target(result: TargetResult) -> dict[str, Any]:
         "timings": result.timings,
         "output_digest": result.output_digest,
     }
+
+
+def _difference(difference: FingerprintDifference) -> dict[str, Any]:
+    """`missing` and `extra` appear only for set-valued fields (fields are only added in a version)."""
+    entry = dataclasses.asdict(difference)
+    for key in ("missing", "extra"):
+        if entry[key] is None:
+            del entry[key]
+        else:
+            entry[key] = list(entry[key])
+    return entry
 
 
 def _output(comparison: OutputComparison) -> dict[str, Any]:

@@ -29,16 +29,14 @@ def render_terminal(report: RunReport) -> RenderableType:
 
 
 def _summary_table(report: RunReport) -> Table:
-    table = Table(title=f"envcheck — golden {report.golden_path} ({report.golden_sha256[:12]})",
+    # Every string from a capture or golden is data: Text, never markup. Columns fold, never cut a name.
+    table = Table(title=Text(f"envcheck — golden {report.golden_path} ({report.golden_sha256[:12]})"),
                   title_justify="left")
-    table.add_column("target", overflow="fold")
-    table.add_column("site")
-    table.add_column("verdict")
-    table.add_column("outputs")
-    table.add_column("fingerprint")
+    for column in ("target", "site", "verdict", "outputs", "fingerprint"):
+        table.add_column(column, overflow="fold")
     for result in report.targets:
-        table.add_row(result.spec, result.site or "—", Text(result.verdict, VERDICT_STYLE[result.verdict]),
-                      _outputs_summary(result), _diff_summary(result))
+        table.add_row(Text(result.spec), Text(result.site or "—"), Text(result.verdict, VERDICT_STYLE[result.verdict]),
+                      Text(_outputs_summary(result)), Text(_diff_summary(result)))
     return table
 
 
@@ -55,7 +53,11 @@ def _short(output: OutputComparison) -> str:
         return "mismatch"
     if output.max_ulp is not None:
         return f"{output.status} (max {output.max_ulp} ULP)"
-    return f"{output.status} (max rel {output.max_rel:.2g})"
+    if output.max_rel is not None:
+        return f"{output.status} (max rel {output.max_rel:.2g})"
+    if output.changed_fraction is not None:  # integer, boolean or string outputs: no ULP, no relative error
+        return f"{output.status} ({_pct(output.changed_fraction)} changed)"
+    return output.status
 
 
 def _diff_summary(result: TargetResult) -> str:
@@ -80,12 +82,12 @@ def _details(result: TargetResult) -> Panel:
     info = [d for d in result.fingerprint_diff if d.severity == "info"]
     if diffs or info:
         table = Table(show_header=True, box=None, padding=(0, 1))
-        for column in ("severity", "path", "golden", "target"):
-            table.add_column(column)
+        for column in ("severity", "path", "golden → target"):
+            table.add_column(column, overflow="fold")
         for d in diffs + info[:MAX_INFO_DIFFS]:
-            table.add_row(Text(d.severity, SEVERITY_STYLE[d.severity]), d.path, _clip(d.golden), _clip(d.target))
+            table.add_row(Text(d.severity, SEVERITY_STYLE[d.severity]), Text(d.path), Text(_clip(d.change, 120)))
         if len(info) > MAX_INFO_DIFFS:
-            table.add_row("", f"… {len(info) - MAX_INFO_DIFFS} more info-level differences (see the JSON report)", "", "")
+            table.add_row("", Text(f"… {len(info) - MAX_INFO_DIFFS} more info-level differences (see the JSON report)"), "")
         body.append(table)
     for hint in result.hints:
         body.append(Text(f"hint: {hint}", "cyan"))
@@ -124,6 +126,5 @@ def _pct(value) -> str:
     return "—" if value is None else f"{value:.1%}"
 
 
-def _clip(value, width: int = 60) -> str:
-    text = "absent" if value is None else str(value)
+def _clip(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"

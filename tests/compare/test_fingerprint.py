@@ -55,10 +55,43 @@ def test_lost_cpu_flag_is_named_with_its_value():
     target = _changed(cpu={"tf_flags": ["avx", "avx2"], "flags": ["avx", "avx2", "sse4_2"]})
     differences = diff_fingerprints(GOLDEN, target, build_policy())
     tf_flag = next(d for d in differences if d.path.startswith("cpu.tf_flags"))
-    assert tf_flag.severity == "warn" and tf_flag.golden == "avx512f" and tf_flag.target is None
-    assert any("instruction sets differ" in h for h in hints_for(differences, ()))
+    assert tf_flag.path == "cpu.tf_flags" and tf_flag.severity == "warn"
+    assert tf_flag.missing == ("avx512f",) and tf_flag.extra == () and tf_flag.change == "missing avx512f"
+    assert any("instruction sets differ (cpu.tf_flags: missing avx512f)" in h for h in hints_for(differences, ()))
 
 
+def test_sets_differ_once_per_field_with_missing_and_extra():
+    """Intel with AMX against AMD without: one line per field, never `cpu.flags[25] avx_vnni → clzero`."""
+    intel = ["avx", "avx2", "avx512f", "avx_vnni", "amx_tile", "cpuid_fault"]
+    amd = ["avx", "avx2", "avx512f", "clzero", "extd_apicid"]
+    target = _changed(cpu={"tf_flags": ["avx", "avx2", "avx512f"], "flags": amd})
+    golden = copy.deepcopy(GOLDEN)
+    golden["cpu"] = {"tf_flags": ["avx", "avx2", "avx512f", "avx_vnni", "amx_tile"], "flags": intel}
+    differences = {d.path: d for d in diff_fingerprints(golden, target, build_policy())}
+    assert set(differences) == {"cpu.tf_flags", "cpu.flags"}
+    flags = differences["cpu.flags"]
+    assert flags.missing == ("amx_tile", "avx_vnni", "cpuid_fault") and flags.extra == ("clzero", "extd_apicid")
+    assert flags.change == "missing amx_tile, avx_vnni, cpuid_fault; extra clzero, extd_apicid"
+    assert differences["cpu.tf_flags"].change == "missing amx_tile, avx_vnni"
+
+
+def test_a_set_of_records_is_compared_as_a_set():
+    devices = [{"name": "/physical_device:CPU:0", "type": "CPU"}, {"name": "/physical_device:GPU:0", "type": "GPU"}]
+    golden = _changed(tensorflow={"version": "2.21.0", "devices": devices})
+    same = _changed(tensorflow={"version": "2.21.0", "devices": list(reversed(devices))})
+    lost = _changed(tensorflow={"version": "2.21.0", "devices": devices[:1]})
+    assert diff_fingerprints(golden, same, build_policy()) == ()
+    (difference,) = diff_fingerprints(golden, lost, build_policy())
+    assert difference.path == "tensorflow.devices"
+    assert difference.missing == ("name=/physical_device:GPU:0, type=GPU",) and difference.extra == ()
+
+
+def test_a_set_field_absent_on_one_side_lists_every_item():
+    target = copy.deepcopy(GOLDEN)
+    del target["cpu"]["tf_flags"]
+    differences = {d.path: d for d in diff_fingerprints(GOLDEN, target, build_policy())}
+    assert differences["cpu.tf_flags"].missing == ("avx", "avx2", "avx512f")
+    assert differences["cpu.tf_flags"].target is None
 def test_policy_file_overrides_defaults(tmp_path):
     policy_file = tmp_path / "policy.toml"
     policy_file.write_text('[severity]\n"env.TF_ENABLE_ONEDNN_OPTS" = "fail"\n"packages.numpy" = "ignore"\n')
@@ -83,4 +116,4 @@ def test_bad_policy_file_is_a_clear_error(tmp_path, text, says):
 def test_hint_names_onednn_variable_with_values():
     differences = diff_fingerprints(GOLDEN, _changed(env={"TF_ENABLE_ONEDNN_OPTS": "0"}), build_policy())
     (hint,) = hints_for(differences, ())
-    assert "TF_ENABLE_ONEDNN_OPTS differs (unset → 0)" in hint and "15 ULP" in hint
+    assert "TF_ENABLE_ONEDNN_OPTS differs (absent → 0)" in hint and "15 ULP" in hint
