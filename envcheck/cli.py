@@ -299,17 +299,16 @@ def _check_capture_destination(out: Path) -> None:
 
 
 def command_review(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from envcheck.errors import UsageError
     from envcheck.files import atomic_write_text
     from envcheck.report.fleet import flat_table, load_fleet, parse_since, report_files
     from envcheck.report.fleet_html import render_review_html
-    from envcheck.report.fleet_terminal import render_review
+    from envcheck.report.fleet_terminal import render_review, skipped_lines
 
     since = None
-    if args.since:
+    if args.since is not None:
         try:
+            if not args.since.strip():
+                raise ValueError("empty")
             since = parse_since(args.since)
         except ValueError:
             raise UsageError(f"--since {args.since!r} is not a date (YYYY-MM-DD)") from None
@@ -320,15 +319,15 @@ def command_review(args: argparse.Namespace) -> int:
     fleet = load_fleet(existing, since)
     readable = len(report_files(existing)) - len(fleet.skipped)
     if readable == 0:  # (reports all older than --since are an empty review, not an error)
-        for path, why in fleet.skipped:
-            _err(f"skipped {path}: {why}")
+        for line in skipped_lines(fleet.skipped):
+            _err(line)
         _err("error: no report could be read")
         return ExitCode.UNDECIDED
+    _show(render_review(fleet))
     if args.csv:
         atomic_write_text(args.csv, flat_table(fleet).to_csv(index=False))
     if args.html:
         atomic_write_text(args.html, render_review_html(fleet))
-    Console(soft_wrap=False).print(render_review(fleet))
     written = [str(p) for p in (args.csv, args.html) if p]
     if written:
         print(f"written: {', '.join(written)}")

@@ -1,6 +1,8 @@
 """`envcheck review` in the terminal: the verdict matrix, equivalence classes, attribution, skipped files."""
 from __future__ import annotations
 
+from collections import Counter
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -9,6 +11,7 @@ from envcheck.report import fleet as fleet_views
 from envcheck.report.terminal import VERDICT_STYLE
 
 MAX_ROWS = 30
+MAX_SKIPPED_LINES = 20
 
 
 def render_review(fleet: fleet_views.Fleet) -> RenderableType:
@@ -19,11 +22,13 @@ def render_review(fleet: fleet_views.Fleet) -> RenderableType:
     matrix = fleet_views.verdict_matrix(fleet)
     if not matrix.empty:
         table = Table(title="latest verdict per site × target", title_justify="left")
-        table.add_column("site")
+        # Sites and specs come from reports: Text, never markup.
+        table.add_column("site", overflow="fold")
         for spec in matrix.columns:
-            table.add_column(str(spec), overflow="fold")
+            table.add_column(Text(str(spec)), overflow="fold")
         for site, cells in list(matrix.iterrows())[:MAX_ROWS]:
-            table.add_row(str(site), *(Text(v, VERDICT_STYLE[v]) if isinstance(v, str) else "" for v in cells))
+            table.add_row(Text(str(site)), *(Text(v, VERDICT_STYLE.get(v, "")) if isinstance(v, str) else ""
+                                              for v in cells))
         parts.append(table)
         if len(matrix) > MAX_ROWS:
             parts.append(Text(f"… {len(matrix) - MAX_ROWS} more sites (use --html or --csv)", "dim"))
@@ -34,16 +39,25 @@ def render_review(fleet: fleet_views.Fleet) -> RenderableType:
         for column in ("outputs", "members", "same as golden", "sites", "targets"):
             table.add_column(column, overflow="fold")
         for c in list(classes.itertuples())[:MAX_ROWS]:
-            table.add_row(c.output_digest[:12], str(c.members), "yes" if c.identical_to_golden else "no",
-                          _few(c.sites), _few(c.targets))
+            table.add_row(Text(c.output_digest[:12]), str(c.members), "yes" if c.identical_to_golden else "no",
+                          Text(_few(c.sites)), Text(_few(c.targets)))
         parts.append(table)
 
     ranked = fleet_views.attribution(fleet)
     for _, row in ranked.head(5).iterrows():
         parts.append(Text(f"drift co-occurs with: {fleet_views.attribution_sentence(row)}", "cyan"))
-    for path, why in fleet.skipped:
-        parts.append(Text(f"skipped {path}: {why}", "yellow"))
+    parts.extend(Text(line, "yellow") for line in skipped_lines(fleet.skipped))
     return Group(*parts)
+
+
+def skipped_lines(skipped: list[tuple[str, str]], shown: int = MAX_SKIPPED_LINES) -> list[str]:
+    """One line per skipped file, then a count per reason: 10,000 junk files are not 10,000 lines."""
+    lines = [f"skipped {path}: {why}" for path, why in skipped[:shown]]
+    rest = Counter(why.split(":")[0].split(" (")[0] for _, why in skipped[shown:])
+    if rest:
+        lines.append(f"… {sum(rest.values())} more skipped: "
+                     + ", ".join(f"{count} {reason}" for reason, count in rest.most_common()))
+    return lines
 
 
 def _few(values: list[str], shown: int = 6) -> str:
