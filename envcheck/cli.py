@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="golden inputs keyed by signature input name (default: seeded from the signature)")
     create.add_argument("--target", default="host", metavar="SPEC", help="reference target (default host)")
     create.add_argument("--out", required=True, type=Path, help="bundle directory to write")
-    create.add_argument("--force", action="store_true", help="replace an existing bundle")
+    create.add_argument("--force", action="store_true", help="replace an existing golden bundle (nothing else)")
+    create.add_argument("--allow-nonfinite", action="store_true", help="accept NaN/Inf in the golden inputs")
     create.add_argument("--description", default="", help="free text stored in the manifest")
     _timeout_option(create)
     _docker_options(create)
@@ -340,7 +341,7 @@ def command_golden_create(args: argparse.Namespace) -> int:
     targets = _targets([args.target], args)
     path = create_golden(out=args.out, target=targets[0], builtin=args.builtin, model=args.model,
                          inputs=args.inputs, description=args.description, force=args.force,
-                         timeout=args.timeout)
+                         timeout=args.timeout, allow_nonfinite=args.allow_nonfinite)
     print(f"golden bundle written to {path}")
     return ExitCode.OK
 

@@ -5,13 +5,17 @@ an error message, and the host tool itself never imports TensorFlow.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
+import numpy as np
+
 from envcheck.errors import GoldenError, UsageError
-from envcheck.golden import write_bundle
+from envcheck.golden import MANIFEST_FILE, write_bundle
 from envcheck.model import TargetFailure
 from envcheck.runner import run_target
 from envcheck.targets.base import PROBE_DIR, PROBE_FILE, Target
@@ -27,9 +31,8 @@ CHILD_TIMEOUT_S = 600.0
 
 
 def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | None, inputs: Path | None,
-                  description: str, force: bool, timeout: float) -> Path:
-    if Path(out).exists() and not force:
-        raise UsageError(f"{out} already exists; pass --force to replace it")
+                  description: str, force: bool, timeout: float, allow_nonfinite: bool = False) -> Path:
+    check_destination(Path(out), force)
     with tempfile.TemporaryDirectory(prefix="envcheck-golden-") as work:
         staging = Path(work) / "bundle"
         staging.mkdir()
@@ -38,6 +41,7 @@ def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | Non
                            "--out-inputs", str(staging / "inputs.npz")], "building the built-in model")
         else:
             _stage_model(model, inputs, staging)
+        check_inputs(staging / "inputs.npz", allow_nonfinite)
         outcome = run_target(target, staging, timeout)
         if isinstance(outcome, TargetFailure):
             raise GoldenError(f"the reference target {target.spec} could not run the model: {outcome.message}")
@@ -47,9 +51,57 @@ def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | Non
                             policy=BUILTIN_POLICY if builtin else DEFAULT_POLICY, force=force)
 
 
+def check_destination(out: Path, force: bool) -> None:
+    """--force replaces a golden bundle, nothing else: never a source folder, the cwd or a parent of it."""
+    here = Path.cwd().resolve()
+    target = out.resolve()
+    if target == here or target in here.parents:
+        raise UsageError(f"--out {out}: is the current directory or one of its parents; name a new directory")
+    if not out.exists() and not out.is_symlink():
+        return
+    if not force:
+        raise UsageError(f"{out} already exists; pass --force to replace it")
+    if out.is_symlink() or not out.is_dir() or not (out / MANIFEST_FILE).is_file():
+        raise UsageError(f"--force replaces only a golden bundle, and {out} is not one (no {MANIFEST_FILE}); "
+                         "remove it yourself if you mean it")
+
+
+def check_inputs(path: Path, allow_nonfinite: bool) -> None:
+    """A golden that cannot lie: no empty input set, no NaN/Inf unless asked for, nothing pickled."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise UsageError(f"{path.name}: not a readable .npz of arrays ({_first_line(error)})") from None
+    if not arrays:
+        raise UsageError(f"{path.name}: holds no arrays")
+    for name, array in arrays.items():
+        if array.ndim == 0 or array.shape[0] == 0:
+            raise UsageError(f"input {name!r} has no rows (shape {array.shape}): every check would be vacuous")
+        if array.dtype.kind in "fc" and not allow_nonfinite and not np.all(np.isfinite(array)):
+            count = int(np.sum(~np.isfinite(array)))
+            raise UsageError(f"input {name!r} holds {count} NaN/Inf value(s); pass --allow-nonfinite if that is "
+                             "what the golden should test")
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _refuse_symlinks(root: Path) -> None:
+    """Bundles hold regular files only: a link could point outside, or loop."""
+    for directory, subdirectories, files in os.walk(root, followlinks=False):
+        for name in subdirectories + files:
+            if (Path(directory) / name).is_symlink():
+                raise UsageError(f"{Path(directory) / name}: is a symbolic link; a golden bundle holds regular "
+                                 "files only (copy the model without links)")
+
+
 def _stage_model(model: Path | None, inputs: Path | None, staging: Path) -> None:
     if model is None or not (Path(model) / "saved_model.pb").is_file():
         raise UsageError(f"{model}: not a SavedModel directory (no saved_model.pb)")
+    _refuse_symlinks(Path(model))
     shutil.copytree(model, staging / "model")
     if inputs is not None:
         if not Path(inputs).is_file():

@@ -2,12 +2,19 @@
 a target that merely failed; parse_target builds one from a spec string."""
 from __future__ import annotations
 
+import re
 import sys
 
 from envcheck.errors import UsageError
 from envcheck.targets.base import Target
 
 SPEC_HELP = "host | python:PATH | docker:IMAGE"
+
+# Docker's reference grammar: [registry[:port]/]name[/name…][:tag][@sha256:digest], names lower case.
+_HOST = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REFERENCE = re.compile(rf"^(?:{_HOST}(?:\.{_HOST})*(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*"
+                             r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$")
 
 
 def parse_target(spec: str, **docker_options) -> Target:
@@ -20,6 +27,9 @@ def parse_target(spec: str, **docker_options) -> Target:
         from envcheck.targets.host import InterpreterTarget
         return InterpreterTarget(spec=spec, python=rest)
     if kind == "docker" and rest:
+        if not IMAGE_REFERENCE.match(rest):
+            raise UsageError(f"docker:{rest}: not a valid image reference (names are lower case: "
+                             "[registry/]name[:tag][@sha256:digest], or an image id)")
         from envcheck.targets.docker import DockerTarget
         return DockerTarget(spec=spec, image=rest, **docker_options)
     raise UsageError(f"unknown target {spec!r}; expected {SPEC_HELP}")
