@@ -1,18 +1,25 @@
-"""Read what the probe wrote (capture.json + outputs.npz) into a Capture or a TargetFailure.
+"""Read what the probe wrote (capture.json + outputs.npz) into a Capture or a TargetFailure, and save
+it as a capture directory that reads back to the very same outcome.
 
 Shared by every target kind and by `envcheck compare`, so a crash is classified the same way
-whether the probe ran on the host, in another interpreter or in a container.
+whether the probe ran on the host, in another interpreter or in a container, and a failed capture
+brought back from a site says in `compare` what `check` would have said there.
 """
 from __future__ import annotations
 
+import io
 import json
 import signal
+import struct
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from envcheck import schemas
 from envcheck.errors import CaptureError
 from envcheck.files import atomic_write_bytes, atomic_write_text
 from envcheck.model import Capture, TargetFailure
@@ -22,6 +29,13 @@ from envcheck.model import Capture, TargetFailure
 CAPTURE_SCHEMA = "envcheck.capture/1"
 CAPTURE_FILE = "capture.json"
 OUTPUTS_FILE = "outputs.npz"
+
+# What np.load and zipfile raise for a truncated, empty, foreign or bit-flipped archive.
+NPZ_ERRORS = (OSError, EOFError, ValueError, KeyError, IndexError, AttributeError, TypeError, NotImplementedError,
+              MemoryError, zipfile.BadZipFile, zlib.error, struct.error)
+# Keys of capture.json that save_capture_dir writes from the outcome; every other key the probe
+# wrote (probe_version, started, fields of later versions) is kept as it was.
+_OWNED_KEYS = ("schema", "status", "stage", "fingerprint", "error", "target", "golden_sha256")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +47,42 @@ class ChildExit:
     timed_out: bool = False
     timeout_s: float | None = None
     stderr_tail: str = ""
+
+
+class NpzError(ValueError):
+    """An .npz file that cannot be read as plain arrays; the message says why, the caller names the file."""
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz archive, never unpickling; NpzError for anything else, whatever numpy raised."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise NpzError("no such file") from None
+    except NPZ_ERRORS as error:
+        raise NpzError(_npz_problem(error)) from None
+    if not hasattr(data, "files"):  # a bare .npy array loads as an ndarray, not an archive
+        raise NpzError("a single .npy array, not an .npz archive")
+    try:
+        with data:
+            arrays = {name: data[name] for name in data.files}
+    except NPZ_ERRORS as error:
+        raise NpzError(_npz_problem(error)) from None
+    for name, array in arrays.items():
+        if not isinstance(array, np.ndarray):  # NpzFile hands back a non-.npy member as raw bytes
+            raise NpzError(f"member {name!r} is not a NumPy array")
+    return arrays
+
+
+def _npz_problem(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if "Object arrays" in text:
+        return "it holds an object array, which would need unpickling (refused)"
+    if "pickle" in text:  # numpy's guess for any file that is neither .npy nor zip
+        return "not an .npz archive (numpy would have to unpickle it, which envcheck refuses)"
+    if isinstance(error, EOFError):
+        return "empty or truncated"
+    return f"not a readable .npz archive ({type(error).__name__}: {text})"
 
 
 def _signal_number(returncode: int | None) -> int | None:
@@ -71,80 +121,115 @@ def classify_exit(child: ChildExit, stage: str | None, fingerprint: dict[str, An
 def read_capture(capture_dir: Path, spec: str, child: ChildExit | None = None,
                  target_info: dict[str, Any] | None = None, site: str | None = None) -> Capture | TargetFailure:
     """Turn a capture directory (and how its child ended) into a Capture or a TargetFailure."""
-    target_info = dict(target_info or {})
-    tail = child.stderr_tail if child else ""
-    code = child.returncode if child else None
-
-    def failure(kind: str, message: str, stage: str | None = None, fingerprint: dict | None = None) -> TargetFailure:
-        return TargetFailure(spec=spec, kind=kind, message=message, exit_code=code, stderr_tail=tail,
-                             stage=stage, fingerprint=fingerprint or {}, target_info=target_info, site=site)
-
-    document = _load_capture_json(Path(capture_dir))
-    stage = document.get("stage") if document else None
-    fingerprint = document.get("fingerprint", {}) if document else {}
-    if child is not None:
-        abnormal = classify_exit(child, stage, fingerprint)
-        if abnormal:
-            return failure(*abnormal, stage=stage, fingerprint=fingerprint)
-    if document is None:
-        return failure("no-capture", "the probe exited without writing a capture"
-                       + (f" (exit status {code})" if code is not None else ""))
-    if document.get("schema") != CAPTURE_SCHEMA:
-        return failure("capture-schema", f"capture.json has schema {document.get('schema')!r}, "
-                       f"expected {CAPTURE_SCHEMA}")
-    if document.get("error"):
-        error = document["error"]
-        return failure(error.get("kind", "probe-error"), error.get("message", "the probe failed"),
-                       stage=stage, fingerprint=fingerprint)
-    if document.get("status") != "ok":
-        return failure("incomplete-capture", f"the probe stopped during {stage} without saying why",
-                       stage=stage, fingerprint=fingerprint)
-    try:
-        with np.load(Path(capture_dir) / OUTPUTS_FILE, allow_pickle=False) as data:
-            outputs = {name: data[name] for name in data.files}
-    except (OSError, ValueError) as error:
-        return failure("no-outputs", f"outputs.npz is missing or unreadable: {error}",
-                       stage=stage, fingerprint=fingerprint)
-    recorded = document.get("target", {})
-    return Capture(spec=spec, fingerprint=fingerprint, outputs=outputs, timings=document.get("timings", {}),
-                   target_info={**recorded.get("info", {}), **target_info},
-                   site=site if site is not None else recorded.get("site"))
-
-
-def _load_capture_json(capture_dir: Path) -> dict[str, Any] | None:
-    try:
-        document = json.loads((capture_dir / CAPTURE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # absent, unreadable or torn: no usable capture
-        return None
-    return document if isinstance(document, dict) else None
+    capture_dir = Path(capture_dir)
+    document, problem = _read_document(capture_dir / CAPTURE_FILE, CAPTURE_FILE)
+    return _outcome(capture_dir, document, problem, spec, child, dict(target_info or {}), site, OUTPUTS_FILE)
 
 
 def load_capture_dir(capture_dir: Path) -> tuple[Capture | TargetFailure, str | None]:
     """A capture made elsewhere (`envcheck probe --out`), for `envcheck compare`, with the sha256
-    of the golden it ran."""
+    of the golden it ran. A damaged or newer capture is a failed target naming the problem."""
     capture_dir = Path(capture_dir)
-    if not (capture_dir / CAPTURE_FILE).is_file():
+    path = capture_dir / CAPTURE_FILE
+    if not path.is_file():
         raise CaptureError(f"{capture_dir}: not a capture directory (no {CAPTURE_FILE})")
-    document = _load_capture_json(capture_dir)
-    if document is None:
-        raise CaptureError(f"{capture_dir / CAPTURE_FILE}: not valid JSON")
-    spec = document.get("target", {}).get("spec") or f"capture:{capture_dir.name}"
-    return read_capture(capture_dir, spec), document.get("golden_sha256")
+    document, problem = _read_document(path, str(path))
+    if document is None and problem is None:  # it vanished between the two looks
+        raise CaptureError(f"{path}: unreadable")
+    recorded = (document or {}).get("target") or {}
+    spec = recorded.get("spec") or f"capture:{capture_dir.name}"
+    outcome = _outcome(capture_dir, document, problem, spec, None, {}, None, str(capture_dir / OUTPUTS_FILE))
+    return outcome, (document or {}).get("golden_sha256")
+
+
+def _read_document(path: Path, shown: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(valid capture document, None), (None, None) when there is no file, or (None, why it is unusable)."""
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    except OSError as error:
+        return None, f"{shown} is unreadable: {error.strerror}"
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as error:  # (UnicodeDecodeError is a ValueError)
+        return None, f"{shown} is not valid JSON (torn or not a capture): {str(error)[:200]}"
+    problem = schemas.check(document, CAPTURE_SCHEMA, shown)
+    return (None, problem) if problem else (document, None)
+
+
+def _outcome(capture_dir: Path, document: dict[str, Any] | None, problem: str | None, spec: str,
+             child: ChildExit | None, target_info: dict[str, Any], site: str | None,
+             outputs_shown: str) -> Capture | TargetFailure:
+    """The decision, in order: the child's death, no or a broken capture, the probe's own error,
+    an unfinished probe, unreadable outputs; else a Capture. Saved fields are restored exactly."""
+    document = document or {}
+    recorded = document.get("target") or {}
+    info = {**recorded.get("info", {}), **target_info}
+    site = site if site is not None else recorded.get("site")
+    error = document.get("error") or {}
+    stage = error["stage"] if "stage" in error else document.get("stage")
+    fingerprint = document.get("fingerprint", {})
+    code = child.returncode if child else None
+    tail = child.stderr_tail if child else ""
+
+    def failure(kind: str, message: str, **saved: Any) -> TargetFailure:
+        fields = {"exit_code": code, "stderr_tail": tail, "stage": stage, "fingerprint": fingerprint, **saved}
+        return TargetFailure(spec=spec, kind=kind, message=message, target_info=info, site=site, **fields)
+
+    if child is not None:
+        abnormal = classify_exit(child, stage, fingerprint)
+        if abnormal:
+            return failure(*abnormal)
+    if problem:
+        return failure("capture-schema", problem)
+    if not document:
+        return failure("no-capture", "the probe exited without writing a capture"
+                       + (f" (exit status {code})" if code is not None else ""))
+    if error:
+        # A capture saved by envcheck carries exit_code and stderr_tail; the probe's own carries
+        # only its traceback, which beats an empty stderr.
+        return failure(error["kind"], error["message"], exit_code=error.get("exit_code", code),
+                       stderr_tail=error.get("stderr_tail", tail or error.get("traceback", "")))
+    if document.get("status") != "ok":
+        return failure("incomplete-capture", f"the probe stopped during {stage} without saying why")
+    try:
+        outputs = read_npz(capture_dir / OUTPUTS_FILE)
+    except NpzError as unreadable:
+        return failure("no-outputs", f"{outputs_shown} is missing or unreadable: {unreadable}")
+    return Capture(spec=spec, fingerprint=fingerprint, outputs=outputs, timings=document.get("timings", {}),
+                   target_info=info, site=site)
 
 
 def save_capture_dir(outcome: Capture | TargetFailure, source_dir: Path, out_dir: Path,
                      golden_sha256: str) -> None:
-    """Copy a probe's capture to `out_dir`, stamped with the target, site and golden it belongs to."""
-    document = _load_capture_json(Path(source_dir)) or {"schema": CAPTURE_SCHEMA, "fingerprint": {}}
-    document["target"] = {"spec": outcome.spec, "site": outcome.site, "info": outcome.target_info}
-    document["golden_sha256"] = golden_sha256
-    if isinstance(outcome, TargetFailure):
-        document["status"] = "error"
-        document["error"] = {"kind": outcome.kind, "message": outcome.message,
-                             "traceback": outcome.stderr_tail}
-    out_dir = Path(out_dir)
+    """Write `outcome` as a capture directory that load_capture_dir reads back to an equal outcome
+    (and that saves again to the same bytes), keeping what the probe wrote in `source_dir`."""
+    source_dir, out_dir = Path(source_dir), Path(out_dir)
+    source, _ = _read_document(source_dir / CAPTURE_FILE, CAPTURE_FILE)
+    source = source or {}  # a broken source capture is replaced, not copied (its problem is in the outcome)
+    document = {key: value for key, value in source.items() if key not in _OWNED_KEYS}
+    document.update(schema=CAPTURE_SCHEMA, fingerprint=outcome.fingerprint, golden_sha256=golden_sha256,
+                    target={"spec": outcome.spec, "site": outcome.site, "info": outcome.target_info})
+    if isinstance(outcome, Capture):
+        document.update(status="ok", stage=source.get("stage"), error=None, timings=outcome.timings,
+                        outputs={name: {"shape": list(array.shape), "dtype": str(array.dtype)}
+                                 for name, array in outcome.outputs.items()})
+    else:
+        previous = source.get("error") or {}
+        document.update(status="error", stage=outcome.stage, timings=source.get("timings", {}), error={
+            "kind": outcome.kind, "message": outcome.message, "exit_code": outcome.exit_code,
+            "stage": outcome.stage, "stderr_tail": outcome.stderr_tail, "traceback": previous.get("traceback", "")})
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = Path(source_dir) / OUTPUTS_FILE
-    if outputs.is_file():
+    outputs = source_dir / OUTPUTS_FILE
+    if outputs.is_file():  # the probe's own bytes (np.savez would stamp a new time in the zip)
         atomic_write_bytes(out_dir / OUTPUTS_FILE, outputs.read_bytes())
+    elif isinstance(outcome, Capture):
+        atomic_write_bytes(out_dir / OUTPUTS_FILE, _npz_bytes(outcome.outputs))
     atomic_write_text(out_dir / CAPTURE_FILE, json.dumps(document, indent=1, sort_keys=True, default=str))
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()

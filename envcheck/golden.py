@@ -6,7 +6,8 @@ A bundle is a directory:
     inputs.npz        the golden input set, keyed by signature input name
     expected.npz      the reference outputs, keyed by signature output name
     fingerprint.json  the reference environment's fingerprint (identifying values hashed)
-Every command that reads a bundle verifies it first; any problem names the file.
+Every command that reads a bundle verifies it first; any problem names the file. The manifest's
+format is envcheck/schemas/golden-1.schema.json (a newer schema is refused with an upgrade message).
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from envcheck import __version__
-from envcheck.errors import GoldenError, UsageError
+from envcheck import __version__, schemas
+from envcheck.capture import NpzError, read_npz
+from envcheck.compare.policy import validate_policy
+from envcheck.errors import GoldenError, PolicyError, UsageError
 from envcheck.files import atomic_write_text, sha256_file
 from envcheck.redact import redact_fingerprint
 
@@ -69,23 +72,37 @@ def load_golden(path: str | Path | None = None) -> GoldenBundle:
         raise GoldenError(f"{manifest_path}: missing (not a golden bundle)")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
+    except OSError as error:
+        raise GoldenError(f"{manifest_path}: unreadable ({error.strerror})") from None
+    except (ValueError, RecursionError) as error:  # (UnicodeDecodeError is a ValueError)
         raise GoldenError(f"{manifest_path}: not valid JSON ({error})") from None
-    if not isinstance(manifest, dict) or manifest.get("schema") != GOLDEN_SCHEMA:
-        schema = manifest.get("schema") if isinstance(manifest, dict) else None
-        raise GoldenError(f"{manifest_path}: schema is {schema!r}, expected {GOLDEN_SCHEMA!r}")
-    listed = manifest.get("files")
-    if not isinstance(listed, dict):
-        raise GoldenError(f"{manifest_path}: has no 'files' table of sha256 digests")
-    _verify_files(root, listed)
+    _check_manifest(manifest, manifest_path)
+    _verify_files(root, manifest["files"])
     expected = _load_npz(root / "expected.npz")
     _load_npz(root / "inputs.npz")
     try:
         fingerprint = json.loads((root / "fingerprint.json").read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
+    except OSError as error:
+        raise GoldenError(f"{root / 'fingerprint.json'}: unreadable ({error.strerror})") from None
+    except (ValueError, RecursionError) as error:
         raise GoldenError(f"{root / 'fingerprint.json'}: not valid JSON ({error})") from None
+    if not isinstance(fingerprint, dict):
+        raise GoldenError(f"{root / 'fingerprint.json'}: not a JSON object")
     return GoldenBundle(path=root, sha256=sha256_file(manifest_path), manifest=manifest,
                         expected=expected, fingerprint=fingerprint)
+
+
+def _check_manifest(manifest: Any, manifest_path: Path) -> None:
+    """The manifest against envcheck/schemas/golden-1.schema.json; its policy as strictly as a
+    --policy file, but a bad one is the bundle's fault: GoldenError (exit 3), not a usage error."""
+    if isinstance(manifest, dict) and manifest.get("schema") == GOLDEN_SCHEMA and "policy" in manifest:
+        try:
+            validate_policy(manifest["policy"], f"{manifest_path}: $.policy")
+        except PolicyError as error:
+            raise GoldenError(str(error)) from None
+    problem = schemas.check(manifest, GOLDEN_SCHEMA, str(manifest_path))
+    if problem:
+        raise GoldenError(problem)
 
 
 def _verify_files(root: Path, listed: dict[str, str]) -> None:
@@ -98,7 +115,11 @@ def _verify_files(root: Path, listed: dict[str, str]) -> None:
         path = root / name
         if not path.is_file():
             raise GoldenError(f"{path}: listed in {MANIFEST_FILE} but missing")
-        if sha256_file(path) != digest:
+        try:
+            actual = sha256_file(path)
+        except OSError as error:
+            raise GoldenError(f"{path}: unreadable ({error.strerror})") from None
+        if actual != digest:
             raise GoldenError(f"{path}: sha256 does not match {MANIFEST_FILE} (corrupt or modified)")
     present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     extra = sorted(present - set(listed) - {MANIFEST_FILE})
@@ -108,10 +129,9 @@ def _verify_files(root: Path, listed: dict[str, str]) -> None:
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-    except (OSError, ValueError, EOFError) as error:
-        raise GoldenError(f"{path}: not a readable .npz archive ({error})") from None
+        return read_npz(path)
+    except NpzError as error:
+        raise GoldenError(f"{path}: {error}") from None
 
 
 def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict[str, np.ndarray],

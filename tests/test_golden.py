@@ -1,6 +1,7 @@
 """Golden bundles: the built-in one verifies; every kind of corruption is exit 3 naming the file."""
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -19,8 +20,44 @@ def _rewrite_manifest(bundle: Path, change) -> None:
 
 
 def _garbage_npz_with_matching_digest(bundle: Path) -> None:
-    (bundle / "expected.npz").write_bytes(b"not a zip archive")
-    _rewrite_manifest(bundle, lambda m: m["files"].update({"expected.npz": sha256_file(bundle / "expected.npz")}))
+    _replace_listed(bundle, "expected.npz", b"not a zip archive")
+
+
+def _relist(bundle: Path, name: str) -> None:
+    """Record a tampered file's new digest, as someone editing a bundle by hand would."""
+    _rewrite_manifest(bundle, lambda m: m["files"].update({name: sha256_file(bundle / name)}))
+
+
+def _replace_listed(bundle: Path, name: str, content: bytes) -> None:
+    (bundle / name).write_bytes(content)
+    _relist(bundle, name)
+
+
+def _npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name", ["expected.npz", "inputs.npz"])
+@pytest.mark.parametrize("content, says", [
+    pytest.param(b"", "empty or truncated", id="empty"),
+    pytest.param(_npz_bytes(a=np.arange(100))[:150], "not a readable .npz archive", id="truncated"),
+    pytest.param(_npz_bytes(a=np.array([{"x": 1}], dtype=object)), "object array", id="object-array"),
+    pytest.param(b"\x80\x04K\x01.", "unpickle", id="pickle"),
+])
+def test_damaged_npz_in_a_relisted_bundle_names_the_file(golden_copy, name, content, says):
+    _replace_listed(golden_copy, name, content)
+    with pytest.raises(GoldenError) as caught:
+        load_golden(golden_copy)
+    assert str(caught.value).startswith(str(golden_copy / name)) and says in str(caught.value)
+
+
+def test_bad_manifest_policy_exits_3_naming_the_manifest(golden_copy, run_cli):
+    _rewrite_manifest(golden_copy, lambda m: m["policy"].update(tolerance={"atol": -1}))
+    code, _, err, _ = run_cli("golden", "verify", str(golden_copy))
+    assert code == ExitCode.UNDECIDED and "manifest.json" in err and "non-negative" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 CORRUPTIONS = [
@@ -28,7 +65,29 @@ CORRUPTIONS = [
     pytest.param(lambda b: (b / "manifest.json").write_text("{not json"), "manifest.json", "not valid JSON",
                  id="manifest-not-json"),
     pytest.param(lambda b: _rewrite_manifest(b, lambda m: m.update(schema="envcheck.golden/99")), "manifest.json",
-                 "schema", id="wrong-schema"),
+                 "written by a newer envcheck (schema envcheck.golden/99; this envcheck reads envcheck.golden/1): "
+                 "upgrade envcheck", id="newer-schema"),
+    pytest.param(lambda b: _rewrite_manifest(b, lambda m: m.update(schema="acme.bundle/1")), "manifest.json",
+                 "expected 'envcheck.golden/1'", id="foreign-schema"),
+    pytest.param(lambda b: (b / "manifest.json").write_text("[1, 2]"), "manifest.json", "not a JSON object",
+                 id="manifest-not-object"),
+    pytest.param(lambda b: _rewrite_manifest(b, lambda m: m.update(polcy={})), "manifest.json",
+                 "$.polcy: unknown key; did you mean 'policy'?", id="unknown-top-level-key"),
+    pytest.param(lambda b: _rewrite_manifest(b, lambda m: m.update(files=["inputs.npz"])), "manifest.json",
+                 "$.files: must be an object, got an array", id="files-not-object"),
+    pytest.param(lambda b: _rewrite_manifest(b, lambda m: m["files"].update({"inputs.npz": "md5:abc"})),
+                 "manifest.json", "$.files['inputs.npz']", id="digest-not-sha256"),
+    pytest.param(lambda b: _rewrite_manifest(b, lambda m: m.pop("created")), "manifest.json",
+                 "$.created: required but missing", id="no-created"),
+    pytest.param(lambda b: _rewrite_manifest(b, lambda m: m.update(policy={"tolerence": {"atol": 1e-3}})),
+                 "manifest.json", "`[tolerence]`: did you mean `[tolerance]`?", id="policy-typo"),
+    pytest.param(lambda b: _rewrite_manifest(b, lambda m: m["policy"]["tolerance"]["outputs"]["class_probs"].update(
+        classification="false")), "manifest.json", 'classification` must be true or false, got "false"',
+        id="policy-classification-string"),
+    pytest.param(lambda b: _rewrite_manifest(b, lambda m: m["policy"].update(severity={"env.X": "loud"})),
+                 "manifest.json", "expected one of", id="policy-unknown-severity"),
+    pytest.param(lambda b: _replace_listed(b, "fingerprint.json", b"[]"), "fingerprint.json", "not a JSON object",
+                 id="fingerprint-not-object"),
     pytest.param(lambda b: (b / "inputs.npz").unlink(), "inputs.npz", "missing", id="missing-file"),
     pytest.param(lambda b: (b / "model" / "variables" / "variables.data-00000-of-00001").write_bytes(b"\0" * 64),
                  "variables.data-00000-of-00001", "sha256", id="corrupt-variables"),
@@ -37,7 +96,7 @@ CORRUPTIONS = [
     pytest.param(lambda b: (b / "notes.txt").write_text("hello"), "notes.txt", "not listed", id="extra-file"),
     pytest.param(lambda b: _rewrite_manifest(b, lambda m: m["files"].pop("expected.npz")), "expected.npz",
                  "required", id="unlisted-required"),
-    pytest.param(lambda b: _rewrite_manifest(b, lambda m: m["files"].update({"../x": "0"})), "manifest.json",
+    pytest.param(lambda b: _rewrite_manifest(b, lambda m: m["files"].update({"../x": "0" * 64})), "manifest.json",
                  "outside the bundle", id="path-traversal"),
     pytest.param(_garbage_npz_with_matching_digest, "expected.npz", "npz", id="unreadable-npz"),
 ]

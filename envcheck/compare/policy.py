@@ -1,6 +1,7 @@
 """The tolerance and severity policy: defaults, then the golden manifest's, then a TOML file's.
 
-Policy file (TOML), every table optional:
+Policy file (TOML), every table optional; its format is envcheck/schemas/policy-1.schema.json, and
+an unknown key, a wrong type or a bad value is a usage error (exit 2) naming the key:
 
     [tolerance]                 # every output: pass when |err| <= atol*max|golden| + rtol*|golden|
     atol = 1e-5
@@ -19,12 +20,15 @@ Policy file (TOML), every table optional:
 from __future__ import annotations
 
 import fnmatch
+import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
-from envcheck.errors import PolicyError
+from envcheck import schemas
+from envcheck.errors import PolicyError, UsageError
 from envcheck.model import Severity, Tolerance
 
 if sys.version_info >= (3, 11):
@@ -92,48 +96,118 @@ def _first_match(rules: tuple[tuple[str, Severity], ...], path: str) -> Severity
     return None
 
 
+class PolicyFileError(PolicyError, UsageError):
+    """A policy that breaks its format (unknown key, wrong type, bad value): a usage error, exit 2,
+    like any other bad input on the command line. A golden's own policy is checked by golden.py,
+    which turns this into a GoldenError (exit 3: the bundle is broken)."""
+
+
 def load_policy_file(path: Path) -> dict[str, Any]:
+    """The TOML file as a table, checked against the policy schema (PolicyFileError names the key)."""
     try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        table = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise PolicyError(f"{path}: policy file not found") from None
+        raise PolicyFileError(f"{path}: policy file not found") from None
+    except OSError as error:
+        raise PolicyFileError(f"{path}: cannot read the policy file ({error.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise PolicyError(f"{path}: not valid TOML ({error})") from None
+        raise PolicyFileError(f"{path}: not valid TOML ({error})") from None
+    validate_policy(table, str(path))
+    return table
+
+
+def validate_policy(table: Any, source: str) -> None:
+    """PolicyFileError for the first way `table` breaks envcheck/schemas/policy-1.schema.json,
+    worded for a TOML file: "`[tolerence]`: did you mean `[tolerance]`?"."""
+    found = _one_per_key(schemas.problems("policy", table)) or _not_a_number(table)
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise PolicyFileError(f"{source}: {_worded(found[0], table)}{more}")
+
+
+def _one_per_key(found: list[schemas.Problem]) -> list[schemas.Problem]:
+    """A severity of 1 breaks both `type` and `enum`: say it once."""
+    seen: dict[tuple, schemas.Problem] = {}
+    for problem in found:
+        seen.setdefault(problem.path, problem)
+    return list(seen.values())
+
+
+def _not_a_number(table: dict[str, Any]) -> list[schemas.Problem]:
+    """NaN passes `minimum: 0` (every comparison with NaN is false) but would fail every output."""
+    tolerance = table.get("tolerance", {})
+    tables = [(("tolerance",), tolerance)] + [(("tolerance", "outputs", name), overrides)
+                                              for name, overrides in tolerance.get("outputs", {}).items()]
+    return [schemas.Problem(where + (key,), "", "minimum", values[key], 0)
+            for where, values in tables for key in ("atol", "rtol") if key in values and math.isnan(values[key])]
+
+
+def _worded(problem: schemas.Problem, table: Any) -> str:
+    where = _toml_location(problem.path, _is_table(table, problem.path))
+    if problem.keyword == "additionalProperties":
+        if problem.suggestion is not None:
+            # (the suggestion is a table where the mistyped key is one: `[tolerence]` -> `[tolerance]`)
+            alike = _toml_location(problem.path[:-1] + (problem.suggestion,), _is_table(table, problem.path))
+            return f"{where}: did you mean {alike}?"
+        known = ", ".join(f"`{key}`" for key in problem.expected)
+        return f"{where}: unknown key (known here: {known})" if known else f"{where}: unknown key"
+    if problem.keyword == "minimum":
+        return f"{where} must be a non-negative number, got {_toml_value(problem.instance)}"
+    if problem.keyword == "enum":
+        return f"{where} = {_toml_value(problem.instance)}; expected one of {', '.join(sorted(SEVERITIES))}"
+    return f"{where} {problem.message.replace('an object', 'a table')}"
+
+
+def _is_table(table: Any, path: tuple[str | int, ...]) -> bool:
+    value = table
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    return isinstance(value, dict)
+
+
+def _toml_location(path: tuple[str | int, ...], table: bool) -> str:
+    """`[tolerance.outputs.embedding]` for a table, `[tolerance] atol` for a key in one, `atol` at the top."""
+    if not path:
+        return "the policy"
+    names = [_toml_key(str(part)) for part in path]
+    if table:
+        return f"`[{'.'.join(names)}]`"
+    return f"`[{'.'.join(names[:-1])}] {names[-1]}`" if len(names) > 1 else f"`{names[0]}`"
+
+
+def _toml_value(value: Any) -> str:
+    try:
+        return json.dumps(value)  # strings quoted, booleans lowercase: as TOML writes them
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _toml_key(key: str) -> str:
+    return key if key and all(c.isalnum() or c in "_-" for c in key) else json.dumps(key)
 
 
 def build_policy(*layers: dict[str, Any], source: str = "policy") -> Policy:
-    """Merge policy tables (later layers win) over the defaults."""
+    """Merge policy tables (later layers win) over the defaults; each is checked first."""
     policy = Policy()
     for layer in layers:
-        policy = _apply(policy, layer or {}, source)
+        validate_policy(layer or {}, source)
+        policy = _apply(policy, layer or {})
     return policy
 
 
-def _apply(policy: Policy, table: dict[str, Any], source: str) -> Policy:
+def _apply(policy: Policy, table: dict[str, Any]) -> Policy:
     tolerance = table.get("tolerance", {})
-    default = _tolerance(tolerance, policy.default_tolerance, f"{source}: [tolerance]")
+    default = _tolerance(tolerance, policy.default_tolerance)
     outputs = dict(policy.output_tolerances)
     classification = dict(policy.classification)
     for name, overrides in tolerance.get("outputs", {}).items():
-        outputs[name] = _tolerance(overrides, default, f"{source}: [tolerance.outputs.{name}]")
+        outputs[name] = _tolerance(overrides, default)
         if "classification" in overrides:
-            classification[name] = bool(overrides["classification"])
-    rules = []
-    for pattern, severity in table.get("severity", {}).items():
-        if severity not in SEVERITIES:
-            raise PolicyError(f"{source}: [severity] {pattern!r} = {severity!r}; expected one of "
-                              f"{', '.join(sorted(SEVERITIES))}")
-        rules.append((pattern, severity))
+            classification[name] = overrides["classification"]  # a bool: the schema refuses "false"
+    rules = tuple(table.get("severity", {}).items())
     return Policy(default_tolerance=default, output_tolerances=outputs, classification=classification,
-                  user_rules=tuple(rules) + policy.user_rules)
+                  user_rules=rules + policy.user_rules)
 
 
-def _tolerance(table: dict[str, Any], base: Tolerance, where: str) -> Tolerance:
-    values = {}
-    for key in ("atol", "rtol"):
-        if key in table:
-            value = table[key]
-            if not isinstance(value, (int, float)) or value < 0:
-                raise PolicyError(f"{where}: {key} must be a non-negative number, got {value!r}")
-            values[key] = float(value)
-    return Tolerance(atol=values.get("atol", base.atol), rtol=values.get("rtol", base.rtol))
+def _tolerance(table: dict[str, Any], base: Tolerance) -> Tolerance:
+    return Tolerance(atol=float(table.get("atol", base.atol)), rtol=float(table.get("rtol", base.rtol)))

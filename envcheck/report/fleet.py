@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from envcheck import schemas
 from envcheck.report.json import REPORT_SCHEMA
 
 VERDICT_RANK = {"IDENTICAL": 0, "PASS": 1, "WARN": 2, "FAIL": 3, "ERROR": 4}
@@ -71,21 +72,25 @@ def load_fleet(paths: list[Path], since: pd.Timestamp | None = None) -> Fleet:
 
 
 def _read_report(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(report, None) or (None, why it is skipped): checked against envcheck/schemas/report-1.schema.json,
+    so every later step can rely on the keys and types it reads; never raises for a bad file."""
     try:
         document = json.loads(path.read_bytes())
     except OSError as error:
         return None, f"unreadable: {error.strerror}"
-    except (ValueError, UnicodeDecodeError) as error:
-        return None, f"not valid JSON (truncated or malformed): {error}"
-    if not isinstance(document, dict) or document.get("schema") != REPORT_SCHEMA:
-        schema = document.get("schema") if isinstance(document, dict) else type(document).__name__
+    except (ValueError, RecursionError) as error:  # (UnicodeDecodeError is a ValueError)
+        return None, f"not valid JSON (truncated or malformed): {str(error)[:200]}"
+    if not isinstance(document, dict):
+        return None, f"not an envcheck report (a JSON {type(document).__name__}, not an object)"
+    schema = document.get("schema")
+    if not (isinstance(schema, str) and schema.startswith("envcheck.report/")):
         return None, f"not an envcheck report (schema {schema!r}, expected {REPORT_SCHEMA!r})"
-    for key in ("created", "targets", "golden", "exit_code"):
-        if key not in document:
-            return None, f"incomplete report: no {key!r}"
+    problem = schemas.check(document, REPORT_SCHEMA, "this report")
+    if problem:
+        return None, problem.removeprefix("this report: ")
     try:
         pd.Timestamp(document["created"])
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         return None, f"bad 'created' time {document['created']!r}"
     return document, None
 
