@@ -1,68 +1,61 @@
-"""The fleet review page: verdict matrix with drill-down, equivalence classes, attribution, trend."""
+"""The fleet review page (templates/review.html): verdict matrix with drill-down, equivalence classes,
+attribution, trend, skipped files and the evidence of every latest run.
+
+This module turns the fleet's pandas tables into plain rows; the template writes and escapes them.
+"""
 from __future__ import annotations
 
-from html import escape
+from typing import Any
 
 from envcheck.report import fleet as fleet_views
-from envcheck.report.html import target_section
-from envcheck.report.html_common import badge, page, table, text
+from envcheck.report.html_common import render_page
 
 
 def render_review_html(fleet: fleet_views.Fleet) -> str:
     current = fleet_views.latest(fleet)
-    matrix = fleet_views.verdict_matrix(fleet)
     anchors = {(row.site, row.spec): f"drill-{i}" for i, row in enumerate(current.itertuples())}
-    body = ["<h1>envcheck fleet review</h1>",
-            f'<p class="muted">{fleet.files_read} reports read · {len(fleet.skipped)} skipped · '
-            f'{current["site"].nunique() if len(current) else 0} sites · '
-            f'{current["spec"].nunique() if len(current) else 0} targets · {len(fleet.runs)} runs</p>']
+    counts = {"reports": fleet.files_read, "skipped": len(fleet.skipped), "runs": len(fleet.runs),
+              "sites": current["site"].nunique() if len(current) else 0,
+              "targets": current["spec"].nunique() if len(current) else 0}
+    evidence = [{"anchor": anchors[(row.site, row.spec)], "site": row.site, "created": str(row.created),
+                 "file": row.file, "target": target}
+                for row, target in zip(current.itertuples(), fleet_views.evidence(current), strict=True)]
+    return render_page("review.html", title="envcheck fleet review", counts=counts,
+                       matrix=_matrix(fleet, anchors), classes=_classes(fleet), attribution=_attribution(fleet),
+                       trend=_trend(fleet), skipped=fleet.skipped, evidence=evidence)
 
-    body.append("<h2>Latest verdict per site × target</h2>")
-    if not matrix.empty:
-        rows = []
-        for site, cells in matrix.iterrows():
-            row = [text(site)]
-            for spec, verdict in cells.items():
-                if isinstance(verdict, str):
-                    row.append(f'<td data-sort="{fleet_views.VERDICT_RANK[verdict]}"><a href="#{anchors[(site, spec)]}">'
-                               f"{badge(verdict)}</a></td>")
-                else:
-                    row.append("<td></td>")
-            rows.append(row)
-        body.append(table(["site", *map(str, matrix.columns)], rows, table_id="matrix", filterable=True))
 
-    classes = fleet_views.equivalence_classes(fleet)
-    body.append("<h2>Equivalence classes (bitwise-identical outputs)</h2>")
-    body.append(table(["outputs", "members", "same as golden", "sites", "targets", "verdicts"],
-                      [[f"<code>{text(c.output_digest[:12])}</code>", str(c.members), "yes" if c.identical_to_golden else "no",
-                        text(", ".join(c.sites)), text(", ".join(c.targets)),
-                        text(", ".join(f"{k} {v}" for k, v in c.verdicts.items()))] for c in classes.itertuples()],
-                      table_id="classes", filterable=True))
+def _matrix(fleet: fleet_views.Fleet, anchors: dict[tuple[str, str], str]) -> dict[str, Any] | None:
+    """Sites × targets; a cell links to the evidence of its latest run and sorts by verdict rank."""
+    matrix = fleet_views.verdict_matrix(fleet)
+    if matrix.empty:
+        return None
+    rows = []
+    for site, cells in matrix.iterrows():
+        # An unknown verdict has no rank: its cell sorts by its text.
+        rows.append((site, [{"verdict": verdict, "rank": fleet_views.VERDICT_RANK.get(verdict, ""),
+                             "anchor": anchors[(site, spec)]} if isinstance(verdict, str) else None
+                            for spec, verdict in cells.items()]))
+    return {"specs": [str(spec) for spec in matrix.columns], "rows": rows}
 
-    ranked = fleet_views.attribution(fleet)
-    body.append("<h2>What drifting targets have in common</h2>")
-    if ranked.empty:
-        body.append('<p class="muted">No output drift among the latest runs.</p>')
-    else:
-        body.append(table(["difference", "severity", "drifting with it", "others with it", "reads"],
-                          [[f"<code>{text(r['path'])}</code> = {text(r['value'])}", text(r["severity"]),
-                            f"{r['drifting_with']} / {r['drifting_total']}", f"{r['others_with']} / {r['others_total']}",
-                            text(fleet_views.attribution_sentence(r))] for _, r in ranked.head(25).iterrows()],
-                          table_id="attribution"))
 
+def _classes(fleet: fleet_views.Fleet) -> list[dict[str, Any]]:
+    return [{"digest": str(c.output_digest)[:12], "members": c.members,
+             "golden": "yes" if c.identical_to_golden else "no", "sites": ", ".join(map(str, c.sites)),
+             "targets": ", ".join(map(str, c.targets)), "verdicts": ", ".join(f"{k} {v}" for k, v in c.verdicts.items())}
+            for c in fleet_views.equivalence_classes(fleet).itertuples()]
+
+
+def _attribution(fleet: fleet_views.Fleet) -> list[dict[str, Any]]:
+    return [{"path": r["path"], "value": r["value"], "severity": r["severity"],
+             "drifting": f"{r['drifting_with']} / {r['drifting_total']}", "others": f"{r['others_with']} / {r['others_total']}",
+             "reads": fleet_views.attribution_sentence(r)}
+            for _, r in fleet_views.attribution(fleet).head(25).iterrows()]
+
+
+def _trend(fleet: fleet_views.Fleet) -> dict[str, Any] | None:
     history = fleet_views.trend(fleet)
-    if history.shape[1] > 1:
-        body.append("<h2>Trend: worst verdict per site per day</h2>")
-        body.append(table(["site", *map(str, history.columns)],
-                          [[text(site), *(badge(v) if isinstance(v, str) else "" for v in cells)]
-                           for site, cells in history.iterrows()], table_id="trend", filterable=True))
-
-    if fleet.skipped:
-        body.append("<h2>Skipped files</h2>")
-        body.append(table(["file", "why"], [[text(f), text(why)] for f, why in fleet.skipped], table_id="skipped"))
-
-    body.append("<h2>Evidence (latest run of each site × target)</h2>")
-    for row, target in zip(current.itertuples(), fleet_views.evidence(current), strict=True):
-        body.append(f'<p class="muted">{escape(row.site)} · {escape(str(row.created))} · {escape(row.file)}</p>')
-        body.append(target_section(target, anchors[(row.site, row.spec)]))
-    return page("envcheck fleet review", "".join(body))
+    if history.shape[1] <= 1:
+        return None
+    return {"dates": [str(date) for date in history.columns],
+            "rows": [(site, [v if isinstance(v, str) else None for v in cells]) for site, cells in history.iterrows()]}

@@ -4,19 +4,35 @@ Checks: `runnable` (an <error> when the target could not be probed), `outputs` (
 beyond tolerance), `fingerprint` (a <failure> on fail-severity differences, and on warn-severity ones
 with --fail-on warn), `environment` (a <failure> on findings such as a silent CPU fallback). Checks that
 could not run because the target failed are <skipped>.
+
+ElementTree escapes markup but writes any character it is given; a probe's stderr or a hand-edited
+report can hold characters XML 1.0 forbids, so every text and attribute is scrubbed before writing.
 """
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
 from envcheck.report.html import diff_summary
+from envcheck.report.html_common import set_change
+
+# Everything outside XML 1.0's Char production: C0 controls but tab, LF and CR; lone surrogates; U+FFFE/F.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?")
+
+
+def xml_text(value: str) -> str:
+    """`value` with every character XML 1.0 cannot hold replaced by U+FFFD (so the gap stays visible)."""
+    return _NOT_XML.sub("\ufffd", value)
 
 
 def render_junit(report: dict[str, Any]) -> str:
     suites = ET.Element("testsuites", name="envcheck")
-    suite = ET.SubElement(suites, "testsuite", name=f"envcheck golden {report['golden']['sha256'][:12]}",
-                          timestamp=report["created"].rstrip("Z"))
+    suite = ET.SubElement(suites, "testsuite", name=f"envcheck golden {str(report['golden']['sha256'])[:12]}")
+    timestamp = str(report["created"]).rstrip("Z")
+    if _TIMESTAMP.fullmatch(timestamp):  # optional in the schema: better none than an invalid one
+        suite.set("timestamp", timestamp)
     properties = ET.SubElement(suite, "properties")
     for name, value in (("golden.path", report["golden"]["path"]), ("golden.sha256", report["golden"]["sha256"]),
                         ("exit_code", report["exit_code"]), ("fail_on", report["fail_on"])):
@@ -44,8 +60,17 @@ def render_junit(report: dict[str, Any]) -> str:
                 continue
             element.set(key, str(value))
         element.set("time", f"{total_time:.3f}")
+    _scrub(suites)
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def _scrub(root: ET.Element) -> None:
+    for element in root.iter():
+        if element.text:
+            element.text = xml_text(element.text)
+        for key, value in element.attrib.items():
+            element.set(key, xml_text(value))
 
 
 def _checks(target: dict[str, Any], fail_on: str):
@@ -60,15 +85,20 @@ def _checks(target: dict[str, Any], fail_on: str):
         skipped = ("skipped", "not checked: the target could not be probed", "")
         return [("runnable", ("error", f"{error['kind']}: {error['message']}", error.get("stderr_tail") or "")),
                 ("outputs", skipped), ("fingerprint", skipped), ("environment", environment or skipped)]
-    bad = {name: o for name, o in target["outputs"].items() if o["status"] in ("drift", "mismatch")}
+    bad = {name: o for name, o in (target["outputs"] or {}).items() if o["status"] in ("drift", "mismatch")}
     outputs = None
     if bad:
-        outputs = ("failure", "; ".join(f"{name}: {o['reason']}" for name, o in bad.items()),
-                   "\n".join(target["hints"]))
+        outputs = ("failure", "; ".join(f"{name}: {o.get('reason') or '—'}" for name, o in bad.items()),
+                   "\n".join(map(str, target["hints"])))
     decisive = [d for d in target["fingerprint_diff"] if d["severity"] in failing]
     fingerprint = None
     if decisive:
-        lines = [f"[{d['severity']}] {d['path']}: {d['golden']} -> {d['target']}" for d in decisive]
-        fingerprint = ("failure", f"{diff_summary(target)}: " + ", ".join(d["path"] for d in decisive[:5]),
-                       "\n".join(lines + [""] + list(target["hints"])))
+        lines = [f"[{d['severity']}] {d['path']}: {_change(d)}" for d in decisive]
+        fingerprint = ("failure", f"{diff_summary(target)}: " + ", ".join(str(d["path"]) for d in decisive[:5]),
+                       "\n".join(lines + [""] + list(map(str, target["hints"]))))
     return [("runnable", None), ("outputs", outputs), ("fingerprint", fingerprint), ("environment", environment)]
+
+
+def _change(difference: dict[str, Any]) -> str:
+    """`missing a; extra b` for a set-valued field, else `golden -> target` as before."""
+    return set_change(difference) or f"{difference.get('golden')} -> {difference.get('target')}"

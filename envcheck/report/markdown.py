@@ -1,50 +1,93 @@
-"""A compact Markdown summary fit for a merge-request comment."""
+"""A compact Markdown summary fit for a merge-request comment.
+
+Every value from the report goes through `md`, so data shows as text: it cannot open a tag, a link, an
+image, emphasis or a table cell, close a code span, or end the line it is on. (A bare https:// address
+in data may still be made clickable by GitHub's or GitLab's autolinking, but it shows as itself: data can
+never put a link behind other words.)
+"""
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 from envcheck.report.html import EXIT_MEANING, diff_summary, outputs_summary
+from envcheck.report.html_common import set_change
 
 HEADLINE = {0: "✅ envcheck passed", 1: "❌ envcheck found drift", 3: "⚠️ envcheck could not decide"}
+
+# Backslash-escaped in text: the escape itself, code spans, emphasis and strikethrough, link and image
+# brackets (no `[`, no link: `(`, `)` and `!` are then inert), table cells, tags, autolinks and entities.
+# A lone `>` is left alone: mid-line it is no blockquote, and without `<` it is no tag.
+_SPECIAL = re.compile(r"[\\`*~\[\]|<&]")
+# `_` between two letters or digits cannot emphasise (CommonMark's intraword rule), so ENV_NAMES stay readable.
+_UNDERSCORES = re.compile(r"_+")
+_LINE_BREAK = re.compile(r"\r\n?|\n")
+
+
+def md(value: Any, within: str = "text") -> str:
+    """`value` as inert Markdown, for where it is written: "text" (a line or a table cell), "code" (inside
+    `…`), "cell-code" (inside `…` in a table cell) or "html" (inside the raw-HTML <summary> line)."""
+    shown = _LINE_BREAK.sub(" ", "—" if value is None else str(value))
+    if within == "html":  # Markdown is not parsed inside an HTML block: escape for HTML only.
+        return html.escape(shown)
+    if within in ("code", "cell-code"):
+        # Backslashes mean nothing in a code span, so a backtick cannot be escaped: it becomes a quote.
+        shown = shown.replace("`", "'") or "—"  # `` would be no code span at all
+        return shown.replace("|", "\\|") if within == "cell-code" else shown  # GFM splits cells first
+    shown = _SPECIAL.sub(lambda m: "\\" + m.group(), shown)
+    return _UNDERSCORES.sub(lambda m: m.group() if _intraword(m) else m.group().replace("_", "\\_"), shown)
+
+
+def _intraword(match: re.Match) -> bool:
+    text, start, end = match.string, match.start(), match.end()
+    return 0 < start and end < len(text) and text[start - 1].isalnum() and text[end].isalnum()
 
 
 def render_markdown(report: dict[str, Any]) -> str:
     code = report["exit_code"]
-    summary = " · ".join(f"{count} {verdict}" for verdict, count in sorted(report["summary"].items()))
-    lines = [f"### {HEADLINE.get(code, 'envcheck')} (exit {code})", "",
-             f"{EXIT_MEANING.get(code, '')} — golden `{report['golden']['sha256'][:12]}` · {summary}", "",
-             "| target | site | verdict | outputs | fingerprint |", "|---|---|---|---|---|"]
+    summary = " · ".join(f"{md(count)} {md(verdict)}" for verdict, count in sorted(report["summary"].items()))
+    lines = [f"### {HEADLINE.get(code, 'envcheck')} (exit {md(code)})", "",
+             f"{EXIT_MEANING.get(code, '')} — golden `{md(str(report['golden']['sha256'])[:12], 'code')}` · {summary}",
+             "", "| target | site | verdict | outputs | fingerprint |", "|---|---|---|---|---|"]
     for t in report["targets"]:
-        lines.append(f"| `{_cell(t['spec'])}` | {_cell(t['site'] or '—')} | **{t['verdict']}** | "
-                     f"{_cell(outputs_summary(t))} | {_cell(diff_summary(t))} |")
+        lines.append(f"| `{md(t['spec'], 'cell-code')}` | {md(t['site'] or '—')} | **{md(t['verdict'])}** | "
+                     f"{md(outputs_summary(t))} | {md(diff_summary(t))} |")
     for t in report["targets"]:
         if t["verdict"] in ("IDENTICAL", "PASS"):
             continue
-        lines += ["", f"<details><summary><code>{_cell(t['spec'])}</code> — {t['verdict']}</summary>", ""]
-        if t["error"]:
-            lines.append(f"- **{t['error']['kind']}**: {_cell(t['error']['message'])}")
-        for f in t.get("findings") or []:
-            lines.append(f"- {f['severity']}: **{f['code']}** — {_cell(f['message'])}. {_cell(f['hint'])}")
-        for name, o in t["outputs"].items():
-            if o["status"] in ("noise", "drift", "mismatch"):
-                numbers = (f"max {o['max_ulp']} ULP, max rel {_g(o['max_rel'])}, would pass at tol "
-                           f"{_g(o['min_passing_tolerance'])}" if o["status"] != "mismatch" else "")
-                lines.append(f"- `{name}`: {o['status']} {numbers}{' — ' + _cell(o['reason']) if o['reason'] else ''}")
-        for d in t["fingerprint_diff"]:
-            if d["severity"] != "info":
-                lines.append(f"- {d['severity']}: `{d['path']}` {_shown(d['golden'])} → {_shown(d['target'])}")
-        lines += [f"- hint: {_cell(h)}" for h in t["hints"]]
+        lines += ["", f"<details><summary><code>{md(t['spec'], 'html')}</code> — {md(t['verdict'], 'html')}</summary>", ""]
+        lines += _details(t)
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 
 
-def _cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+def _details(t: dict[str, Any]) -> list[str]:
+    lines = []
+    if t["error"]:
+        lines.append(f"- **{md(t['error']['kind'])}**: {md(t['error']['message'])}")
+    for f in t.get("findings") or []:
+        lines.append(f"- {md(f['severity'])}: **{md(f['code'])}** — {md(f['message'])}. {md(f['hint'])}")
+    for name, o in (t["outputs"] or {}).items():
+        if o["status"] in ("noise", "drift", "mismatch"):
+            numbers = (f"max {md(o.get('max_ulp'))} ULP, max rel {_g(o.get('max_rel'))}, would pass at tol "
+                       f"{_g(o.get('min_passing_tolerance'))}" if o["status"] != "mismatch" else "")
+            reason = f" — {md(o['reason'])}" if o.get("reason") else ""
+            lines.append(f"- `{md(name, 'code')}`: {md(o['status'])} {numbers}{reason}")
+    for d in t["fingerprint_diff"]:
+        if d["severity"] != "info":
+            change = set_change(d)
+            shown = md(change) if change else f"{_shown(d.get('golden'))} → {_shown(d.get('target'))}"
+            lines.append(f"- {md(d['severity'])}: `{md(d['path'], 'code')}` {shown}")
+    lines += [f"- hint: {md(h)}" for h in t["hints"]]
+    return lines
 
 
 def _g(value: Any) -> str:
-    return "—" if value is None else f"{value:.2g}"
+    if value is None:
+        return "—"
+    return f"{value:.2g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else md(value)
 
 
 def _shown(value: Any) -> str:
-    return "absent" if value is None else _cell(value)
+    return "absent" if value is None else md(value)

@@ -1,10 +1,14 @@
 """The HTML pages in a real headless Chromium: they render, the matrix and a histogram are visible in a
-screenshot, and the browser makes no network request (every request would reach a recording proxy)."""
+screenshot, and the browser makes no network request (every request would reach a recording proxy).
+A hostile report (tests/report/conftest.py) runs none of its payloads, with the page's policy and without
+it, and shows every payload as text; the policy lets the page's own script run, by its hash."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import threading
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,7 +20,7 @@ from conftest import RECORDED_REPORTS, require
 from envcheck.report.fleet import load_fleet
 from envcheck.report.fleet_html import render_review_html
 from envcheck.report.html import render_html
-from envcheck.report.html_common import BAR_COLOUR, VERDICT_COLOURS
+from envcheck.report.html_common import BAR_COLOUR, VERDICT_COLOURS, clip, hash_source
 
 # Keep Chromium's own background traffic (updates, metrics, safe browsing) out of the count.
 QUIET = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
@@ -65,10 +69,14 @@ def assert_no_external_references(html: str) -> None:
         assert html.replace('xmlns="http://www.w3.org/2000/svg"', "").count(marker) == 0, marker
 
 
-def screenshot(page: Path, proxy: str, out: Path, height: int = 2400) -> Image.Image:
+def chromium() -> str:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     require(browser is not None, "Debian's chromium package")
-    subprocess.run([browser, *QUIET, f"--proxy-server={proxy}", "--proxy-bypass-list=<-loopback>",
+    return browser
+
+
+def screenshot(page: Path, proxy: str, out: Path, height: int = 2400) -> Image.Image:
+    subprocess.run([chromium(), *QUIET, f"--proxy-server={proxy}", "--proxy-bypass-list=<-loopback>",
                     f"--window-size=1280,{height}", f"--screenshot={out}", page.as_uri()],
                    check=True, capture_output=True, timeout=120)
     return Image.open(out).convert("RGB")
@@ -111,3 +119,133 @@ def test_fleet_review_renders_matrix_offline(recording_proxy, tmp_path):
     for verdict in ("IDENTICAL", "WARN", "FAIL", "ERROR"):
         assert pixels_of(image, VERDICT_COLOURS[verdict]) > 50, verdict
     assert "truncated.json" in page.read_text()
+
+
+# ------------------------------------------------------------------------------- hostile data
+
+# Appended to a page under test, after the page's own script: a moment later it clicks the first table
+# header (the page's script then marks it sorted) and records whether any payload set window.__pwned.
+CHECK = ("setTimeout(function () { var th = document.querySelector('table.sortable th'); if (th) { th.click(); } "
+         "document.documentElement.setAttribute('data-sorted', th && th.dataset.dir ? th.dataset.dir : 'no'); "
+         "document.documentElement.setAttribute('data-pwned', String(window.__pwned)); }, 300);")
+ELEMENTS = {"html", "head", "meta", "title", "style", "script", "body", "h1", "h2", "h3", "p", "b", "br", "code", "a",
+            "input", "table", "thead", "tbody", "tr", "th", "td", "section", "span", "details", "summary", "pre",
+            "svg", "text", "line", "rect"}
+CSP_META = re.compile(r'<meta http-equiv="Content-Security-Policy"[^>]*>')
+
+
+def with_check(page: str, policy: bool) -> str:
+    """The page plus CHECK: under the page's policy (which then also allows CHECK by its hash), or with
+    the policy removed, so that only escaping stands between a payload and the browser."""
+    head, end, tail = page.rpartition("</body>")
+    page = f"{head}<script>{CHECK}</script>{end}{tail}"
+    if policy:
+        return page.replace("script-src ", f"script-src {hash_source(CHECK)} ", 1)
+    return CSP_META.sub("", page, count=1)
+
+
+class Dom(HTMLParser):
+    """Elements, attributes and text (without script and style) of a page Chromium dumped."""
+
+    def __init__(self, dom: str) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.parts: list[str] = []
+        self._raw = 0
+        self.feed(dom)
+        self.text = "\n".join(self.parts)
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+        self._raw += tag in ("script", "style")
+
+    def handle_endtag(self, tag):
+        self._raw -= tag in ("script", "style")
+
+    def handle_data(self, data):
+        if not self._raw:
+            self.parts.append(data)
+
+
+def load(page: Path, proxy: str) -> tuple[Dom, str, list[str]]:
+    """The DOM after the page ran (scripts, timers, image errors), as text and parsed, and the console."""
+    result = subprocess.run([chromium(), *QUIET, f"--proxy-server={proxy}", "--proxy-bypass-list=<-loopback>",
+                             f"--user-data-dir={page.parent / (page.stem + '-profile')}", "--enable-logging=stderr",
+                             "--v=0", "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
+                            check=True, capture_output=True, text=True, timeout=120)
+    return Dom(result.stdout), result.stdout, [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+
+
+def assert_inert(dom: Dom, dumped: str) -> None:
+    """Nothing in the DOM came from data: the two scripts (the page's and CHECK), known elements only,
+    no event handler, no link off the page, no markup from a payload; and no payload ran."""
+    assert [tag for tag, _ in dom.elements].count("script") == 2
+    assert {tag for tag, _ in dom.elements} <= ELEMENTS
+    for tag, attributes in dom.elements:
+        assert not [name for name in attributes if name.startswith("on")], (tag, attributes)
+        if tag == "a":
+            assert attributes["href"].startswith("#"), attributes
+    assert "<b>bold</b>" not in dumped
+    assert dom.elements[0][1]["data-pwned"] == "undefined"
+
+
+def assert_shown(dom: Dom, values: dict[str, str]) -> None:
+    for field, value in values.items():
+        # Fingerprint values are clipped in the difference tables, as they always were.
+        assert (clip(value) if field.startswith(("diff.golden", "diff.target")) else value) in dom.text, field
+
+
+@pytest.mark.parametrize("policy", [True, False], ids=["with-policy", "escaping-only"])
+def test_hostile_run_report_runs_no_payload_and_shows_it_as_text(hostile, recording_proxy, tmp_path, policy):
+    proxy, seen = recording_proxy
+    page = tmp_path / "report.html"
+    page.write_text(with_check(render_html(hostile.report), policy))
+    dom, dumped, console = load(page, proxy)
+    assert_inert(dom, dumped)
+    assert page_requests(seen) == []
+    # Image metadata is not part of the page; everything else is, as text.
+    assert_shown(dom, {k: v for k, v in hostile.values.items() if not k.startswith("image.")})
+    if policy:
+        assert dom.elements[0][1]["data-sorted"] == "up"  # the page's own script ran under the policy
+        assert not [line for line in console if "Content Security Policy" in line]
+
+
+@pytest.mark.parametrize("policy", [True, False], ids=["with-policy", "escaping-only"])
+def test_hostile_fleet_review_runs_no_payload_and_shows_it_as_text(hostile_fleet, recording_proxy, tmp_path, policy):
+    proxy, seen = recording_proxy
+    folder, hostile = hostile_fleet
+    fleet = load_fleet([folder])
+    assert fleet.files_read == 1 and len(fleet.skipped) == 1  # the hostile report is read, not skipped
+    page = tmp_path / "review.html"
+    page.write_text(with_check(render_review_html(fleet), policy))
+    dom, dumped, console = load(page, proxy)
+    assert_inert(dom, dumped)
+    assert page_requests(seen) == []
+    not_reviewed = ("image.", "envcheck_version", "golden.path")  # not part of the review
+    assert_shown(dom, {k: v for k, v in hostile.values.items() if not k.startswith(not_reviewed)})
+    assert '<img src=x onerror="window.__pwned=1">.json' in dom.text  # the skipped file's name
+    if policy:
+        assert dom.elements[0][1]["data-sorted"] == "up"
+        assert not [line for line in console if "Content Security Policy" in line]
+
+
+def test_control_page_with_a_raw_payload_is_caught(recording_proxy, tmp_path):
+    """The checks above can fail: the same payload written unescaped runs and leaves an element behind."""
+    proxy, _ = recording_proxy
+    page = tmp_path / "control.html"
+    page.write_text(with_check('<html><body><img src=x onerror="window.__pwned=1"></body></html>', policy=False))
+    dom, dumped, _ = load(page, proxy)
+    assert dom.elements[0][1]["data-pwned"] == "1"
+    with pytest.raises(AssertionError):
+        assert_inert(dom, dumped)
+
+
+def test_policy_runs_the_page_script_only_as_hashed(recorded_reports, recording_proxy, tmp_path):
+    """One character changed in the inline script and Chromium refuses it: the hash is what allows it."""
+    proxy, _ = recording_proxy
+    page = tmp_path / "tampered.html"
+    rendered = render_html(recorded_reports["shenzhen-3"])
+    page.write_text(with_check(rendered.replace("th.dataset.dir = up ?", "th.dataset.dir = up  ?", 1), policy=True))
+    dom, _, console = load(page, proxy)
+    assert dom.elements[0][1]["data-sorted"] == "no"
+    assert [line for line in console if "Content Security Policy" in line and "inline script" in line]
