@@ -36,8 +36,15 @@ exit codes: 0 matched within policy · 1 drift · 2 usage error · 3 could not d
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (exit 2), like every other error envcheck prints."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(int(ExitCode.USAGE), f"envcheck: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="envcheck", description="Run a golden TensorFlow model in each target environment and flag drift "
         "against the golden baseline.", epilog=EPILOG_MAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"envcheck {__version__}")
@@ -248,7 +255,8 @@ def command_compare(args: argparse.Namespace) -> int:
             outcome = TargetFailure(spec=outcome.spec, kind="golden-mismatch", site=outcome.site,
                                     message=f"{directory} was captured with golden {golden_sha256[:12]}, "
                                             f"not {golden.sha256[:12]}; compare it with the golden it ran",
-                                    fingerprint=outcome.fingerprint, target_info=outcome.target_info)
+                                    fingerprint=outcome.fingerprint, target_info=outcome.target_info,
+                                    timings=outcome.timings, stage=getattr(outcome, "stage", None))
         outcomes.append(outcome)
     report = build_report(golden, outcomes, policy, args.fail_on)
     return _publish(report, args)
@@ -301,7 +309,7 @@ def _check_capture_destination(out: Path) -> None:
 
 def command_review(args: argparse.Namespace) -> int:
     from envcheck.files import atomic_write_text
-    from envcheck.report.fleet import flat_table, load_fleet, parse_since, report_files
+    from envcheck.report.fleet import flat_table, load_fleet, parse_since
     from envcheck.report.fleet_html import render_review_html
     from envcheck.report.fleet_terminal import render_review, skipped_lines
 
@@ -318,8 +326,7 @@ def command_review(args: argparse.Namespace) -> int:
     if missing:
         _err(f"no such file or directory: {', '.join(missing)}")
     fleet = load_fleet(existing, since)
-    readable = len(report_files(existing)) - len(fleet.skipped)
-    if readable == 0:  # (reports all older than --since are an empty review, not an error)
+    if fleet.files_read + fleet.files_before_since == 0:  # (reports all older than --since are an empty review, not an error)
         for line in skipped_lines(fleet.skipped):
             _err(line)
         _err("error: no report could be read")

@@ -6,7 +6,10 @@ site × target is read again only when a page needs it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from envcheck import schemas
+from envcheck.model import ABSENT
 from envcheck.report.json import REPORT_SCHEMA
 
 VERDICT_RANK = {"IDENTICAL": 0, "PASS": 1, "WARN": 2, "FAIL": 3, "ERROR": 4}
@@ -32,6 +36,8 @@ class Fleet:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     """(file, why) for every file that could not be read as a report."""
     files_read: int = 0
+    files_before_since: int = 0
+    """Reports read but older than --since: an empty review, not an unreadable one."""
 
 
 def parse_since(text: str) -> pd.Timestamp:
@@ -39,25 +45,75 @@ def parse_since(text: str) -> pd.Timestamp:
     return pd.Timestamp(text, tz="UTC")
 
 
-def report_files(paths: list[Path]) -> list[Path]:
+MAX_REPORT_BYTES = 64 << 20
+"""A real report is kilobytes to a few megabytes; anything far larger is not read at all."""
+FUTURE_SLACK = pd.Timedelta(days=1)
+"""A report dated later than now + this is suspicious (a wrong clock), and would stay 'latest' for ever."""
+
+
+def report_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The regular *.json files under `paths` (folders followed through symlinks, each once), and
+    (path, why) for the candidates that cannot be reports: special files (a FIFO would block) and
+    files too large to be one."""
     files: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    seen_folders: set[str] = set()
+
+    def visit(path: Path, named: bool) -> None:
+        if path.is_dir():
+            real = os.path.realpath(path)
+            if real in seen_folders:  # a symlink loop, or a folder named twice
+                return
+            seen_folders.add(real)
+            for child in sorted(path.iterdir()):
+                if child.is_dir() or child.name.endswith(".json"):
+                    visit(child, named=False)
+            return
+        try:
+            status = path.stat()
+        except OSError as error:
+            skipped.append((str(path), f"unreadable: {error.strerror}"))
+            return
+        if not stat.S_ISREG(status.st_mode):
+            skipped.append((str(path), "not a regular file (a pipe, socket or device)"))
+        elif status.st_size > MAX_REPORT_BYTES:
+            skipped.append((str(path), f"too large to be a report ({status.st_size >> 20} MB > "
+                                       f"{MAX_REPORT_BYTES >> 20} MB)"))
+        elif named or path.name.endswith(".json"):
+            files.append(path)
+
     for path in paths:
-        files.extend(sorted(Path(path).rglob("*.json")) if Path(path).is_dir() else [Path(path)])
-    return files
+        visit(Path(path), named=True)
+    return files, skipped
 
 
 def load_fleet(paths: list[Path], since: pd.Timestamp | None = None) -> Fleet:
     runs: list[list[Any]] = []
     diffs: list[list[Any]] = []
-    skipped: list[tuple[str, str]] = []
-    read = 0
-    for path in report_files(paths):
-        document, problem = _read_report(path)
+    files, skipped = report_files(paths)
+    read = older = 0
+    seen: dict[str, str] = {}
+    latest_plausible = pd.Timestamp.now(tz="UTC") + FUTURE_SLACK
+    for path in files:
+        content = _read_bytes(path)
+        if isinstance(content, str):
+            skipped.append((str(path), content))
+            continue
+        digest = hashlib.sha256(content).hexdigest()
+        if digest in seen:  # the same report copied twice counts once
+            skipped.append((str(path), f"duplicate of {seen[digest]}"))
+            continue
+        seen[digest] = str(path)
+        document, problem = _read_report(content)
         if problem:
             skipped.append((str(path), problem))
             continue
-        created = pd.Timestamp(document["created"])
+        created = utc_time(document["created"])
+        if created > latest_plausible:
+            skipped.append((str(path), f"created in the future ({document['created']}): check that machine's clock"))
+            continue
         if since is not None and created < since:
+            older += 1
             continue
         read += 1
         for index, target in enumerate(document["targets"]):
@@ -68,16 +124,28 @@ def load_fleet(paths: list[Path], since: pd.Timestamp | None = None) -> Fleet:
                     diffs.append([row, d["path"], _value_text(d.get("target")), d["severity"]])
     frame = pd.DataFrame(runs, columns=RUN_COLUMNS)
     frame["verdict_rank"] = frame["verdict"].map(VERDICT_RANK)
-    return Fleet(runs=frame, diffs=pd.DataFrame(diffs, columns=DIFF_COLUMNS), skipped=skipped, files_read=read)
+    return Fleet(runs=frame, diffs=pd.DataFrame(diffs, columns=DIFF_COLUMNS), skipped=skipped, files_read=read,
+                 files_before_since=older)
 
 
-def _read_report(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+def utc_time(text: str) -> pd.Timestamp:
+    """A report's `created` as UTC; a time written without a zone is taken as UTC (envcheck writes Z)."""
+    stamp = pd.Timestamp(text)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _read_bytes(path: Path) -> bytes | str:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        return f"unreadable: {error.strerror}"
+
+
+def _read_report(content: bytes) -> tuple[dict[str, Any] | None, str | None]:
     """(report, None) or (None, why it is skipped): checked against envcheck/schemas/report-1.schema.json,
     so every later step can rely on the keys and types it reads; never raises for a bad file."""
     try:
-        document = json.loads(path.read_bytes())
-    except OSError as error:
-        return None, f"unreadable: {error.strerror}"
+        document = json.loads(content)
     except (ValueError, RecursionError) as error:  # (UnicodeDecodeError is a ValueError)
         return None, f"not valid JSON (truncated or malformed): {str(error)[:200]}"
     if not isinstance(document, dict):
@@ -89,7 +157,7 @@ def _read_report(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     if problem:
         return None, problem.removeprefix("this report: ")
     try:
-        pd.Timestamp(document["created"])
+        utc_time(document["created"])
     except (ValueError, TypeError, OverflowError):
         return None, f"bad 'created' time {document['created']!r}"
     return document, None
@@ -109,7 +177,7 @@ def _run_row(path: Path, index: int, created: pd.Timestamp, document: dict, targ
 
 def _value_text(value: Any) -> str:
     if value is None:
-        return "unset"
+        return ABSENT
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 

@@ -79,12 +79,12 @@ def test_review_exits_3_only_when_nothing_is_readable(tmp_path, run_cli):
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("needs_tensorflow")
-def test_review_of_reports_made_live_by_the_checker(run_cli, tmp_path, monkeypatch):
+def test_review_of_reports_made_live_by_the_checker(run_cli, tmp_path, monkeypatch, golden_onednn_on):
+    """oneDNN forced on, then off: another kernel choice on every x86 CPU (whatever its default)."""
     reports = tmp_path / "kept"  # where run_cli keeps every check's report
-    for site, knob in (("plant-a", None), ("plant-b", "0")):
-        if knob:
-            monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", knob)
-        run_cli("check", "--site", site)
+    for site, knob in (("plant-a", "1"), ("plant-b", "0")):
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", knob)
+        run_cli("check", "--golden", str(golden_onednn_on), "--site", site)
     code, out, _, _ = run_cli("review", str(reports))
     fleet = views.load_fleet([reports])
     assert code == ExitCode.OK and fleet.files_read == 2
