@@ -174,7 +174,8 @@ def _outcome(capture_dir: Path, document: dict[str, Any] | None, problem: str | 
     tail = child.stderr_tail if child else ""
 
     def failure(kind: str, message: str, **saved: Any) -> TargetFailure:
-        fields = {"exit_code": code, "stderr_tail": tail, "stage": stage, "fingerprint": fingerprint, **saved}
+        fields = {"exit_code": code, "stderr_tail": tail, "stage": stage, "fingerprint": fingerprint,
+                  "timings": document.get("timings", {}), **saved}
         return TargetFailure(spec=spec, kind=kind, message=message, target_info=info, site=site, **fields)
 
     if child is not None:
@@ -217,7 +218,7 @@ def save_capture_dir(outcome: Capture | TargetFailure, source_dir: Path, out_dir
                                  for name, array in outcome.outputs.items()})
     else:
         previous = source.get("error") or {}
-        document.update(status="error", stage=outcome.stage, timings=source.get("timings", {}), error={
+        document.update(status="error", stage=outcome.stage, timings=outcome.timings, error={
             "kind": outcome.kind, "message": outcome.message, "exit_code": outcome.exit_code,
             "stage": outcome.stage, "stderr_tail": outcome.stderr_tail, "traceback": previous.get("traceback", "")})
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -226,6 +227,8 @@ def save_capture_dir(outcome: Capture | TargetFailure, source_dir: Path, out_dir
         atomic_write_bytes(out_dir / OUTPUTS_FILE, outputs.read_bytes())
     elif isinstance(outcome, Capture):
         atomic_write_bytes(out_dir / OUTPUTS_FILE, _npz_bytes(outcome.outputs))
+    else:  # never leave an earlier probe's outputs beside this failed capture
+        (out_dir / OUTPUTS_FILE).unlink(missing_ok=True)
     atomic_write_text(out_dir / CAPTURE_FILE, json.dumps(document, indent=1, sort_keys=True, default=str))
 
 

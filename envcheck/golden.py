@@ -12,6 +12,7 @@ format is envcheck/schemas/golden-1.schema.json (a newer schema is refused with 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -105,7 +106,20 @@ def _check_manifest(manifest: Any, manifest_path: Path) -> None:
         raise GoldenError(problem)
 
 
+def first_symlink(root: Path) -> Path | None:
+    """The first symbolic link under `root`, not following any: bundles hold regular files only,
+    since a link can point outside the bundle (past its seal) or loop."""
+    for directory, folders, files in os.walk(root, followlinks=False):
+        for name in sorted(folders + files):
+            if (Path(directory) / name).is_symlink():
+                return Path(directory) / name
+    return None
+
+
 def _verify_files(root: Path, listed: dict[str, str]) -> None:
+    link = first_symlink(root)
+    if link is not None:
+        raise GoldenError(f"{link}: is a symbolic link; a golden bundle holds regular files only")
     for name in REQUIRED_FILES:
         if name not in listed:
             raise GoldenError(f"{root / name}: required but not listed in {MANIFEST_FILE}")
@@ -134,6 +148,15 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         raise GoldenError(f"{path}: {error}") from None
 
 
+def reference_class(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """The class of machine a golden was made on, in the manifest for people to read: another CPU
+    class (vendor, AVX-512/AMX or not, oneDNN on or off) computes a few ULP differently."""
+    cpu = fingerprint.get("cpu") or {}
+    tensorflow = fingerprint.get("tensorflow") or {}
+    return {"cpu": cpu.get("model"), "machine": cpu.get("machine"), "tf_flags": list(cpu.get("tf_flags") or []),
+            "tensorflow": tensorflow.get("version"), "onednn_enabled": tensorflow.get("onednn_enabled")}
+
+
 def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict[str, np.ndarray],
                  fingerprint: dict[str, Any], description: str, policy: dict[str, Any], force: bool) -> Path:
     """Assemble a bundle in a staging directory beside `out`, then swap it in (never half-written)."""
@@ -157,6 +180,7 @@ def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict
             "envcheck_version": __version__,
             "description": description,
             "policy": policy,
+            "reference": reference_class(fingerprint),
             "files": files,
         }
         atomic_write_text(staging / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True))

@@ -5,7 +5,6 @@ an error message, and the host tool itself never imports TensorFlow.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from envcheck.errors import GoldenError, UsageError
-from envcheck.golden import MANIFEST_FILE, write_bundle
+from envcheck.golden import MANIFEST_FILE, first_symlink, write_bundle
 from envcheck.model import TargetFailure
 from envcheck.runner import run_target
 from envcheck.targets.base import PROBE_DIR, PROBE_FILE, Target
@@ -90,12 +89,10 @@ def _first_line(error: BaseException) -> str:
 
 
 def _refuse_symlinks(root: Path) -> None:
-    """Bundles hold regular files only: a link could point outside, or loop."""
-    for directory, subdirectories, files in os.walk(root, followlinks=False):
-        for name in subdirectories + files:
-            if (Path(directory) / name).is_symlink():
-                raise UsageError(f"{Path(directory) / name}: is a symbolic link; a golden bundle holds regular "
-                                 "files only (copy the model without links)")
+    link = first_symlink(root)
+    if link is not None:
+        raise UsageError(f"{link}: is a symbolic link; a golden bundle holds regular files only "
+                         "(copy the model without links)")
 
 
 def _stage_model(model: Path | None, inputs: Path | None, staging: Path) -> None:

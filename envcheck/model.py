@@ -54,6 +54,8 @@ class TargetFailure:
     """Whatever fingerprint the probe collected before it failed."""
     target_info: dict[str, Any] = field(default_factory=dict)
     site: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per probe stage reached before the failure."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ def evaluate(outcome: Capture | TargetFailure, golden_expected: dict[str, np.nda
     if isinstance(outcome, TargetFailure):
         return TargetResult(spec=outcome.spec, site=outcome.site, verdict="ERROR", error=outcome, outputs=(),
                             fingerprint_diff=(), hints=(), fingerprint=fingerprint, target_info=target_info,
-                            timings={}, output_digest=None, findings=findings)
+                            timings=outcome.timings, output_digest=None, findings=findings)
     outputs = compare_outputs(golden_expected, outcome.outputs, policy)
     diffs = diff_fingerprints(golden, fingerprint, policy)
     return TargetResult(spec=outcome.spec, site=outcome.site, verdict=decide_verdict(outputs, diffs, findings),
