@@ -234,5 +234,5 @@ def save_capture_dir(outcome: Capture | TargetFailure, source_dir: Path, out_dir
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # (numpy's stub: a key could be allow_pickle)
     return buffer.getvalue()

@@ -39,7 +39,7 @@ exit codes: 0 matched within policy · 1 drift · 2 usage error · 3 could not d
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (exit 2), like every other error envcheck prints."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         self.exit(int(ExitCode.USAGE), f"envcheck: error: {message} (see: {self.prog} --help)\n")
 
 
@@ -385,8 +385,8 @@ def _check_writable(args: argparse.Namespace) -> None:
     """Before any target runs: every report destination can be written (exit 3 now, not after an hour)."""
     import tempfile
 
-    for path, _ in _report_paths(args):
-        path = Path(path)
+    for destination, _ in _report_paths(args):
+        path = Path(destination)
         if path.is_dir():
             raise UsageError(f"cannot write report {path}: it is a directory")
         try:
@@ -409,7 +409,8 @@ def _publish(report, args: argparse.Namespace) -> int:
     document = report_to_dict(report)
     args.outcome = report.exit_code
     _show(render_terminal(report))
-    written, problems = [], []
+    written: list[str] = []
+    problems: list[str] = []
     for path, kind in _report_paths(args):
         if kind == "json" and problems:
             document["exit_code"] = int(ExitCode.UNDECIDED)

@@ -169,7 +169,7 @@ def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict
     try:
         shutil.copytree(model_dir, staging / "model")
         shutil.copyfile(inputs_npz, staging / "inputs.npz")
-        np.savez(staging / "expected.npz", **expected)
+        np.savez(staging / "expected.npz", **expected)  # type: ignore[arg-type]  # (numpy's stub)
         (staging / "fingerprint.json").write_text(
             json.dumps(redact_fingerprint(fingerprint), indent=1, sort_keys=True), encoding="utf-8")
         files = {p.relative_to(staging).as_posix(): sha256_file(p)

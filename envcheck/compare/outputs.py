@@ -6,6 +6,8 @@ probability output must also keep its top-1 class wherever the golden's top-1/to
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from envcheck.compare.policy import Policy
@@ -145,10 +147,10 @@ def _looks_like_probabilities(values: np.ndarray) -> bool:
 def _histogram(ulp: np.ndarray) -> tuple[tuple[str, int], ...]:
     counts, _ = np.histogram(ulp, bins=ULP_EDGES)
     labels = []
-    for low, high in zip(ULP_EDGES, ULP_EDGES[1:]):
+    for low, high in itertools.pairwise(ULP_EDGES):
         labels.append(str(low) if high - low == 1 else (f"≥{_short(low)}" if high == ULP_EDGES[-1]
                                                         else f"{_short(low)}–{_short(high - 1)}"))
-    return tuple((label, int(count)) for label, count in zip(labels, counts))
+    return tuple((label, int(count)) for label, count in zip(labels, counts, strict=True))
 
 
 def _short(count: int) -> str:

@@ -105,8 +105,8 @@ def load_fleet(paths: list[Path], since: pd.Timestamp | None = None) -> Fleet:
             continue
         seen[digest] = str(path)
         document, problem = _read_report(content)
-        if problem:
-            skipped.append((str(path), problem))
+        if document is None:
+            skipped.append((str(path), problem or "unreadable"))
             continue
         created = utc_time(document["created"])
         if created > latest_plausible:

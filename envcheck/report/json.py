@@ -4,8 +4,10 @@ Fields (additive changes keep the schema; a removal or a change of meaning bumps
   schema, envcheck_version, created (UTC ISO 8601), exit_code (0/1/3), fail_on ("fail"|"warn"),
   golden {path, sha256}, summary {verdict: count},
   targets: [{spec, site, verdict, error (null | {kind, message, exit_code, stage, stderr_tail}),
-             outputs {name: statistics}, fingerprint_diff [{path, golden, target, severity}],
-             findings [{code, severity, message, hint}] (problems of the target itself), hints [str], fingerprint {…} (identifying values hashed), target {…}, timings {…},
+             outputs {name: statistics}, fingerprint_diff [{path, golden, target, severity, missing?, extra?}]
+             (missing/extra only for set-valued fields such as CPU flags),
+             findings [{code, severity, message, hint}] (problems of the target itself), hints [str],
+             fingerprint {…} (identifying values hashed), target {…} (a remote daemon's address hashed), timings {…},
              output_digest (sha256 of all outputs; equal digests = bitwise-identical outputs)}]
 """
 from __future__ import annotations

@@ -41,7 +41,7 @@ def md(value: Any, within: str = "text") -> str:
 
 def _intraword(match: re.Match) -> bool:
     text, start, end = match.string, match.start(), match.end()
-    return 0 < start and end < len(text) and text[start - 1].isalnum() and text[end].isalnum()
+    return start > 0 and end < len(text) and text[start - 1].isalnum() and text[end].isalnum()
 
 
 def render_markdown(report: dict[str, Any]) -> str:

@@ -200,7 +200,7 @@ def version_problem(found: Any, expected: str, what: str) -> str | None:
         return (f"{what} was written by a newer envcheck (schema {found}; this envcheck reads {expected}): "
                 "upgrade envcheck")
     if found is None:
-        return f"{what} has no 'schema' key: not an envcheck {expected.split('/')[0]} document (expected {expected})"
+        return f"{what} has no 'schema' key: not an envcheck {expected.split('/', maxsplit=1)[0]} document (expected {expected})"
     return f"{what} has schema {found!r}, expected {expected!r}"
 
 

@@ -83,7 +83,7 @@ def _keyword(key: str, value: Any, schema: dict[str, Any]) -> Check | None:
         return lambda v: not isinstance(v, kind) or len(v) >= value
     if key == "prefixItems":
         firsts = [compile_schema(sub) for sub in value]
-        return lambda v: not isinstance(v, list) or all(check(item) for check, item in zip(firsts, v))
+        return lambda v: not isinstance(v, list) or all(check(item) for check, item in zip(firsts, v, strict=False))
     if key == "items":
         each, skip = compile_schema(value), len(schema.get("prefixItems", ()))
         return lambda v: not isinstance(v, list) or all(each(item) for item in v[skip:])

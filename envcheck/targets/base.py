@@ -15,7 +15,10 @@ CANCELLED = threading.Event()
 
 
 class Target(Protocol):
-    spec: str
+    @property
+    def spec(self) -> str:
+        """The target as the user wrote it: host, python:PATH, docker:IMAGE."""
+        ...
 
     def run(self, bundle_dir: Path, out_dir: Path, timeout: float) -> Capture | TargetFailure:
         """Run the probe on `bundle_dir` (model/ + inputs.npz); leave its capture in `out_dir`."""

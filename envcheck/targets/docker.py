@@ -7,6 +7,7 @@ run without network, without privileges and with every capability dropped.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import shlex
@@ -24,8 +25,8 @@ import docker.types
 import requests.exceptions
 
 from envcheck.capture import ChildExit, read_capture
-from envcheck.model import Capture, TargetFailure
 from envcheck.errors import Interrupted
+from envcheck.model import Capture, TargetFailure
 from envcheck.redact import redact_daemon_url
 from envcheck.targets.base import CANCELLED, PROBE_FILE
 
@@ -181,10 +182,8 @@ def cancel_containers() -> None:
     with _live_lock:
         containers = list(_live)
     for container in containers:
-        try:
+        with contextlib.suppress(docker.errors.DockerException):  # already gone
             container.kill()
-        except docker.errors.DockerException:
-            pass  # already gone
 
 
 def connect(docker_host: str | None, answer_within: float = CLIENT_TIMEOUT_S) -> docker.DockerClient:
@@ -263,7 +262,8 @@ def fetch_capture(container, out_dir: Path) -> None:
             name = Path(member.name)
             if member.isfile() and len(name.parts) == 2 and name.parts[0] == "capture":
                 source = archive.extractfile(member)
-                (Path(out_dir) / name.name).write_bytes(source.read())
+                if source is not None:
+                    (Path(out_dir) / name.name).write_bytes(source.read())
 
 
 def _timed_out(error: BaseException | None) -> bool:

@@ -1,6 +1,7 @@
 """Run a child process with a hard timeout that kills its whole process group."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -58,10 +59,8 @@ def cancel_children() -> None:
 
 
 def _kill_group(child: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _tail(stderr: bytes | None) -> str:
