@@ -101,3 +101,29 @@ def test_per_output_tolerance_from_policy():
     drifted = (EMBEDDING * (1 + 2e-3)).astype(np.float32)
     (result,) = compare_outputs({"e": EMBEDDING}, {"e": drifted}, policy)
     assert result.status == "noise" and result.tolerance == Tolerance(1e-2, 1e-2)
+
+
+@pytest.mark.parametrize("golden, actual", [
+    pytest.param(np.array([[1, 2], [3, 4]], dtype=np.int64), np.array([[1, 2], [3, 5]], dtype=np.int64), id="int64"),
+    pytest.param(np.array([True, False, True]), np.array([True, True, True]), id="bool"),
+    pytest.param(np.array(["cat", "dog"]), np.array(["cat", "cow"]), id="str"),
+])
+def test_non_float_outputs_compare_by_equality_and_render(golden, actual):
+    """Integer, boolean and string outputs have no ULP or relative error: they drift when any value
+    changes, and every renderer shows them without the float statistics."""
+    from rich.console import Console
+
+    from envcheck.model import RunReport, TargetResult
+    from envcheck.report.terminal import render_terminal
+
+    assert compare_output("labels", golden, golden.copy(), Tolerance()).status == "identical"
+    drifted = compare_output("labels", golden, actual, Tolerance())
+    assert drifted.status == "drift" and drifted.max_ulp is None and drifted.max_rel is None
+    assert 0 < drifted.changed_fraction < 1 and "values differ" in drifted.reason
+    result = TargetResult(spec="host", site=None, verdict="FAIL", error=None, outputs=(drifted,), fingerprint_diff=(),
+                          hints=(), fingerprint={}, target_info={}, timings={}, output_digest=None)
+    report = RunReport(golden_path="g", golden_sha256="0" * 64, targets=(result,), exit_code=1, fail_on="fail",
+                       created="2026-11-29T00:00:00Z", envcheck_version="0")
+    console = Console(record=True, width=120)
+    console.print(render_terminal(report))
+    assert "labels: drift" in console.export_text()
