@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _golden_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--golden", type=Path, metavar="DIR", help="golden bundle (default: built-in golden/default)")
+    parser.add_argument("--golden-sha256", metavar="HASH", type=_sha256_prefix,
+                        help="refuse a golden whose manifest sha256 is not HASH (at least 12 hex digits): "
+                             "CI pins the exact bundle it trusts")
 
 
 def _timeout_option(parser: argparse.ArgumentParser) -> None:
@@ -195,6 +198,12 @@ def _gpu_request(text: str) -> str:
     raise argparse.ArgumentTypeError(f"expected 'all' or a number of GPUs, got {text!r}")
 
 
+def _sha256_prefix(text: str) -> str:
+    if not re.fullmatch(r"[0-9a-fA-F]{12,64}", text):
+        raise argparse.ArgumentTypeError(f"expected 12 to 64 hex digits of a sha256, got {text!r}")
+    return text.lower()
+
+
 def _site_name(text: str) -> str:
     name = text.strip()
     if not name:
@@ -214,39 +223,58 @@ def _targets(specs: list[str], args: argparse.Namespace):
     return [parse_target(spec, **docker) for spec in specs]
 
 
-def _policy(golden, args: argparse.Namespace):
-    from envcheck.compare.policy import build_policy, load_policy_file
+GOLDEN_LAYER = "golden manifest"
 
-    layers = [golden.policy]
+
+def _policy(golden, args: argparse.Namespace):
+    """The policy and its record; the golden's loosenings are said in words before anything runs."""
+    from envcheck.compare.policy import build_policy, load_policy_file
+    from envcheck.compare.policy_record import policy_record
+
+    layers = [(GOLDEN_LAYER, golden.policy)]
     if args.policy:
-        layers.append(load_policy_file(args.policy))
-    return build_policy(*layers, source=str(args.policy or "golden manifest"))
+        layers.append((str(args.policy), load_policy_file(args.policy)))
+    policy = build_policy(*(table for _, table in layers), source=str(args.policy or GOLDEN_LAYER))
+    record = policy_record(layers, policy, GOLDEN_LAYER)
+    for warning in record["warnings"]:
+        _err(f"warning: {warning}")
+    return policy, record
+
+
+def _load_golden(args: argparse.Namespace):
+    """The golden, verified; with --golden-sha256, exactly the bundle CI pinned or nothing."""
+    from envcheck.errors import GoldenError
+    from envcheck.golden import load_golden
+
+    golden = load_golden(args.golden)
+    pinned = (args.golden_sha256 or "").lower()
+    if pinned and not golden.sha256.startswith(pinned):
+        raise GoldenError(f"{golden.path}: manifest sha256 is {golden.sha256}, but --golden-sha256 pins {pinned}")
+    return golden
 
 
 def command_check(args: argparse.Namespace) -> int:
-    from envcheck.golden import load_golden
     from envcheck.runner import build_report, run_targets
 
-    golden = load_golden(args.golden)
-    policy = _policy(golden, args)
+    golden = _load_golden(args)
+    policy, record = _policy(golden, args)
     targets = _targets(args.targets or ["host"], args)
     _check_writable(args)
     _preload_comparison()
     with _progress([t.spec for t in targets]) as progress:
         outcomes = run_targets(targets, golden.path, timeout=args.timeout, jobs=args.jobs, site=args.site,
                                progress=progress)
-    report = build_report(golden, outcomes, policy, args.fail_on)
+    report = build_report(golden, outcomes, policy, args.fail_on, record)
     return _publish(report, args)
 
 
 def command_compare(args: argparse.Namespace) -> int:
     from envcheck.capture import load_capture_dir
-    from envcheck.golden import load_golden
     from envcheck.model import TargetFailure
     from envcheck.runner import build_report
 
-    golden = load_golden(args.golden)
-    policy = _policy(golden, args)
+    golden = _load_golden(args)
+    policy, record = _policy(golden, args)
     _check_writable(args)
     outcomes = []
     for directory in args.captures:
@@ -258,7 +286,7 @@ def command_compare(args: argparse.Namespace) -> int:
                                     fingerprint=outcome.fingerprint, target_info=outcome.target_info,
                                     timings=outcome.timings, stage=getattr(outcome, "stage", None))
         outcomes.append(outcome)
-    report = build_report(golden, outcomes, policy, args.fail_on)
+    report = build_report(golden, outcomes, policy, args.fail_on, record)
     return _publish(report, args)
 
 
@@ -266,10 +294,9 @@ def command_probe(args: argparse.Namespace) -> int:
     import tempfile
 
     from envcheck.capture import save_capture_dir
-    from envcheck.golden import load_golden
     from envcheck.model import TargetFailure
 
-    golden = load_golden(args.golden)
+    golden = _load_golden(args)
     (target,) = _targets([args.target], args)
     _check_capture_destination(args.out)
     with _progress([target.spec]) as progress, tempfile.TemporaryDirectory(prefix="envcheck-probe-") as work:
@@ -354,11 +381,14 @@ def command_golden_create(args: argparse.Namespace) -> int:
 
 
 def command_golden_verify(args: argparse.Namespace) -> int:
+    from envcheck.compare.policy_record import loosenings
     from envcheck.golden import load_golden
 
     golden = load_golden(args.path)
     print(f"{golden.path}: OK — {len(golden.manifest['files'])} files match the manifest "
-          f"(sha256 {golden.sha256[:16]}…), outputs: {', '.join(sorted(golden.expected))}")
+          f"(sha256 {golden.sha256}), outputs: {', '.join(sorted(golden.expected))}")
+    for warning in loosenings(golden.policy):
+        _err(f"warning: the golden's own policy loosens the defaults: {warning}")
     return ExitCode.OK
 
 

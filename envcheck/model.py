@@ -164,3 +164,5 @@ class RunReport:
     fail_on: Literal["warn", "fail"]
     created: str
     envcheck_version: str
+    policy: dict[str, Any] | None = None
+    """The policy that applied: effective table and hash, each layer's source and hash, warnings."""

@@ -58,10 +58,11 @@ def run_targets(targets: Sequence[Target], bundle_dir: Path, *, timeout: float, 
 
 
 def build_report(golden: GoldenBundle, outcomes: Sequence[Capture | TargetFailure], policy: Policy,
-                 fail_on: FailOn = "fail") -> RunReport:
+                 fail_on: FailOn = "fail", policy_record: dict | None = None) -> RunReport:
     # A bundle written by envcheck is already redacted; one written elsewhere may not be: redact once here.
     shared = redact_fingerprint(golden.fingerprint)
     results: list[TargetResult] = [evaluate(o, golden.expected, shared, policy) for o in outcomes]
     return RunReport(golden_path=str(golden.path), golden_sha256=golden.sha256, targets=tuple(results),
                      exit_code=int(exit_code_for((r.verdict for r in results), fail_on)), fail_on=fail_on,
-                     created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), envcheck_version=__version__)
+                     created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), envcheck_version=__version__,
+                     policy=policy_record)

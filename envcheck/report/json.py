@@ -31,6 +31,7 @@ def report_to_dict(report: RunReport) -> dict[str, Any]:
         "fail_on": report.fail_on,
         "golden": {"path": report.golden_path, "sha256": report.golden_sha256},
         "summary": dict(Counter(t.verdict for t in report.targets)),
+        **({"policy": report.policy} if report.policy is not None else {}),
         "targets": [_target(t) for t in report.targets],
     }
 

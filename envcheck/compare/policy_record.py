@@ -1,0 +1,81 @@
+"""Which policy applied, from which layers, and what a golden's own policy loosens.
+
+A golden bundle carries its own policy, so a bundle could quietly switch the gate off
+(`"*" = "ignore"`, `atol = 1e6`) and still verify. The policy therefore never acts unseen: every
+report records the effective policy, each layer's source and hash, and warnings in words for each
+way a golden's layer is looser than the defaults.
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from typing import Any
+
+from envcheck.compare.policy import DEFAULT_SEVERITY, Policy
+from envcheck.model import Tolerance
+
+LOOSE_TOLERANCE = 1e-3
+"""Float32 noise is ~1e-6 relative; a band above this accepts reduced-precision (bf16, TF32) drift."""
+
+# One concrete path per fail-level default rule (globs instantiated), and the findings that fail by
+# default: what a loosening rule would silence.
+_FAIL_SAMPLES = tuple(pattern.replace("[[]*[]]", "[0]").replace("*", "x")
+                      for pattern, severity in DEFAULT_SEVERITY if severity == "fail") + (
+    "finding.gpu-cpu-fallback", "finding.driver-cuda-too-old", "finding.cpu-lacks-tensorflow-instructions",
+    "finding.cudnn-mismatch", "finding.nvml-lib-rm-version-mismatch")
+
+
+def digest(table: Any) -> str:
+    """sha256 of a policy table's canonical JSON: equal hashes, equal policies."""
+    return hashlib.sha256(json.dumps(table, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def loosenings(table: dict[str, Any]) -> list[str]:
+    """Each way `table` (a golden's own policy) relaxes the defaults, as one sentence."""
+    found = []
+    tolerance = table.get("tolerance") or {}
+    scopes = [("[tolerance]", tolerance)] + [(f"[tolerance.outputs.{name}]", values)
+                                              for name, values in (tolerance.get("outputs") or {}).items()]
+    for where, values in scopes:
+        for key in ("atol", "rtol"):
+            value = values.get(key)
+            if isinstance(value, (int, float)) and value > LOOSE_TOLERANCE:
+                found.append(f"{where} {key} = {value:g} is above {LOOSE_TOLERANCE:g}: it accepts drift far beyond "
+                             "float32 noise (~1e-6)")
+    for pattern, severity in (table.get("severity") or {}).items():
+        if severity == "fail":
+            continue
+        silenced = [sample for sample in _FAIL_SAMPLES if fnmatch.fnmatchcase(sample, pattern)]
+        if silenced:
+            shown = ", ".join(silenced[:4]) + (f" and {len(silenced) - 4} more" if len(silenced) > 4 else "")
+            found.append(f'[severity] "{pattern}" = "{severity}" lowers fail-level checks ({shown}) to {severity}')
+    return found
+
+
+def effective_table(policy: Policy) -> dict[str, Any]:
+    """The merged policy as data (the built-in severity defaults are named by envcheck's version)."""
+    return {
+        "tolerance": {"atol": policy.default_tolerance.atol, "rtol": policy.default_tolerance.rtol,
+                      "outputs": {name: {"atol": t.atol, "rtol": t.rtol}
+                                  for name, t in sorted(policy.output_tolerances.items())}},
+        "classification": dict(sorted(policy.classification.items())),
+        "severity": [[pattern, severity] for pattern, severity in policy.user_rules],
+    }
+
+
+def policy_record(layers: list[tuple[str, dict[str, Any]]], policy: Policy, golden_source: str) -> dict[str, Any]:
+    """For the report: the effective policy and its hash, each layer's source and hash, and the
+    loosenings of the golden's own layer (a --policy file is the user's own decision)."""
+    effective = effective_table(policy)
+    warnings = [f"the golden's own policy loosens the defaults: {w}"
+                for source, table in layers if source == golden_source for w in loosenings(table)]
+    return {"sha256": digest(effective), "effective": effective,
+            "layers": [{"source": "defaults", "sha256": digest(_defaults())}]
+            + [{"source": source, "sha256": digest(table)} for source, table in layers],
+            "warnings": warnings}
+
+
+def _defaults() -> dict[str, Any]:
+    return {"tolerance": {"atol": Tolerance().atol, "rtol": Tolerance().rtol},
+            "severity": [list(rule) for rule in DEFAULT_SEVERITY]}
