@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--target", default="host", metavar="SPEC", help="host | python:PATH | docker:IMAGE")
     probe.add_argument("--site", type=_site_name, help="factory or site name recorded in the capture")
     probe.add_argument("--out", required=True, type=Path, help="directory to write the capture to")
+    probe.add_argument("--raw", action="store_true",
+                       help="keep hostname, interpreter path and pid in the capture (default: hashed or "
+                            "dropped, since the capture is meant to be sent back)")
     _timeout_option(probe)
     _docker_options(probe)
     probe.set_defaults(run=command_probe)
@@ -303,6 +306,8 @@ def command_probe(args: argparse.Namespace) -> int:
         progress.started(0, target.spec)
         outcome = target.run(golden.path, Path(work), args.timeout)
         outcome = _with_site(outcome, args.site)
+        if not args.raw:
+            outcome = _for_sending(outcome)
         progress.finished(0, target.spec, outcome)
         save_capture_dir(outcome, Path(work), args.out, golden.sha256)
     if isinstance(outcome, TargetFailure):
@@ -482,6 +487,15 @@ def _with_site(outcome, site):
     import dataclasses
 
     return dataclasses.replace(outcome, site=site)
+
+
+def _for_sending(outcome):
+    import dataclasses
+
+    from envcheck.redact import redact_for_sending
+
+    fingerprint, target_info = redact_for_sending(outcome.fingerprint, outcome.target_info)
+    return dataclasses.replace(outcome, fingerprint=fingerprint, target_info=target_info)
 
 
 class _progress:

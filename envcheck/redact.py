@@ -61,3 +61,29 @@ def redact_target_info(info: dict[str, Any]) -> dict[str, Any]:
     if isinstance(daemon, dict) and "host" in daemon:
         daemon["host"] = redact_daemon_url(daemon["host"])
     return shared
+
+
+# In a capture meant to travel (a technician sends it back), paths and process ids name a machine's
+# layout and a moment; they are hashed or dropped like hostnames. `envcheck probe --raw` keeps them.
+TRAVELLING_PATHS = ("python.executable",)
+DROPPED_IN_TRANSIT = ("pid",)
+
+
+def redact_for_sending(fingerprint: dict[str, Any], target_info: dict[str, Any]) -> tuple[dict, dict]:
+    """(fingerprint, target_info) as they may leave the site: identifying values hashed, pids dropped."""
+    shared = redact_fingerprint(fingerprint)
+    python = shared.get("python")
+    if isinstance(python, dict) and isinstance(python.get("executable"), str):
+        python["executable"] = _hash_once(python["executable"])
+    host = shared.get("host")
+    if isinstance(host, dict):
+        for key in DROPPED_IN_TRANSIT:
+            host.pop(key, None)
+    info = redact_target_info(target_info)
+    if isinstance(info.get("python"), str):
+        info["python"] = _hash_once(info["python"])
+    return shared, info
+
+
+def _hash_once(value: str) -> str:
+    return value if value.startswith(REDACTED_PREFIX) else hash_identifier(value)

@@ -139,12 +139,24 @@ def test_secret_environment_values_never_reach_capture_or_report(run_cli, monkey
         assert "s3cr3t" not in text and "TF_SERVING_API_KEY" not in text and "MY_API_TOKEN" not in text
 
 
-def test_hostname_is_hashed_in_reports_but_kept_in_local_capture(run_cli, tmp_path):
+def test_capture_to_send_back_is_redacted_unless_raw(run_cli, tmp_path, host_golden):
+    """The technician's capture leaves the site: hostname, interpreter path and pid hashed or dropped;
+    --raw keeps them for local diagnosis. The printed next step is the exact command to run."""
     import socket
-    _, _, _, report = run_cli("check")
+    _, _, _, report = run_cli("check", "--golden", str(host_golden))
     assert report["targets"][0]["fingerprint"]["host"]["hostname"].startswith("sha256:")
-    run_cli("probe", "--out", str(tmp_path / "capture"))
-    assert socket.gethostname() in (tmp_path / "capture" / "capture.json").read_text()
+    code, out, _, _ = run_cli("probe", "--golden", str(host_golden), "--out", str(tmp_path / "capture"))
+    text = (tmp_path / "capture" / "capture.json").read_text()
+    document = json.loads(text)
+    assert code == ExitCode.OK and sys.executable not in text
+    assert document["fingerprint"]["host"]["hostname"].startswith("sha256:")
+    assert "pid" not in document["fingerprint"]["host"]
+    assert f"envcheck compare {tmp_path / 'capture'} --golden {host_golden}" in out
+    code, *_ = run_cli("compare", str(tmp_path / "capture"), "--golden", str(host_golden))
+    assert code == ExitCode.OK
+    run_cli("probe", "--golden", str(host_golden), "--raw", "--out", str(tmp_path / "raw"))
+    raw = json.loads((tmp_path / "raw" / "capture.json").read_text())
+    assert raw["fingerprint"]["host"]["hostname"] == socket.gethostname() and raw["fingerprint"]["host"]["pid"]
 
 
 def test_library_chatter_on_stdout_cannot_corrupt_the_capture(run_cli, tmp_path, monkeypatch, host_golden):
