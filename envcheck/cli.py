@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--csv", type=Path, metavar="PATH", help="write the flat table (site × target × run) as CSV")
     review.set_defaults(run=command_review)
 
+    _add_golden_commands(commands)
+    return parser
+
+
+def _add_golden_commands(commands) -> None:
     golden = commands.add_parser("golden", help="create or verify a golden bundle")
     golden_commands = golden.add_subparsers(dest="golden_command", required=True, metavar="ACTION")
     create = golden_commands.add_parser(
@@ -122,7 +127,6 @@ def build_parser() -> argparse.ArgumentParser:
     verify = golden_commands.add_parser("verify", help="check a bundle against its sha256 manifest")
     verify.add_argument("path", type=Path, nargs="?", help="bundle directory (default: built-in)")
     verify.set_defaults(run=command_golden_verify)
-    return parser
 
 
 def _golden_option(parser: argparse.ArgumentParser) -> None:
