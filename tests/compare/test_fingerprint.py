@@ -117,3 +117,27 @@ def test_hint_names_onednn_variable_with_values():
     differences = diff_fingerprints(GOLDEN, _changed(env={"TF_ENABLE_ONEDNN_OPTS": "0"}), build_policy())
     (hint,) = hints_for(differences, ())
     assert "TF_ENABLE_ONEDNN_OPTS differs (absent → 0)" in hint and "15 ULP" in hint
+
+
+def _measured(max_ulp: int, p99_ulp: float, p99_rel: float = 1e-7):
+    from envcheck.model import OutputComparison, Tolerance
+    return OutputComparison(name="embedding", status="noise", reason=None, tolerance=Tolerance(), max_ulp=max_ulp,
+                            p99_ulp=p99_ulp, p99_rel=p99_rel, max_rel=p99_rel)
+
+
+@pytest.mark.parametrize("measured, says", [
+    pytest.param(_measured(9, 2), None, id="explained"),
+    pytest.param(_measured(647, 40), "embedding max 647 ULP is more than this explains (~15 ULP): something else "
+                 "differs too", id="more-than-explained"),
+    pytest.param(_measured(647, 3), "only the largest errors exceed it, typically elements near zero", id="near-zero"),
+])
+def test_a_hint_checks_itself_against_the_measured_drift(measured, says):
+    differences = diff_fingerprints(GOLDEN, _changed(env={"TF_ENABLE_ONEDNN_OPTS": "0"}), build_policy())
+    (hint,) = hints_for(differences, (measured,))
+    assert ("Measured:" not in hint) if says is None else (says in hint)
+
+
+def test_a_relative_bound_checks_itself_too():
+    differences = diff_fingerprints(GOLDEN, _changed(tensorflow__version="2.20.0"), build_policy())
+    (hint,) = hints_for(differences, (_measured(10**6, 10**5, p99_rel=3e-3),))
+    assert "p99 relative error 0.003 is more than this explains (~1e-06)" in hint
