@@ -319,7 +319,7 @@ def command_probe(args: argparse.Namespace) -> int:
         _err(f"the partial capture is in {args.out}; send it back for diagnosis")
         return ExitCode.UNDECIDED
     golden_option = "" if args.golden is None else f" --golden {shlex.quote(str(args.golden))}"
-    print(f"capture written to {args.out} — send this directory back; at headquarters run:\n"
+    _say(f"capture written to {args.out} — send this directory back; at headquarters run:\n"
           f"  envcheck compare {shlex.quote(str(args.out))}{golden_option}")
     return ExitCode.OK
 
@@ -374,7 +374,7 @@ def command_review(args: argparse.Namespace) -> int:
         atomic_write_text(args.html, render_review_html(fleet))
     written = [str(p) for p in (args.csv, args.html) if p]
     if written:
-        print(f"written: {', '.join(written)}")
+        _say(f"written: {', '.join(written)}")
     return ExitCode.OK
 
 
@@ -385,7 +385,7 @@ def command_golden_create(args: argparse.Namespace) -> int:
     path = create_golden(out=args.out, target=targets[0], builtin=args.builtin, model=args.model,
                          inputs=args.inputs, description=args.description, force=args.force,
                          timeout=args.timeout, allow_nonfinite=args.allow_nonfinite)
-    print(f"golden bundle written to {path}")
+    _say(f"golden bundle written to {path}")
     return ExitCode.OK
 
 
@@ -394,7 +394,7 @@ def command_golden_verify(args: argparse.Namespace) -> int:
     from envcheck.golden import load_golden
 
     golden = load_golden(args.path)
-    print(f"{golden.path}: OK — {len(golden.manifest['files'])} files match the manifest "
+    _say(f"{golden.path}: OK — {len(golden.manifest['files'])} files match the manifest "
           f"(sha256 {golden.sha256}), outputs: {', '.join(sorted(golden.expected))}")
     for warning in loosenings(golden.policy):
         _err(f"warning: the golden's own policy loosens the defaults: {warning}")
@@ -463,16 +463,34 @@ def _publish(report, args: argparse.Namespace) -> int:
             problems.append(f"cannot write report {path}: {error.strerror or error}")
             _err(problems[-1])
     if written:
-        print(f"reports: {', '.join(written)}")
+        _say(f"reports: {', '.join(written)}")
     if problems:
         args.outcome = ExitCode.UNDECIDED
     return int(args.outcome)
 
 
+def _say(line: str) -> None:
+    """One plain line on stdout (never wrapped: paths stay copyable), quiet when the reader left."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        _silence_stdout()
+
+
 def _show(renderable) -> None:
+    """Print to stdout; a reader that left (`| head -1`) stops the printing, never the run."""
     from rich.console import Console
 
-    Console(soft_wrap=False).print(renderable)
+    class QuietOnBrokenPipe(Console):
+        # NOTE: rich's own handler raises SystemExit(1), which a CI gate would read as drift.
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            _silence_stdout()
+
+    try:
+        QuietOnBrokenPipe(soft_wrap=False).print(renderable)
+    except BrokenPipeError:
+        _silence_stdout()
 
 
 def _preload_comparison() -> None:
