@@ -597,12 +597,22 @@ def run_signature(tf, np, signature, inputs):
     missing = sorted(set(specs) - set(inputs))
     if missing:
         raise ProbeFailure("inputs", "inputs.npz lacks signature input(s): %s" % ", ".join(missing))
+    unknown = sorted(set(inputs) - set(specs))
+    if unknown:
+        raise ProbeFailure("inputs", "inputs.npz has input(s) the signature does not take: %s (it takes: %s)"
+                           % (", ".join(unknown), ", ".join(sorted(specs))))
     feeds = {}
     for name, spec in specs.items():
         array = inputs[name]
-        if array.dtype != np.dtype(spec.dtype.as_numpy_dtype):
+        if spec.dtype == tf.string and array.dtype.kind in "US":
+            array = np.char.encode(array, "utf-8") if array.dtype.kind == "U" else array
+        elif array.dtype != np.dtype(spec.dtype.as_numpy_dtype):
             raise ProbeFailure("inputs", "input %r is %s but the signature wants %s"
                                % (name, array.dtype, spec.dtype.name))
+        if not spec.shape.is_compatible_with(array.shape):
+            raise ProbeFailure("inputs", "input %r has shape %s but the signature wants %s"
+                               % (name, list(array.shape), spec.shape.as_list() if spec.shape.rank is not None
+                                  else "any"))
         feeds[name] = tf.constant(array)
     try:
         results = signature(**feeds)

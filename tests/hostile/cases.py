@@ -35,7 +35,7 @@ class Case:
     kind: str | None = None
     """For a target that could not be checked: the error kind of its ERROR row (the run itself goes on)."""
     needs: str | None = None
-    """Infrastructure beyond Python: 'docker' or 'gcc'."""
+    """Infrastructure beyond Python: 'docker', 'gcc' or 'tensorflow'."""
 
 
 # ------------------------------------------------------------------------------- golden bundles
@@ -105,6 +105,10 @@ def _image_rows(rows: int, fill: float | None = None) -> np.ndarray:
     if fill is not None and rows:
         data[0, 0, 0, 0] = fill
     return data
+
+
+def _series_rows(rows: int) -> np.ndarray:
+    return np.zeros((rows, 12, 6), dtype=np.float32)
 
 
 def _force_over_a_source_folder(root: Path) -> list[str]:
@@ -300,6 +304,12 @@ CASES: tuple[Case, ...] = (
          2, "not a SavedModel"),
     Case("golden-create-zero-rows", _create_with_inputs(image=_image_rows(0)), 2, "no rows"),
     Case("golden-create-nan-inputs", _create_with_inputs(image=_image_rows(4, fill=np.nan)), 2, "NaN"),
+    Case("golden-create-unknown-input", _create_with_inputs(image=_image_rows(4), series=_series_rows(4),
+                                                            extra=_image_rows(4)), 3,
+         "the signature does not take: extra", needs="tensorflow"),
+    Case("golden-create-wrong-shape", _create_with_inputs(image=np.zeros((4, 8, 8, 3), dtype=np.float32),
+                                                          series=_series_rows(4)), 3,
+         "has shape [4, 8, 8, 3] but the signature wants [None, 16, 16, 3]", needs="tensorflow"),
     Case("golden-create-force-non-bundle", _force_over_a_source_folder, 2, "only a golden bundle"),
     Case("golden-create-out-cwd", _argv("golden", "create", "--builtin", "--out", ".", "--force"), 2,
          "current directory"),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require
+from conftest import require, tensorflow_installed
 from envcheck.cli import main
 from hostile.cases import CASES, REPO, Case, close_sockets
 
@@ -43,6 +43,8 @@ def test_hostile_input(case: Case, tmp_path, capsys, monkeypatch):
         require(_docker_ready(), "a running Docker daemon with the fixture images")
     if case.needs == "gcc":
         require(shutil.which("gcc") is not None, "gcc")
+    if case.needs == "tensorflow":
+        require(tensorflow_installed(), "TensorFlow")
     work = tmp_path / "case"
     work.mkdir()
     monkeypatch.chdir(work)
