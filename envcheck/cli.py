@@ -286,6 +286,8 @@ def command_compare(args: argparse.Namespace) -> int:
     outcomes = []
     for directory in args.captures:
         outcome, golden_sha256 = load_capture_dir(directory)
+        if outcome.site is None:  # captured without --site: its folder names it, so two machines never merge
+            outcome = _with_site(outcome, Path(directory).resolve().name)
         if golden_sha256 and golden_sha256 != golden.sha256:
             outcome = TargetFailure(spec=outcome.spec, kind="golden-mismatch", site=outcome.site,
                                     message=f"{directory} was captured with golden {golden_sha256[:12]}, "
