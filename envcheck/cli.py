@@ -445,11 +445,14 @@ def _publish(report, args: argparse.Namespace) -> int:
     so the JSON's exit_code always equals the process's."""
     from envcheck.files import atomic_write_text
     from envcheck.report.json import render_json, report_to_dict
-    from envcheck.report.terminal import render_terminal
+    from envcheck.report.terminal import render_plain, render_terminal
 
     document = report_to_dict(report)
     args.outcome = report.exit_code
-    _show(render_terminal(report))
+    if sys.stdout.isatty():
+        _show(render_terminal(report))
+    else:  # a CI log: plain lines, one per target, names never cut
+        _say(render_plain(report).rstrip("\n"))
     written: list[str] = []
     problems: list[str] = []
     for path, kind in _report_paths(args):

@@ -97,11 +97,11 @@ def _unexplained(cause: Cause, outputs: list[OutputComparison]) -> str:
             if worst.p99_ulp is not None and worst.p99_ulp <= cause.explains_ulp:
                 return (f" Measured: {worst.name} max {worst.max_ulp} ULP, p99 {worst.p99_ulp:.3g}: only the largest "
                         "errors exceed it, typically elements near zero, where ULP exaggerates.")
-            return (f" Measured: {worst.name} max {worst.max_ulp} ULP is more than this explains "
+            return (f" Measured: {worst.name} max {worst.max_ulp} ULP is more than this alone explains "
                     f"(~{cause.explains_ulp} ULP): something else differs too.")
     if cause.explains_rel is not None:
         worst = max(measured, key=lambda o: o.p99_rel or 0.0, default=None)
         if worst is not None and (worst.p99_rel or 0.0) > REL_MARGIN * cause.explains_rel:
-            return (f" Measured: {worst.name} p99 relative error {worst.p99_rel:.2g} is more than this explains "
+            return (f" Measured: {worst.name} p99 relative error {worst.p99_rel:.2g} is more than this alone explains "
                     f"(~{cause.explains_rel:g}): something else differs too.")
     return ""

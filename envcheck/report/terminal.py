@@ -1,5 +1,9 @@
 """What a person sees in the terminal: a table of targets and verdicts, then the evidence for each
-target that is not IDENTICAL (numbers per output, fingerprint differences, hints, failure reason)."""
+target that is not IDENTICAL (numbers per output, fingerprint differences, hints, failure reason).
+
+In a CI log (no terminal) the same facts come as plain lines instead: one line per target, then a
+few indented lines of evidence for each that is not IDENTICAL. Nothing is cut; a long line wraps in
+the log viewer, and info-level differences are counted, not listed (the JSON report has them)."""
 from __future__ import annotations
 
 from rich.console import Group, RenderableType
@@ -100,17 +104,60 @@ def _evidence_lines(result: TargetResult) -> list[Text]:
     lines = []
     for o in result.outputs:
         line = Text.assemble((f"{o.name}: ", "bold"), (o.status, STATUS_STYLE[o.status]))
-        if o.status in ("noise", "drift"):
-            numbers = [f"max {_num(o.max_ulp)} ULP (p99 {_num(o.p99_ulp)})", f"max abs {_num(o.max_abs)} (p99 {_num(o.p99_abs)})",
-                       f"max rel {_num(o.max_rel)} (p99 {_num(o.p99_rel)})", f"{_pct(o.changed_fraction)} changed"]
-            if o.top1_agreement is not None:
-                numbers.append(f"top-1 agrees {_pct(o.top1_agreement)}")
-            numbers.append(f"would pass at tol {_num(o.min_passing_tolerance)} (policy atol {o.tolerance.atol:g}, "
-                           f"rtol {o.tolerance.rtol:g})")
-            line.append(" · " + " · ".join(numbers))
+        numbers = _numbers(o)
+        if numbers:
+            line.append(" · " + numbers)
         if o.reason:
             line.append(f" — {o.reason}", "red")
         lines.append(line)
+    return lines
+
+
+def _numbers(o: OutputComparison) -> str:
+    """The evidence behind an output's status, for outputs that differ within or beyond the band."""
+    if o.status not in ("noise", "drift"):
+        return ""
+    numbers = [f"max {_num(o.max_ulp)} ULP (p99 {_num(o.p99_ulp)})", f"max abs {_num(o.max_abs)} (p99 {_num(o.p99_abs)})",
+               f"max rel {_num(o.max_rel)} (p99 {_num(o.p99_rel)})", f"{_pct(o.changed_fraction)} changed"]
+    if o.top1_agreement is not None:
+        numbers.append(f"top-1 agrees {_pct(o.top1_agreement)}")
+    numbers.append(f"would pass at tol {_num(o.min_passing_tolerance)} (policy atol {o.tolerance.atol:g}, "
+                   f"rtol {o.tolerance.rtol:g})")
+    return " · ".join(numbers)
+
+
+def render_plain(report: RunReport) -> str:
+    """The run for a CI log: plain lines, names never cut, the verdict of each target on its own line."""
+    summary = ", ".join(f"{sum(t.verdict == v for t in report.targets)} {v}" for v in VERDICT_STYLE
+                        if any(t.verdict == v for t in report.targets))
+    lines = [f"envcheck · golden {report.golden_path} ({report.golden_sha256[:12]}) · {summary}"]
+    width = max(len(t.verdict) for t in report.targets) if report.targets else 0
+    for result in report.targets:
+        site = f" @ {result.site}" if result.site else ""
+        lines.append(f"{result.verdict:<{width}}  {result.spec}{site} — outputs: {_outputs_summary(result) or 'none'}"
+                     f" · fingerprint: {_diff_summary(result)}")
+        if result.verdict != "IDENTICAL":
+            lines.extend(f"{' ' * (width + 2)}{line}" for line in _plain_details(result))
+    lines.append(f"exit {report.exit_code} — {EXIT_MEANING.get(report.exit_code, '')}")
+    return "\n".join(lines) + "\n"
+
+
+def _plain_details(result: TargetResult) -> list[str]:
+    lines = []
+    if result.error:
+        lines.append(f"error {result.error.kind}: {result.error.message}")
+    for finding in result.findings:
+        lines += [f"finding {finding.severity} {finding.code}: {finding.message}", f"  → {finding.hint}"]
+    for o in result.outputs:
+        if o.status != "identical":
+            numbers = _numbers(o)
+            lines.append(f"{o.name}: {o.status}" + (f" · {numbers}" if numbers else "")
+                         + (f" — {o.reason}" if o.reason else ""))
+    lines += [f"{d.severity} {d.path}: {d.change}" for d in result.fingerprint_diff if d.severity != "info"]
+    info = sum(d.severity == "info" for d in result.fingerprint_diff)
+    if info:
+        lines.append(f"{info} info-level difference{'s' if info > 1 else ''} (see the JSON report)")
+    lines += [f"hint: {hint}" for hint in result.hints]
     return lines
 
 
