@@ -128,7 +128,7 @@ def _numbers(o: OutputComparison) -> str:
 
 def render_plain(report: RunReport) -> str:
     """The run for a CI log: plain lines, names never cut, the verdict of each target on its own line."""
-    summary = ", ".join(f"{sum(t.verdict == v for t in report.targets)} {v}" for v in VERDICT_STYLE
+    summary = ", ".join(f"{sum(t.verdict == v for t in report.targets)} {v}" for v in reversed(VERDICT_STYLE)
                         if any(t.verdict == v for t in report.targets))
     lines = [f"envcheck · golden {report.golden_path} ({report.golden_sha256[:12]}) · {summary}"]
     width = max(len(t.verdict) for t in report.targets) if report.targets else 0
