@@ -23,7 +23,7 @@ def test_one_line_per_target_and_no_name_is_cut():
     lines = render_plain(report).splitlines()
     assert lines[0] == "envcheck · golden golden/vision (abababababab) · 1 WARN, 1 IDENTICAL"
     assert lines[1].startswith(f"WARN       {LONG_SPEC} @ shenzhen-3-production-line-seven — ")
-    assert "      warn cpu.tf_flags: missing amx_tile" in lines
+    assert " " * 11 + "warn cpu.tf_flags: missing amx_tile" in lines  # indented under its target
     assert any(line.strip() == "1 info-level difference (see the JSON report)" for line in lines)
     assert "packages.requests" not in "\n".join(lines)  # info differences are counted, not listed
     assert lines[-2].startswith("IDENTICAL  host @ shenzhen-3") and lines[-1].startswith("exit 0")
