@@ -3,9 +3,13 @@
 Each report is parsed once and reduced to flat rows (one per report × target) plus its decisive
 fingerprint differences, so 10,000 reports fit in little memory; the evidence of the latest row per
 site × target is read again only when a page needs it.
+
+A target's identity is (golden, site, host, spec): reports against different goldens are reviewed
+separately (`by_golden`), and two machines never merge into one row, even when neither named its site.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,19 +22,26 @@ import pandas as pd
 
 from envcheck import schemas
 from envcheck.model import ABSENT
+from envcheck.redact import REDACTED_PREFIX, hash_identifier
 from envcheck.report.json import REPORT_SCHEMA
 
 VERDICT_RANK = {"IDENTICAL": 0, "PASS": 1, "WARN": 2, "FAIL": 3, "ERROR": 4}
 NO_SITE = "(no site)"
-RUN_COLUMNS = ["file", "target_index", "created", "date", "site", "spec", "verdict", "exit_code", "golden_sha256",
-               "output_digest", "outputs_identical", "error_kind", "max_ulp", "max_rel", "fail_diffs", "warn_diffs"]
+UNKNOWN_HOST = "unknown"
+"""Shown for a host no target of its report named (a report of docker targets only, or of failures)."""
+RUN_COLUMNS = ["file", "target_index", "created", "date", "site", "host", "spec", "verdict", "exit_code",
+               "golden_sha256", "golden_path", "output_digest", "outputs_identical", "error_kind", "max_ulp", "max_rel",
+               "fail_diffs", "warn_diffs"]
+INTERNAL_COLUMNS = ["verdict_rank", "place"]
+"""Added by load_fleet for the views; not exported."""
 DIFF_COLUMNS = ["row", "path", "value", "severity"]
 
 
 @dataclass
 class Fleet:
     runs: pd.DataFrame
-    """One row per report × target (RUN_COLUMNS)."""
+    """One row per report × target (RUN_COLUMNS), plus `verdict_rank` and `place` (the row label of its
+    site and host: see _places)."""
     diffs: pd.DataFrame
     """Warn- and fail-severity fingerprint differences: row (index into runs), path, value, severity."""
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -116,14 +127,16 @@ def load_fleet(paths: list[Path], since: pd.Timestamp | None = None) -> Fleet:
             older += 1
             continue
         read += 1
+        machine = _machine(document["targets"])
         for index, target in enumerate(document["targets"]):
             row = len(runs)
-            runs.append(_run_row(path, index, created, document, target))
+            runs.append(_run_row(path, index, created, document, target, machine))
             for d in target.get("fingerprint_diff") or []:
                 if d.get("severity") in ("fail", "warn"):
                     diffs.append([row, d["path"], _value_text(d.get("target")), d["severity"]])
     frame = pd.DataFrame(runs, columns=RUN_COLUMNS)
     frame["verdict_rank"] = frame["verdict"].map(VERDICT_RANK)
+    frame["place"] = _places(frame)
     return Fleet(runs=frame, diffs=pd.DataFrame(diffs, columns=DIFF_COLUMNS), skipped=skipped, files_read=read,
                  files_before_since=older)
 
@@ -163,16 +176,57 @@ def _read_report(content: bytes) -> tuple[dict[str, Any] | None, str | None]:
     return document, None
 
 
-def _run_row(path: Path, index: int, created: pd.Timestamp, document: dict, target: dict) -> list[Any]:
+def _run_row(path: Path, index: int, created: pd.Timestamp, document: dict, target: dict, machine: str) -> list[Any]:
     outputs = target.get("outputs") or {}
     ulps = [o["max_ulp"] for o in outputs.values() if o.get("max_ulp") is not None]
     rels = [o["max_rel"] for o in outputs.values() if o.get("max_rel") is not None]
     severities = [d.get("severity") for d in target.get("fingerprint_diff") or []]
-    return [str(path), index, created, created.strftime("%Y-%m-%d"), target.get("site") or NO_SITE, target["spec"],
-            target["verdict"], document["exit_code"], document["golden"].get("sha256"), target.get("output_digest"),
+    # A container's hostname is its container id, new on every run: docker targets are placed on the
+    # machine that ran them instead.
+    host = machine if _is_docker(target) else (_hostname(target) or machine)
+    golden = document["golden"]
+    return [str(path), index, created, created.strftime("%Y-%m-%d"), target.get("site") or NO_SITE, host,
+            target["spec"], target["verdict"], document["exit_code"], golden["sha256"], golden["path"],
+            target.get("output_digest"),
             all(o["status"] == "identical" for o in outputs.values()) if outputs else None,
             (target.get("error") or {}).get("kind"), max(ulps) if ulps else None, max(rels) if rels else None,
             severities.count("fail"), severities.count("warn")]
+
+
+def _is_docker(target: dict) -> bool:
+    """Whether the target ran in a container envcheck started (its fingerprint's hostname is the container's)."""
+    info = target.get("target")
+    return target["spec"].startswith("docker:") or (isinstance(info, dict) and info.get("kind") == "docker")
+
+
+def _hostname(target: dict) -> str:
+    """The target's hashed hostname from its fingerprint, or "" (a failed target has no fingerprint).
+    A report written before hostnames were hashed is hashed here: a review never shows a raw one."""
+    host = (target.get("fingerprint") or {}).get("host")
+    name = host.get("hostname") if isinstance(host, dict) else None
+    if not isinstance(name, str) or not name:
+        return ""
+    return name if name.startswith(REDACTED_PREFIX) else hash_identifier(name)
+
+
+def _machine(targets: list[dict]) -> str:
+    """The hashed hostname of the machine a report was made on, named by its non-docker targets
+    (interpreters run on the machine itself); "" when none names it, or when they name several (a
+    `compare` of captures from several machines cannot say where its docker captures ran)."""
+    names = {_hostname(t) for t in targets if not _is_docker(t)} - {""}
+    return names.pop() if len(names) == 1 else ""
+
+
+def _places(runs: pd.DataFrame) -> pd.Series:
+    """The row label of each run's site and host: the site alone while it is the only host seen there
+    (as a review looked before hosts were told apart), else "site · host 1a2b3c4d". A run without a
+    site always shows its host, so two machines checked without --site are two rows."""
+    if runs.empty:
+        return pd.Series(index=runs.index, dtype=object)
+    hosts_per_site = runs[["site", "host"]].drop_duplicates().groupby("site").size()
+    alone = (runs["site"] != NO_SITE) & (runs["site"].map(hosts_per_site) == 1)
+    short = runs["host"].str.removeprefix(REDACTED_PREFIX).str[:8].replace("", UNKNOWN_HOST)
+    return runs["site"].where(alone, runs["site"] + " · host " + short)
 
 
 def _value_text(value: Any) -> str:
@@ -183,36 +237,89 @@ def _value_text(value: Any) -> str:
 
 # ------------------------------------------------------------------------------------- views
 
+@dataclass(frozen=True)
+class Golden:
+    """One golden bundle, by content: reports against another golden are reviewed apart from it."""
+
+    sha256: str
+    path: str
+    """The path the newest report gave; the same bundle may lie elsewhere on other machines."""
+    other_paths: int = 0
+
+    @property
+    def label(self) -> str:
+        """Path and short sha: reports carry no golden description to show instead."""
+        plural = "s" if self.other_paths > 1 else ""
+        elsewhere = f" (also at {self.other_paths} other path{plural})" if self.other_paths else ""
+        return f"{self.path} · {self.sha256[:12]}{elsewhere}"
+
+
+def by_golden(fleet: Fleet) -> list[tuple[Golden, Fleet]]:
+    """The fleet split by golden (by path, then sha), each part a Fleet the views below accept.
+
+    A verdict, an equivalence class ("same as golden") and an attribution only mean something against
+    one golden; skipped files and file counts stay with every part, as they belong to the whole review."""
+    runs = fleet.runs
+    if runs.empty:
+        return []
+    shas = runs["golden_sha256"].unique()
+    parts = []
+    for sha in shas:
+        # One golden, the common case, is the fleet itself: no copies of 10,000 rows.
+        part = runs if len(shas) == 1 else runs[runs["golden_sha256"] == sha]
+        newest = part["created"].idxmax()
+        golden = Golden(str(sha), str(part.at[newest, "golden_path"]), part["golden_path"].nunique() - 1)
+        if len(shas) == 1:
+            parts.append((golden, fleet))
+        else:
+            diffs = fleet.diffs[fleet.diffs["row"].isin(part.index)]
+            parts.append((golden, dataclasses.replace(fleet, runs=part, diffs=diffs)))
+    return sorted(parts, key=lambda item: (item[0].path, item[0].sha256))
+
+
+def _one_golden(fleet: Fleet) -> None:
+    """The views compare runs with each other: refuse to mix runs against different goldens."""
+    if fleet.runs["golden_sha256"].nunique() > 1:
+        raise ValueError("these runs are against several goldens: review each part of by_golden(fleet)")
+
+
 def latest(fleet: Fleet) -> pd.DataFrame:
-    """The newest run of every site × target."""
+    """The newest run of every golden × site × host × target, in row-label order."""
     if fleet.runs.empty:
         return fleet.runs
     ordered = fleet.runs.sort_values("created", kind="stable")
-    return ordered.groupby(["site", "spec"], sort=True).tail(1).sort_values(["site", "spec"])
+    newest = ordered.groupby(["golden_sha256", "site", "host", "spec"], sort=False).tail(1)
+    return newest.sort_values(["place", "spec"])
 
 
 def verdict_matrix(fleet: Fleet) -> pd.DataFrame:
-    """Sites as rows, targets as columns, the latest verdict in each cell."""
+    """Sites (with their host where needed: see `place`) as rows, targets as columns, the latest verdict in
+    each cell; one golden's runs."""
+    _one_golden(fleet)
     current = latest(fleet)
     if current.empty:
         return pd.DataFrame()
-    return current.pivot(index="site", columns="spec", values="verdict")
+    return current.pivot(index="place", columns="spec", values="verdict").rename_axis(index="site")
 
 
 def equivalence_classes(fleet: Fleet) -> pd.DataFrame:
-    """Latest runs grouped by output digest: equal digests computed bitwise-identical outputs."""
+    """Latest runs grouped by output digest: equal digests computed bitwise-identical outputs. One
+    golden's runs, so "identical to golden" means identical to the golden these runs were checked against."""
+    _one_golden(fleet)
     current = latest(fleet).dropna(subset=["output_digest"])
     if current.empty:
         return pd.DataFrame(columns=["output_digest", "members", "identical_to_golden", "sites", "targets", "verdicts"])
     classes = current.groupby("output_digest").agg(
         members=("spec", "size"), identical_to_golden=("outputs_identical", "all"),
-        sites=("site", lambda s: sorted(set(s))), targets=("spec", lambda s: sorted(set(s))),
+        sites=("place", lambda s: sorted(set(s))), targets=("spec", lambda s: sorted(set(s))),
         verdicts=("verdict", lambda s: dict(s.value_counts())))
     return classes.reset_index().sort_values(["identical_to_golden", "members"], ascending=[False, False])
 
 
 def attribution(fleet: Fleet) -> pd.DataFrame:
-    """Which fingerprint differences co-occur with output drift across the latest runs, ranked."""
+    """Which fingerprint differences co-occur with output drift across the latest runs, ranked; one
+    golden's runs (a difference is a difference from that golden's fingerprint)."""
+    _one_golden(fleet)
     current = latest(fleet).dropna(subset=["outputs_identical"])
     columns = ["path", "value", "severity", "drifting_with", "drifting_total", "others_with", "others_total"]
     if current.empty or fleet.diffs.empty:
@@ -230,17 +337,30 @@ def attribution(fleet: Fleet) -> pd.DataFrame:
 
 
 def trend(fleet: Fleet) -> pd.DataFrame:
-    """The worst verdict per site per day (sites × dates)."""
+    """The worst verdict per site (and host, as in the matrix) per day (sites × dates); one golden's runs."""
+    _one_golden(fleet)
     if fleet.runs.empty:
         return pd.DataFrame()
-    worst = fleet.runs.groupby(["site", "date"])["verdict_rank"].max().unstack("date")
+    worst = fleet.runs.groupby(["place", "date"])["verdict_rank"].max().unstack("date").rename_axis(index="site")
     names = {rank: verdict for verdict, rank in VERDICT_RANK.items()}
     return worst.apply(lambda column: column.map(names))
 
 
 def flat_table(fleet: Fleet) -> pd.DataFrame:
-    """One row per site × target × run, for CSV export."""
-    return fleet.runs.drop(columns=["verdict_rank"]).sort_values(["site", "spec", "created"])
+    """One row per golden × site × host × target × run, for CSV export."""
+    return fleet.runs.drop(columns=INTERNAL_COLUMNS).sort_values(["golden_path", "golden_sha256", "site", "host",
+                                                                  "spec", "created"])
+
+
+def counts(fleet: Fleet) -> str:
+    """ "5 sites · 7 targets · 10 runs" over the latest runs, naming the hosts too when a site's row is
+    split by host (a site checked on two machines, or machines checked without --site)."""
+    current = latest(fleet)
+    if current.empty:
+        return f"0 sites · 0 targets · {len(fleet.runs)} runs"
+    sites = current["site"].nunique()
+    hosts = f" · {current['host'].nunique()} hosts" if current["place"].nunique() != sites else ""
+    return f"{sites} sites{hosts} · {current['spec'].nunique()} targets · {len(fleet.runs)} runs"
 
 
 def attribution_sentence(row: pd.Series) -> str:

@@ -1,7 +1,7 @@
-"""The fleet review page (templates/review.html): verdict matrix with drill-down, equivalence classes,
-attribution, trend, skipped files and the evidence of every latest run.
+"""The fleet review page (templates/review.html): per golden, the verdict matrix with drill-down,
+equivalence classes, attribution and trend; then skipped files and the evidence of every latest run.
 
-This module turns the fleet's pandas tables into plain rows; the template writes and escapes them.
+This module turns the fleet's pandas tables into plain rows; the templates write and escape them.
 """
 from __future__ import annotations
 
@@ -12,17 +12,23 @@ from envcheck.report.html_common import render_page
 
 
 def render_review_html(fleet: fleet_views.Fleet) -> str:
-    current = fleet_views.latest(fleet)
-    anchors = {(row.site, row.spec): f"drill-{i}" for i, row in enumerate(current.itertuples())}
-    counts = {"reports": fleet.files_read, "skipped": len(fleet.skipped), "runs": len(fleet.runs),
-              "sites": current["site"].nunique() if len(current) else 0,
-              "targets": current["spec"].nunique() if len(current) else 0}
-    evidence = [{"anchor": anchors[(row.site, row.spec)], "site": row.site, "created": str(row.created),
-                 "file": row.file, "target": target}
-                for row, target in zip(current.itertuples(), fleet_views.evidence(current), strict=True)]
-    return render_page("review.html", title="envcheck fleet review", counts=counts,
-                       matrix=_matrix(fleet, anchors), classes=_classes(fleet), attribution=_attribution(fleet),
-                       trend=_trend(fleet), skipped=fleet.skipped, evidence=evidence)
+    sections = fleet_views.by_golden(fleet)
+    goldens: list[dict[str, Any]] = []
+    evidence: list[dict[str, Any]] = []
+    for number, (golden, part) in enumerate(sections):
+        current = fleet_views.latest(part)
+        # Anchors and table ids are unique across the page; one golden keeps the ids it always had.
+        anchors = {(row.place, row.spec): f"drill-{len(evidence) + i}" for i, row in enumerate(current.itertuples())}
+        shown_golden = f" · golden {golden.label}" if len(sections) > 1 else ""
+        evidence += [{"anchor": anchors[(row.place, row.spec)], "site": row.place + shown_golden,
+                      "created": str(row.created), "file": row.file, "target": target}
+                     for row, target in zip(current.itertuples(), fleet_views.evidence(current), strict=True)]
+        goldens.append({"label": golden.label, "counts": fleet_views.counts(part), "suffix": f"-{number}" if number else "",
+                        "matrix": _matrix(part, anchors), "classes": _classes(part), "attribution": _attribution(part),
+                        "trend": _trend(part)})
+    counts = {"reports": fleet.files_read, "skipped": len(fleet.skipped), "summary": fleet_views.counts(fleet)}
+    return render_page("review.html", title="envcheck fleet review", counts=counts, goldens=goldens,
+                       skipped=fleet.skipped, evidence=evidence)
 
 
 def _matrix(fleet: fleet_views.Fleet, anchors: dict[tuple[str, str], str]) -> dict[str, Any] | None:

@@ -1,9 +1,10 @@
-"""`envcheck review` in the terminal: the verdict matrix, equivalence classes, attribution, skipped files."""
+"""`envcheck review` in the terminal: per golden the verdict matrix, equivalence classes and attribution; skipped files."""
 from __future__ import annotations
 
 from collections import Counter
 
 from rich.console import Group, RenderableType
+from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
@@ -15,10 +16,26 @@ MAX_SKIPPED_LINES = 20
 
 
 def render_review(fleet: fleet_views.Fleet) -> RenderableType:
-    current = fleet_views.latest(fleet)
-    parts: list[RenderableType] = [Text(
-        f"{fleet.files_read} reports read, {len(fleet.skipped)} skipped · {current['site'].nunique() if len(current) else 0} "
-        f"sites · {current['spec'].nunique() if len(current) else 0} targets · {len(fleet.runs)} runs", "bold")]
+    """The header, one part per golden (under a rule of its own when there are several), skipped files."""
+    sections = fleet_views.by_golden(fleet)
+    parts: list[RenderableType] = [Text(f"{fleet.files_read} reports read, {len(fleet.skipped)} skipped · "
+                                        f"{fleet_views.counts(fleet)}", "bold")]
+    if len(sections) > 1:
+        parts.append(Text(f"{len(sections)} goldens: reviewing each separately", "bold yellow"))
+    for golden, part in sections:
+        # (Paths come from reports: Text, never markup.)
+        if len(sections) > 1:
+            parts.append(Rule(Text(f"golden {golden.label} · {fleet_views.counts(part)}", "bold"), align="left"))
+        else:
+            parts.append(Text(f"golden {golden.label}", "dim"))
+        parts.extend(_golden_part(part))
+    parts.extend(Text(line, "yellow") for line in skipped_lines(fleet.skipped))
+    return Group(*parts)
+
+
+def _golden_part(fleet: fleet_views.Fleet) -> list[RenderableType]:
+    """The matrix, equivalence classes and attribution of one golden's runs."""
+    parts: list[RenderableType] = []
     matrix = fleet_views.verdict_matrix(fleet)
     if not matrix.empty:
         table = Table(title="latest verdict per site × target", title_justify="left")
@@ -46,8 +63,7 @@ def render_review(fleet: fleet_views.Fleet) -> RenderableType:
     ranked = fleet_views.attribution(fleet)
     for _, row in ranked.head(5).iterrows():
         parts.append(Text(f"drift co-occurs with: {fleet_views.attribution_sentence(row)}", "cyan"))
-    parts.extend(Text(line, "yellow") for line in skipped_lines(fleet.skipped))
-    return Group(*parts)
+    return parts
 
 
 def skipped_lines(skipped: list[tuple[str, str]], shown: int = MAX_SKIPPED_LINES) -> list[str]:

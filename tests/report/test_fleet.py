@@ -66,7 +66,7 @@ def test_review_cli_writes_csv_and_html(fleet_dir, run_cli, tmp_path):
     assert "truncated.json" in flat and "TF_ENABLE_ONEDNN_OPTS" in flat
     rows = list(csv.DictReader((tmp_path / "f.csv").open()))
     assert len(rows) == sum(len(json.loads(p.read_text())["targets"]) for p in fleet_dir.glob("*-day*.json"))
-    assert {"site", "spec", "verdict", "created", "output_digest"} <= set(rows[0])
+    assert {"site", "host", "spec", "verdict", "created", "output_digest", "golden_sha256", "golden_path"} <= set(rows[0])
     html = (tmp_path / "f.html").read_text()
     assert 'id="matrix"' in html and "Equivalence classes" in html and "Trend" in html
 
@@ -85,7 +85,7 @@ def test_review_of_reports_made_live_by_the_checker(run_cli, tmp_path, monkeypat
     for site, knob in (("plant-a", "1"), ("plant-b", "0")):
         monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", knob)
         run_cli("check", "--golden", str(golden_onednn_on), "--site", site)
-    code, out, _, _ = run_cli("review", str(reports))
+    code, _, _, _ = run_cli("review", str(reports))
     fleet = views.load_fleet([reports])
     assert code == ExitCode.OK and fleet.files_read == 2
     assert views.verdict_matrix(fleet).loc["plant-b", "host"] == "WARN"
