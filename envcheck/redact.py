@@ -58,8 +58,11 @@ def redact_target_info(info: dict[str, Any]) -> dict[str, Any]:
     """A copy of a target's outside view (image, daemon…) with the daemon's address hashed."""
     shared = copy.deepcopy(info)
     daemon = shared.get("daemon")
-    if isinstance(daemon, dict) and "host" in daemon:
-        daemon["host"] = redact_daemon_url(daemon["host"])
+    if isinstance(daemon, dict):
+        if "host" in daemon:
+            daemon["host"] = redact_daemon_url(daemon["host"])
+        if isinstance(daemon.get("name"), str) and not daemon["name"].startswith(REDACTED_PREFIX):
+            daemon["name"] = hash_identifier(daemon["name"])  # the daemon machine's hostname
     return shared
 
 

@@ -28,3 +28,8 @@ def test_target_info_is_redacted_in_a_copy():
     shared = redact_target_info(info)
     assert "edge-box-17" not in str(shared) and shared["daemon"]["version"] == "28.2.2"
     assert info["daemon"]["host"] == "ssh://ops@edge-box-17"
+
+
+def test_the_daemon_machines_name_is_hashed():
+    shared = redact_target_info({"daemon": {"host": "unix:///var/run/docker.sock", "name": "edge-box-17"}})
+    assert shared["daemon"]["name"].startswith("sha256:") and redact_target_info(shared) == shared

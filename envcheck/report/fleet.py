@@ -183,7 +183,7 @@ def _run_row(path: Path, index: int, created: pd.Timestamp, document: dict, targ
     severities = [d.get("severity") for d in target.get("fingerprint_diff") or []]
     # A container's hostname is its container id, new on every run: docker targets are placed on the
     # machine that ran them instead.
-    host = machine if _is_docker(target) else (_hostname(target) or machine)
+    host = (_daemon_host(target) or machine) if _is_docker(target) else (_hostname(target) or machine)
     golden = document["golden"]
     return [str(path), index, created, created.strftime("%Y-%m-%d"), target.get("site") or NO_SITE, host,
             target["spec"], target["verdict"], document["exit_code"], golden["sha256"], golden["path"],
@@ -204,6 +204,15 @@ def _hostname(target: dict) -> str:
     A report written before hostnames were hashed is hashed here: a review never shows a raw one."""
     host = (target.get("fingerprint") or {}).get("host")
     name = host.get("hostname") if isinstance(host, dict) else None
+    if not isinstance(name, str) or not name:
+        return ""
+    return name if name.startswith(REDACTED_PREFIX) else hash_identifier(name)
+
+
+def _daemon_host(target: dict) -> str:
+    """The hashed name of the machine whose Docker daemon ran the target, when the report has it."""
+    daemon = (target.get("target") or {}).get("daemon")
+    name = daemon.get("name") if isinstance(daemon, dict) else None
     if not isinstance(name, str) or not name:
         return ""
     return name if name.startswith(REDACTED_PREFIX) else hash_identifier(name)

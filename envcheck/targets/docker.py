@@ -208,9 +208,12 @@ def connect(docker_host: str | None, answer_within: float = CLIENT_TIMEOUT_S) ->
 
 
 def daemon_identity(client: docker.DockerClient, docker_host: str | None) -> dict[str, Any]:
+    """The daemon, seen from outside: its address, version and the name of the machine it runs on
+    (a container's own hostname is its id, new every run; the review groups a site's runs by this)."""
     version = client.version()
-    return {"daemon": {"host": docker_host or "default", "version": version.get("Version"),
-                       "api_version": version.get("ApiVersion"), "os": version.get("Os"), "arch": version.get("Arch")}}
+    return {"daemon": {"host": docker_host or "default", "name": client.info().get("Name"),
+                       "version": version.get("Version"), "api_version": version.get("ApiVersion"),
+                       "os": version.get("Os"), "arch": version.get("Arch")}}
 
 
 def image_identity(image) -> dict[str, Any]:

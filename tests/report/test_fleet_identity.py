@@ -176,6 +176,19 @@ def test_docker_targets_of_a_report_from_several_machines_have_no_host(recorded_
                               "docker:envcheck-fixture/nonroot": "", "python:/opt/venv/bin/python": MACHINE_1}
 
 
+def test_docker_targets_are_placed_on_their_daemons_machine(recorded_reports, tmp_path):
+    """Reports of images only, from two factories' daemons, no --site: the daemon's (hashed) machine name
+    tells them apart."""
+    reports = {}
+    for name, machine in (("plant-1", MACHINE_1), ("plant-2", MACHINE_2)):
+        report = edited(recorded_reports["shenzhen-3"], created="2026-11-21T08:00:00Z", site=None)
+        for target in report["targets"]:
+            target["target"].setdefault("daemon", {})["name"] = machine
+        reports[name] = report
+    runs = views.load_fleet([write(tmp_path / "fleet", reports)]).runs
+    assert set(runs["host"]) == {MACHINE_1, MACHINE_2}
+
+
 def test_missing_or_raw_hostnames(recorded_reports, tmp_path):
     """A fingerprint without host is an unknown host; a raw hostname is hashed, never shown."""
     xian = recorded_reports["xian-4-avx2"]
