@@ -289,11 +289,14 @@ def command_compare(args: argparse.Namespace) -> int:
         if outcome.site is None:  # captured without --site: its folder names it, so two machines never merge
             outcome = _with_site(outcome, Path(directory).resolve().name)
         if golden_sha256 and golden_sha256 != golden.sha256:
+            # Everything the capture says is kept (a failed capture's stage, exit code, stderr too).
+            kept = {name: getattr(outcome, name) for name in ("exit_code", "stderr_tail", "stage")
+                    if hasattr(outcome, name)}
             outcome = TargetFailure(spec=outcome.spec, kind="golden-mismatch", site=outcome.site,
                                     message=f"{directory} was captured with golden {golden_sha256[:12]}, "
                                             f"not {golden.sha256[:12]}; compare it with the golden it ran",
                                     fingerprint=outcome.fingerprint, target_info=outcome.target_info,
-                                    timings=outcome.timings, stage=getattr(outcome, "stage", None))
+                                    timings=outcome.timings, **kept)
         outcomes.append(outcome)
     report = build_report(golden, outcomes, policy, args.fail_on, record)
     return _publish(report, args)
@@ -322,7 +325,7 @@ def command_probe(args: argparse.Namespace) -> int:
         return ExitCode.UNDECIDED
     golden_option = "" if args.golden is None else f" --golden {shlex.quote(str(args.golden))}"
     _say(f"capture written to {args.out} — send this directory back; at headquarters run:\n"
-          f"  envcheck compare {shlex.quote(str(args.out))}{golden_option}")
+         f"  envcheck compare {shlex.quote(str(args.out))}{golden_option}")
     return ExitCode.OK
 
 
