@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import struct
 import zipfile
@@ -33,6 +34,16 @@ OUTPUTS_FILE = "outputs.npz"
 # What np.load and zipfile raise for a truncated, empty, foreign or bit-flipped archive.
 NPZ_ERRORS = (OSError, EOFError, ValueError, KeyError, IndexError, AttributeError, TypeError, NotImplementedError,
               MemoryError, zipfile.BadZipFile, zlib.error, struct.error)
+# Zip-bomb guard, checked on the archive's own directory before anything is decompressed: the members'
+# declared sizes may add up to at most MAX_NPZ_BYTES (ENVCHECK_MAX_NPZ_BYTES overrides it, in bytes), and
+# a member that inflates past NPZ_RATIO_FLOOR must not do so more than MAX_NPZ_RATIO-fold (np.savez stores
+# 1:1; real data deflates well under 200:1, zeros about 1000:1). zipfile never inflates a member past its
+# declared size, so these bounds hold whatever the compressed stream says.
+MAX_NPZ_BYTES = 4 << 30
+MAX_NPZ_BYTES_ENV = "ENVCHECK_MAX_NPZ_BYTES"
+MAX_NPZ_RATIO = 200
+NPZ_RATIO_FLOOR = 64 << 20
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # what np.load takes for an archive (the second: empty)
 # Keys of capture.json that save_capture_dir writes from the outcome; every other key the probe
 # wrote (probe_version, started, fields of later versions) is kept as it was.
 _OWNED_KEYS = ("schema", "status", "stage", "fingerprint", "error", "target", "golden_sha256")
@@ -54,24 +65,65 @@ class NpzError(ValueError):
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an .npz archive, never unpickling; NpzError for anything else, whatever numpy raised."""
+    """Every array of an .npz archive, never unpickling and never inflating a zip bomb (see MAX_NPZ_BYTES);
+    NpzError for anything else, whatever numpy raised."""
     try:
-        data = np.load(path, allow_pickle=False)
+        # One open file for the guard and np.load, so the archive checked is the archive read.
+        with open(path, "rb") as handle:
+            if handle.read(4) in _ZIP_MAGIC:
+                handle.seek(0)
+                with zipfile.ZipFile(handle) as archive:
+                    _refuse_zip_bomb(archive.infolist())
+            handle.seek(0)
+            data = np.load(handle, allow_pickle=False)
+            if not hasattr(data, "files"):  # a bare .npy array loads as an ndarray, not an archive
+                raise NpzError("a single .npy array, not an .npz archive")
+            with data:
+                arrays = {name: data[name] for name in data.files}
+    except NpzError:
+        raise
     except FileNotFoundError:
         raise NpzError("no such file") from None
-    except NPZ_ERRORS as error:
-        raise NpzError(_npz_problem(error)) from None
-    if not hasattr(data, "files"):  # a bare .npy array loads as an ndarray, not an archive
-        raise NpzError("a single .npy array, not an .npz archive")
-    try:
-        with data:
-            arrays = {name: data[name] for name in data.files}
     except NPZ_ERRORS as error:
         raise NpzError(_npz_problem(error)) from None
     for name, array in arrays.items():
         if not isinstance(array, np.ndarray):  # NpzFile hands back a non-.npy member as raw bytes
             raise NpzError(f"member {name!r} is not a NumPy array")
     return arrays
+
+
+def max_npz_bytes() -> int:
+    """The limit on an archive's inflated size: ENVCHECK_MAX_NPZ_BYTES (bytes) when set, else MAX_NPZ_BYTES."""
+    value = os.environ.get(MAX_NPZ_BYTES_ENV, "").strip()
+    if not value:
+        return MAX_NPZ_BYTES
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        raise NpzError(f"{MAX_NPZ_BYTES_ENV}={value!r} is not a byte count, so no archive can be checked against it")
+    return limit
+
+
+def _refuse_zip_bomb(members: list[zipfile.ZipInfo]) -> None:
+    """NpzError when the archive's directory declares more than it is sane to inflate."""
+    for member in members:
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size > NPZ_RATIO_FLOOR and ratio > MAX_NPZ_RATIO:
+            raise NpzError(f"member {member.filename!r} inflates to {_size(member.file_size)} "
+                           f"(ratio {ratio:.0f}:1): refused as a zip bomb")
+    total, limit = sum(member.file_size for member in members), max_npz_bytes()
+    if total > limit:
+        raise NpzError(f"it inflates to {_size(total)}, more than the {_size(limit)} allowed "
+                       f"({MAX_NPZ_BYTES_ENV} raises the limit): refused")
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count} bytes"
 
 
 def _npz_problem(error: BaseException) -> str:

@@ -3,10 +3,26 @@
 Policy (shared DRIFT.md): flush |x| < FLT_MIN to zero; shape, dtype and NaN/Inf mask must match;
 an element passes when |actual − golden| ≤ atol·scale + rtol·|golden|, scale = max|golden|; a
 probability output must also keep its top-1 class wherever the golden's top-1/top-2 margin is clear.
+
+Memory: the two flattened outputs are read in chunks of CHUNK_ELEMENTS elements, so a comparison costs a
+bounded working set (a dozen or so float64 temporaries of one chunk: ~100 MB at the default) beside the
+arrays themselves, whatever their size; a 528 MB output used to need 24× its size in float64 temporaries.
+The statistics take a few passes over the chunks: the scale-free numbers and max|golden| first, then the
+numbers that need that scale, then whatever the exact p99 values still need (see _Percentile). An output
+of at most one chunk gives exactly the numbers it gave before chunking; a larger one the same maxima,
+counts, histogram, worst element and p99 values, and a mean summed per chunk (it may differ from a single
+pairwise sum in the last bits).
+
+bfloat16, which NumPy lacks, arrives from np.load as raw 2-byte void (`|V2`), or as ml_dtypes' bfloat16 in
+memory: it is compared as numbers (its bits are the top half of a float32), with ULP in bfloat16 units.
 """
 from __future__ import annotations
 
 import itertools
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,10 +34,51 @@ CLEAR_MARGIN = 1e-3
 # ULP-distance histogram buckets: 0, 1, 2–3, 4–7, … (powers of two), last one open-ended.
 ULP_EDGES = (0, 1, 2, 4, 8, 16, 64, 256, 1024, 1 << 16, 1 << 62)
 ORDERED_INT = {np.dtype(np.float16): np.int16, np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
+# Elements of the flattened outputs handled at once (read at call time: tests set it small).
+CHUNK_ELEMENTS = 1 << 20
+PERCENTILE = 99
 
 
-def compare_outputs(golden: dict[str, np.ndarray], actual: dict[str, np.ndarray],
-                    policy: Policy) -> tuple[OutputComparison, ...]:
+@dataclass(frozen=True, slots=True)
+class FloatFormat:
+    """How to read one floating-point output: the dtype name shown, the subnormal limit, and the signed
+    integer of the same width whose ordering of the bit patterns is the ULP ruler (None: no ULP)."""
+
+    name: str
+    tiny: float
+    ordered_int: type[np.signedinteger] | None
+    bfloat16: bool = False
+
+    def values(self, raw: np.ndarray) -> np.ndarray:
+        if not self.bfloat16:
+            return raw
+        # A bfloat16 is the top half of a float32: its bits shifted up 16 are the same number, exactly.
+        return (raw.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+BFLOAT16 = FloatFormat("bfloat16", float(np.finfo(np.float32).tiny), np.int16, bfloat16=True)
+
+
+def float_format(array: np.ndarray, logical_dtype: str | None = None) -> FloatFormat | None:
+    """The float format of `array`, or None for a non-float output (compared by equality).
+
+    A raw 2-byte void array is read as bfloat16 unless `logical_dtype` (the dtype the producer recorded,
+    e.g. capture.json's outputs.<name>.dtype) names something else: np.savez writes ml_dtypes' bfloat16,
+    the only 2-byte type TensorFlow has and NumPy lacks, as `|V2`."""
+    dtype = array.dtype
+    if dtype.kind == "f":
+        return FloatFormat(str(dtype), float(np.finfo(dtype).tiny), ORDERED_INT.get(dtype))
+    if dtype.name == "bfloat16":  # ml_dtypes' type, when it is importable
+        return BFLOAT16
+    raw_two_bytes = dtype.kind == "V" and dtype.itemsize == 2 and dtype.names is None and dtype.subdtype is None
+    if raw_two_bytes and logical_dtype in (None, "bfloat16"):
+        return BFLOAT16
+    return None
+
+
+def compare_outputs(golden: dict[str, np.ndarray], actual: dict[str, np.ndarray], policy: Policy,
+                    logical_dtypes: Mapping[str, str] | None = None) -> tuple[OutputComparison, ...]:
+    """Every output of either side; `logical_dtypes` (name → recorded dtype) as for compare_output."""
     results = []
     for name in sorted(set(golden) | set(actual)):
         tolerance = policy.tolerance_for(name)
@@ -31,111 +88,345 @@ def compare_outputs(golden: dict[str, np.ndarray], actual: dict[str, np.ndarray]
             results.append(_mismatch(name, tolerance, "output not in the golden (the model's signature changed)"))
         else:
             results.append(compare_output(name, golden[name], actual[name], tolerance,
-                                          policy.classification.get(name)))
+                                          policy.classification.get(name), (logical_dtypes or {}).get(name)))
     return tuple(results)
 
 
 def compare_output(name: str, golden: np.ndarray, actual: np.ndarray, tolerance: Tolerance,
-                   classification: bool | None = None) -> OutputComparison:
-    if golden.dtype != actual.dtype:
-        return _mismatch(name, tolerance, f"dtype changed: {golden.dtype} → {actual.dtype}", golden)
+                   classification: bool | None = None, logical_dtype: str | None = None) -> OutputComparison:
+    """One output's evidence. `logical_dtype` is the dtype its producer recorded: it only matters for a
+    raw `|V2` array, which is read as bfloat16 unless the hint says otherwise."""
+    golden_format, actual_format = float_format(golden, logical_dtype), float_format(actual, logical_dtype)
+    same_dtype = golden.dtype == actual.dtype or (golden_format is not None and golden_format == actual_format)
+    if not same_dtype:
+        return _mismatch(name, tolerance, f"dtype changed: {_shown(golden, golden_format)} → "
+                         f"{_shown(actual, actual_format)}", golden, golden_format)
     if golden.shape != actual.shape:
-        return _mismatch(name, tolerance, f"shape changed: {golden.shape} → {actual.shape}", golden)
-    shape, dtype = tuple(golden.shape), str(golden.dtype)
-    if golden.tobytes() == actual.tobytes():
+        return _mismatch(name, tolerance, f"shape changed: {golden.shape} → {actual.shape}", golden, golden_format)
+    shape, dtype, fmt = tuple(golden.shape), _shown(golden, golden_format), golden_format
+    flat_golden, flat_actual = _flat(golden), _flat(actual)
+    if _same_bytes(flat_golden, flat_actual):
         return OutputComparison(name=name, status="identical", reason=None, tolerance=tolerance, shape=shape,
                                 dtype=dtype, max_abs=0.0, mean_abs=0.0, p99_abs=0.0, max_rel=0.0, p99_rel=0.0,
-                                max_ulp=0 if golden.dtype in ORDERED_INT else None, p99_ulp=0.0,
+                                max_ulp=0 if fmt is not None and fmt.ordered_int is not None else None, p99_ulp=0.0,
                                 changed_fraction=0.0, min_passing_tolerance=0.0)
-    if golden.dtype.kind != "f":
-        changed = float(np.mean(golden != actual)) if golden.size else 0.0
+    if fmt is None:
+        changed = sum(np.count_nonzero(g != a) for g, a in _chunks(flat_golden, flat_actual)) / golden.size
         return OutputComparison(name=name, status="drift", reason=f"{dtype} values differ in {changed:.2%} of elements",
                                 tolerance=tolerance, shape=shape, dtype=dtype, changed_fraction=changed)
-    mask_problem = _nonfinite_mismatch(golden, actual)
+    mask_problem = _nonfinite_mismatch(fmt, flat_golden, flat_actual)
     if mask_problem:
-        return _mismatch(name, tolerance, mask_problem, golden)
-    return _compare_floats(name, golden, actual, tolerance, classification)
+        return _mismatch(name, tolerance, mask_problem, golden, fmt)
+    return _compare_floats(name, fmt, golden, actual, tolerance, classification)
 
 
-def _compare_floats(name, golden, actual, tolerance, classification) -> OutputComparison:
-    finite = np.isfinite(golden)
-    tiny = np.finfo(golden.dtype).tiny
-    ref = np.where(np.abs(golden) < tiny, 0, golden)[finite].astype(np.float64)
-    got = np.where(np.abs(actual) < tiny, 0, actual)[finite].astype(np.float64)
-    err = np.abs(got - ref)
-    mag = np.abs(ref)
-    scale = float(mag.max()) if mag.size else 0.0
-    allowed = tolerance.atol * scale + tolerance.rtol * mag
-    nonzero = mag > 0
-    rel = err[nonzero] / mag[nonzero]
-    ulp = _ulp_distance(golden[finite], actual[finite])
-    denominator = scale + mag
-    with np.errstate(divide="ignore", invalid="ignore"):
-        needed = np.where(err == 0, 0.0, err / denominator)
-    min_tolerance = float(needed.max()) if needed.size else 0.0
-    top1 = _top1_agreement(golden, actual, scale, classification)
+def _flat(array: np.ndarray) -> np.ndarray:
+    """A 1-D view (a copy only for a non-contiguous array, which np.load never returns)."""
+    return np.ascontiguousarray(array).reshape(-1)
 
+
+def _chunks(*arrays: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
+    size, step = arrays[0].size, max(1, CHUNK_ELEMENTS)
+    for start in range(0, size, step):
+        yield tuple(array[start:start + step] for array in arrays)
+
+
+def _same_bytes(golden: np.ndarray, actual: np.ndarray) -> bool:
+    # Compared a chunk at a time: ndarray.tobytes() would copy both outputs whole.
+    if golden.itemsize == 0:
+        return True
+    return all(np.array_equal(g, a) for g, a in _chunks(golden.view(np.uint8), actual.view(np.uint8)))
+
+
+def _nonfinite_mismatch(fmt: FloatFormat, golden: np.ndarray, actual: np.ndarray) -> str | None:
+    new_nan = lost_nan = inf_differs = 0
+    for raw_golden, raw_actual in _chunks(golden, actual):
+        g, a = fmt.values(raw_golden), fmt.values(raw_actual)
+        golden_nan, actual_nan = np.isnan(g), np.isnan(a)
+        new_nan += np.count_nonzero(actual_nan & ~golden_nan)
+        lost_nan += np.count_nonzero(golden_nan & ~actual_nan)
+        inf_differs += np.count_nonzero((np.isinf(g) | np.isinf(a)) & (g != a))  # (an Inf whose sign flipped too)
+    if new_nan:
+        return f"NaN in {new_nan} element(s) where the golden is finite"
+    if lost_nan:
+        return f"the golden has NaN in {lost_nan} element(s) the target does not"
+    if inf_differs:
+        return f"Inf in {inf_differs} element(s) differs from the golden"
+    return None
+
+
+@dataclass(slots=True)
+class _Errors:
+    """One chunk's errors over its finite elements (subnormals flushed to zero for err and |golden|;
+    ULP on the stored bits, None when not asked for), and how many of all its elements changed value."""
+
+    err: np.ndarray
+    mag: np.ndarray
+    ulp: np.ndarray | None
+    changed: int
+
+    @property
+    def rel(self) -> np.ndarray:
+        nonzero = self.mag > 0
+        with np.errstate(over="ignore"):  # a float64 error past 1e308 relative to a tiny value is just inf
+            return self.err[nonzero] / self.mag[nonzero]
+
+
+def _errors(fmt: FloatFormat, golden: np.ndarray, actual: np.ndarray, *, ulp: bool = True,
+            changed: bool = False) -> Iterator[_Errors]:
+    """The chunks' errors; the ULP distances (the dearest part) and the changed count only when asked for."""
+    for raw_golden, raw_actual in _chunks(golden, actual):
+        g, a = fmt.values(raw_golden), fmt.values(raw_actual)
+        finite = np.isfinite(g)
+        ref, got = _flushed(g[finite], fmt.tiny), _flushed(a[finite], fmt.tiny)
+        distance = None
+        if ulp and fmt.ordered_int is not None:
+            distance = _ulp_distance(raw_golden[finite], raw_actual[finite], fmt.ordered_int)
+        moved = np.count_nonzero(~((g == a) | (np.isnan(g) & np.isnan(a)))) if changed else 0
+        yield _Errors(err=np.abs(got - ref), mag=np.abs(ref), ulp=distance, changed=int(moved))
+
+
+def _flushed(values: np.ndarray, tiny: float) -> np.ndarray:
+    return np.where(np.abs(values) < tiny, 0, values).astype(np.float64)
+
+
+def _compare_floats(name: str, fmt: FloatFormat, golden: np.ndarray, actual: np.ndarray, tolerance: Tolerance,
+                    classification: bool | None) -> OutputComparison:
+    flat_golden, flat_actual = _flat(golden), _flat(actual)
+    # Pass 1: everything that does not depend on scale = max|golden|.
+    scale, count, changed, sums = 0.0, 0, 0, []
+    max_abs: np.number[Any] | None = None
+    max_rel: np.number[Any] | None = None
+    max_ulp: np.number[Any] | None = None
+    histogram = np.zeros(len(ULP_EDGES) - 1, np.int64)
+    rel_count = 0
+    for chunk in _errors(fmt, flat_golden, flat_actual, changed=True):
+        changed += chunk.changed
+        if chunk.err.size == 0:
+            continue
+        count += chunk.err.size
+        scale = max(scale, float(chunk.mag.max()))
+        max_abs = _larger(max_abs, chunk.err.max())
+        sums.append(float(chunk.err.sum()))
+        rel = chunk.rel
+        if rel.size:
+            rel_count += rel.size
+            max_rel = _larger(max_rel, rel.max())
+        if chunk.ulp is not None:
+            max_ulp = _larger(max_ulp, chunk.ulp.max())
+            histogram += np.histogram(chunk.ulp, bins=ULP_EDGES)[0]
+    p99 = {"abs": _Percentile(count, max_abs), "rel": _Percentile(rel_count, max_rel),
+           "ulp": _Percentile(count if fmt.ordered_int is not None else 0, max_ulp)}
+
+    # Pass 2: the tolerance band and the smallest passing tolerance need the scale; p99 starts.
+    beyond, worst, min_tolerance = 0, (-math.inf, 0.0, 0.0), 0.0
+    for chunk in _errors(fmt, flat_golden, flat_actual, ulp=not p99["ulp"].done):
+        if chunk.err.size == 0:
+            continue
+        allowed = tolerance.atol * scale + tolerance.rtol * chunk.mag
+        outside = np.count_nonzero(chunk.err > allowed)
+        if outside:
+            beyond += outside
+            excess = chunk.err - allowed
+            at = int(np.argmax(excess))
+            if excess[at] > worst[0]:  # strictly: the first of equal excesses wins, as np.argmax does
+                worst = (float(excess[at]), float(chunk.err[at]), float(allowed[at]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            needed = np.where(chunk.err == 0, 0.0, chunk.err / (scale + chunk.mag))
+        min_tolerance = max(min_tolerance, float(needed.max()))
+        _feed(p99, chunk)
+    for selector in p99.values():
+        selector.end_pass()
+    # Further passes only while a p99 is not pinned down yet.
+    while not all(selector.done for selector in p99.values()):
+        for chunk in _errors(fmt, flat_golden, flat_actual, ulp=not p99["ulp"].done):
+            _feed(p99, chunk)
+        for selector in p99.values():
+            selector.end_pass()
+
+    top1 = _top1_agreement(fmt, golden, actual, scale, classification)
     reasons = []
-    if np.any(err > allowed):
-        worst = int(np.argmax(err - allowed))
-        reasons.append(f"beyond tolerance: {int(np.sum(err > allowed))} of {err.size} elements, worst |err| "
-                       f"{err[worst]:.3g} > allowed {allowed[worst]:.3g} (would pass at tol {min_tolerance:.2g})")
+    if beyond:
+        reasons.append(f"beyond tolerance: {beyond} of {count} elements, worst |err| {worst[1]:.3g} > allowed "
+                       f"{worst[2]:.3g} (would pass at tol {min_tolerance:.2g})")
     if top1 is not None and top1 < 1.0:
         reasons.append(f"top-1 class changed on {1 - top1:.1%} of rows with a clear margin")
     return OutputComparison(
         name=name, status="drift" if reasons else "noise", reason="; ".join(reasons) or None,
-        tolerance=tolerance, shape=tuple(golden.shape), dtype=str(golden.dtype),
-        max_abs=_stat(err, np.max), mean_abs=_stat(err, np.mean), p99_abs=_stat(err, lambda a: np.percentile(a, 99)),
-        max_rel=_stat(rel, np.max), p99_rel=_stat(rel, lambda a: np.percentile(a, 99)),
-        max_ulp=int(ulp.max()) if ulp is not None and ulp.size else None,
-        p99_ulp=_stat(ulp, lambda a: np.percentile(a, 99)) if ulp is not None else None,
-        changed_fraction=float(np.mean(~((golden == actual) | (np.isnan(golden) & np.isnan(actual))))),
-        top1_agreement=top1, min_passing_tolerance=min_tolerance,
-        ulp_histogram=_histogram(ulp) if ulp is not None else ())
+        tolerance=tolerance, shape=tuple(golden.shape), dtype=fmt.name,
+        max_abs=None if max_abs is None else float(max_abs), mean_abs=math.fsum(sums) / count if count else None,
+        p99_abs=p99["abs"].value, max_rel=None if max_rel is None else float(max_rel), p99_rel=p99["rel"].value,
+        max_ulp=None if max_ulp is None else int(max_ulp), p99_ulp=p99["ulp"].value,
+        changed_fraction=changed / golden.size, top1_agreement=top1, min_passing_tolerance=min_tolerance,
+        ulp_histogram=_histogram(histogram) if fmt.ordered_int is not None else ())
 
 
-def _nonfinite_mismatch(golden: np.ndarray, actual: np.ndarray) -> str | None:
-    golden_nan, actual_nan = np.isnan(golden), np.isnan(actual)
-    if np.any(actual_nan & ~golden_nan):
-        return f"NaN in {int(np.sum(actual_nan & ~golden_nan))} element(s) where the golden is finite"
-    if np.any(golden_nan & ~actual_nan):
-        return f"the golden has NaN in {int(np.sum(golden_nan & ~actual_nan))} element(s) the target does not"
-    golden_inf, actual_inf = np.isinf(golden), np.isinf(actual)
-    if np.any(golden_inf != actual_inf) or np.any(golden[golden_inf] != actual[golden_inf]):
-        return f"Inf in {int(np.sum(golden_inf != actual_inf))} element(s) differs from the golden"
-    return None
+def _larger(current: np.number[Any] | None, candidate: np.number[Any]) -> np.number[Any]:
+    return candidate if current is None or candidate > current else current
 
 
-def _ulp_distance(golden: np.ndarray, actual: np.ndarray) -> np.ndarray | None:
-    """Units in the last place between two float arrays of one dtype (float16/32/64)."""
-    as_int = ORDERED_INT.get(golden.dtype)
+def _feed(p99: dict[str, _Percentile], chunk: _Errors) -> None:
+    """Hand one chunk to every p99 still searching (a pass is every chunk, then end_pass)."""
+    if not p99["abs"].done:
+        p99["abs"].feed(chunk.err)
+    if not p99["rel"].done:
+        p99["rel"].feed(chunk.rel)
+    if chunk.ulp is not None:
+        p99["ulp"].feed(chunk.ulp)
+
+
+class _Percentile:
+    """The 99th percentile of a non-negative float64 or int64 quantity, as np.percentile (method "linear")
+    gives it, from chunks that arrive over as many passes as it takes, in memory of about one chunk.
+
+    When every value fits in one chunk they are collected and np.percentile does the rest, so small outputs
+    give their old numbers bit for bit. Otherwise the two order statistics the interpolation needs are found
+    exactly by radix selection on the bit patterns (as uint64 they sort like non-negative floats and ints do):
+    each pass histograms the next 16 bits of the values sharing the prefix found so far, until the two ranks
+    fall in different bins (they are then the max of one and the min of the next: one more pass), the
+    candidates left fit in one chunk (collected and partitioned), or all 64 bits are known. The first pass
+    starts at the largest value's top bit, so small integers (ULP) take one pass; floats at most five.
+
+    A pass is a `feed` of every chunk, in any order, then `end_pass`.
+    """
+
+    BITS = 16
+
+    def __init__(self, count: int, largest: np.number[Any] | None) -> None:
+        self.value: float | None = None
+        self.done = count == 0 or largest is None
+        if self.done or largest is None:
+            return
+        self.limit = max(1, CHUNK_ELEMENTS)
+        self.dtype = np.asarray(largest).dtype
+        index = (count - 1) * (PERCENTILE / 100)  # numpy's virtual index for method "linear"
+        self.low = math.floor(index)
+        self.high = min(self.low + 1, count - 1)
+        self.gamma = index - self.low
+        self.collecting = self.everything = count <= self.limit
+        # The wanted keys k satisfy k >> known == prefix; this pass histograms bits [shift, known).
+        top = int(np.asarray(largest).view(np.uint64)).bit_length()
+        self.shift = max(0, top - self.BITS)
+        self.known, self.prefix, self.narrowed = self.shift + self.BITS, 0, False
+        self.below = 0  # values ranked below every candidate
+        self.edges: tuple[int, int] | None = None
+        self._start_pass()
+
+    def _start_pass(self) -> None:
+        self.parts: list[np.ndarray] = []
+        self.counts = np.zeros(1 << (self.known - self.shift), np.int64)
+        self.low_key, self.high_key = -1, 1 << 64  # edges: the max of the lower bin, the min of the upper
+        self.smallest, self.largest = 1 << 64, -1  # histogram: of every candidate
+
+    def feed(self, values: np.ndarray) -> None:
+        if self.done:
+            return
+        keys = np.ascontiguousarray(values).view(np.uint64)
+        if self.narrowed:
+            keys = keys[(keys >> np.uint64(self.known)) == np.uint64(self.prefix)]
+        if self.collecting:
+            self.parts.append(keys)
+        elif self.edges is not None:
+            bins = keys >> np.uint64(self.shift)
+            below_edge, above_edge = keys[bins == self.edges[0]], keys[bins == self.edges[1]]
+            if below_edge.size:
+                self.low_key = max(self.low_key, int(below_edge.max()))
+            if above_edge.size:
+                self.high_key = min(self.high_key, int(above_edge.min()))
+        else:
+            digits = (keys >> np.uint64(self.shift)) & np.uint64(self.counts.size - 1)
+            self.counts += np.bincount(digits.astype(np.intp), minlength=self.counts.size)
+            if keys.size:
+                self.smallest, self.largest = min(self.smallest, int(keys.min())), max(self.largest, int(keys.max()))
+
+    def end_pass(self) -> None:
+        if self.done:
+            return
+        if self.collecting:
+            values = np.concatenate(self.parts).view(self.dtype)
+            if self.everything:
+                self.value, self.done = float(np.percentile(values, PERCENTILE)), True
+            else:
+                low, high = self.low - self.below, self.high - self.below
+                ordered = np.partition(values, (low, high))
+                self._finish(ordered[low], ordered[high])
+            return
+        if self.edges is not None:
+            self._finish(np.uint64(self.low_key).view(self.dtype), np.uint64(self.high_key).view(self.dtype))
+            return
+        if self.smallest == self.largest:  # every candidate is one value (an exact power of two, say)
+            key = np.uint64(self.smallest).view(self.dtype)
+            self._finish(key, key)
+            return
+        ends = np.cumsum(self.counts)
+        low_bin = int(np.searchsorted(ends, self.low - self.below, side="right"))
+        high_bin = int(np.searchsorted(ends, self.high - self.below, side="right"))
+        width = self.known - self.shift
+        if low_bin != high_bin:
+            self.edges = ((self.prefix << width) | low_bin, (self.prefix << width) | high_bin)
+        else:
+            self.below += int(ends[low_bin - 1]) if low_bin else 0
+            self.prefix, self.known, self.narrowed = (self.prefix << width) | low_bin, self.shift, True
+            if self.known == 0:
+                key = np.uint64(self.prefix).view(self.dtype)
+                self._finish(key, key)
+                return
+            self.collecting = int(self.counts[low_bin]) <= self.limit
+            self.shift = max(0, self.shift - self.BITS)
+        self._start_pass()
+
+    def _finish(self, low: np.number[Any], high: np.number[Any]) -> None:
+        diff, t = high - low, self.gamma
+        # numpy's _lerp, step for step, so that both ways of getting here agree to the bit.
+        self.value = float(high - diff * (1 - t) if t >= 0.5 else low + diff * t)
+        self.done = True
+
+
+def _ulp_distance(golden: np.ndarray, actual: np.ndarray, as_int: type[np.signedinteger] | None = None
+                  ) -> np.ndarray | None:
+    """Units in the last place between two arrays of one float format: float16/32/64 by their dtype, or
+    any other (bfloat16) given the signed integer of its width."""
+    as_int = as_int or ORDERED_INT.get(golden.dtype)
     if as_int is None:
         return None
-    bits = np.iinfo(as_int).bits
+    bits, magnitude = np.iinfo(as_int).bits, np.iinfo(as_int).max
 
     def ordered(values: np.ndarray) -> np.ndarray:
-        # Map sign-magnitude bit patterns onto a monotonic integer line (−0 and +0 meet at 0).
-        raw = values.view(as_int).astype(np.int64)
-        return np.where(raw < 0, np.int64(-(1 << (bits - 1))) - raw, raw)
+        # Map sign-magnitude bit patterns onto a monotonic integer line (−0 and +0 meet at 0): a negative
+        # pattern −2^(bits−1) + m becomes −m, in its own width (flip the magnitude bits, add one).
+        raw = values.view(as_int)
+        sign = raw >> (bits - 1)  # 0 or −1
+        return (raw ^ (sign & magnitude)) - sign
 
     if bits == 64:  # an int64 difference could overflow; float64 is exact enough for a distance
         return np.abs(ordered(actual).astype(np.float64) - ordered(golden).astype(np.float64))
-    return np.abs(ordered(actual) - ordered(golden))
+    return np.abs(np.subtract(ordered(actual), ordered(golden), dtype=np.int64))
 
 
-def _top1_agreement(golden, actual, scale, classification) -> float | None:
+def _top1_agreement(fmt: FloatFormat, golden: np.ndarray, actual: np.ndarray, scale: float,
+                    classification: bool | None) -> float | None:
+    """Share of rows (last axis) whose argmax agrees, among rows whose golden top-1/top-2 margin is clear;
+    read a block of rows at a time."""
     if classification is False or golden.ndim < 2 or golden.shape[-1] < 2:
         return None
-    if classification is None and not _looks_like_probabilities(golden):
+    width = golden.shape[-1]
+    rows_golden = np.ascontiguousarray(golden).reshape(-1, width)
+    rows_actual = np.ascontiguousarray(actual).reshape(-1, width)
+    step = max(1, CHUNK_ELEMENTS // width)
+
+    def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start in range(0, rows_golden.shape[0], step):
+            yield fmt.values(rows_golden[start:start + step]), fmt.values(rows_actual[start:start + step])
+
+    if classification is None and not all(_looks_like_probabilities(g) for g, _ in blocks()):
         return None
-    flat_golden = golden.reshape(-1, golden.shape[-1])
-    flat_actual = actual.reshape(-1, actual.shape[-1])
-    top2 = np.sort(flat_golden, axis=-1)[:, -2:]
-    clear = (top2[:, 1] - top2[:, 0]) > CLEAR_MARGIN * scale
-    if not np.any(clear):
-        return None
-    agree = np.argmax(flat_golden[clear], axis=-1) == np.argmax(flat_actual[clear], axis=-1)
-    return float(np.mean(agree))
+    clear_rows = agreeing = 0
+    for g, a in blocks():
+        top2 = np.partition(g, width - 2, axis=-1)[:, -2:]  # [second, first], as a full sort would give
+        clear = (top2[:, 1] - top2[:, 0]) > CLEAR_MARGIN * scale
+        clear_rows += np.count_nonzero(clear)
+        agreeing += np.count_nonzero(np.argmax(g[clear], axis=-1) == np.argmax(a[clear], axis=-1))
+    return agreeing / clear_rows if clear_rows else None
 
 
 def _looks_like_probabilities(values: np.ndarray) -> bool:
@@ -144,8 +435,7 @@ def _looks_like_probabilities(values: np.ndarray) -> bool:
     return bool(np.allclose(values.sum(axis=-1), 1.0, atol=1e-3))
 
 
-def _histogram(ulp: np.ndarray) -> tuple[tuple[str, int], ...]:
-    counts, _ = np.histogram(ulp, bins=ULP_EDGES)
+def _histogram(counts: np.ndarray) -> tuple[tuple[str, int], ...]:
     labels = []
     for low, high in itertools.pairwise(ULP_EDGES):
         labels.append(str(low) if high - low == 1 else (f"≥{_short(low)}" if high == ULP_EDGES[-1]
@@ -157,13 +447,12 @@ def _short(count: int) -> str:
     return f"{count // 1024}k" if count >= 4096 else str(count)
 
 
-def _stat(values: np.ndarray | None, reduce) -> float | None:
-    if values is None or values.size == 0:
-        return None
-    return float(reduce(values))
+def _shown(array: np.ndarray, fmt: FloatFormat | None) -> str:
+    return fmt.name if fmt is not None else str(array.dtype)
 
 
-def _mismatch(name: str, tolerance: Tolerance, reason: str, golden: np.ndarray | None = None) -> OutputComparison:
+def _mismatch(name: str, tolerance: Tolerance, reason: str, golden: np.ndarray | None = None,
+              fmt: FloatFormat | None = None) -> OutputComparison:
     return OutputComparison(name=name, status="mismatch", reason=reason, tolerance=tolerance,
                             shape=tuple(golden.shape) if golden is not None else None,
-                            dtype=str(golden.dtype) if golden is not None else None)
+                            dtype=_shown(golden, fmt) if golden is not None else None)

@@ -1,6 +1,8 @@
 """Output comparison: statuses, evidence numbers and reasons on arrays with known differences."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
@@ -127,3 +129,84 @@ def test_non_float_outputs_compare_by_equality_and_render(golden, actual):
     console = Console(record=True, width=120)
     console.print(render_terminal(report))
     assert "labels: drift" in console.export_text()
+
+
+# ------------------------------------------------- bfloat16 and float16: ULP in their own precision
+
+def _bfloat16(values: np.ndarray) -> np.ndarray:
+    """float32 values cut to bfloat16 and stored as np.savez stores them: raw 2-byte void (`|V2`)."""
+    top_half = (np.ascontiguousarray(values, dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    buffer = io.BytesIO()
+    np.savez(buffer, x=top_half.view("V2"))
+    buffer.seek(0)
+    return np.load(buffer)["x"]
+
+
+def _plus_ulps(raw: np.ndarray, ulps: int) -> np.ndarray:
+    """`raw` (bfloat16 as |V2, positive values) moved `ulps` units of its own precision away from zero."""
+    return (raw.view(np.uint16) + np.uint16(ulps)).view(raw.dtype)
+
+
+def test_bfloat16_one_ulp_is_counted_in_bfloat16_units_and_can_pass_a_tolerance():
+    golden = _bfloat16(np.abs(EMBEDDING) + 0.5)
+    assert golden.dtype == np.dtype("V2")
+    actual = _plus_ulps(golden, 1)
+    strict = compare_output("e", golden, actual, Tolerance())
+    assert strict.status == "drift" and strict.dtype == "bfloat16" and strict.max_ulp == 1
+    assert dict(strict.ulp_histogram)["1"] == golden.size and "would pass at tol" in strict.reason
+    assert 2 ** -9 < strict.max_rel <= 2 ** -7  # one bfloat16 ULP (8 significant bits), relative
+    loose = compare_output("e", golden, actual, Tolerance(atol=1e-2, rtol=1e-2))
+    assert loose.status == "noise" and loose.reason is None
+    same = compare_output("e", golden, golden.copy(), Tolerance())
+    assert same.status == "identical" and same.max_ulp == 0 and same.dtype == "bfloat16"
+
+
+def test_bfloat16_values_are_exact_float32_and_nan_is_seen():
+    golden = _bfloat16(np.array([1.0, -2.5, 0.0, 3.0], np.float32))
+    actual = golden.copy()
+    actual.view(np.uint16)[3] = 0x7FC0  # a bfloat16 quiet NaN
+    result = compare_output("e", golden, actual, Tolerance())
+    assert result.status == "mismatch" and "NaN in 1 element" in result.reason
+    doubled = _bfloat16(np.array([2.0, -5.0, 0.0, 6.0], np.float32))
+    result = compare_output("e", golden, doubled, Tolerance(atol=0, rtol=0))
+    assert result.max_abs == 3.0 and result.max_rel == 1.0
+
+
+def test_a_raw_two_byte_output_the_producer_did_not_call_bfloat16_compares_by_equality():
+    golden = _bfloat16(np.ones(4, np.float32))
+    actual = _plus_ulps(golden, 1)
+    result = compare_output("e", golden, actual, Tolerance(atol=1, rtol=1), logical_dtype="|V2")
+    assert result.status == "drift" and "values differ in 100.00%" in result.reason and result.max_ulp is None
+    policy = build_policy()
+    (hinted,) = compare_outputs({"e": golden}, {"e": actual}, policy, logical_dtypes={"e": "bfloat16"})
+    assert hinted.dtype == "bfloat16" and hinted.max_ulp == 1
+
+
+def test_ml_dtypes_bfloat16_meets_its_saved_form():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    in_memory = (np.abs(EMBEDDING) + 0.5).astype(ml_dtypes.bfloat16)
+    saved = _bfloat16(in_memory.astype(np.float32))
+    assert compare_output("e", saved, in_memory, Tolerance()).status == "identical"
+    nudged = _plus_ulps(saved, 2)
+    result = compare_output("e", in_memory, nudged, Tolerance(atol=1e-1, rtol=1e-1))
+    assert result.status == "noise" and result.max_ulp == 2 and result.dtype == "bfloat16"
+
+
+def test_float16_ulp_is_counted_in_float16_units():
+    golden = EMBEDDING.astype(np.float16)
+    actual = np.nextafter(golden, np.float16(np.inf), dtype=np.float16)
+    result = compare_output("e", golden, actual, Tolerance(atol=1e-3, rtol=1e-3))
+    assert result.status == "noise" and result.dtype == "float16"
+    assert result.max_ulp == 1 and result.p99_ulp == 1.0 and dict(result.ulp_histogram)["1"] == golden.size
+
+
+def test_string_outputs_compare_by_equality_a_chunk_at_a_time(monkeypatch):
+    import envcheck.compare.outputs as outputs
+
+    monkeypatch.setattr(outputs, "CHUNK_ELEMENTS", 3)
+    golden = np.array([f"class-{i}" for i in range(10)])
+    actual = golden.copy()
+    actual[[2, 7]] = "other"
+    assert compare_output("labels", golden, golden.copy(), Tolerance()).status == "identical"
+    result = compare_output("labels", golden, actual, Tolerance())
+    assert result.status == "drift" and result.changed_fraction == 0.2 and result.max_ulp is None
