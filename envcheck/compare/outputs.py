@@ -8,7 +8,7 @@ Memory: the two flattened outputs are read in chunks of CHUNK_ELEMENTS elements,
 bounded working set (a dozen or so float64 temporaries of one chunk: ~100 MB at the default) beside the
 arrays themselves, whatever their size; a 528 MB output used to need 24× its size in float64 temporaries.
 The statistics take a few passes over the chunks: the scale-free numbers and max|golden| first, then the
-numbers that need that scale, then whatever the exact p99 values still need (see _Percentile). An output
+numbers that need that scale, then whatever the exact p99 values still need (see ChunkedPercentile). An output
 of at most one chunk gives exactly the numbers it gave before chunking; a larger one the same maxima,
 counts, histogram, worst element and p99 values, and a mean summed per chunk (it may differ from a single
 pairwise sum in the last bits).
@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from envcheck.compare.percentile import ChunkedPercentile
 from envcheck.compare.policy import Policy
 from envcheck.model import OutputComparison, Tolerance
 
@@ -215,8 +216,9 @@ def _compare_floats(name: str, fmt: FloatFormat, golden: np.ndarray, actual: np.
         if chunk.ulp is not None:
             max_ulp = _larger(max_ulp, chunk.ulp.max())
             histogram += np.histogram(chunk.ulp, bins=ULP_EDGES)[0]
-    p99 = {"abs": _Percentile(count, max_abs), "rel": _Percentile(rel_count, max_rel),
-           "ulp": _Percentile(count if fmt.ordered_int is not None else 0, max_ulp)}
+    p99 = {"abs": ChunkedPercentile(count, max_abs, CHUNK_ELEMENTS, PERCENTILE),
+           "rel": ChunkedPercentile(rel_count, max_rel, CHUNK_ELEMENTS, PERCENTILE),
+           "ulp": ChunkedPercentile(count if fmt.ordered_int is not None else 0, max_ulp, CHUNK_ELEMENTS, PERCENTILE)}
 
     # Pass 2: the tolerance band and the smallest passing tolerance need the scale; p99 starts.
     beyond, worst, min_tolerance = 0, (-math.inf, 0.0, 0.0), 0.0
@@ -265,7 +267,7 @@ def _larger(current: np.number[Any] | None, candidate: np.number[Any]) -> np.num
     return candidate if current is None or candidate > current else current
 
 
-def _feed(p99: dict[str, _Percentile], chunk: _Errors) -> None:
+def _feed(p99: dict[str, ChunkedPercentile], chunk: _Errors) -> None:
     """Hand one chunk to every p99 still searching (a pass is every chunk, then end_pass)."""
     if not p99["abs"].done:
         p99["abs"].feed(chunk.err)
@@ -273,113 +275,6 @@ def _feed(p99: dict[str, _Percentile], chunk: _Errors) -> None:
         p99["rel"].feed(chunk.rel)
     if chunk.ulp is not None:
         p99["ulp"].feed(chunk.ulp)
-
-
-class _Percentile:
-    """The 99th percentile of a non-negative float64 or int64 quantity, as np.percentile (method "linear")
-    gives it, from chunks that arrive over as many passes as it takes, in memory of about one chunk.
-
-    When every value fits in one chunk they are collected and np.percentile does the rest, so small outputs
-    give their old numbers bit for bit. Otherwise the two order statistics the interpolation needs are found
-    exactly by radix selection on the bit patterns (as uint64 they sort like non-negative floats and ints do):
-    each pass histograms the next 16 bits of the values sharing the prefix found so far, until the two ranks
-    fall in different bins (they are then the max of one and the min of the next: one more pass), the
-    candidates left fit in one chunk (collected and partitioned), or all 64 bits are known. The first pass
-    starts at the largest value's top bit, so small integers (ULP) take one pass; floats at most five.
-
-    A pass is a `feed` of every chunk, in any order, then `end_pass`.
-    """
-
-    BITS = 16
-
-    def __init__(self, count: int, largest: np.number[Any] | None) -> None:
-        self.value: float | None = None
-        self.done = count == 0 or largest is None
-        if self.done or largest is None:
-            return
-        self.limit = max(1, CHUNK_ELEMENTS)
-        self.dtype = np.asarray(largest).dtype
-        index = (count - 1) * (PERCENTILE / 100)  # numpy's virtual index for method "linear"
-        self.low = math.floor(index)
-        self.high = min(self.low + 1, count - 1)
-        self.gamma = index - self.low
-        self.collecting = self.everything = count <= self.limit
-        # The wanted keys k satisfy k >> known == prefix; this pass histograms bits [shift, known).
-        top = int(np.asarray(largest).view(np.uint64)).bit_length()
-        self.shift = max(0, top - self.BITS)
-        self.known, self.prefix, self.narrowed = self.shift + self.BITS, 0, False
-        self.below = 0  # values ranked below every candidate
-        self.edges: tuple[int, int] | None = None
-        self._start_pass()
-
-    def _start_pass(self) -> None:
-        self.parts: list[np.ndarray] = []
-        self.counts = np.zeros(1 << (self.known - self.shift), np.int64)
-        self.low_key, self.high_key = -1, 1 << 64  # edges: the max of the lower bin, the min of the upper
-        self.smallest, self.largest = 1 << 64, -1  # histogram: of every candidate
-
-    def feed(self, values: np.ndarray) -> None:
-        if self.done:
-            return
-        keys = np.ascontiguousarray(values).view(np.uint64)
-        if self.narrowed:
-            keys = keys[(keys >> np.uint64(self.known)) == np.uint64(self.prefix)]
-        if self.collecting:
-            self.parts.append(keys)
-        elif self.edges is not None:
-            bins = keys >> np.uint64(self.shift)
-            below_edge, above_edge = keys[bins == self.edges[0]], keys[bins == self.edges[1]]
-            if below_edge.size:
-                self.low_key = max(self.low_key, int(below_edge.max()))
-            if above_edge.size:
-                self.high_key = min(self.high_key, int(above_edge.min()))
-        else:
-            digits = (keys >> np.uint64(self.shift)) & np.uint64(self.counts.size - 1)
-            self.counts += np.bincount(digits.astype(np.intp), minlength=self.counts.size)
-            if keys.size:
-                self.smallest, self.largest = min(self.smallest, int(keys.min())), max(self.largest, int(keys.max()))
-
-    def end_pass(self) -> None:
-        if self.done:
-            return
-        if self.collecting:
-            values = np.concatenate(self.parts).view(self.dtype)
-            if self.everything:
-                self.value, self.done = float(np.percentile(values, PERCENTILE)), True
-            else:
-                low, high = self.low - self.below, self.high - self.below
-                ordered = np.partition(values, (low, high))
-                self._finish(ordered[low], ordered[high])
-            return
-        if self.edges is not None:
-            self._finish(np.uint64(self.low_key).view(self.dtype), np.uint64(self.high_key).view(self.dtype))
-            return
-        if self.smallest == self.largest:  # every candidate is one value (an exact power of two, say)
-            key = np.uint64(self.smallest).view(self.dtype)
-            self._finish(key, key)
-            return
-        ends = np.cumsum(self.counts)
-        low_bin = int(np.searchsorted(ends, self.low - self.below, side="right"))
-        high_bin = int(np.searchsorted(ends, self.high - self.below, side="right"))
-        width = self.known - self.shift
-        if low_bin != high_bin:
-            self.edges = ((self.prefix << width) | low_bin, (self.prefix << width) | high_bin)
-        else:
-            self.below += int(ends[low_bin - 1]) if low_bin else 0
-            self.prefix, self.known, self.narrowed = (self.prefix << width) | low_bin, self.shift, True
-            if self.known == 0:
-                key = np.uint64(self.prefix).view(self.dtype)
-                self._finish(key, key)
-                return
-            self.collecting = int(self.counts[low_bin]) <= self.limit
-            self.shift = max(0, self.shift - self.BITS)
-        self._start_pass()
-
-    def _finish(self, low: np.number[Any], high: np.number[Any]) -> None:
-        diff, t = high - low, self.gamma
-        # numpy's _lerp, step for step, so that both ways of getting here agree to the bit.
-        self.value = float(high - diff * (1 - t) if t >= 0.5 else low + diff * t)
-        self.done = True
 
 
 def _ulp_distance(golden: np.ndarray, actual: np.ndarray, as_int: type[np.signedinteger] | None = None
