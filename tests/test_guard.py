@@ -18,7 +18,7 @@ STAGES = [
     pytest.param("envcheck.capture.load_capture_dir", id="load-capture"),
     pytest.param("envcheck.runner.build_report", id="compare"),
     pytest.param("envcheck.report.json.report_to_dict", id="report"),
-    pytest.param("envcheck.report.terminal.render_terminal", id="render"),
+    pytest.param("envcheck.report.terminal.render_plain", id="render"),
     pytest.param("envcheck.files.atomic_write_text", id="write"),
 ]
 
