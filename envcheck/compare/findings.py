@@ -26,8 +26,8 @@ NVML_PLAIN = {
 
 def find_problems(fingerprint: dict[str, Any], golden: dict[str, Any], policy: Policy) -> tuple[Finding, ...]:
     found: list[tuple[str, Severity, str, str]] = []
-    for check in (_cpu_flags, _nvml_error, _cpu_fallback, _driver_too_old, _library_mismatch,
-                  _libraries_disagree, _gpu_architecture, _tf32):
+    for check in (_cpu_flags, _nvml_error, _gpu_unreachable, _gpu_query_errors, _cpu_fallback, _driver_too_old,
+                  _library_mismatch, _libraries_disagree, _gpu_architecture, _tf32):
         found.extend(check(fingerprint, golden))
     return tuple(Finding(code=code, severity=policy.user_severity(f"finding.{code}") or severity, message=message,
                          hint=hint) for code, severity, message, hint in found)
@@ -54,7 +54,12 @@ def _get(tree: dict[str, Any], path: str, default: Any = None) -> Any:
 
 
 def _nvml_gpus(fingerprint) -> list[dict]:
-    return _get(fingerprint, "gpu.gpus", []) or []
+    """The GPUs the driver answered for (a GPU NVML counts but could not open is not one)."""
+    return [g for g in _all_gpus(fingerprint) if not g.get("error")]
+
+
+def _all_gpus(fingerprint) -> list[dict]:
+    return [g for g in _get(fingerprint, "gpu.gpus", []) or [] if isinstance(g, dict)]
 
 
 def _build(fingerprint) -> dict:
@@ -90,6 +95,70 @@ def _nvml_error(fingerprint, golden):
         yield "nvml-error", "warn", f"NVML failed: {error.get('message') or name}", "Check the driver with nvidia-smi."
 
 
+# A GPU NVML counts but cannot open: the others were read, this one is reported on its own.
+GPU_UNREACHABLE: dict[str, tuple[str, Severity, str, str]] = {
+    "GPU_IS_LOST": ("gpu-lost", "fail", "has fallen off the bus or is otherwise inaccessible (NVML: GPU is lost)",
+                    "A hardware fault: check dmesg for Xid 79 / 'fallen off the bus', then reset the GPU "
+                    "(nvidia-smi -r) or reboot; if it returns, check the GPU's seating, power and cooling."),
+    "NO_PERMISSION": ("gpu-no-permission", "warn", "is counted by the driver but this user or container may not "
+                      "open it (NVML: no permission)",
+                      "Check the permissions of its /dev/nvidia<N> and the container's GPU list (--gpus, "
+                      "NVIDIA_VISIBLE_DEVICES, the device cgroup)."),
+}
+UNREACHABLE_HINTS = {
+    "RESET_REQUIRED": "Reset the GPU (nvidia-smi -r) or reboot the machine.",
+    "IRQ_ISSUE": "The kernel driver saw an interrupt problem with this GPU: check dmesg and reboot; if it stays, "
+                 "the GPU or its slot is faulty.",
+    "CORRUPTED_INFOROM": "The GPU's infoROM is corrupted: contact the vendor (nvidia-smi -q shows the infoROM).",
+}
+
+
+def _gpu_unreachable(fingerprint, golden):
+    """GPUs whose handle NVML could not get (lost, refused, ...): one finding per kind, naming each GPU."""
+    by_code: dict[str, list[str]] = {}
+    wording: dict[str, tuple[Severity, str]] = {}
+    for gpu in _all_gpus(fingerprint):
+        error = gpu.get("error")
+        if not isinstance(error, dict):
+            continue
+        name = error.get("name") or str(error.get("code"))
+        severity: Severity
+        if name in GPU_UNREACHABLE:
+            code, severity, what, hint = GPU_UNREACHABLE[name]
+        else:
+            code, severity = "gpu-inaccessible", "fail"
+            what = f"cannot be opened: NVML_ERROR_{name}" + (f" ({error['description']})" if error.get("description")
+                                                            else "")
+            hint = UNREACHABLE_HINTS.get(name, "Check the GPU with nvidia-smi -q and dmesg.")
+        by_code.setdefault(code, []).append(f"GPU {gpu.get('index')} {what}")
+        wording.setdefault(code, (severity, hint))
+    readable = len(_nvml_gpus(fingerprint))
+    for code, lines in by_code.items():
+        severity, hint = wording[code]
+        others = f"; the other {readable} GPU(s) were read" if readable else ""
+        yield code, severity, "; ".join(lines) + others, hint
+
+
+def _gpu_query_errors(fingerprint, golden):
+    """A query that failed for a reason other than "not supported": lost mid-read, or a real error."""
+    lost, failed = [], []
+    for gpu in _nvml_gpus(fingerprint):
+        errors = gpu.get("errors") or {}
+        names = {field: (e or {}).get("name") for field, e in errors.items()}
+        label = f"GPU {gpu.get('index')} ({gpu.get('name') or 'unknown GPU'})"
+        if "GPU_IS_LOST" in names.values():
+            lost.append(label)
+        elif names:
+            failed.append(f"{label}: " + ", ".join(f"{field} ({name})" for field, name in sorted(names.items())))
+    if lost:
+        yield ("gpu-lost", "fail", f"{', '.join(lost)} fell off the bus while being read (NVML: GPU is lost)",
+               GPU_UNREACHABLE["GPU_IS_LOST"][3])
+    if failed:
+        yield ("gpu-query-error", "warn", "NVML could not read " + "; ".join(failed) + ": these values are missing "
+               "from the fingerprint", "NO_PERMISSION is usual for some queries on MIG-enabled GPUs without root; "
+               "otherwise check the GPU with nvidia-smi -q and dmesg.")
+
+
 def _cpu_fallback(fingerprint, golden):
     """GPUs visible to the driver, none to TensorFlow: the model silently runs on the CPU."""
     gpus = _nvml_gpus(fingerprint)
@@ -111,6 +180,9 @@ def _fallback_reason(fingerprint) -> str:
     if driver and built and driver < built[:len(driver)]:
         return (f"Likely reason: the driver supports CUDA {_get(fingerprint, 'gpu.cuda_driver_version')}, older than "
                 f"the CUDA {build.get('cuda_version')} TensorFlow was built with; upgrade the driver.")
+    if not driver and built and built[:2] >= NVML_CUDA_VERSION_SINCE and _nvml_too_old_for_cuda_version(fingerprint):
+        return (f"Likely reason: the driver ({_get(fingerprint, 'gpu.driver_version')}) predates CUDA 9.1, older than "
+                f"the CUDA {build.get('cuda_version')} TensorFlow was built with; upgrade the driver.")
     libraries = {**(_get(fingerprint, "cuda_libraries.installed", {}) or {}),
                  **(_get(fingerprint, "cuda_libraries.loaded", {}) or {})}
     missing = [name for name in ("libcudart", "libcudnn", "libcublas") if name not in libraries]
@@ -120,10 +192,27 @@ def _fallback_reason(fingerprint) -> str:
     return "Likely reason unknown: read TensorFlow's log (the probe's stderr) for 'Cannot dlopen some GPU libraries'."
 
 
+# nvmlSystemGetCudaDriverVersion is in nvml.h since CUDA 9.1: an NVML without it is an older driver's.
+NVML_CUDA_VERSION_SINCE = (9, 1)
+
+
+def _nvml_too_old_for_cuda_version(fingerprint) -> bool:
+    reason = _get(fingerprint, "gpu.nvml_unsupported.cuda_driver_version")
+    return isinstance(reason, str) and reason.startswith("FUNCTION_NOT_FOUND")
+
+
 def _driver_too_old(fingerprint, golden):
     build = _build(fingerprint)
     driver_text = _get(fingerprint, "gpu.cuda_driver_version")
     driver, built = version_tuple(driver_text), version_tuple(build.get("cuda_version"))
+    if build.get("is_cuda_build") and not driver and built and built[:2] >= NVML_CUDA_VERSION_SINCE \
+            and _nvml_too_old_for_cuda_version(fingerprint):
+        yield ("driver-cuda-too-old", "fail",
+               f"the NVIDIA driver ({_get(fingerprint, 'gpu.driver_version')}) predates CUDA 9.1: its NVML (API "
+               f"{_get(fingerprint, 'gpu.nvml_api')}) cannot report a CUDA version, and this TensorFlow was built "
+               f"with CUDA {build.get('cuda_version')}",
+               "Upgrade the host's driver, or use an image whose TensorFlow was built for the older CUDA.")
+        return
     if build.get("is_cuda_build") and driver and built and driver < built[:2]:
         yield ("driver-cuda-too-old", "fail",
                f"the NVIDIA driver ({_get(fingerprint, 'gpu.driver_version')}) supports CUDA {driver_text}, older than "

@@ -272,15 +272,32 @@ def json_safe(value):
 # toolkit, no Python package needed), then nvidia-smi, then /proc/driver/nvidia/version.
 
 NVML_LIBRARY = "libnvidia-ml.so.1"
+# nvmlReturn_t as nvml.h numbers it (24-30 arrived with the CUDA 11.x/12.x headers; a newer driver may
+# answer a code this table lacks: it is then shown as the bare number, with nvmlErrorString's text).
 NVML_ERRORS = {
     1: "UNINITIALIZED", 2: "INVALID_ARGUMENT", 3: "NOT_SUPPORTED", 4: "NO_PERMISSION",
     5: "ALREADY_INITIALIZED", 6: "NOT_FOUND", 7: "INSUFFICIENT_SIZE", 8: "INSUFFICIENT_POWER",
     9: "DRIVER_NOT_LOADED", 10: "TIMEOUT", 11: "IRQ_ISSUE", 12: "LIBRARY_NOT_FOUND",
     13: "FUNCTION_NOT_FOUND", 14: "CORRUPTED_INFOROM", 15: "GPU_IS_LOST", 16: "RESET_REQUIRED",
     17: "OPERATING_SYSTEM", 18: "LIB_RM_VERSION_MISMATCH", 19: "IN_USE", 20: "MEMORY",
-    21: "NO_DATA", 22: "VGPU_ECC_NOT_SUPPORTED", 23: "INSUFFICIENT_RESOURCES", 999: "UNKNOWN",
+    21: "NO_DATA", 22: "VGPU_ECC_NOT_SUPPORTED", 23: "INSUFFICIENT_RESOURCES", 24: "FREQ_NOT_SUPPORTED",
+    25: "ARGUMENT_VERSION_MISMATCH", 26: "DEPRECATED", 27: "NOT_READY", 28: "GPU_NOT_FOUND",
+    29: "INVALID_STATE", 30: "RESET_TYPE_NOT_SUPPORTED", 999: "UNKNOWN",
 }
+NVML_SUCCESS, NVML_NOT_SUPPORTED, NVML_LIBRARY_NOT_FOUND, NVML_FUNCTION_NOT_FOUND = 0, 3, 12, 13
 NVML_CLOCK_GRAPHICS, NVML_CLOCK_SM, NVML_CLOCK_MEM = 0, 1, 2
+# Text buffers: nvml.h's NVML_DEVICE_NAME_V2_BUFFER_SIZE (96), NVML_DEVICE_UUID_V2_BUFFER_SIZE (96),
+# NVML_DEVICE_SERIAL_BUFFER_SIZE (30) and NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE (80); the V2 sizes
+# are the larger ones, so they also satisfy older drivers.
+NVML_NAME_SIZE, NVML_UUID_SIZE, NVML_SERIAL_SIZE, NVML_DRIVER_VERSION_SIZE = 96, 96, 30, 80
+# Which generation of the NVML API answered, told by the newest entry point the library exports
+# (newest first; the headers each generation is read from are listed in fixtures/gpu/README.md).
+NVML_API_GENERATIONS = (
+    ("11+", "nvmlDeviceGetMigMode"),      # CUDA 11 and later (drivers >= 450): MIG, CUDA version _v2
+    ("9-10", "nvmlDeviceGetPciInfo_v3"),  # CUDA 9.x/10.x: 32-byte bus id, CUDA version, compute capability
+    ("5-8", "nvmlInit_v2"),               # NVML 5.319 to CUDA 8 (drivers 319-375): _v2 init/count/handle only
+    ("1-4", "nvmlInit"),                  # only the unsuffixed entry points
+)
 # nvidia-smi --query-gpu fields, in the order of the consolidated GPU record. Old drivers reject
 # some (compute_cap before ~510): rejected fields are dropped one by one and the query repeated.
 SMI_FIELDS = (
@@ -294,123 +311,240 @@ SMI_FIELDS = (
 )
 
 
-class NvmlFailure(Exception):
-    def __init__(self, code, call):
-        Exception.__init__(self, "%s failed: NVML_ERROR_%s" % (call, NVML_ERRORS.get(code, str(code))))
-        self.code = code
+def nvml_error(code, message, description=None):
+    """An NVML failure as recorded in the fingerprint: the code, its nvml.h name, what failed and
+    NVML's own words for it (nvmlErrorString, where the library has it)."""
+    return {"code": code, "name": NVML_ERRORS.get(code, str(code)), "message": message,
+            "description": description}
 
 
-def nvml_error(code, message):
-    return {"code": code, "name": NVML_ERRORS.get(code, str(code)), "message": message}
-
-
-def nvml_fingerprint(library=NVML_LIBRARY):
-    """Driver and GPUs through NVML, or {"error": …} naming why NVML cannot answer."""
+def nvml_structs():
+    """The ctypes layouts of the NVML structs the probe passes (tests/probe/test_nvml_layout.py checks
+    them against the C compiler's sizeof/offsetof on declarations written from nvml.h)."""
     import ctypes
 
-    try:
-        nvml = ctypes.CDLL(library)
-    except OSError as error:
-        return {"error": nvml_error(12, "cannot load %s: %s" % (library, error))}
-
-    def call(name, *args):
-        function = getattr(nvml, name, None)
-        if function is None:
-            raise NvmlFailure(13, name)
-        code = function(*args)
-        if code != 0:
-            raise NvmlFailure(code, name)
-
-    def optional(name, *args):
-        """A device query some GPUs or drivers do not support: None instead of a failure."""
-        try:
-            call(name, *args)
-            return True
-        except NvmlFailure:
-            return False
-
-    try:
-        call("nvmlInit_v2") if hasattr(nvml, "nvmlInit_v2") else call("nvmlInit")
-    except NvmlFailure as failure:
-        return {"error": nvml_error(failure.code, str(failure))}
-    try:
-        text = ctypes.create_string_buffer(96)
-        call("nvmlSystemGetDriverVersion", text, ctypes.c_uint(96))
-        result = {"driver_version": text.value.decode(), "cuda_driver_version": None, "gpus": []}
-        cuda = ctypes.c_int()
-        if optional("nvmlSystemGetCudaDriverVersion_v2", ctypes.byref(cuda)) or \
-                optional("nvmlSystemGetCudaDriverVersion", ctypes.byref(cuda)):
-            result["cuda_driver_version"] = "%d.%d" % (cuda.value // 1000, (cuda.value % 1000) // 10)
-        count = ctypes.c_uint()
-        call("nvmlDeviceGetCount_v2", ctypes.byref(count))
-        for index in range(count.value):
-            handle = ctypes.c_void_p()
-            call("nvmlDeviceGetHandleByIndex_v2", ctypes.c_uint(index), ctypes.byref(handle))
-            result["gpus"].append(nvml_device(ctypes, optional, handle, index))
-        return result
-    except NvmlFailure as failure:
-        return {"error": nvml_error(failure.code, str(failure))}
-    finally:
-        try:
-            call("nvmlShutdown")
-        except NvmlFailure:
-            pass
-
-
-def nvml_device(ctypes, optional, handle, index):
-    class Memory(ctypes.Structure):
+    class Memory(ctypes.Structure):  # nvmlMemory_t: 24 bytes
         _fields_ = [("total", ctypes.c_ulonglong), ("free", ctypes.c_ulonglong), ("used", ctypes.c_ulonglong)]
 
-    class PciInfo(ctypes.Structure):  # nvmlPciInfo_t as filled by nvmlDeviceGetPciInfo_v3
+    class PciInfo(ctypes.Structure):  # nvmlPciInfo_t since API 9 (nvmlDeviceGetPciInfo_v3): 68 bytes
         _fields_ = [("bus_id_legacy", ctypes.c_char * 16), ("domain", ctypes.c_uint), ("bus", ctypes.c_uint),
                     ("device", ctypes.c_uint), ("pci_device_id", ctypes.c_uint),
                     ("pci_subsystem_id", ctypes.c_uint), ("bus_id", ctypes.c_char * 32)]
 
-    def text(name, size):
+    class PciInfoLegacy(ctypes.Structure):  # nvmlPciInfo_t up to API 8 (nvmlDeviceGetPciInfo_v2): 52 bytes
+        _fields_ = [("bus_id", ctypes.c_char * 16), ("domain", ctypes.c_uint), ("bus", ctypes.c_uint),
+                    ("device", ctypes.c_uint), ("pci_device_id", ctypes.c_uint),
+                    ("pci_subsystem_id", ctypes.c_uint), ("reserved", ctypes.c_uint * 4)]
+
+    class PciAnswer(ctypes.Union):
+        # One buffer for either call: newer drivers still export nvmlDeviceGetPciInfo_v2 but declare it
+        # with the 68-byte struct, so a 52-byte buffer could be overrun. Both layouts start with the
+        # 16-byte "domain:bus:device.function" text.
+        _fields_ = [("v3", PciInfo), ("v2", PciInfoLegacy)]
+
+    return {"nvmlMemory_t": Memory, "nvmlPciInfo_t": PciInfo, "nvmlPciInfo_legacy_t": PciInfoLegacy,
+            "PciAnswer": PciAnswer}
+
+
+class NvmlLibrary(object):
+    """libnvidia-ml through ctypes: calls by name, newest exported entry point first, never raising."""
+
+    def __init__(self, cdll):
+        self.cdll = cdll
+
+    def first(self, *names):
+        """The first of these entry points (newest first) this library exports, else None."""
+        return next((name for name in names if getattr(self.cdll, name, None) is not None), None)
+
+    def call(self, name, *args):
+        """The nvmlReturn_t of one call (FUNCTION_NOT_FOUND when the library lacks the entry point)."""
+        function = getattr(self.cdll, name, None)
+        return NVML_FUNCTION_NOT_FOUND if function is None else function(*args)
+
+    def error(self, code, name):
+        return nvml_error(code, "%s failed: NVML_ERROR_%s" % (name, NVML_ERRORS.get(code, str(code))),
+                          self.describe(code))
+
+    def describe(self, code):
+        """nvmlErrorString(code), which knows codes newer than NVML_ERRORS; None where absent."""
+        import ctypes
+
+        function = getattr(self.cdll, "nvmlErrorString", None)
+        if function is None:
+            return None
+        function.restype, function.argtypes = ctypes.c_char_p, [ctypes.c_int]
+        text = function(code)
+        return text.decode("utf-8", "replace") if text else None
+
+    def api_generation(self):
+        return next((label for label, name in NVML_API_GENERATIONS if self.first(name)), None)
+
+
+class NvmlAnswers(object):
+    """The answers of one scope (the driver, or one GPU), each missing value with the reason why.
+
+    NOT_SUPPORTED and an entry point this driver lacks are "unsupported" (normal for the board or
+    the driver generation); any other code (GPU_IS_LOST, NO_PERMISSION, ...) is an error and is kept
+    with its name, so that findings can report it.
+    """
+
+    def __init__(self, library):
+        self.library = library
+        self.unsupported = {}
+        self.errors = {}
+
+    def ask(self, field, names, *args):
+        """Call the newest exported entry point of `names` for `field`; True when it answered."""
+        name = self.library.first(*names)
+        if name is None:
+            self.unsupported[field] = "FUNCTION_NOT_FOUND: this NVML has no %s" % " or ".join(names)
+            return False
+        code = self.library.call(name, *args)
+        if code == NVML_SUCCESS:
+            return True
+        if code == NVML_NOT_SUPPORTED:
+            self.unsupported[field] = "NOT_SUPPORTED: %s" % name
+        else:
+            self.errors[field] = self.library.error(code, name)
+        return False
+
+
+def nvml_fingerprint(library=NVML_LIBRARY):
+    """Driver and GPUs through NVML, or {"error": …} naming why NVML cannot answer at all.
+
+    Only a failed load, init or GPU count voids the answer. A GPU whose handle cannot be had
+    (GPU_IS_LOST, NO_PERMISSION: nvmlDeviceGetCount_v2 counts GPUs NVML may not talk to) is recorded
+    with its error in its place; the other GPUs and the driver-level facts stay.
+    """
+    import ctypes
+
+    try:
+        nvml = NvmlLibrary(ctypes.CDLL(library))
+    except OSError as error:
+        return {"error": nvml_error(NVML_LIBRARY_NOT_FOUND, "cannot load %s: %s" % (library, error))}
+    init = nvml.first("nvmlInit_v2", "nvmlInit")
+    code = nvml.call(init or "nvmlInit")
+    if code != NVML_SUCCESS:
+        return {"error": nvml.error(code, init or "nvmlInit")}
+    try:
+        return nvml_system(ctypes, nvml)
+    finally:
+        nvml.call("nvmlShutdown")
+
+
+def nvml_system(ctypes, nvml):
+    """The driver-level facts and every GPU, NVML being initialized."""
+    system = NvmlAnswers(nvml)
+    result = {"api": nvml.api_generation(), "driver_version": None, "cuda_driver_version": None, "gpus": []}
+    text = ctypes.create_string_buffer(NVML_DRIVER_VERSION_SIZE)
+    if system.ask("driver_version", ("nvmlSystemGetDriverVersion",), text, ctypes.c_uint(NVML_DRIVER_VERSION_SIZE)):
+        result["driver_version"] = text.value.decode()
+    cuda = ctypes.c_int()
+    # The unsuffixed call (API 9, e.g. drivers 390) answers the same encoding: 11040 = 11.4.
+    if system.ask("cuda_driver_version", ("nvmlSystemGetCudaDriverVersion_v2", "nvmlSystemGetCudaDriverVersion"),
+                  ctypes.byref(cuda)):
+        result["cuda_driver_version"] = "%d.%d" % (cuda.value // 1000, (cuda.value % 1000) // 10)
+    count = ctypes.c_uint()
+    # _v2 (NVML 5.319 on) also counts GPUs whose handle lookup then fails with NO_PERMISSION.
+    name = nvml.first("nvmlDeviceGetCount_v2", "nvmlDeviceGetCount") or "nvmlDeviceGetCount"
+    code = nvml.call(name, ctypes.byref(count))
+    if code != NVML_SUCCESS:
+        return {"error": nvml.error(code, name), "api": result["api"], "driver_version": result["driver_version"]}
+    structs = nvml_structs()
+    lookup = nvml.first("nvmlDeviceGetHandleByIndex_v2", "nvmlDeviceGetHandleByIndex") or "nvmlDeviceGetHandleByIndex"
+    for index in range(count.value):
+        handle = ctypes.c_void_p()  # nvmlDevice_t: a pointer, 64 bits on 64-bit systems
+        code = nvml.call(lookup, ctypes.c_uint(index), ctypes.byref(handle))
+        if code == NVML_SUCCESS:
+            result["gpus"].append(nvml_device(ctypes, nvml, structs, handle, index))
+        else:
+            result["gpus"].append(nvml_unreachable_device(index, nvml.error(code, lookup)))
+    result.update(unsupported=system.unsupported, errors=system.errors)
+    return result
+
+
+NVML_DEVICE_FIELDS = ("name", "uuid", "serial", "compute_capability", "memory_total_mib", "pci_bus_id",
+                      "persistence", "ecc_current", "ecc_pending", "mig_current", "mig_pending",
+                      "power_limit_w", "max_clock_sm_mhz", "max_clock_mem_mhz")
+
+
+def nvml_unreachable_device(index, error):
+    """A GPU NVML counts but gives no handle for: every value None, and the error that says why."""
+    record = {"index": index}
+    record.update(dict.fromkeys(NVML_DEVICE_FIELDS))
+    record.update(error=error, unsupported={}, errors={})
+    return record
+
+
+def nvml_device(ctypes, nvml, structs, handle, index):
+    """One GPU's record; each value NVML could not give is None, with its reason under
+    "unsupported" (the board or driver lacks it) or "errors" (the query failed)."""
+    answers = NvmlAnswers(nvml)
+
+    def text(field, name, size):
         buffer = ctypes.create_string_buffer(size)
-        return buffer.value.decode() if optional(name, handle, buffer, ctypes.c_uint(size)) else None
+        return buffer.value.decode() if answers.ask(field, (name,), handle, buffer, ctypes.c_uint(size)) else None
 
-    def number(name, *leading):
+    def number(field, name, *leading):
         value = ctypes.c_uint()
-        return value.value if optional(name, handle, *(leading + (ctypes.byref(value),))) else None
+        return value.value if answers.ask(field, (name,), handle, *(leading + (ctypes.byref(value),))) else None
 
-    def pair(name):
+    def pair(fields, name):
+        """Current and pending mode (ECC, MIG) as booleans; one query, so one reason for both."""
         current, pending = ctypes.c_uint(), ctypes.c_uint()
-        if optional(name, handle, ctypes.byref(current), ctypes.byref(pending)):
-            return current.value, pending.value
+        if answers.ask(fields[0], (name,), handle, ctypes.byref(current), ctypes.byref(pending)):
+            return bool(current.value), bool(pending.value)
+        for other in fields[1:]:
+            for reasons in (answers.unsupported, answers.errors):
+                if fields[0] in reasons:
+                    reasons[other] = reasons[fields[0]]
         return None, None
 
-    major, minor = ctypes.c_int(), ctypes.c_int()
-    capability = None
-    if optional("nvmlDeviceGetCudaComputeCapability", handle, ctypes.byref(major), ctypes.byref(minor)):
-        capability = "%d.%d" % (major.value, minor.value)
-    memory = Memory()
-    pci = PciInfo()
-    ecc_current, ecc_pending = pair("nvmlDeviceGetEccMode")
-    mig_current, mig_pending = pair("nvmlDeviceGetMigMode")
-    power = number("nvmlDeviceGetPowerManagementLimit")
-    persistence = number("nvmlDeviceGetPersistenceMode")
-    bus_id = None
-    if optional("nvmlDeviceGetPciInfo_v3", handle, ctypes.byref(pci)):
-        bus_id = (pci.bus_id or pci.bus_id_legacy).decode()
-    return {
+    def capability():
+        major, minor = ctypes.c_int(), ctypes.c_int()
+        if answers.ask("compute_capability", ("nvmlDeviceGetCudaComputeCapability",), handle,
+                       ctypes.byref(major), ctypes.byref(minor)):
+            return "%d.%d" % (major.value, minor.value)
+        return None
+
+    def memory_total_mib():
+        memory = structs["nvmlMemory_t"]()
+        if answers.ask("memory_total_mib", ("nvmlDeviceGetMemoryInfo",), handle, ctypes.byref(memory)):
+            return memory.total // (1 << 20)
+        return None
+
+    def pci_bus_id():
+        pci = structs["PciAnswer"]()
+        name = nvml.first("nvmlDeviceGetPciInfo_v3", "nvmlDeviceGetPciInfo_v2")
+        if not answers.ask("pci_bus_id", ("nvmlDeviceGetPciInfo_v3", "nvmlDeviceGetPciInfo_v2"), handle,
+                           ctypes.byref(pci)):
+            return None
+        if name == "nvmlDeviceGetPciInfo_v3":
+            return (pci.v3.bus_id or pci.v3.bus_id_legacy).decode()
+        return pci.v2.bus_id.decode()  # API <= 8: the 16-byte "0000:01:00.0"
+
+    persistence = number("persistence", "nvmlDeviceGetPersistenceMode")
+    power = number("power_limit_w", "nvmlDeviceGetPowerManagementLimit")  # milliwatts
+    ecc_current, ecc_pending = pair(("ecc_current", "ecc_pending"), "nvmlDeviceGetEccMode")
+    mig_current, mig_pending = pair(("mig_current", "mig_pending"), "nvmlDeviceGetMigMode")
+    record = {
         "index": index,
-        "name": text("nvmlDeviceGetName", 96),
-        "uuid": text("nvmlDeviceGetUUID", 96),
-        "serial": text("nvmlDeviceGetSerial", 30),
-        "compute_capability": capability,
-        "memory_total_mib": memory.total // (1 << 20) if optional("nvmlDeviceGetMemoryInfo", handle,
-                                                                  ctypes.byref(memory)) else None,
-        "pci_bus_id": bus_id,
+        "name": text("name", "nvmlDeviceGetName", NVML_NAME_SIZE),
+        "uuid": text("uuid", "nvmlDeviceGetUUID", NVML_UUID_SIZE),
+        "serial": text("serial", "nvmlDeviceGetSerial", NVML_SERIAL_SIZE),
+        "compute_capability": capability(),
+        "memory_total_mib": memory_total_mib(),
+        "pci_bus_id": pci_bus_id(),
         "persistence": None if persistence is None else bool(persistence),
-        "ecc_current": None if ecc_current is None else bool(ecc_current),
-        "ecc_pending": None if ecc_pending is None else bool(ecc_pending),
-        "mig_current": None if mig_current is None else bool(mig_current),
-        "mig_pending": None if mig_pending is None else bool(mig_pending),
+        "ecc_current": ecc_current, "ecc_pending": ecc_pending,
+        "mig_current": mig_current, "mig_pending": mig_pending,
         "power_limit_w": None if power is None else power / 1000.0,
-        "max_clock_sm_mhz": number("nvmlDeviceGetMaxClockInfo", ctypes.c_uint(NVML_CLOCK_SM)),
-        "max_clock_mem_mhz": number("nvmlDeviceGetMaxClockInfo", ctypes.c_uint(NVML_CLOCK_MEM)),
+        "max_clock_sm_mhz": number("max_clock_sm_mhz", "nvmlDeviceGetMaxClockInfo", ctypes.c_uint(NVML_CLOCK_SM)),
+        "max_clock_mem_mhz": number("max_clock_mem_mhz", "nvmlDeviceGetMaxClockInfo", ctypes.c_uint(NVML_CLOCK_MEM)),
+        "error": None,
     }
+    record.update(unsupported=answers.unsupported, errors=answers.errors)
+    return record
 
 
 def parse_smi_value(key, raw):
@@ -495,10 +629,16 @@ def parse_proc_driver_version(text):
 
 
 def gpu_fingerprint(nvml=None, smi=None, proc_text=None):
-    """The consolidated GPU view from the most robust source that answered, with every source's error."""
+    """The consolidated GPU view from the most robust source that answered, with every source's error.
+
+    From NVML also: which API generation answered (`nvml_api`), and why a driver-level value is
+    missing (`nvml_unsupported`, `nvml_errors`); each GPU carries its own `error`, `unsupported`, `errors`.
+    """
     nvml = nvml_fingerprint() if nvml is None else nvml
     result = {"source": None, "driver_version": None, "cuda_driver_version": None, "gpus": [],
-              "nvml_error": nvml.get("error"), "nvidia_smi_error": None, "nvidia_smi_rejected_fields": [],
+              "nvml_error": nvml.get("error"), "nvml_api": nvml.get("api"),
+              "nvml_unsupported": nvml.get("unsupported", {}), "nvml_errors": nvml.get("errors", {}),
+              "nvidia_smi_error": None, "nvidia_smi_rejected_fields": [],
               "proc_driver_version": parse_proc_driver_version(
                   read_text("/proc/driver/nvidia/version") if proc_text is None else proc_text)}
     if not nvml.get("error"):

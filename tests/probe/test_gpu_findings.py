@@ -18,10 +18,13 @@ CUDA_BUILD = json.loads((GPU_FIXTURES / "tf-build-info" / "conda-forge-cuda-11.2
 
 
 @pytest.fixture
-def capture_with_gpu(probe, fake_nvml):
-    def make(nvml_record: str, *, build=None, tf_gpus=(), loaded=None, installed=None, env=None) -> dict:
+def capture_with_gpu(probe, fake_nvml, fake_nvml_from):
+    def make(nvml_record: str | dict, *, build=None, tf_gpus=(), loaded=None, installed=None, env=None) -> dict:
+        """nvml_record: a fixture's name, or a record changed in the test (with a "label")."""
         fingerprint = copy.deepcopy(load_golden().fingerprint)
-        nvml = probe.nvml_fingerprint(str(fake_nvml(nvml_record) / "libnvidia-ml.so.1"))
+        library = fake_nvml(nvml_record) / "libnvidia-ml.so.1" if isinstance(nvml_record, str) else \
+            fake_nvml_from(nvml_record, nvml_record["label"])
+        nvml = probe.nvml_fingerprint(str(library))
         fingerprint["gpu"] = probe.gpu_fingerprint(nvml=nvml, smi={}, proc_text="")
         fingerprint["tensorflow"]["build_info"] = dict(build or fingerprint["tensorflow"]["build_info"])
         fingerprint["tensorflow"]["gpu_devices"] = [{"name": n, "compute_capability": c} for n, c in tf_gpus]
@@ -43,10 +46,22 @@ def test_cpu_only_tensorflow_on_a_gpu_machine_falls_back_silently(capture_with_g
 
 
 def test_driver_older_than_the_build_cuda(capture_with_gpu):
-    found = _codes(capture_with_gpu("quadro-m1000m-375.82", build=CUDA_BUILD))
+    """The 470 driver (CUDA 11.4) under a TensorFlow built with CUDA 12.2 (the conda-forge build record with
+    its CUDA version raised, as TensorFlow 2.15's wheels are built)."""
+    build = dict(CUDA_BUILD, cuda_version="12.2")
+    found = _codes(capture_with_gpu("a100-sxm4-80gb-470.103.01", build=build))
     assert found["driver-cuda-too-old"].severity == "fail"
-    assert "CUDA 8.0" in found["driver-cuda-too-old"].message and "11.2" in found["driver-cuda-too-old"].message
-    assert "driver supports CUDA 8.0, older than the CUDA 11.2" in found["gpu-cpu-fallback"].hint
+    assert "CUDA 11.4" in found["driver-cuda-too-old"].message and "12.2" in found["driver-cuda-too-old"].message
+    assert "driver supports CUDA 11.4, older than the CUDA 12.2" in found["gpu-cpu-fallback"].hint
+
+
+def test_driver_too_old_for_nvml_to_tell_its_cuda(capture_with_gpu):
+    """Driver 375 (NVML API 8) has no nvmlSystemGetCudaDriverVersion, which every driver since CUDA 9.1 has."""
+    found = _codes(capture_with_gpu("quadro-m1000m-375.82", build=CUDA_BUILD))
+    message = found["driver-cuda-too-old"].message
+    assert found["driver-cuda-too-old"].severity == "fail"
+    assert "375.82" in message and "predates CUDA 9.1" in message and "API 5-8" in message and "11.2" in message
+    assert "predates CUDA 9.1, older than the CUDA 11.2" in found["gpu-cpu-fallback"].hint
 
 
 def test_missing_cuda_libraries_explain_the_fallback(capture_with_gpu):
@@ -72,6 +87,35 @@ def test_nvml_errors_are_findings_with_plain_words(capture_with_gpu, record):
     (finding,) = [f for code, f in found.items() if code.startswith("nvml-")]
     assert finding.severity == "fail"
     assert ("reboot" in finding.hint.lower()) == (record == "driver-library-mismatch")
+
+
+def test_a_lost_gpu_is_a_finding_and_the_other_gpu_still_counts(capture_with_gpu):
+    found = _codes(capture_with_gpu("a100-sxm4-40gb-x2-580.126.09-gpu1-lost"))
+    lost = found["gpu-lost"]
+    assert lost.severity == "fail" and "GPU 1" in lost.message and "the other 1 GPU(s) were read" in lost.message
+    assert "Xid 79" in lost.hint
+    assert not [code for code in found if code.startswith("nvml-")]  # NVML itself answered
+    assert "1 × NVIDIA A100-SXM4-40GB" in found["gpu-cpu-fallback"].message  # the readable GPU only
+
+
+def test_a_refused_gpu_is_a_warning(capture_with_gpu):
+    found = _codes(capture_with_gpu("a100-sxm4-40gb-x2-580.126.09-gpu1-no-permission"))
+    assert found["gpu-no-permission"].severity == "warn" and "GPU 1" in found["gpu-no-permission"].message
+    assert "/dev/nvidia" in found["gpu-no-permission"].hint and "gpu-lost" not in found
+
+
+def test_other_handle_errors_and_failed_queries(capture_with_gpu):
+    record = json.loads((GPU_FIXTURES / "nvml" / "a100-sxm4-40gb-x2-580.126.09.json").read_text())
+    record["label"] = "reset-required-and-query-errors"
+    record["gpus"][1]["handle_result"] = 16  # RESET_REQUIRED
+    record["gpus"][0]["query_errors"] = {"memory": 4}  # memory info refused, as on a MIG GPU without privileges
+    found = _codes(capture_with_gpu(record))
+    assert found["gpu-inaccessible"].severity == "fail" and "RESET_REQUIRED" in found["gpu-inaccessible"].message
+    assert "nvidia-smi -r" in found["gpu-inaccessible"].hint
+    query = found["gpu-query-error"]
+    assert query.severity == "warn" and "GPU 0" in query.message and "memory_total_mib (NO_PERMISSION)" in query.message
+    record["label"], record["gpus"][0]["query_errors"] = "lost-mid-read", {"pci": 15}
+    assert "fell off the bus while being read" in _codes(capture_with_gpu(record))["gpu-lost"].message
 
 
 def test_gpu_golden_on_another_architecture_and_tf32_on_one_side(capture_with_gpu):
