@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,28 +11,9 @@ import pytest
 
 from envcheck.cli import main
 from envcheck.golden import builtin_golden_dir
-
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE_CACHE = Path(os.environ.get("ENVCHECK_FIXTURE_CACHE", Path.home() / ".cache" / "envcheck-fixtures"))
-TF_OLDER_PYTHON = FIXTURE_CACHE / "venv-tf-older" / "bin" / "python"
-NO_TF_PYTHON = FIXTURE_CACHE / "venv-no-tf" / "bin" / "python"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def require(condition: bool, what: str) -> None:
-    """Skip on a developer's machine, fail loudly in CI, when infrastructure is missing."""
-    if condition:
-        return
-    message = f"missing test infrastructure: {what} (run scripts/setup-test-env.sh)"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def tensorflow_installed() -> bool:
-    return subprocess.run([sys.executable, "-c", "import importlib.util as u, sys; "
-                           "sys.exit(u.find_spec('tensorflow') is None)"]).returncode == 0
-
+# Re-exported for tests that still import them from here; new tests import tests/helpers.py.
+from helpers import (FIXTURE_CACHE, IN_CI, NO_TF_PYTHON, RECORDED_REPORTS, REPO, TF_OLDER_PYTHON,  # noqa: F401
+                     make_golden_here, require, tensorflow_installed)
 
 @pytest.fixture(scope="session")
 def needs_tensorflow() -> None:
@@ -52,19 +31,6 @@ def run_cli(tmp_path, capsys):
         document = json.loads(report.read_text()) if report.exists() else None
         return code, out, err, document
     return run
-
-
-def make_golden_here(out: Path, **environment: str) -> Path:
-    """The built-in model and inputs as a golden made on the machine under test.
-
-    Tests that expect bitwise identity compare against this, never against the committed golden/default,
-    which another CPU (AMD vs Intel, AVX2 vs AVX-512/AMX) computes a few ULP differently."""
-    env = {**os.environ, **environment}
-    result = subprocess.run([sys.executable, "-m", "envcheck", "golden", "create", "--model",
-                             str(builtin_golden_dir() / "model"), "--inputs", str(builtin_golden_dir() / "inputs.npz"),
-                             "--out", str(out)], env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +80,6 @@ def snapshot(request):
     return check
 
 
-RECORDED_REPORTS = REPO / "fixtures" / "reports" / "recorded"
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,7 @@
-"""Helpers shared by tests (import them; fixtures stay in conftest.py)."""
+"""Helpers shared by tests: import them from here (`from helpers import …`); fixtures stay in conftest.py.
+
+Infrastructure (TensorFlow, extra interpreters, Docker) is real: when it is missing, `require` skips
+locally but fails in CI (CI=true), so a green CI run means everything really ran."""
 from __future__ import annotations
 
 import os
@@ -7,6 +10,47 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
+
+from envcheck.golden import builtin_golden_dir
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE_CACHE = Path(os.environ.get("ENVCHECK_FIXTURE_CACHE", Path.home() / ".cache" / "envcheck-fixtures"))
+TF_OLDER_PYTHON = FIXTURE_CACHE / "venv-tf-older" / "bin" / "python"
+NO_TF_PYTHON = FIXTURE_CACHE / "venv-no-tf" / "bin" / "python"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip on a developer's machine, fail loudly in CI, when infrastructure is missing."""
+    if condition:
+        return
+    message = f"missing test infrastructure: {what} (run scripts/setup-test-env.sh)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def tensorflow_installed() -> bool:
+    return subprocess.run([sys.executable, "-c", "import importlib.util as u, sys; "
+                           "sys.exit(u.find_spec('tensorflow') is None)"]).returncode == 0
+
+
+RECORDED_REPORTS = REPO / "fixtures" / "reports" / "recorded"
+
+
+def make_golden_here(out: Path, **environment: str) -> Path:
+    """The built-in model and inputs as a golden made on the machine under test.
+
+    Tests that expect bitwise identity compare against this, never against the committed golden/default,
+    which another CPU (AMD vs Intel, AVX2 vs AVX-512/AMX) computes a few ULP differently."""
+    env = {**os.environ, **environment}
+    result = subprocess.run([sys.executable, "-m", "envcheck", "golden", "create", "--model",
+                             str(builtin_golden_dir() / "model"), "--inputs", str(builtin_golden_dir() / "inputs.npz"),
+                             "--out", str(out)], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return out
 
 
 def _default_signals() -> None:

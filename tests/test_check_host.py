@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import NO_TF_PYTHON, TF_OLDER_PYTHON, require
-from helpers import alive, hanging_interpreter, kill_quietly, spawn_envcheck, wait_for_pid
+from helpers import (NO_TF_PYTHON, TF_OLDER_PYTHON, alive, hanging_interpreter, kill_quietly, require, spawn_envcheck,
+                     wait_for_pid)
 from envcheck.errors import ExitCode
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("needs_tensorflow")]

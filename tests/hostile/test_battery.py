@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require, tensorflow_installed
+from helpers import require, tensorflow_installed
 from envcheck.cli import main
 from hostile.cases import CASES, REPO, Case, close_sockets
 

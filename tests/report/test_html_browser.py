@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import RECORDED_REPORTS, require
+from helpers import RECORDED_REPORTS, require
 from envcheck.report.fleet import load_fleet
 from envcheck.report.fleet_html import render_review_html
 from envcheck.report.html import render_html

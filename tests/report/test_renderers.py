@@ -16,7 +16,7 @@ import pytest
 import xmlschema
 from markdown_it import MarkdownIt
 
-from conftest import RECORDED_REPORTS, REPO
+from helpers import RECORDED_REPORTS, REPO
 from envcheck.report.fleet import load_fleet
 from envcheck.report.fleet_html import render_review_html
 from envcheck.report.html import render_html

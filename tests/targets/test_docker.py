@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require
-from helpers import kill_quietly, spawn_envcheck
+from helpers import kill_quietly, require, spawn_envcheck
 from envcheck.errors import ExitCode
 from envcheck.golden import builtin_golden_dir
 
