@@ -11,8 +11,12 @@ import hashlib
 import os
 from typing import Any
 
-# List indexes are written [*], so one entry covers every GPU.
-IDENTIFYING_PATHS = ("host.hostname", "gpu.gpus[*].uuid", "gpu.gpus[*].serial", "gpu.gpus[*].pci_bus_id")
+from envcheck import fields
+
+# Exact paths from the field registry (envcheck/fields.py), list indexes written [*] so that one entry
+# covers every GPU. _redact names list items [*] too and compares exactly: never a glob, which would also
+# hash the reason beside a value (gpu.gpus[0].unsupported.uuid).
+IDENTIFYING_PATHS = fields.identifying_paths()
 DEFAULT_SALT = "envcheck/1"
 REDACTED_PREFIX = "sha256:"
 
@@ -32,7 +36,7 @@ def redact_fingerprint(fingerprint: dict[str, Any]) -> dict[str, Any]:
 def _redact(node: Any, path: str) -> None:
     children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for key, value in list(children):
-        child = f"{path}[*]" if isinstance(key, int) else (f"{path}.{key}" if path else str(key))
+        child = f"{path}{fields.ANY_INDEX}" if isinstance(key, int) else (f"{path}.{key}" if path else str(key))
         if isinstance(value, (dict, list)):
             _redact(value, child)
         elif (isinstance(value, str) and child in IDENTIFYING_PATHS

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from envcheck import fields
 from envcheck.compare.policy import Policy
 from envcheck.model import FingerprintDifference
 
 _ORDER = {"fail": 0, "warn": 1, "info": 2}
 
-# Lists of records that are still sets: the same device found in another order is no drift.
-SET_OF_RECORDS = frozenset({"tensorflow.devices", "tensorflow.gpu_devices"})
+# Lists of records that are still sets (the same device found in another order is no drift): exact
+# paths from the field registry (envcheck/fields.py).
+SET_OF_RECORDS = fields.set_of_records_paths()
 
 
 def diff_fingerprints(golden: dict[str, Any], target: dict[str, Any], policy: Policy) -> tuple[FingerprintDifference, ...]:

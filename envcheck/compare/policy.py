@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
-from envcheck import schemas
+from envcheck import fields, schemas
 from envcheck.errors import PolicyError, UsageError
 from envcheck.model import Severity, Tolerance
 
@@ -36,37 +36,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-# First match wins. Paths are dotted, list items as [i] (see compare/fingerprint.py).
-DEFAULT_SEVERITY: tuple[tuple[str, Severity], ...] = (
-    # identity of this particular machine or process: never drift
-    ("host.*", "ignore"), ("python.executable", "ignore"), ("tensorflow.threads.*", "info"),
-    # the TensorFlow build itself
-    ("tensorflow.version", "fail"), ("tensorflow.distribution*", "fail"), ("tensorflow.git_version", "fail"),
-    ("tensorflow.compiler_version", "fail"), ("tensorflow.build_info*", "fail"),
-    ("packages.tensorflow*", "fail"), ("packages.tf-nightly*", "fail"), ("packages.intel-tensorflow", "fail"),
-    # GPU stack: the driver and the CUDA libraries really loaded decide; which board it is warns;
-    # identifiers and where a library was found are context
-    ("gpu.gpus*uuid", "ignore"), ("gpu.gpus*serial", "ignore"), ("gpu.gpus*pci_bus_id", "ignore"),
-    ("gpu.gpus*index", "ignore"), ("gpu.driver_version", "fail"), ("gpu.cuda_driver_version", "fail"),
-    ("gpu.gpus*name", "warn"), ("gpu.gpus*compute_capability", "warn"), ("gpu.gpus[[]*[]]", "warn"),
-    ("gpu.*", "info"), ("cuda_libraries.installed*", "info"), ("cuda_libraries.loaded.*.path", "info"),
-    ("cuda_libraries.loaded.libm*", "warn"), ("cuda_libraries.loaded.libstdc++*", "warn"),
-    ("cuda_libraries.loaded*", "fail"), ("*cuda_version*", "fail"), ("*cudnn*", "fail"),
-    ("packages.nvidia-*", "fail"), ("tensorflow.gpu_devices*", "warn"), ("tensorflow.devices*", "warn"),
-    ("tensorflow.tf32", "warn"),
-    # libraries and switches that move numerics a little
-    ("packages.numpy", "warn"), ("numpy.version", "warn"), ("packages.keras", "warn"),
-    ("packages.tf-keras", "warn"), ("tensorflow.keras*", "warn"), ("packages.protobuf", "warn"),
-    ("packages.ml-dtypes", "warn"), ("tensorflow.onednn_enabled", "warn"), ("tensorflow.jit", "warn"),
-    ("tensorflow.op_determinism", "warn"), ("python.version", "warn"), ("python.implementation", "warn"),
-    ("cpu.missing_required_flags*", "fail"), ("cpu.tf_flags*", "warn"), ("os.glibc", "warn"),
-    ("env.TF_ENABLE_ONEDNN_OPTS", "warn"), ("env.ONEDNN_*", "warn"), ("env.DNNL_*", "warn"),
-    ("env.TF_SET_ONEDNN_FPMATH_MODE", "warn"), ("env.TF_XLA_FLAGS", "warn"), ("env.XLA_FLAGS", "warn"),
-    ("env.TF_DETERMINISTIC_OPS", "warn"), ("env.TF_CUDNN_*", "warn"), ("env.NVIDIA_TF32_OVERRIDE", "warn"),
-    ("env.TF_USE_LEGACY_KERAS", "warn"), ("env.PROTOCOL_BUFFERS_*", "warn"),
-    # everything else is worth seeing but changes no verdict
-    ("*", "info"),
-)
+# First match wins. Paths are dotted, list items as [i] (see compare/fingerprint.py); the rules and
+# their order come from the field registry (envcheck/fields.py, docs/fields.md).
+DEFAULT_SEVERITY: tuple[tuple[str, Severity], ...] = fields.severity_rules()
 SEVERITIES = frozenset(get_args(Severity))
 
 

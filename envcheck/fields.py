@@ -1,0 +1,212 @@
+"""The field registry: everything envcheck knows about a fingerprint field, in one table.
+
+Each entry names a fingerprint path pattern and what holds for the fields it matches: the default
+severity of a difference there, the hint that explains drift it causes (and how much drift that
+explains), whether its value identifies a machine (hashed in shared reports), whether a list of
+records there is a set, and a label for people. The policy defaults (compare/policy.py), the causes
+(compare/explain.py), redaction (redact.py) and set-ness (compare/fingerprint.py) are derived from
+FIELDS; adding what envcheck knows about a field is one entry here. See docs/fields.md.
+
+Path syntax: the policy file's (fnmatch globs over dotted paths, list items as `[i]`:
+`gpu.gpus[0].name`), plus `[*]` for "any list index", translated once by `glob()` to the fnmatch
+form `[[]*[]]`. A redacted or set-of-records entry is an exact path instead (`[*]` its only
+wildcard), matched exactly. Only the standard library is imported at run time: every stage,
+`envcheck --help` included, may read this table.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # envcheck.model imports numpy; a type needs nothing at run time
+    from envcheck.model import Severity
+
+ANY_INDEX = "[*]"
+ANY_INDEX_GLOB = "[[]*[]]"  # fnmatch: a literal `[`, anything, a literal `]`
+
+
+def glob(pattern: str) -> str:
+    """A registry pattern in fnmatch form, as policy files write it: `gpu.gpus[*].uuid` -> `gpu.gpus[[]*[]].uuid`."""
+    return pattern.replace(ANY_INDEX, ANY_INDEX_GLOB)
+
+
+@dataclass(frozen=True)
+class Hint:
+    """What a difference means for the outputs, and how much drift it alone typically explains."""
+
+    priority: int
+    """Hints are listed lowest first: the likeliest cause of drift leads."""
+    text: str
+    """Filled with {path} and {change} from the first matching difference."""
+    explains_ulp: int | None = None
+    explains_rel: float | None = None
+
+
+@dataclass(frozen=True)
+class Field:
+    """One path pattern and what envcheck knows about the fields it matches.
+
+    Without a severity the entry only adds knowledge (a hint, redaction, set-ness, a label): the
+    severity then comes from the first entry with one that matches, as for any path.
+    """
+
+    pattern: str
+    severity: Severity | None = None
+    label: str = ""
+    hint: Hint | None = None
+    identifying: bool = False
+    """Its value names a machine (hostname, GPU UUID): hashed in anything meant to be shared."""
+    set_of_records: bool = False
+    """A list of records whose order means nothing (lists of scalars are sets anyway)."""
+
+    def __post_init__(self) -> None:
+        # Redaction and set-ness name one field exactly, `[*]` standing for one list index: a glob
+        # would also hash the reason next to a value (gpu.gpus[0].unsupported.uuid) or a nested record.
+        exact = self.pattern.replace(ANY_INDEX, "") if self.identifying else self.pattern
+        if (self.identifying or self.set_of_records) and any(c in exact for c in "*?["):
+            raise ValueError(f"{self.pattern}: a redacted or set-of-records field is an exact path ([*] for any index)")
+
+
+# Hints that several fields share; a hint for one field may be written in its entry.
+ONEDNN = Hint(10, "{path} differs ({change}): oneDNN custom ops change the kernels' summation order; "
+              "expect bitwise-different outputs within ~15 ULP. Since TF 2.9 oneDNN is on by default only on CPUs "
+              "with avx512_vnni, avx512_bf16, avx_vnni or AMX.", explains_ulp=15)
+ONEDNN_ISA = Hint(20, "{path} differs ({change}): oneDNN dispatches to kernels for another instruction set "
+                  "(this is also how an older CPU is emulated); expect 0–12 ULP.", explains_ulp=12)
+ONEDNN_FPMATH = Hint(30, "{path} differs ({change}): oneDNN may compute float32 in reduced precision (bf16/tf32); "
+                     "expect relative error ~1e-3, far outside float32 noise.", explains_rel=1e-3)
+TF_RELEASE = Hint(60, "The TensorFlow build differs ({path}: {change}): kernels and defaults change between "
+                  "releases; expect ~1e-6 relative, more when a default changes. Pin the image to the golden's version.",
+                  explains_rel=1e-6)
+TF_BUILD = Hint(70, "TensorFlow was built differently ({path}: {change}): compiler, CUDA or cuDNN of the build "
+                "changed.")
+XLA = Hint(80, "XLA/JIT settings differ ({path}: {change}): fused kernels reorder arithmetic; expect ≤ ~14 ULP.",
+           explains_ulp=14)
+TF32 = Hint(90, "TF32 differs ({path}: {change}): on NVIDIA compute capability ≥ 8.0 matmul inputs are "
+            "rounded to 10 mantissa bits; expect ~5e-4 relative.", explains_rel=5e-4)
+DETERMINISM = Hint(100, "Determinism / cuDNN algorithm settings differ ({path}: {change}): on GPUs this changes "
+                   "algorithm choice and run-to-run variation; on CPUs it has no numeric effect.")
+NUMPY = Hint(110, "NumPy differs ({change}): ufuncs may differ by ≤ 4 ULP and NumPy 2's type promotion "
+             "changes pre/post-processing.", explains_ulp=4)
+KERAS = Hint(120, "Keras differs ({path}: {change}): ~1e-7 per layer; Keras 3 cannot load legacy "
+             "SavedModels with load_model.")
+PROTOBUF = Hint(130, "protobuf differs ({change}): no numeric effect, but a mismatch breaks TensorFlow's import.")
+
+# Severity: first entry with a severity that matches wins, so specific patterns come before broad
+# ones and `*` stays last. Hints: every hint with a matching entry, in priority order.
+FIELDS: tuple[Field, ...] = (
+    # identity of this particular machine or process: never drift
+    Field("host.hostname", label="hostname", identifying=True),
+    Field("host.*", "ignore"),
+    Field("python.executable", "ignore", label="Python interpreter"),
+    Field("tensorflow.threads.*", "info"),
+    # the TensorFlow build itself
+    Field("tensorflow.version", "fail", label="TensorFlow version", hint=TF_RELEASE),
+    Field("tensorflow.distribution*", "fail", hint=TF_RELEASE),
+    Field("tensorflow.git_version", "fail", hint=TF_RELEASE),
+    Field("tensorflow.compiler_version", "fail", hint=TF_BUILD),
+    Field("tensorflow.build_info*", "fail", label="TensorFlow build", hint=TF_BUILD),
+    Field("packages.tensorflow*", "fail", hint=TF_RELEASE),
+    Field("packages.tf-nightly*", "fail"),
+    Field("packages.intel-tensorflow", "fail"),
+    # GPU stack: the driver and the CUDA libraries really loaded decide; which board it is warns;
+    # identifiers and where a library was found are context. The `*uuid`-style globs are broad on
+    # purpose: they also silence why a value is missing (gpu.gpus[0].unsupported.uuid), which the
+    # `[*]` entries, hashing only the value itself, leave readable.
+    Field("gpu.gpus*uuid", "ignore"),
+    Field("gpu.gpus[*].uuid", label="GPU UUID", identifying=True),
+    Field("gpu.gpus*serial", "ignore"),
+    Field("gpu.gpus[*].serial", label="GPU serial number", identifying=True),
+    Field("gpu.gpus*pci_bus_id", "ignore"),
+    Field("gpu.gpus[*].pci_bus_id", label="GPU PCI bus id", identifying=True),
+    Field("gpu.gpus*index", "ignore"),
+    Field("gpu.driver_version", "fail", label="NVIDIA driver"),
+    Field("gpu.cuda_driver_version", "fail", label="CUDA driver API"),
+    Field("gpu.gpus*name", "warn", label="GPU model"),
+    Field("gpu.gpus*compute_capability", "warn", label="GPU compute capability"),
+    Field("gpu.gpus[*]", "warn", label="GPU"),
+    Field("gpu.*", "info"),
+    Field("cuda_libraries.installed*", "info"),
+    Field("cuda_libraries.loaded.*.path", "info"),
+    Field("cuda_libraries.loaded.libm*", "warn"),
+    Field("cuda_libraries.loaded.libstdc++*", "warn"),
+    Field("cuda_libraries.loaded*", "fail", label="CUDA library loaded"),
+    Field("*cuda_version*", "fail"),
+    Field("*cudnn*", "fail"),
+    Field("packages.nvidia-*", "fail"),
+    # the same device found in another order is no drift
+    Field("tensorflow.gpu_devices", set_of_records=True),
+    Field("tensorflow.gpu_devices*", "warn", label="TensorFlow GPU devices"),
+    Field("tensorflow.devices", set_of_records=True),
+    Field("tensorflow.devices*", "warn", label="TensorFlow devices"),
+    Field("tensorflow.tf32", "warn", label="TF32", hint=TF32),
+    # libraries and switches that move numerics a little
+    Field("packages.numpy", "warn", hint=NUMPY),
+    Field("numpy.version", "warn", label="NumPy version", hint=NUMPY),
+    Field("packages.keras", "warn", hint=KERAS),
+    Field("packages.tf-keras", "warn", hint=KERAS),
+    Field("tensorflow.keras*", "warn", hint=KERAS),
+    Field("packages.protobuf", "warn", hint=PROTOBUF),
+    Field("packages.ml-dtypes", "warn"),
+    Field("tensorflow.onednn_enabled", "warn", label="oneDNN enabled", hint=ONEDNN),
+    Field("tensorflow.jit", "warn", label="XLA JIT", hint=XLA),
+    Field("tensorflow.op_determinism", "warn", label="op determinism", hint=DETERMINISM),
+    Field("python.version", "warn", label="Python version",
+          hint=Hint(150, "Python differs ({change}): no numeric effect by itself; it selects other wheels.")),
+    Field("python.implementation", "warn"),
+    Field("cpu.missing_required_flags*", "fail", label="CPU instructions TensorFlow needs",
+          hint=Hint(50, "This CPU lacks instructions every TensorFlow x86 wheel needs ({path}: {change}): importing "
+                    "TensorFlow dies with SIGILL. Use a build for older CPUs or another machine.")),
+    Field("cpu.tf_flags*", "warn", label="CPU instruction sets",
+          hint=Hint(40, "The CPU's instruction sets differ ({path}: {change}): oneDNN and Eigen select other "
+                    "kernels (AVX2 / AVX-512 / AMX, FMA); expect 0–12 ULP.", explains_ulp=12)),
+    Field("os.glibc", "warn", label="glibc",
+          hint=Hint(140, "glibc differs ({change}): libm may differ within a few ULP, mostly in NumPy-side code.",
+                    explains_ulp=4)),
+    Field("env.TF_ENABLE_ONEDNN_OPTS", "warn", hint=ONEDNN),
+    Field("env.ONEDNN_MAX_CPU_ISA", hint=ONEDNN_ISA),
+    Field("env.ONEDNN_DEFAULT_FPMATH_MODE", hint=ONEDNN_FPMATH),
+    Field("env.ONEDNN_*", "warn"),
+    Field("env.DNNL_MAX_CPU_ISA", hint=ONEDNN_ISA),
+    Field("env.DNNL_*", "warn"),
+    Field("env.TF_SET_ONEDNN_FPMATH_MODE", "warn", hint=ONEDNN_FPMATH),
+    Field("env.TF_XLA_FLAGS", "warn", hint=XLA),
+    Field("env.XLA_FLAGS", "warn", hint=XLA),
+    Field("env.TF_DETERMINISTIC_OPS", "warn", hint=DETERMINISM),
+    Field("env.TF_CUDNN_*", "warn", hint=DETERMINISM),
+    Field("env.NVIDIA_TF32_OVERRIDE", "warn", hint=TF32),
+    Field("env.TF_USE_LEGACY_KERAS", "warn", hint=KERAS),
+    Field("env.PROTOCOL_BUFFERS_*", "warn", hint=PROTOBUF),
+    # everything else is worth seeing but changes no verdict
+    Field("*", "info"),
+)
+
+
+def severity_rules(fields: tuple[Field, ...] = FIELDS) -> tuple[tuple[str, Severity], ...]:
+    """(glob, severity) in registry order, for first-match lookup: compare/policy.py's defaults."""
+    return tuple((glob(f.pattern), f.severity) for f in fields if f.severity is not None)
+
+
+def hint_table(fields: tuple[Field, ...] = FIELDS) -> tuple[tuple[Hint, tuple[str, ...]], ...]:
+    """Each hint once, lowest priority first, with the globs of its entries in registry order."""
+    globs: dict[Hint, list[str]] = {}
+    for f in fields:
+        if f.hint is not None:
+            globs.setdefault(f.hint, []).append(glob(f.pattern))
+    return tuple((hint, tuple(globs[hint])) for hint in sorted(globs, key=lambda hint: hint.priority))
+
+
+def identifying_paths(fields: tuple[Field, ...] = FIELDS) -> tuple[str, ...]:
+    """The exact paths (`[*]` for any index) of values to hash before a fingerprint is shared: redact.py."""
+    return tuple(f.pattern for f in fields if f.identifying)
+
+
+def set_of_records_paths(fields: tuple[Field, ...] = FIELDS) -> frozenset[str]:
+    """The exact paths of lists of records compared as sets: compare/fingerprint.py."""
+    return frozenset(f.pattern for f in fields if f.set_of_records)
+
+
+def label_for(path: str, fields: tuple[Field, ...] = FIELDS) -> str:
+    """The label of the first labelled entry that matches `path`, or the path itself."""
+    return next((f.label for f in fields if f.label and fnmatch.fnmatchcase(path, glob(f.pattern))), path)
