@@ -24,8 +24,8 @@ from envcheck import schemas
 from envcheck.model import ABSENT
 from envcheck.redact import REDACTED_PREFIX, hash_identifier
 from envcheck.report.json import REPORT_SCHEMA
+from envcheck.report.vocabulary import VERDICT_RANK
 
-VERDICT_RANK = {"IDENTICAL": 0, "PASS": 1, "WARN": 2, "FAIL": 3, "ERROR": 4}
 NO_SITE = "(no site)"
 UNKNOWN_HOST = "unknown"
 """Shown for a host no target of its report named (a report of docker targets only, or of failures)."""

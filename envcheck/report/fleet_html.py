@@ -9,6 +9,7 @@ from typing import Any
 
 from envcheck.report import fleet as fleet_views
 from envcheck.report.html_common import render_page
+from envcheck.report.vocabulary import VERDICT_RANK
 
 
 def render_review_html(fleet: fleet_views.Fleet) -> str:
@@ -39,7 +40,7 @@ def _matrix(fleet: fleet_views.Fleet, anchors: dict[tuple[str, str], str]) -> di
     rows = []
     for site, cells in matrix.iterrows():
         # An unknown verdict has no rank: its cell sorts by its text.
-        rows.append((site, [{"verdict": verdict, "rank": fleet_views.VERDICT_RANK.get(verdict, ""),
+        rows.append((site, [{"verdict": verdict, "rank": VERDICT_RANK.get(verdict, ""),
                              "anchor": anchors[(site, spec)]} if isinstance(verdict, str) else None
                             for spec, verdict in cells.items()]))
     return {"specs": [str(spec) for spec in matrix.columns], "rows": rows}

@@ -9,9 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from envcheck.report.html_common import render_page
-
-EXIT_MEANING = {0: "matched the golden within policy", 1: "drift: at least one target failed the policy",
-                3: "could not decide: at least one target could not be checked"}
+from envcheck.report.vocabulary import EXIT_MEANING
 
 
 def render_html(report: dict[str, Any]) -> str:

@@ -11,8 +11,9 @@ import html
 import re
 from typing import Any
 
-from envcheck.report.html import EXIT_MEANING, diff_summary, outputs_summary
+from envcheck.report.html import diff_summary, outputs_summary
 from envcheck.report.html_common import set_change
+from envcheck.report.vocabulary import EXIT_MEANING
 
 HEADLINE = {0: "✅ envcheck passed", 1: "❌ envcheck found drift", 3: "⚠️ envcheck could not decide"}
 

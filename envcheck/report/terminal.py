@@ -12,12 +12,11 @@ from rich.table import Table
 from rich.text import Text
 
 from envcheck.model import OutputComparison, RunReport, TargetResult
+from envcheck.report.vocabulary import EXIT_MEANING, VERDICTS
 
 VERDICT_STYLE = {"IDENTICAL": "bold green", "PASS": "green", "WARN": "bold yellow", "FAIL": "bold red",
                  "ERROR": "bold magenta"}
 SEVERITY_STYLE = {"fail": "red", "warn": "yellow", "info": "dim"}
-EXIT_MEANING = {0: "matched the golden within policy", 1: "drift: at least one target failed the policy",
-                3: "could not decide: at least one target could not be checked"}
 STATUS_STYLE = {"identical": "green", "noise": "green", "drift": "bold red", "mismatch": "bold red"}
 MAX_INFO_DIFFS = 8
 
@@ -128,7 +127,7 @@ def _numbers(o: OutputComparison) -> str:
 
 def render_plain(report: RunReport) -> str:
     """The run for a CI log: plain lines, names never cut, the verdict of each target on its own line."""
-    summary = ", ".join(f"{sum(t.verdict == v for t in report.targets)} {v}" for v in reversed(VERDICT_STYLE)
+    summary = ", ".join(f"{sum(t.verdict == v for t in report.targets)} {v}" for v in reversed(VERDICTS)
                         if any(t.verdict == v for t in report.targets))
     lines = [f"envcheck · golden {report.golden_path} ({report.golden_sha256[:12]}) · {summary}"]
     width = max(len(t.verdict) for t in report.targets) if report.targets else 0
