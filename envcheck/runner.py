@@ -8,7 +8,7 @@ import dataclasses
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Protocol
 
@@ -21,6 +21,9 @@ from envcheck.model import Capture, RunReport, TargetFailure, TargetResult
 from envcheck.redact import redact_fingerprint
 from envcheck.targets import cancel_running
 from envcheck.targets.base import Target
+
+WAKE_S = 0.25
+"""Longest wait between two looks for a pending signal while probes run."""
 
 
 class ProgressListener(Protocol):
@@ -48,7 +51,12 @@ def run_targets(targets: Sequence[Target], bundle_dir: Path, *, timeout: float, 
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        return list(pool.map(one, range(len(targets)), targets))
+        futures = [pool.submit(one, index, target) for index, target in enumerate(targets)]
+        # NOTE: the kernel may deliver Ctrl-C or SIGTERM to a worker thread; Python then runs the handler
+        # only when the main thread next runs, so it must not sleep until the probes end: it wakes often.
+        while wait(futures, timeout=WAKE_S).not_done:
+            pass
+        return [future.result() for future in futures]
     except KeyboardInterrupt:
         # Stop the probes now; each worker then cleans up after its own (container removed).
         cancel_running()

@@ -268,6 +268,33 @@ def test_signal_ends_running_probes_and_writes_nothing(tmp_path, signum, exit_co
         kill_quietly(child.pid, probe_pid)
 
 
+TGKILL = {"x86_64": 234, "aarch64": 131}  # the syscall's number per architecture (asm/unistd.h)
+
+
+def test_a_signal_delivered_to_a_worker_thread_still_stops_the_run(tmp_path):
+    """The kernel may hand a process's SIGTERM to any thread: one that lands on the thread waiting for a
+    probe must stop the run as promptly as one that lands on the main thread."""
+    import ctypes
+    import platform
+    require(platform.machine() in TGKILL, f"the tgkill syscall number for {platform.machine()}")
+    hang, pid_file = hanging_interpreter(tmp_path)
+    child = spawn_envcheck("check", "--target", f"python:{hang}", "--timeout", "120", "--no-reports")
+    probe_pid = None
+    try:
+        probe_pid = wait_for_pid(pid_file, 60)
+        assert probe_pid is not None, "the hung probe never started"
+        threads = [int(t) for t in os.listdir(f"/proc/{child.pid}/task") if int(t) != child.pid]
+        assert threads, "envcheck runs its probes in worker threads"
+        libc = ctypes.CDLL(None, use_errno=True)
+        for thread in threads:
+            libc.syscall(TGKILL[platform.machine()], child.pid, thread, signal.SIGTERM)
+        _, err = child.communicate(timeout=20)
+        assert child.returncode == 143 and "interrupted" in err, err
+        assert not alive(probe_pid)
+    finally:
+        kill_quietly(child.pid, probe_pid)
+
+
 def test_model_tensorflow_cannot_load_is_a_plain_error(run_cli, tmp_path):
     from envcheck.golden import builtin_golden_dir
     model = tmp_path / "model"
