@@ -307,13 +307,14 @@ def command_probe(args: argparse.Namespace) -> int:
 
     from envcheck.capture import save_capture_dir
     from envcheck.model import TargetFailure
+    from envcheck.runner import run_probe_into
 
     golden = _load_golden(args)
     (target,) = _targets([args.target], args)
     _check_capture_destination(args.out)
     with _progress([target.spec]) as progress, tempfile.TemporaryDirectory(prefix="envcheck-probe-") as work:
         progress.started(0, target.spec)
-        outcome = target.run(golden.path, Path(work), args.timeout)
+        outcome = run_probe_into(target, golden.path, Path(work), args.timeout)
         outcome = _with_site(outcome, args.site)
         if not args.raw:
             outcome = _for_sending(outcome)

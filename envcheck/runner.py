@@ -7,10 +7,11 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from envcheck import __version__
 from envcheck.compare.evaluate import evaluate
@@ -22,6 +23,7 @@ from envcheck.redact import redact_fingerprint
 from envcheck.targets import cancel_running
 from envcheck.targets.base import Target
 
+T = TypeVar("T")
 WAKE_S = 0.25
 """Longest wait between two looks for a pending signal while probes run."""
 
@@ -49,16 +51,27 @@ def run_targets(targets: Sequence[Target], bundle_dir: Path, *, timeout: float, 
             progress.finished(index, target.spec, outcome)
         return outcome
 
+    return run_interruptibly([partial(one, index, target) for index, target in enumerate(targets)], jobs)
+
+
+def run_probe_into(target: Target, bundle_dir: Path, out_dir: Path, timeout: float) -> Capture | TargetFailure:
+    """One probe whose capture stays in `out_dir` (envcheck probe keeps it), stoppable like the others."""
+    (outcome,) = run_interruptibly([partial(target.run, Path(bundle_dir), Path(out_dir), timeout)], 1)
+    return outcome
+
+
+def run_interruptibly(calls: Sequence[Callable[[], T]], jobs: int) -> list[T]:
+    """Results of `calls` in their order, up to `jobs` at once in worker threads; Ctrl-C or SIGTERM stops
+    every probe still running (each worker then cleans up after its own: containers removed)."""
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        futures = [pool.submit(one, index, target) for index, target in enumerate(targets)]
+        futures = [pool.submit(call) for call in calls]
         # NOTE: the kernel may deliver Ctrl-C or SIGTERM to a worker thread; Python then runs the handler
         # only when the main thread next runs, so it must not sleep until the probes end: it wakes often.
         while wait(futures, timeout=WAKE_S).not_done:
             pass
         return [future.result() for future in futures]
     except KeyboardInterrupt:
-        # Stop the probes now; each worker then cleans up after its own (container removed).
         cancel_running()
         raise
     finally:
