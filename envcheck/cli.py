@@ -18,6 +18,7 @@ from pathlib import Path
 
 from envcheck import __version__
 from envcheck.errors import EnvcheckError, ExitCode, Interrupted, UsageError
+from envcheck.report.registry import add_report_options
 
 DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_REPORTS_DIR = "reports"
@@ -145,10 +146,7 @@ def _comparison_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", type=Path, metavar="FILE", help="TOML policy overriding tolerances and severities")
     parser.add_argument("--fail-on", choices=("warn", "fail"), default="fail",
                         help="'warn' makes WARN targets fail the gate too (default: fail)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the JSON report here")
-    parser.add_argument("--html", type=Path, metavar="PATH", help="write a self-contained HTML report")
-    parser.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML (a test case per target × check)")
-    parser.add_argument("--markdown", type=Path, metavar="PATH", help="write a Markdown summary (merge-request comment)")
+    add_report_options(parser)
     parser.add_argument("--reports-dir", type=Path, default=Path(DEFAULT_REPORTS_DIR), metavar="DIR",
                         help=f"every run's JSON report is kept here (default {DEFAULT_REPORTS_DIR}/)")
     parser.add_argument("--no-reports", action="store_true", help="do not keep a JSON report in --reports-dir")
@@ -230,96 +228,48 @@ def _targets(specs: list[str], args: argparse.Namespace):
     return [parse_target(spec, **docker) for spec in specs]
 
 
-GOLDEN_LAYER = "golden manifest"
+def _golden_and_policy(args: argparse.Namespace):
+    """The verified golden and the policy; the policy's loosenings are said in words before anything runs."""
+    from envcheck.check import layered_policy, load_pinned_golden
 
-
-def _policy(golden, args: argparse.Namespace):
-    """The policy and its record; the golden's loosenings are said in words before anything runs."""
-    from envcheck.compare.policy import build_policy, load_policy_file
-    from envcheck.compare.policy_record import policy_record
-
-    layers = [(GOLDEN_LAYER, golden.policy)]
-    if args.policy:
-        layers.append((str(args.policy), load_policy_file(args.policy)))
-    policy = build_policy(*(table for _, table in layers), source=str(args.policy or GOLDEN_LAYER))
-    record = policy_record(layers, policy, GOLDEN_LAYER)
+    golden = load_pinned_golden(args.golden, args.golden_sha256)
+    policy, record = layered_policy(golden, args.policy)
     for warning in record["warnings"]:
         _err(f"warning: {warning}")
-    return policy, record
-
-
-def _load_golden(args: argparse.Namespace):
-    """The golden, verified; with --golden-sha256, exactly the bundle CI pinned or nothing."""
-    from envcheck.errors import GoldenError
-    from envcheck.golden import load_golden
-
-    golden = load_golden(args.golden)
-    pinned = (args.golden_sha256 or "").lower()
-    if pinned and not golden.sha256.startswith(pinned):
-        raise GoldenError(f"{golden.path}: manifest sha256 is {golden.sha256}, but --golden-sha256 pins {pinned}")
-    return golden
+    return golden, policy, record
 
 
 def command_check(args: argparse.Namespace) -> int:
-    from envcheck.runner import build_report, run_targets
+    from envcheck.check import check_targets
 
-    golden = _load_golden(args)
-    policy, record = _policy(golden, args)
+    golden, policy, record = _golden_and_policy(args)
     targets = _targets(args.targets or ["host"], args)
     _check_writable(args)
     _preload_comparison()
     with _progress([t.spec for t in targets]) as progress:
-        outcomes = run_targets(targets, golden.path, timeout=args.timeout, jobs=args.jobs, site=args.site,
-                               progress=progress)
-    report = build_report(golden, outcomes, policy, args.fail_on, record)
+        report = check_targets(golden, targets, policy, record, timeout=args.timeout, jobs=args.jobs,
+                               site=args.site, fail_on=args.fail_on, progress=progress)
     return _publish(report, args)
 
 
 def command_compare(args: argparse.Namespace) -> int:
-    from envcheck.capture import load_capture_dir
-    from envcheck.model import TargetFailure
-    from envcheck.runner import build_report
+    from envcheck.check import compare_captures
 
-    golden = _load_golden(args)
-    policy, record = _policy(golden, args)
+    golden, policy, record = _golden_and_policy(args)
     _check_writable(args)
-    outcomes = []
-    for directory in args.captures:
-        outcome, golden_sha256 = load_capture_dir(directory)
-        if outcome.site is None:  # captured without --site: its folder names it, so two machines never merge
-            outcome = _with_site(outcome, Path(directory).resolve().name)
-        if golden_sha256 and golden_sha256 != golden.sha256:
-            # Everything the capture says is kept (a failed capture's stage, exit code, stderr too).
-            kept = {name: getattr(outcome, name) for name in ("exit_code", "stderr_tail", "stage")
-                    if hasattr(outcome, name)}
-            outcome = TargetFailure(spec=outcome.spec, kind="golden-mismatch", site=outcome.site,
-                                    message=f"{directory} was captured with golden {golden_sha256[:12]}, "
-                                            f"not {golden.sha256[:12]}; compare it with the golden it ran",
-                                    fingerprint=outcome.fingerprint, target_info=outcome.target_info,
-                                    timings=outcome.timings, **kept)
-        outcomes.append(outcome)
-    report = build_report(golden, outcomes, policy, args.fail_on, record)
-    return _publish(report, args)
+    return _publish(compare_captures(golden, args.captures, policy, record, args.fail_on), args)
 
 
 def command_probe(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from envcheck.capture import save_capture_dir
+    from envcheck.check import load_pinned_golden, probe_to_directory
     from envcheck.model import TargetFailure
-    from envcheck.runner import run_probe_into
 
-    golden = _load_golden(args)
+    golden = load_pinned_golden(args.golden, args.golden_sha256)
     (target,) = _targets([args.target], args)
     _check_capture_destination(args.out)
-    with _progress([target.spec]) as progress, tempfile.TemporaryDirectory(prefix="envcheck-probe-") as work:
-        progress.started(0, target.spec)
-        outcome = run_probe_into(target, golden.path, Path(work), args.timeout)
-        outcome = _with_site(outcome, args.site)
-        if not args.raw:
-            outcome = _for_sending(outcome)
-        progress.finished(0, target.spec, outcome)
-        save_capture_dir(outcome, Path(work), args.out, golden.sha256)
+    with _progress([target.spec]) as progress:
+        outcome = probe_to_directory(golden, target, args.out, timeout=args.timeout, site=args.site, raw=args.raw,
+                                     progress=progress)
     if isinstance(outcome, TargetFailure):
         _err(f"{target.spec}: {outcome.message}")
         _err(f"the partial capture is in {args.out}; send it back for diagnosis")
@@ -350,34 +300,26 @@ def _check_capture_destination(out: Path) -> None:
 
 
 def command_review(args: argparse.Namespace) -> int:
+    """Review many JSON reports: the terminal view first, then the CSV and HTML files, each written atomically."""
     from envcheck.files import atomic_write_text
-    from envcheck.report.fleet import flat_table, load_fleet, parse_since
+    from envcheck.report.fleet_csv import render_review_csv
     from envcheck.report.fleet_html import render_review_html
     from envcheck.report.fleet_terminal import render_review, skipped_lines
+    from envcheck.review import review
 
-    since = None
-    if args.since is not None:
-        try:
-            if not args.since.strip():
-                raise ValueError("empty")
-            since = parse_since(args.since)
-        except ValueError:
-            raise UsageError(f"--since {args.since!r} is not a date (YYYY-MM-DD)") from None
-    existing = [p for p in args.paths if p.exists()]
-    missing = [str(p) for p in args.paths if not p.exists()]
-    if missing:
-        _err(f"no such file or directory: {', '.join(missing)}")
-    fleet = load_fleet(existing, since)
-    if fleet.files_read + fleet.files_before_since == 0:  # (reports all older than --since are an empty review, not an error)
-        for line in skipped_lines(fleet.skipped):
+    result = review(args.paths, args.since)
+    if result.missing:
+        _err(f"no such file or directory: {', '.join(result.missing)}")
+    if result.nothing_read:
+        for line in skipped_lines(result.skipped):
             _err(line)
         _err("error: no report could be read")
         return ExitCode.UNDECIDED
-    _show(render_review(fleet))
+    _show(render_review(result))
     if args.csv:
-        atomic_write_text(args.csv, flat_table(fleet).to_csv(index=False))
+        atomic_write_text(args.csv, render_review_csv(result))
     if args.html:
-        atomic_write_text(args.html, render_review_html(fleet))
+        atomic_write_text(args.html, render_review_html(result))
     written = [str(p) for p in (args.csv, args.html) if p]
     if written:
         _say(f"written: {', '.join(written)}")
@@ -409,20 +351,18 @@ def command_golden_verify(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------------- output
 
-RENDERERS = {"html": ("envcheck.report.html", "render_html"), "junit": ("envcheck.report.junit", "render_junit"),
-             "markdown": ("envcheck.report.markdown", "render_markdown")}
-
-
-def _report_paths(args: argparse.Namespace) -> list[tuple[Path, str]]:
+def _report_paths(args: argparse.Namespace):
     """(path, format) of every report this run writes; JSON last, so it can record a failed write."""
-    paths = [(getattr(args, name), name) for name in RENDERERS if getattr(args, name, None)]
+    from envcheck.report.registry import BY_NAME, requested
+
+    paths = [(path, fmt) for path, fmt in requested(args) if fmt.name != "json"]
     if not args.no_reports:
         import time
 
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time() % 1:.6f}"[1:]
-        paths.append((args.reports_dir / f"envcheck-{stamp}Z.json", "json"))
+        paths.append((args.reports_dir / f"envcheck-{stamp}Z.json", BY_NAME["json"]))
     if args.json:
-        paths.append((args.json, "json"))
+        paths.append((args.json, BY_NAME["json"]))
     return paths
 
 
@@ -448,25 +388,25 @@ def _publish(report, args: argparse.Namespace) -> int:
     A report that cannot be written is one more line and exit 3; the JSON reports then say so too,
     so the JSON's exit_code always equals the process's."""
     from envcheck.files import atomic_write_text
-    from envcheck.report.json import render_json, report_to_dict
+    from envcheck.report.json import report_to_dict
     from envcheck.report.terminal import render_plain, render_terminal
+    from envcheck.report.view import build_view
 
     document = report_to_dict(report)
+    view = build_view(document)
     args.outcome = report.exit_code
     if sys.stdout.isatty():
-        _show(render_terminal(report))
+        _show(render_terminal(view))
     else:  # a CI log: plain lines, one per target, names never cut
-        _say(render_plain(report).rstrip("\n"))
+        _say(render_plain(view).rstrip("\n"))
     written: list[str] = []
     problems: list[str] = []
-    for path, kind in _report_paths(args):
-        if kind == "json" and problems:
+    for path, fmt in _report_paths(args):
+        if fmt.from_document and problems:
             document["exit_code"] = int(ExitCode.UNDECIDED)
             document["publish_errors"] = problems
-        render = render_json if kind == "json" else getattr(importlib.import_module(RENDERERS[kind][0]),
-                                                            RENDERERS[kind][1])
         try:
-            atomic_write_text(path, render(document))
+            atomic_write_text(path, fmt.render(document, view))
             written.append(str(path))
         except OSError as error:
             problems.append(f"cannot write report {path}: {error.strerror or error}")
@@ -512,21 +452,6 @@ def _preload_comparison() -> None:
             importlib.import_module(name)
 
     threading.Thread(target=load, name="envcheck-preload", daemon=True).start()
-
-
-def _with_site(outcome, site):
-    import dataclasses
-
-    return dataclasses.replace(outcome, site=site)
-
-
-def _for_sending(outcome):
-    import dataclasses
-
-    from envcheck.redact import redact_for_sending
-
-    fingerprint, target_info = redact_for_sending(outcome.fingerprint, outcome.target_info)
-    return dataclasses.replace(outcome, fingerprint=fingerprint, target_info=target_info)
 
 
 class _progress:

@@ -1,4 +1,4 @@
-"""Run the probe in many targets, concurrently, and build the run's report.
+"""Run the probe in many targets, concurrently, and stoppably (Ctrl-C, SIGTERM).
 
 A failing target is a TargetFailure in the list, never an exception that stops the others.
 """
@@ -6,20 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from envcheck import __version__
-from envcheck.compare.evaluate import evaluate
-from envcheck.compare.policy import Policy
-from envcheck.compare.verdict import FailOn, exit_code_for
-from envcheck.golden import GoldenBundle
-from envcheck.model import Capture, RunReport, TargetFailure, TargetResult
-from envcheck.redact import redact_fingerprint
+from envcheck.model import Capture, TargetFailure
 from envcheck.targets import cancel_running
 from envcheck.targets.base import Target
 
@@ -77,13 +70,3 @@ def run_interruptibly(calls: Sequence[Callable[[], T]], jobs: int) -> list[T]:
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
-
-def build_report(golden: GoldenBundle, outcomes: Sequence[Capture | TargetFailure], policy: Policy,
-                 fail_on: FailOn = "fail", policy_record: dict | None = None) -> RunReport:
-    # A bundle written by envcheck is already redacted; one written elsewhere may not be: redact once here.
-    shared = redact_fingerprint(golden.fingerprint)
-    results: list[TargetResult] = [evaluate(o, golden.expected, shared, policy) for o in outcomes]
-    return RunReport(golden_path=str(golden.path), golden_sha256=golden.sha256, targets=tuple(results),
-                     exit_code=int(exit_code_for((r.verdict for r in results), fail_on)), fail_on=fail_on,
-                     created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), envcheck_version=__version__,
-                     policy=policy_record)

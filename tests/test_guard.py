@@ -16,7 +16,7 @@ from hostile.cases import good_capture
 STAGES = [
     pytest.param("envcheck.golden.load_golden", id="load-golden"),
     pytest.param("envcheck.capture.load_capture_dir", id="load-capture"),
-    pytest.param("envcheck.runner.build_report", id="compare"),
+    pytest.param("envcheck.check.build_report", id="compare"),
     pytest.param("envcheck.report.json.report_to_dict", id="report"),
     pytest.param("envcheck.report.terminal.render_plain", id="render"),
     pytest.param("envcheck.files.atomic_write_text", id="write"),
@@ -42,8 +42,8 @@ def test_a_fault_at_any_stage_is_exit_3_with_one_line(stage, tmp_path, capsys, m
 
 
 def test_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
-    import envcheck.runner
-    monkeypatch.setattr(envcheck.runner, "build_report", _explode)
+    import envcheck.check
+    monkeypatch.setattr(envcheck.check, "build_report", _explode)
     code = main(["--debug", "compare", str(good_capture(tmp_path)), "--no-reports"])
     assert code == ExitCode.UNDECIDED and "Traceback" in capsys.readouterr().err
 

@@ -15,10 +15,11 @@ from typing import Any
 
 import jinja2
 
+from envcheck.report.view import clip, num, pct, set_change, text
+from envcheck.report.vocabulary import VERDICT_COLOURS
+
 TEMPLATES = Path(__file__).parent / "templates"
 
-VERDICT_COLOURS = {"IDENTICAL": "#1a7f37", "PASS": "#4c9a2a", "WARN": "#b7791f", "FAIL": "#cf222e",
-                   "ERROR": "#8250df", None: "#6e7781"}
 BAR_COLOUR = "#d1495b"
 
 # Data never becomes a class name: known values map to a fixed class, anything else to a neutral one.
@@ -29,44 +30,15 @@ NEUTRAL_VERDICT, NEUTRAL_SEVERITY = "v-other", "sev-other"
 STYLE_TEMPLATE, SCRIPT_TEMPLATE = "style.css", "sort_filter.js"
 
 
+__all__ = ["VERDICT_COLOURS", "clip", "content_security_policy", "hash_source", "render_page"]
+
+
 def verdict_class(verdict: Any) -> str:
     return VERDICT_CLASSES.get(verdict, NEUTRAL_VERDICT) if isinstance(verdict, str) else NEUTRAL_VERDICT
 
 
 def severity_class(severity: Any) -> str:
     return SEVERITY_CLASSES.get(severity, NEUTRAL_SEVERITY) if isinstance(severity, str) else NEUTRAL_SEVERITY
-
-
-def text(value: Any) -> str:
-    return "—" if value is None else str(value)
-
-
-def num(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def pct(value: Any) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.1%}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
-
-
-def clip(value: Any, width: int = 120) -> str:
-    shown = "absent" if value is None else str(value)
-    return shown if len(shown) <= width else shown[: width - 1] + "…"
-
-
-def set_change(difference: dict[str, Any]) -> str | None:
-    """`missing a, b; extra c` for a set-valued field (an entry with missing/extra), else None."""
-    if difference.get("missing") is None and difference.get("extra") is None:
-        return None
-    parts = [f"{word} {', '.join(map(str, difference.get(word) or []))}" for word in ("missing", "extra")
-             if difference.get(word)]
-    return "; ".join(parts) or None
 
 
 def histogram(buckets: Any, title: str, width: int = 420, height: int = 150) -> dict[str, Any] | None:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from typing import Any
 
-from envcheck.report.html import diff_summary
-from envcheck.report.html_common import set_change
+from envcheck.report.view import ReportView, TargetView
 
 # Everything outside XML 1.0's Char production: C0 controls but tab, LF and CR; lone surrogates; U+FFFE/F.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -27,23 +25,24 @@ def xml_text(value: str) -> str:
     return _NOT_XML.sub("\ufffd", value)
 
 
-def render_junit(report: dict[str, Any]) -> str:
+def render_junit(view: ReportView) -> str:
+    """The run as JUnit XML: a test suite for the golden, four test cases per target."""
     suites = ET.Element("testsuites", name="envcheck")
-    suite = ET.SubElement(suites, "testsuite", name=f"envcheck golden {str(report['golden']['sha256'])[:12]}")
-    timestamp = str(report["created"]).rstrip("Z")
+    suite = ET.SubElement(suites, "testsuite", name=f"envcheck golden {view.golden_sha256[:12]}")
+    timestamp = view.created.rstrip("Z")
     if _TIMESTAMP.fullmatch(timestamp):  # optional in the schema: better none than an invalid one
         suite.set("timestamp", timestamp)
     properties = ET.SubElement(suite, "properties")
-    for name, value in (("golden.path", report["golden"]["path"]), ("golden.sha256", report["golden"]["sha256"]),
-                        ("exit_code", report["exit_code"]), ("fail_on", report["fail_on"])):
+    for name, value in (("golden.path", view.golden_path), ("golden.sha256", view.golden_sha256),
+                        ("exit_code", view.exit_code), ("fail_on", view.fail_on)):
         ET.SubElement(properties, "property", name=name, value=str(value))
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total_time = 0.0
-    for target in report["targets"]:
-        classname = f"envcheck.{target['site'] or 'local'}.{target['spec']}"
-        seconds = float(target.get("timings", {}).get("total_s") or 0.0)
+    for target in view.targets:
+        classname = f"envcheck.{target.site or 'local'}.{target.spec}"
+        seconds = float(target.timings.get("total_s") or 0.0)
         total_time += seconds
-        for check, outcome in _checks(target, report["fail_on"]):
+        for check, outcome in _checks(target, view.fail_on):
             case = ET.SubElement(suite, "testcase", classname=classname, name=check,
                                  time=f"{seconds if check == 'runnable' else 0.0:.3f}")
             counts["tests"] += 1
@@ -73,32 +72,26 @@ def _scrub(root: ET.Element) -> None:
             element.set(key, xml_text(value))
 
 
-def _checks(target: dict[str, Any], fail_on: str):
+def _checks(target: TargetView, fail_on: str):
     failing = {"fail", "warn"} if fail_on == "warn" else {"fail"}
-    findings = [f for f in target.get("findings") or [] if f["severity"] in failing]
+    findings = [f for f in target.findings if f["severity"] in failing]
     environment = None
     if findings:
         environment = ("failure", "; ".join(f"{f['code']}: {f['message']}" for f in findings),
                        "\n".join(f"[{f['severity']}] {f['code']}: {f['message']}\n  -> {f['hint']}" for f in findings))
-    if target["error"]:
-        error = target["error"]
+    if target.error:
+        error = target.error
         skipped = ("skipped", "not checked: the target could not be probed", "")
         return [("runnable", ("error", f"{error['kind']}: {error['message']}", error.get("stderr_tail") or "")),
                 ("outputs", skipped), ("fingerprint", skipped), ("environment", environment or skipped)]
-    bad = {name: o for name, o in (target["outputs"] or {}).items() if o["status"] in ("drift", "mismatch")}
+    bad = [o for o in target.outputs if o.status in ("drift", "mismatch")]
     outputs = None
     if bad:
-        outputs = ("failure", "; ".join(f"{name}: {o.get('reason') or '—'}" for name, o in bad.items()),
-                   "\n".join(map(str, target["hints"])))
-    decisive = [d for d in target["fingerprint_diff"] if d["severity"] in failing]
+        outputs = ("failure", "; ".join(f"{o.name}: {o.reason or '—'}" for o in bad), "\n".join(target.hints))
+    decisive = [d for d in target.differences if d.severity in failing]
     fingerprint = None
     if decisive:
-        lines = [f"[{d['severity']}] {d['path']}: {_change(d)}" for d in decisive]
-        fingerprint = ("failure", f"{diff_summary(target)}: " + ", ".join(str(d["path"]) for d in decisive[:5]),
-                       "\n".join(lines + [""] + list(map(str, target["hints"]))))
+        lines = [f"[{d.severity}] {d.path}: {d.change}" for d in decisive]
+        fingerprint = ("failure", f"{target.diff_summary}: " + ", ".join(d.path for d in decisive[:5]),
+                       "\n".join(lines + [""] + list(target.hints)))
     return [("runnable", None), ("outputs", outputs), ("fingerprint", fingerprint), ("environment", environment)]
-
-
-def _change(difference: dict[str, Any]) -> str:
-    """`missing a; extra b` for a set-valued field, else `golden -> target` as before."""
-    return set_change(difference) or f"{difference.get('golden')} -> {difference.get('target')}"

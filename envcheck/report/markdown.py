@@ -11,9 +11,7 @@ import html
 import re
 from typing import Any
 
-from envcheck.report.html import diff_summary, outputs_summary
-from envcheck.report.html_common import set_change
-from envcheck.report.vocabulary import EXIT_MEANING
+from envcheck.report.view import ReportView, TargetView
 
 HEADLINE = {0: "✅ envcheck passed", 1: "❌ envcheck found drift", 3: "⚠️ envcheck could not decide"}
 
@@ -45,42 +43,41 @@ def _intraword(match: re.Match) -> bool:
     return start > 0 and end < len(text) and text[start - 1].isalnum() and text[end].isalnum()
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    code = report["exit_code"]
-    summary = " · ".join(f"{md(count)} {md(verdict)}" for verdict, count in sorted(report["summary"].items()))
+def render_markdown(view: ReportView) -> str:
+    """The run as a Markdown comment: a headline, a table of targets, details for each that did not pass."""
+    code = view.exit_code
+    summary = " · ".join(f"{md(count)} {md(verdict)}" for verdict, count in view.verdict_counts)
     lines = [f"### {HEADLINE.get(code, 'envcheck')} (exit {md(code)})", "",
-             f"{EXIT_MEANING.get(code, '')} — golden `{md(str(report['golden']['sha256'])[:12], 'code')}` · {summary}",
+             f"{view.exit_meaning} — golden `{md(view.golden_sha256[:12], 'code')}` · {summary}",
              "", "| target | site | verdict | outputs | fingerprint |", "|---|---|---|---|---|"]
-    for t in report["targets"]:
-        lines.append(f"| `{md(t['spec'], 'cell-code')}` | {md(t['site'] or '—')} | **{md(t['verdict'])}** | "
-                     f"{md(outputs_summary(t))} | {md(diff_summary(t))} |")
-    for t in report["targets"]:
-        if t["verdict"] in ("IDENTICAL", "PASS"):
+    for t in view.targets:
+        lines.append(f"| `{md(t.spec, 'cell-code')}` | {md(t.site)} | **{md(t.verdict)}** | "
+                     f"{md(t.outputs_summary)} | {md(t.diff_summary)} |")
+    for t in view.targets:
+        if t.verdict in ("IDENTICAL", "PASS"):
             continue
-        lines += ["", f"<details><summary><code>{md(t['spec'], 'html')}</code> — {md(t['verdict'], 'html')}</summary>", ""]
+        lines += ["", f"<details><summary><code>{md(t.spec, 'html')}</code> — {md(t.verdict, 'html')}</summary>", ""]
         lines += _details(t)
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 
 
-def _details(t: dict[str, Any]) -> list[str]:
+def _details(t: TargetView) -> list[str]:
     lines = []
-    if t["error"]:
-        lines.append(f"- **{md(t['error']['kind'])}**: {md(t['error']['message'])}")
-    for f in t.get("findings") or []:
+    if t.error:
+        lines.append(f"- **{md(t.error['kind'])}**: {md(t.error['message'])}")
+    for f in t.findings:
         lines.append(f"- {md(f['severity'])}: **{md(f['code'])}** — {md(f['message'])}. {md(f['hint'])}")
-    for name, o in (t["outputs"] or {}).items():
-        if o["status"] in ("noise", "drift", "mismatch"):
-            numbers = (f"max {md(o.get('max_ulp'))} ULP, max rel {_g(o.get('max_rel'))}, would pass at tol "
-                       f"{_g(o.get('min_passing_tolerance'))}" if o["status"] != "mismatch" else "")
-            reason = f" — {md(o['reason'])}" if o.get("reason") else ""
-            lines.append(f"- `{md(name, 'code')}`: {md(o['status'])} {numbers}{reason}")
-    for d in t["fingerprint_diff"]:
-        if d["severity"] != "info":
-            change = set_change(d)
-            shown = md(change) if change else f"{_shown(d.get('golden'))} → {_shown(d.get('target'))}"
-            lines.append(f"- {md(d['severity'])}: `{md(d['path'], 'code')}` {shown}")
-    lines += [f"- hint: {md(h)}" for h in t["hints"]]
+    for o in t.outputs:
+        if o.status in ("noise", "drift", "mismatch"):
+            stats = o.stats
+            numbers = (f"max {md(stats.get('max_ulp'))} ULP, max rel {_g(stats.get('max_rel'))}, would pass at tol "
+                       f"{_g(stats.get('min_passing_tolerance'))}" if o.status != "mismatch" else "")
+            reason = f" — {md(o.reason)}" if o.reason else ""
+            lines.append(f"- `{md(o.name, 'code')}`: {md(o.status)} {numbers}{reason}")
+    for d in t.decisive:
+        lines.append(f"- {md(d.severity)}: `{md(d.path, 'code')}` {md(d.change)}")
+    lines += [f"- hint: {md(h)}" for h in t.hints]
     return lines
 
 
@@ -88,7 +85,3 @@ def _g(value: Any) -> str:
     if value is None:
         return "—"
     return f"{value:.2g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else md(value)
-
-
-def _shown(value: Any) -> str:
-    return "absent" if value is None else md(value)

@@ -116,7 +116,9 @@ def test_non_float_outputs_compare_by_equality_and_render(golden, actual):
     from rich.console import Console
 
     from envcheck.model import RunReport, TargetResult
+    from envcheck.report.json import report_to_dict
     from envcheck.report.terminal import render_terminal
+    from envcheck.report.view import build_view
 
     assert compare_output("labels", golden, golden.copy(), Tolerance()).status == "identical"
     drifted = compare_output("labels", golden, actual, Tolerance())
@@ -127,7 +129,7 @@ def test_non_float_outputs_compare_by_equality_and_render(golden, actual):
     report = RunReport(golden_path="g", golden_sha256="0" * 64, targets=(result,), exit_code=1, fail_on="fail",
                        created="2026-11-29T00:00:00Z", envcheck_version="0")
     console = Console(record=True, width=120)
-    console.print(render_terminal(report))
+    console.print(render_terminal(build_view(report_to_dict(report))))
     assert "labels: drift" in console.export_text()
 
 

@@ -20,6 +20,7 @@ from helpers import RECORDED_REPORTS, require
 from envcheck.report.fleet import load_fleet
 from envcheck.report.fleet_html import render_review_html
 from envcheck.report.html import render_html
+from envcheck.report.view import build_view
 from envcheck.report.html_common import BAR_COLOUR, VERDICT_COLOURS, clip, hash_source
 
 # Keep Chromium's own background traffic (updates, metrics, safe browsing) out of the count.
@@ -98,7 +99,7 @@ def test_control_page_with_an_external_image_is_caught(recording_proxy, tmp_path
 def test_run_report_renders_histogram_offline(recorded_reports, recording_proxy, tmp_path):
     proxy, seen = recording_proxy
     page = tmp_path / "report.html"
-    page.write_text(render_html(recorded_reports["chengdu-5-bf16"]))
+    page.write_text(render_html(build_view(recorded_reports["chengdu-5-bf16"])))
     image = screenshot(page, proxy, tmp_path / "report.png")
     assert page_requests(seen) == []
     assert_no_external_references(page.read_text())
@@ -199,7 +200,7 @@ def assert_shown(dom: Dom, values: dict[str, str]) -> None:
 def test_hostile_run_report_runs_no_payload_and_shows_it_as_text(hostile, recording_proxy, tmp_path, policy):
     proxy, seen = recording_proxy
     page = tmp_path / "report.html"
-    page.write_text(with_check(render_html(hostile.report), policy))
+    page.write_text(with_check(render_html(build_view(hostile.report)), policy))
     dom, dumped, console = load(page, proxy)
     assert_inert(dom, dumped)
     assert page_requests(seen) == []
@@ -244,7 +245,7 @@ def test_policy_runs_the_page_script_only_as_hashed(recorded_reports, recording_
     """One character changed in the inline script and Chromium refuses it: the hash is what allows it."""
     proxy, _ = recording_proxy
     page = tmp_path / "tampered.html"
-    rendered = render_html(recorded_reports["shenzhen-3"])
+    rendered = render_html(build_view(recorded_reports["shenzhen-3"]))
     page.write_text(with_check(rendered.replace("th.dataset.dir = up ?", "th.dataset.dir = up  ?", 1), policy=True))
     dom, _, console = load(page, proxy)
     assert dom.elements[0][1]["data-sorted"] == "no"

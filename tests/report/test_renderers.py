@@ -20,6 +20,7 @@ from helpers import RECORDED_REPORTS, REPO
 from envcheck.report.fleet import load_fleet
 from envcheck.report.fleet_html import render_review_html
 from envcheck.report.html import render_html
+from envcheck.report.view import build_view
 from envcheck.report.junit import render_junit
 from envcheck.report.markdown import render_markdown
 
@@ -29,18 +30,18 @@ SCHEMA = xmlschema.XMLSchema(str(REPO / "fixtures" / "junit" / "junit.xsd"))
 
 @pytest.mark.parametrize("name", NAMES)
 def test_markdown_snapshot(recorded_reports, snapshot, name):
-    snapshot(f"{name}.md", render_markdown(recorded_reports[name]))
+    snapshot(f"{name}.md", render_markdown(build_view(recorded_reports[name])))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_junit_snapshot(recorded_reports, snapshot, name):
-    snapshot(f"{name}.xml", render_junit(recorded_reports[name]))
+    snapshot(f"{name}.xml", render_junit(build_view(recorded_reports[name])))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_junit_is_valid_and_counts_match_the_verdicts(recorded_reports, name):
     report = recorded_reports[name]
-    text = render_junit(report)
+    text = render_junit(build_view(report))
     SCHEMA.validate(text)
     suite = ET.fromstring(text).find("testsuite")
     verdicts = [t["verdict"] for t in report["targets"]]
@@ -56,16 +57,16 @@ def test_junit_schema_rejects_a_broken_document():
 
 
 def test_markdown_names_the_cause_of_reduced_precision(recorded_reports):
-    text = render_markdown(recorded_reports["chengdu-5-bf16"])
+    text = render_markdown(build_view(recorded_reports["chengdu-5-bf16"]))
     assert text.startswith("### ❌ envcheck found drift (exit 1)")
     assert "ONEDNN_DEFAULT_FPMATH_MODE" in text and "unset → BF16" in text
 
 
 def test_warn_fails_the_junit_fingerprint_check_only_with_fail_on_warn(recorded_reports):
     report = dict(recorded_reports["wuhan-2-onednn-off"])
-    assert "<failure" not in render_junit(report)
+    assert "<failure" not in render_junit(build_view(report))
     report["fail_on"] = "warn"
-    assert 'name="fingerprint"' in render_junit(report) and "<failure" in render_junit(report)
+    assert 'name="fingerprint"' in render_junit(build_view(report)) and "<failure" in render_junit(build_view(report))
 
 
 # ------------------------------------------------------------------ data stays data (issue "Safe reports")
@@ -94,7 +95,7 @@ class TextOf(HTMLParser):
 
 
 def test_markdown_shows_hostile_data_as_text_only(hostile):
-    text = render_markdown(hostile.report)
+    text = render_markdown(build_view(hostile.report))
     tokens = list(flat(MARKDOWN.parse(text)))
     types = Counter(t.type for t in tokens)
     # No link, image, inline HTML, emphasis or strikethrough: none of those is ours, so none can come from data.
@@ -120,7 +121,7 @@ def test_markdown_code_spans_cannot_be_closed_by_data(recorded_reports):
     target["spec"] = "host`</code>`|x"
     target["outputs"] = {"a``b`": next(iter(target["outputs"].values()))}
     target["fingerprint_diff"][0]["path"] = "env.`X`\n\n# heading"
-    tokens = list(flat(MARKDOWN.parse(render_markdown(report))))
+    tokens = list(flat(MARKDOWN.parse(render_markdown(build_view(report)))))
     codes = [t.content for t in tokens if t.type == "code_inline"]
     assert "host'</code>'|x" in codes and "a''b'" in codes and "env.'X'  # heading" in codes
     assert sum(t.type == "heading_open" for t in tokens) == 1
@@ -136,7 +137,7 @@ def test_junit_replaces_characters_xml_cannot_hold(recorded_reports):
             target["error"].update(message=dirty, stderr_tail=dirty)
         elif target["fingerprint_diff"]:
             target["fingerprint_diff"][0].update(severity="fail", golden=dirty, target=dirty)
-    text = render_junit(report)
+    text = render_junit(build_view(report))
     text.encode("utf-8")  # no lone surrogate left to break the file
     SCHEMA.validate(text)
     root = ET.fromstring(text)
@@ -148,7 +149,7 @@ def test_junit_replaces_characters_xml_cannot_hold(recorded_reports):
 
 
 def test_junit_of_a_hostile_report_is_valid(hostile):
-    text = render_junit(hostile.report)
+    text = render_junit(build_view(hostile.report))
     SCHEMA.validate(text)  # an unusable `created` leaves out the optional timestamp rather than break the file
     suite = ET.fromstring(text).find("testsuite")
     assert suite.get("timestamp") is None
@@ -163,9 +164,9 @@ SET_LINE = "missing avx512_fp16, amx_tile; extra clzero"
 def test_a_set_valued_difference_reads_as_missing_and_extra(recorded_reports):
     report = copy.deepcopy(recorded_reports["chengdu-5-bf16"])
     report["targets"][0]["fingerprint_diff"].insert(0, SET_DIFF)
-    assert f"- fail: `cpu.tf_flags` {SET_LINE}" in render_markdown(report)
-    assert f"[fail] cpu.tf_flags: {SET_LINE}" in render_junit(report)
-    page = render_html(report)
+    assert f"- fail: `cpu.tf_flags` {SET_LINE}" in render_markdown(build_view(report))
+    assert f"[fail] cpu.tf_flags: {SET_LINE}" in render_junit(build_view(report))
+    page = render_html(build_view(report))
     assert f'<td colspan="2">{SET_LINE}</td>' in page and "avx512_fp16&#39;" not in page
 
 
@@ -177,14 +178,14 @@ def test_statistics_that_are_none_show_as_a_dash(recorded_reports):
                 "top1_agreement", "min_passing_tolerance", "reason"):
         output[key] = None
     output["ulp_histogram"] = None
-    assert "drift max — ULP, max rel —, would pass at tol —" in render_markdown(report)
-    assert "class_probs: —" in render_junit(report)
-    page = render_html(report)
+    assert "drift max — ULP, max rel —, would pass at tol —" in render_markdown(build_view(report))
+    assert "class_probs: —" in render_junit(build_view(report))
+    page = render_html(build_view(report))
     assert page.count('<td class="num">—</td>') >= 10 and "None" not in page
 
 
 def test_page_policy_allows_only_its_own_inline_script_and_style(recorded_reports):
-    for page in (render_html(recorded_reports["shenzhen-3"]), render_review_html(load_fleet([RECORDED_REPORTS]))):
+    for page in (render_html(build_view(recorded_reports["shenzhen-3"])), render_review_html(load_fleet([RECORDED_REPORTS]))):
         policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', page)
         directives = {d.split()[0]: d.split()[1:] for d in html.unescape(policy.group(1)).split(";") if d.strip()}
         (script,) = re.findall(r"<script>(.*?)</script>", page, re.DOTALL)

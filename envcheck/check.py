@@ -1,0 +1,109 @@
+"""The check service: golden → targets → comparison → report, shared by `check`, `compare` and `probe`.
+
+The CLI parses arguments and prints; everything between a verified golden and a RunReport happens here,
+so the three commands cannot decide the same thing in different ways.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from envcheck import __version__
+from envcheck.capture import load_capture_dir, save_capture_dir
+from envcheck.compare.evaluate import evaluate
+from envcheck.compare.policy import Policy, build_policy, load_policy_file
+from envcheck.compare.policy_record import policy_record
+from envcheck.compare.verdict import FailOn, exit_code_for
+from envcheck.errors import GoldenError
+from envcheck.golden import GoldenBundle, load_golden
+from envcheck.model import Capture, RunReport, TargetFailure, TargetResult
+from envcheck.redact import redact_fingerprint, redact_for_sending
+from envcheck.runner import ProgressListener, run_probe_into, run_targets
+from envcheck.targets.base import Target
+
+GOLDEN_LAYER = "golden manifest"
+"""How the golden's own policy table is named in the policy record."""
+
+Outcome = Capture | TargetFailure
+
+
+def load_pinned_golden(path: Path | None, pinned_sha256: str | None = None) -> GoldenBundle:
+    """The golden, verified against its manifest; with a pin, exactly the bundle CI pinned or nothing."""
+    golden = load_golden(path)
+    pinned = (pinned_sha256 or "").lower()
+    if pinned and not golden.sha256.startswith(pinned):
+        raise GoldenError(f"{golden.path}: manifest sha256 is {golden.sha256}, but --golden-sha256 pins {pinned}")
+    return golden
+
+
+def layered_policy(golden: GoldenBundle, policy_file: Path | None) -> tuple[Policy, dict[str, Any]]:
+    """The golden's policy with the user's file over it, and the record of both (its `warnings` say in words
+    where the layers loosen the defaults; the caller shows them before anything runs)."""
+    layers = [(GOLDEN_LAYER, golden.policy)]
+    if policy_file:
+        layers.append((str(policy_file), load_policy_file(policy_file)))
+    policy = build_policy(*(table for _, table in layers), source=str(policy_file or GOLDEN_LAYER))
+    return policy, policy_record(layers, policy, GOLDEN_LAYER)
+
+
+def check_targets(golden: GoldenBundle, targets: Sequence[Target], policy: Policy, record: dict[str, Any], *,
+                  timeout: float, jobs: int = 1, site: str | None = None, fail_on: FailOn = "fail",
+                  progress: ProgressListener | None = None) -> RunReport:
+    """Probe every target (up to `jobs` at once) and judge each against the golden."""
+    outcomes = run_targets(targets, golden.path, timeout=timeout, jobs=jobs, site=site, progress=progress)
+    return build_report(golden, outcomes, policy, fail_on, record)
+
+
+def compare_captures(golden: GoldenBundle, capture_dirs: Sequence[Path], policy: Policy, record: dict[str, Any],
+                     fail_on: FailOn = "fail") -> RunReport:
+    """Judge captures made elsewhere (`envcheck probe --out`) against the golden."""
+    return build_report(golden, [_captured(golden, Path(d)) for d in capture_dirs], policy, fail_on, record)
+
+
+def _captured(golden: GoldenBundle, directory: Path) -> Outcome:
+    outcome, golden_sha256 = load_capture_dir(directory)
+    if outcome.site is None:  # captured without --site: its folder names it, so two machines never merge
+        outcome = dataclasses.replace(outcome, site=directory.resolve().name)
+    if golden_sha256 and golden_sha256 != golden.sha256:
+        # Everything the capture says is kept (a failed capture's stage, exit code, stderr too).
+        kept = {name: getattr(outcome, name) for name in ("exit_code", "stderr_tail", "stage") if hasattr(outcome, name)}
+        outcome = TargetFailure(spec=outcome.spec, kind="golden-mismatch", site=outcome.site,
+                                message=f"{directory} was captured with golden {golden_sha256[:12]}, "
+                                        f"not {golden.sha256[:12]}; compare it with the golden it ran",
+                                fingerprint=outcome.fingerprint, target_info=outcome.target_info,
+                                timings=outcome.timings, **kept)
+    return outcome
+
+
+def probe_to_directory(golden: GoldenBundle, target: Target, out: Path, *, timeout: float, site: str | None = None,
+                       raw: bool = False, progress: ProgressListener | None = None) -> Outcome:
+    """Probe one target and save its capture (or what a failed probe left) in `out`, for `envcheck compare`.
+
+    Unless `raw`, identifying values are hashed or dropped first: the capture is meant to be sent."""
+    with tempfile.TemporaryDirectory(prefix="envcheck-probe-") as work:
+        if progress:
+            progress.started(0, target.spec)
+        outcome = dataclasses.replace(run_probe_into(target, golden.path, Path(work), timeout), site=site)
+        if not raw:
+            fingerprint, target_info = redact_for_sending(outcome.fingerprint, outcome.target_info)
+            outcome = dataclasses.replace(outcome, fingerprint=fingerprint, target_info=target_info)
+        if progress:
+            progress.finished(0, target.spec, outcome)
+        save_capture_dir(outcome, Path(work), out, golden.sha256)
+    return outcome
+
+
+def build_report(golden: GoldenBundle, outcomes: Sequence[Outcome], policy: Policy, fail_on: FailOn = "fail",
+                 policy_record: dict | None = None) -> RunReport:
+    """Judge every outcome against the golden and decide the run's exit code."""
+    # A bundle written by envcheck is already redacted; one written elsewhere may not be: redact once here.
+    shared = redact_fingerprint(golden.fingerprint)
+    results: list[TargetResult] = [evaluate(o, golden.expected, shared, policy) for o in outcomes]
+    return RunReport(golden_path=str(golden.path), golden_sha256=golden.sha256, targets=tuple(results),
+                     exit_code=int(exit_code_for((r.verdict for r in results), fail_on)), fail_on=fail_on,
+                     created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), envcheck_version=__version__,
+                     policy=policy_record)

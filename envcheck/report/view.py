@@ -1,0 +1,227 @@
+"""One view of a run report, built once from the JSON report dict, that every renderer draws.
+
+The JSON report (envcheck.report/1) is the single source: the terminal, the CI-log lines, HTML, JUnit and
+Markdown all render this view of it, so a summary, a number's format or the word for a missing value is
+decided here once. A stored or hand-edited report renders too: values of an unexpected type show as
+text, never raise.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from envcheck.report.vocabulary import ABSENT, DASH, EXIT_MEANING, SEVERITIES, VERDICTS
+
+DIFFERING = ("noise", "drift")
+"""Output statuses that carry numbers (a mismatch has none: shapes or dtypes differ)."""
+
+
+@dataclass(frozen=True)
+class OutputView:
+    """One output's comparison: its status, a short summary, and the evidence behind it."""
+
+    name: str
+    status: str
+    summary: str
+    """`noise (max 4 ULP)`: the status and how far, for tables."""
+    evidence: str
+    """Every number behind a noise or drift status on one line; empty for identical or mismatch."""
+    reason: str | None
+    stats: dict[str, Any]
+    """The report's statistics for this output, for renderers that tabulate them."""
+
+
+@dataclass(frozen=True)
+class DifferenceView:
+    """One fingerprint difference and its change in words."""
+
+    path: str
+    severity: str
+    change: str
+    """`golden → target`, or `missing a, b; extra c` for a set-valued field."""
+    set_change: str | None
+    """The `missing …; extra …` text of a set-valued field, else None."""
+    golden: Any
+    target: Any
+
+
+@dataclass(frozen=True)
+class TargetView:
+    """Everything renderers show about one target."""
+
+    anchor: str
+    spec: str
+    site: str | None
+    verdict: str
+    error: dict[str, Any] | None
+    findings: tuple[dict[str, Any], ...]
+    outputs: tuple[OutputView, ...]
+    decisive: tuple[DifferenceView, ...]
+    """Differences of fail or warn severity, in report order."""
+    info: tuple[DifferenceView, ...]
+    hints: tuple[str, ...]
+    outputs_summary: str
+    diff_summary: str
+    timings: dict[str, Any]
+    raw: dict[str, Any]
+    """The target's entry in the JSON report, for what only one renderer shows."""
+
+    @property
+    def differences(self) -> tuple[DifferenceView, ...]:
+        """Decisive first, then info-level."""
+        return self.decisive + self.info
+
+    @property
+    def differing_outputs(self) -> tuple[OutputView, ...]:
+        """Outputs that are not bitwise identical."""
+        return tuple(o for o in self.outputs if o.status != "identical")
+
+
+@dataclass(frozen=True)
+class ReportView:
+    """The run: where the golden came from, what it decided, and every target."""
+
+    golden_path: str
+    golden_sha256: str
+    exit_code: int
+    exit_meaning: str
+    fail_on: str
+    created: str
+    envcheck_version: str
+    verdict_counts: tuple[tuple[str, int], ...]
+    """(verdict, count), worst first, verdicts with no target left out."""
+    targets: tuple[TargetView, ...]
+    document: dict[str, Any]
+
+    def verdict_summary(self, separator: str = " · ") -> str:
+        """`1 FAIL · 2 PASS`: the count of each verdict, worst first."""
+        return separator.join(f"{count} {verdict}" for verdict, count in self.verdict_counts)
+
+
+def build_view(document: dict[str, Any]) -> ReportView:
+    """The view of a JSON report dict (as report_to_dict makes it, or as read from a file)."""
+    targets = tuple(_target(index, entry) for index, entry in enumerate(document["targets"]))
+    counts = Counter(text(t.verdict) for t in targets)
+    order = [v for v in VERDICTS[::-1] if v in counts] + sorted(v for v in counts if v not in VERDICTS)
+    code = document["exit_code"]
+    return ReportView(golden_path=text(document["golden"]["path"]), golden_sha256=text(document["golden"]["sha256"]),
+                      exit_code=code, exit_meaning=EXIT_MEANING.get(code, ""), fail_on=text(document["fail_on"]),
+                      created=text(document.get("created")), envcheck_version=text(document.get("envcheck_version")),
+                      verdict_counts=tuple((verdict, counts[verdict]) for verdict in order), targets=targets,
+                      document=document)
+
+
+def _target(index: int, entry: dict[str, Any]) -> TargetView:
+    outputs = tuple(_output(name, stats) for name, stats in (entry.get("outputs") or {}).items())
+    differences = [_difference(d) for d in entry.get("fingerprint_diff") or []]
+    findings = tuple(entry.get("findings") or ())
+    error = entry.get("error")
+    return TargetView(
+        anchor=f"target-{index}", spec=text(entry["spec"]), site=entry.get("site"), verdict=text(entry["verdict"]),
+        error=error, findings=findings, outputs=outputs,
+        decisive=tuple(d for d in differences if d.severity != "info"),
+        info=tuple(d for d in differences if d.severity == "info"),
+        hints=tuple(text(h) for h in entry.get("hints") or ()),
+        outputs_summary=text(error["kind"]) if error else ", ".join(f"{o.name}: {o.summary}" for o in outputs),
+        diff_summary=_diff_summary(differences, findings), timings=entry.get("timings") or {}, raw=entry)
+
+
+def _output(name: str, stats: dict[str, Any]) -> OutputView:
+    status = text(stats.get("status"))
+    return OutputView(name=text(name), status=status, summary=_output_summary(status, stats),
+                      evidence=_evidence(status, stats), reason=stats.get("reason"), stats=stats)
+
+
+def _output_summary(status: str, stats: dict[str, Any]) -> str:
+    if status in ("identical", "mismatch"):
+        return status
+    if _is_number(stats.get("max_ulp")):
+        return f"{status} (max {num(stats['max_ulp'])} ULP)"
+    if _is_number(stats.get("max_rel")):
+        return f"{status} (max rel {stats['max_rel']:.2g})"
+    if _is_number(stats.get("changed_fraction")):  # integer, boolean or string outputs: no ULP, no relative error
+        return f"{status} ({pct(stats['changed_fraction'])} changed)"
+    return status
+
+
+def _evidence(status: str, stats: dict[str, Any]) -> str:
+    if status not in DIFFERING:
+        return ""
+    get = stats.get
+    numbers = [f"max {num(get('max_ulp'))} ULP (p99 {num(get('p99_ulp'))})",
+               f"max abs {num(get('max_abs'))} (p99 {num(get('p99_abs'))})",
+               f"max rel {num(get('max_rel'))} (p99 {num(get('p99_rel'))})", f"{pct(get('changed_fraction'))} changed"]
+    if get("top1_agreement") is not None:
+        numbers.append(f"top-1 agrees {pct(get('top1_agreement'))}")
+    tolerance = get("tolerance") or {}
+    numbers.append(f"would pass at tol {num(get('min_passing_tolerance'))} (policy atol {_g(tolerance.get('atol'))}, "
+                   f"rtol {_g(tolerance.get('rtol'))})")
+    return " · ".join(numbers)
+
+
+def _difference(entry: dict[str, Any]) -> DifferenceView:
+    set_text = set_change(entry)
+    golden, target = entry.get("golden"), entry.get("target")
+    return DifferenceView(path=text(entry.get("path")), severity=text(entry.get("severity")),
+                          change=set_text if set_text is not None else f"{shown(golden)} → {shown(target)}",
+                          set_change=set_text, golden=golden, target=target)
+
+
+def set_change(difference: dict[str, Any]) -> str | None:
+    """`missing a, b; extra c` for a set-valued field (an entry with missing/extra), else None."""
+    if difference.get("missing") is None and difference.get("extra") is None:
+        return None
+    parts = [f"{word} {', '.join(map(str, difference.get(word) or []))}" for word in ("missing", "extra")
+             if difference.get(word)]
+    return "; ".join(parts) or None
+
+
+def _diff_summary(differences: list[DifferenceView], findings: tuple[dict[str, Any], ...]) -> str:
+    counts = Counter(d.severity for d in differences)
+    shown_counts = [f"{counts[s]} {s}" for s in SEVERITIES if counts[s]]
+    if findings:
+        shown_counts.append(f"{len(findings)} finding{'s' if len(findings) > 1 else ''}")
+    return ", ".join(shown_counts) or "same"
+
+
+# ------------------------------------------------------------------------- how values are written
+
+def shown(value: Any) -> str:
+    """A fingerprint value as text; the one word for a value one side does not have."""
+    return ABSENT if value is None else str(value)
+
+
+def num(value: Any) -> str:
+    """A statistic: integers as they are, floats to 3 significant digits, a dash for none."""
+    if value is None:
+        return DASH
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def pct(value: Any) -> str:
+    """A fraction as a percentage with one decimal, a dash for none."""
+    if value is None:
+        return DASH
+    return f"{value:.1%}" if _is_number(value) else str(value)
+
+
+def clip(value: Any, width: int = 120) -> str:
+    """A value shortened to `width` characters with an ellipsis; None is the word for absent."""
+    text = shown(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def text(value: Any) -> str:
+    """Any value as text, a dash for none."""
+    return DASH if value is None else str(value)
+
+
+def _g(value: Any) -> str:
+    return f"{value:g}" if _is_number(value) else text(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
