@@ -1,4 +1,4 @@
-"""Name the most likely causes of drift from the fingerprint differences (shared DRIFT.md)."""
+"""Name the most likely causes of drift from the fingerprint differences (docs/drift.md)."""
 from __future__ import annotations
 
 import fnmatch

@@ -1,6 +1,6 @@
 """Compare output tensors with the golden's and return the evidence, not just a verdict.
 
-Policy (shared DRIFT.md): flush |x| < FLT_MIN to zero; shape, dtype and NaN/Inf mask must match;
+Policy (docs/drift.md): flush |x| < FLT_MIN to zero; shape, dtype and NaN/Inf mask must match;
 an element passes when |actual − golden| ≤ atol·scale + rtol·|golden|, scale = max|golden|; a
 probability output must also keep its top-1 class wherever the golden's top-1/top-2 margin is clear.
 
