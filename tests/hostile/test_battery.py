@@ -95,6 +95,7 @@ def test_readme_table_lists_every_case():
         assert f"| {case.code} |" in row, row
 
 
+@pytest.mark.control
 def test_the_battery_is_broad():
     areas = {c.id.split("-")[0] for c in CASES}
     assert len(CASES) >= 30 and {"golden", "policy", "capture", "review", "target", "docker", "cli"} <= areas

@@ -88,6 +88,7 @@ def pixels_of(image: Image.Image, colour: str, tolerance: int = 6) -> int:
     return int(np.all(np.abs(np.asarray(image, dtype=int) - target) <= tolerance, axis=-1).sum())
 
 
+@pytest.mark.control
 def test_control_page_with_an_external_image_is_caught(recording_proxy, tmp_path):
     proxy, seen = recording_proxy
     page = tmp_path / "control.html"
@@ -230,6 +231,7 @@ def test_hostile_fleet_review_runs_no_payload_and_shows_it_as_text(hostile_fleet
         assert not [line for line in console if "Content Security Policy" in line]
 
 
+@pytest.mark.control
 def test_control_page_with_a_raw_payload_is_caught(recording_proxy, tmp_path):
     """The checks above can fail: the same payload written unescaped runs and leaves an element behind."""
     proxy, _ = recording_proxy
