@@ -45,6 +45,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command, with its help text and examples."""
     parser = _Parser(
         prog="envcheck", description="Run a golden TensorFlow model in each target environment and flag drift "
         "against the golden baseline.", epilog=EPILOG_MAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -240,6 +241,7 @@ def _golden_and_policy(args: argparse.Namespace):
 
 
 def command_check(args: argparse.Namespace) -> int:
+    """`envcheck check`: probe the targets, compare them with the golden, report, exit 0/1/3."""
     from envcheck.check import check_targets
 
     golden, policy, record = _golden_and_policy(args)
@@ -253,6 +255,7 @@ def command_check(args: argparse.Namespace) -> int:
 
 
 def command_compare(args: argparse.Namespace) -> int:
+    """`envcheck compare`: judge capture directories made elsewhere against the golden."""
     from envcheck.check import compare_captures
 
     golden, policy, record = _golden_and_policy(args)
@@ -261,6 +264,7 @@ def command_compare(args: argparse.Namespace) -> int:
 
 
 def command_probe(args: argparse.Namespace) -> int:
+    """`envcheck probe`: capture one target into --out, to be sent back and compared elsewhere."""
     from envcheck.check import load_pinned_golden, probe_to_directory
     from envcheck.model import TargetFailure
 
@@ -327,6 +331,7 @@ def command_review(args: argparse.Namespace) -> int:
 
 
 def command_golden_create(args: argparse.Namespace) -> int:
+    """`envcheck golden create`: run the model in the reference target and write a verified bundle."""
     from envcheck.golden_create import create_golden
 
     targets = _targets([args.target], args)
@@ -338,6 +343,7 @@ def command_golden_create(args: argparse.Namespace) -> int:
 
 
 def command_golden_verify(args: argparse.Namespace) -> int:
+    """`envcheck golden verify`: check a bundle against its sha256 manifest and say what it holds."""
     from envcheck.compare.policy_record import loosenings
     from envcheck.golden import load_golden
 

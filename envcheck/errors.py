@@ -48,9 +48,11 @@ class Interrupted(KeyboardInterrupt):
     written, and the process exits 128 + the signal's number (130, 143), as a shell would report."""
 
     def __init__(self, signum: int):
+        """Remember which signal stopped the run."""
         super().__init__(signum)
         self.signum = signum
 
     @property
     def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports a process the signal ended."""
         return 128 + self.signum

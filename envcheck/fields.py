@@ -61,6 +61,7 @@ class Field:
     """A list of records whose order means nothing (lists of scalars are sets anyway)."""
 
     def __post_init__(self) -> None:
+        """Refuse an entry whose redaction or set-ness would match more than the one field it names."""
         # Redaction and set-ness name one field exactly, `[*]` standing for one list index: a glob
         # would also hash the reason next to a value (gpu.gpus[0].unsupported.uuid) or a nested record.
         exact = self.pattern.replace(ANY_INDEX, "") if self.identifying else self.pattern

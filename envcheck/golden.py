@@ -48,6 +48,7 @@ class GoldenBundle:
 
     @property
     def policy(self) -> dict[str, Any]:
+        """The policy table the bundle's manifest carries (empty when none)."""
         return self.manifest.get("policy", {})
 
 
@@ -60,6 +61,7 @@ def builtin_golden_dir() -> Path:
 
 
 def resolve_golden_dir(path: str | Path | None) -> Path:
+    """The bundle directory to load: the given path, or the built-in golden."""
     return builtin_golden_dir() if path is None else Path(path)
 
 

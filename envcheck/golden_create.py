@@ -17,7 +17,8 @@ from envcheck.errors import GoldenError, UsageError
 from envcheck.golden import MANIFEST_FILE, first_symlink, write_bundle
 from envcheck.model import TargetFailure
 from envcheck.runner import run_target
-from envcheck.targets.base import PROBE_DIR, PROBE_FILE, Target
+from envcheck.targets.base import PROBE_DIR, Target
+from envcheck.targets.probe_app import probe_app_path
 from envcheck.targets.process import run_child
 
 BUILDER_FILE = PROBE_DIR / "builtin_model.py"
@@ -31,6 +32,7 @@ CHILD_TIMEOUT_S = 600.0
 
 def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | None, inputs: Path | None,
                   description: str, force: bool, timeout: float, allow_nonfinite: bool = False) -> Path:
+    """Run the model in `target` and write a golden bundle to `out`; returns its path."""
     check_destination(Path(out), force)
     with tempfile.TemporaryDirectory(prefix="envcheck-golden-") as work:
         staging = Path(work) / "bundle"
@@ -105,7 +107,7 @@ def _stage_model(model: Path | None, inputs: Path | None, staging: Path) -> None
             raise UsageError(f"{inputs}: inputs file not found")
         shutil.copyfile(inputs, staging / "inputs.npz")
     else:
-        _run_tf_child([str(PROBE_FILE), "--bundle", str(staging), "--out", str(staging),
+        _run_tf_child([str(probe_app_path()), "--bundle", str(staging), "--out", str(staging),
                        "--make-inputs", str(GENERATED_INPUT_BATCH)], "generating inputs from the signature")
 
 

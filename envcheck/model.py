@@ -95,6 +95,7 @@ class OutputComparison:
 
 @dataclass(frozen=True, slots=True)
 class FingerprintDifference:
+    """One fingerprint field whose value differs between the golden and a target."""
     path: str
     """Dotted path into the fingerprint, e.g. `env.TF_ENABLE_ONEDNN_OPTS`."""
     golden: Any
@@ -120,6 +121,7 @@ ABSENT = "absent"
 
 
 def show_value(value: Any) -> str:
+    """A fingerprint value as text; the word for a value one side does not have."""
     return ABSENT if value is None else str(value)
 
 
@@ -138,6 +140,7 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class TargetResult:
+    """One target judged against the golden: its verdict and the evidence behind it."""
     spec: str
     site: str | None
     verdict: Verdict
@@ -157,6 +160,7 @@ class TargetResult:
 
 @dataclass(frozen=True, slots=True)
 class RunReport:
+    """The whole run: the golden, every target's result, and the exit code decided from them."""
     golden_path: str
     golden_sha256: str
     targets: tuple[TargetResult, ...]

@@ -22,6 +22,7 @@ REDACTED_PREFIX = "sha256:"
 
 
 def hash_identifier(value: str) -> str:
+    """A salted, truncated sha256 of an identifying value: equal values stay equal, the value is not shown."""
     salt = os.environ.get("ENVCHECK_REDACTION_SALT", DEFAULT_SALT)
     return REDACTED_PREFIX + hashlib.sha256(f"{salt}\0{value}".encode()).hexdigest()[:16]
 

@@ -22,12 +22,17 @@ WAKE_S = 0.25
 
 
 class ProgressListener(Protocol):
-    def started(self, index: int, spec: str) -> None: ...
+    """Told when each target starts and ends (the CLI shows it; tests record it)."""
 
-    def finished(self, index: int, spec: str, outcome: Capture | TargetFailure) -> None: ...
+    def started(self, index: int, spec: str) -> None:
+        """Target number `index` (in the order given) begins probing."""
+
+    def finished(self, index: int, spec: str, outcome: Capture | TargetFailure) -> None:
+        """Target number `index` ended with `outcome`."""
 
 
 def run_target(target: Target, bundle_dir: Path, timeout: float, site: str | None = None) -> Capture | TargetFailure:
+    """Probe one target in a fresh temporary directory and tag its outcome with `site`."""
     with tempfile.TemporaryDirectory(prefix="envcheck-capture-") as out_dir:
         outcome = target.run(Path(bundle_dir), Path(out_dir), timeout)
     return dataclasses.replace(outcome, site=site)

@@ -31,6 +31,7 @@ CAUSES: tuple[Cause, ...] = tuple(Cause(globs, hint.text, hint.explains_ulp, hin
 
 
 def hints_for(diffs: Iterable[FingerprintDifference], outputs: Iterable[OutputComparison]) -> tuple[str, ...]:
+    """The likely causes of the measured drift, most specific first, each checked against the numbers."""
     diffs, outputs = [d for d in diffs if d.severity != "info"], list(outputs)
     hints = []
     for cause in CAUSES:

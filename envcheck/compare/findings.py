@@ -25,6 +25,7 @@ NVML_PLAIN = {
 
 
 def find_problems(fingerprint: dict[str, Any], golden: dict[str, Any], policy: Policy) -> tuple[Finding, ...]:
+    """Problems a target's own fingerprint shows (CPU fallback, driver too old, …), at the policy's severities."""
     found: list[tuple[str, Severity, str, str]] = []
     for check in (_cpu_flags, _nvml_error, _gpu_unreachable, _gpu_query_errors, _cpu_fallback, _driver_too_old,
                   _library_mismatch, _libraries_disagree, _gpu_architecture, _tf32):

@@ -51,6 +51,7 @@ class FloatFormat:
     bfloat16: bool = False
 
     def values(self, raw: np.ndarray) -> np.ndarray:
+        """The array as this comparison reads it: bfloat16 bits widened exactly to float32, others as they are."""
         if not self.bfloat16:
             return raw
         # A bfloat16 is the top half of a float32: its bits shifted up 16 are the same number, exactly.

@@ -57,6 +57,7 @@ class ChunkedPercentile:
         self.smallest, self.largest = 1 << 64, -1  # histogram: of every candidate
 
     def feed(self, values: np.ndarray) -> None:
+        """Take the next chunk of this pass."""
         if self.done:
             return
         keys = np.ascontiguousarray(values).view(np.uint64)
@@ -78,6 +79,7 @@ class ChunkedPercentile:
                 self.smallest, self.largest = min(self.smallest, int(keys.min())), max(self.largest, int(keys.max()))
 
     def end_pass(self) -> None:
+        """Finish a pass over all chunks: narrow the bracket around the wanted rank, or collect it."""
         if self.done:
             return
         if self.collecting:

@@ -44,6 +44,7 @@ SEVERITIES = frozenset(get_args(Severity))
 
 @dataclass(frozen=True)
 class Policy:
+    """Tolerances per output and severities per fingerprint path: the user's rules over the registry's defaults."""
     default_tolerance: Tolerance = Tolerance()
     output_tolerances: dict[str, Tolerance] = field(default_factory=dict)
     classification: dict[str, bool] = field(default_factory=dict)
@@ -52,12 +53,15 @@ class Policy:
     """From the golden's manifest and --policy, consulted before the defaults."""
 
     def tolerance_for(self, output: str) -> Tolerance:
+        """The tolerance band of one output (its own, else the default)."""
         return self.output_tolerances.get(output, self.default_tolerance)
 
     def user_severity(self, path: str) -> Severity | None:
+        """The severity the user's policy gives `path`, or None when no rule of theirs matches."""
         return _first_match(self.user_rules, path)
 
     def severity_for(self, path: str) -> Severity:
+        """The severity of a difference at `path`: the user's rule, else the registry's default, else info."""
         return self.user_severity(path) or _first_match(DEFAULT_SEVERITY, path) or "info"
 
 

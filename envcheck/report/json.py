@@ -23,6 +23,7 @@ REPORT_SCHEMA = "envcheck.report/1"
 
 
 def report_to_dict(report: RunReport) -> dict[str, Any]:
+    """The report as the JSON document of schema envcheck.report/1."""
     return {
         "schema": REPORT_SCHEMA,
         "envcheck_version": report.envcheck_version,

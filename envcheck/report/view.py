@@ -11,7 +11,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from envcheck.report.vocabulary import ABSENT, DASH, EXIT_MEANING, SEVERITIES, VERDICTS
+from envcheck.model import show_value as shown
+from envcheck.report.vocabulary import DASH, EXIT_MEANING, SEVERITIES, VERDICTS
 
 DIFFERING = ("noise", "drift")
 """Output statuses that carry numbers (a mismatch has none: shapes or dtypes differ)."""
@@ -186,11 +187,6 @@ def _diff_summary(differences: list[DifferenceView], findings: tuple[dict[str, A
 
 
 # ------------------------------------------------------------------------- how values are written
-
-def shown(value: Any) -> str:
-    """A fingerprint value as text; the one word for a value one side does not have."""
-    return ABSENT if value is None else str(value)
-
 
 def num(value: Any) -> str:
     """A statistic: integers as they are, floats to 3 significant digits, a dash for none."""

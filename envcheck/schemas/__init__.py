@@ -45,6 +45,7 @@ class Problem:
     """For an unknown key: the nearest known one, if any is close."""
 
     def __str__(self) -> str:
+        """`$.path.to[0].field: what is wrong`."""
         return f"{json_path(self.path)}: {self.message}"
 
 
