@@ -58,12 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="example: envcheck check --target host --target docker:reference --jobs 2",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     _golden_option(check)
-    check.add_argument("--target", action="append", metavar="SPEC", dest="targets",
-                       help="host | python:PATH | docker:IMAGE (repeatable; default: host)")
-    check.add_argument("--site", type=_site_name, help="factory or site name recorded in the report")
+    _probing_options(check, many_targets=True, recorded_in="report")
     check.add_argument("--jobs", type=_positive_int, default=1, help="targets probed at once (default 1)")
-    _timeout_option(check)
-    _docker_options(check)
     _comparison_options(check)
     check.set_defaults(run=command_check)
 
@@ -71,14 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Run the probe in one target and save its capture directory.",
                                 epilog="example: envcheck probe --site shenzhen-3 --out capture-shenzhen/")
     _golden_option(probe)
-    probe.add_argument("--target", default="host", metavar="SPEC", help="host | python:PATH | docker:IMAGE")
-    probe.add_argument("--site", type=_site_name, help="factory or site name recorded in the capture")
+    _probing_options(probe, many_targets=False, recorded_in="capture")
     probe.add_argument("--out", required=True, type=Path, help="directory to write the capture to")
     probe.add_argument("--raw", action="store_true",
                        help="keep hostname, interpreter path and pid in the capture (default: hashed or "
                             "dropped, since the capture is meant to be sent back)")
-    _timeout_option(probe)
-    _docker_options(probe)
     probe.set_defaults(run=command_probe)
 
     compare = commands.add_parser("compare", help="compare captures made elsewhere with the golden",
@@ -136,6 +129,18 @@ def _golden_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--golden-sha256", metavar="HASH", type=_sha256_prefix,
                         help="refuse a golden whose manifest sha256 is not HASH (at least 12 hex digits): "
                              "CI pins the exact bundle it trusts")
+
+
+def _probing_options(parser: argparse.ArgumentParser, *, many_targets: bool, recorded_in: str) -> None:
+    """Where to probe (--target, --site) and how (--timeout, the docker options)."""
+    if many_targets:
+        parser.add_argument("--target", action="append", metavar="SPEC", dest="targets",
+                            help="host | python:PATH | docker:IMAGE (repeatable; default: host)")
+    else:
+        parser.add_argument("--target", default="host", metavar="SPEC", help="host | python:PATH | docker:IMAGE")
+    parser.add_argument("--site", type=_site_name, help=f"factory or site name recorded in the {recorded_in}")
+    _timeout_option(parser)
+    _docker_options(parser)
 
 
 def _timeout_option(parser: argparse.ArgumentParser) -> None:

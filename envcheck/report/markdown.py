@@ -11,7 +11,7 @@ import html
 import re
 from typing import Any
 
-from envcheck.report.view import ReportView, TargetView
+from envcheck.report.view import OutputView, ReportView, TargetView
 
 HEADLINE = {0: "✅ envcheck passed", 1: "❌ envcheck found drift", 3: "⚠️ envcheck could not decide"}
 
@@ -63,22 +63,20 @@ def render_markdown(view: ReportView) -> str:
 
 
 def _details(t: TargetView) -> list[str]:
-    lines = []
-    if t.error:
-        lines.append(f"- **{md(t.error['kind'])}**: {md(t.error['message'])}")
-    for f in t.findings:
-        lines.append(f"- {md(f['severity'])}: **{md(f['code'])}** — {md(f['message'])}. {md(f['hint'])}")
-    for o in t.outputs:
-        if o.status in ("noise", "drift", "mismatch"):
-            stats = o.stats
-            numbers = (f"max {md(stats.get('max_ulp'))} ULP, max rel {_g(stats.get('max_rel'))}, would pass at tol "
-                       f"{_g(stats.get('min_passing_tolerance'))}" if o.status != "mismatch" else "")
-            reason = f" — {md(o.reason)}" if o.reason else ""
-            lines.append(f"- `{md(o.name, 'code')}`: {md(o.status)} {numbers}{reason}")
-    for d in t.decisive:
-        lines.append(f"- {md(d.severity)}: `{md(d.path, 'code')}` {md(d.change)}")
-    lines += [f"- hint: {md(h)}" for h in t.hints]
-    return lines
+    error = [f"- **{md(t.error['kind'])}**: {md(t.error['message'])}"] if t.error else []
+    findings = [f"- {md(f['severity'])}: **{md(f['code'])}** — {md(f['message'])}. {md(f['hint'])}" for f in t.findings]
+    outputs = [_output_line(o) for o in t.differing_outputs]
+    differences = [f"- {md(d.severity)}: `{md(d.path, 'code')}` {md(d.change)}" for d in t.decisive]
+    return error + findings + outputs + differences + [f"- hint: {md(h)}" for h in t.hints]
+
+
+def _output_line(o: OutputView) -> str:
+    """The few numbers a reviewer needs (the HTML report has them all)."""
+    stats = o.stats
+    numbers = (f"max {md(stats.get('max_ulp'))} ULP, max rel {_g(stats.get('max_rel'))}, would pass at tol "
+               f"{_g(stats.get('min_passing_tolerance'))}" if o.status != "mismatch" else "")
+    reason = f" — {md(o.reason)}" if o.reason else ""
+    return f"- `{md(o.name, 'code')}`: {md(o.status)} {numbers}{reason}"
 
 
 def _g(value: Any) -> str:
