@@ -1,7 +1,8 @@
 """User-facing errors and the exit-code contract.
 
-Only subclasses of EnvcheckError are turned into a one-line message by the CLI; anything else is
-a bug and keeps its traceback (Polygraphy's habit).
+Subclasses of EnvcheckError are expected failures: the CLI prints their one-line message and exits with
+their code. Anything else is a bug: one line naming it and exit 3 (never 1, which means drift only); the
+traceback shows with --debug.
 """
 import enum
 
