@@ -50,12 +50,47 @@ def test_host_tool_never_imports_the_probe_or_tensorflow():
         assert not any(m.startswith("envcheck.probe") for m in _modules(path)), path
 
 
-def test_compare_never_touches_docker_and_only_fleet_uses_pandas():
+def test_compare_never_touches_docker():
     for path in (PACKAGE / "compare").rglob("*.py"):
         assert "docker" not in _imports(path), path
+
+
+def test_only_the_review_package_imports_pandas():
+    """The fleet review loads and computes its tables in envcheck/review/; its renderers (report/fleet_*.py)
+    are handed those tables and format them without importing pandas."""
     for path in PACKAGE.rglob("*.py"):
-        if path.name != "fleet.py":
+        if path.relative_to(PACKAGE).parts[0] != "review":
             assert "pandas" not in _imports(path), path
+
+
+FILE_READING_CALLS = {"open", "read_text", "read_bytes", "glob", "rglob", "iterdir", "scandir", "listdir", "walk"}
+
+
+def _file_reads(source: str) -> list[str]:
+    """The calls in `source` that open, read or list files (`json.load` included), as "line: name"."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        is_json_load = isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and (func.value.id, name) == (
+            "json", "load")
+        if name in FILE_READING_CALLS or is_json_load:
+            found.append(f"{node.lineno}: {name}")
+    return found
+
+
+def test_control_file_reads_are_recognised():
+    """Control: the rule below would see each way of reading a file."""
+    source = "open(p)\nPath(p).read_text()\np.read_bytes()\njson.load(f)\np.glob('*')\np.rglob('*')\np.iterdir()\n"
+    assert len(_file_reads(source)) == 7 and _file_reads("json.dumps(x)\ntext.strip()") == []
+
+
+def test_report_renderers_never_read_files():
+    """envcheck/report/ holds renderers only: what they show is handed to them (a report dict, a Review)."""
+    for path in (PACKAGE / "report").rglob("*.py"):
+        assert _file_reads(path.read_text()) == [], path
 
 
 def test_docker_errors_stay_inside_targets():

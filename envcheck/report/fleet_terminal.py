@@ -1,42 +1,49 @@
-"""`envcheck review` in the terminal: per golden the verdict matrix, equivalence classes and attribution; skipped files."""
+"""`envcheck review` in the terminal: per golden the verdict matrix, equivalence classes and attribution; skipped files.
+
+A renderer only: it lays out the views of an envcheck.review.Review; it reads no file and computes no table.
+"""
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
 from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from envcheck.report import fleet as fleet_views
 from envcheck.report.terminal import VERDICT_STYLE
+from envcheck.review.views import attribution_sentence
+
+if TYPE_CHECKING:
+    from envcheck.review import GoldenReview, Review
 
 MAX_ROWS = 30
 MAX_SKIPPED_LINES = 20
 
 
-def render_review(fleet: fleet_views.Fleet) -> RenderableType:
+def render_review(review: Review) -> RenderableType:
     """The header, one part per golden (under a rule of its own when there are several), skipped files."""
-    sections = fleet_views.by_golden(fleet)
-    parts: list[RenderableType] = [Text(f"{fleet.files_read} reports read, {len(fleet.skipped)} skipped · "
-                                        f"{fleet_views.counts(fleet)}", "bold")]
+    sections = review.sections
+    parts: list[RenderableType] = [Text(f"{review.files_read} reports read, {len(review.skipped)} skipped · "
+                                        f"{review.summary}", "bold")]
     if len(sections) > 1:
         parts.append(Text(f"{len(sections)} goldens: reviewing each separately", "bold yellow"))
-    for golden, part in sections:
+    for section in sections:
         # (Paths come from reports: Text, never markup.)
         if len(sections) > 1:
-            parts.append(Rule(Text(f"golden {golden.label} · {fleet_views.counts(part)}", "bold"), align="left"))
+            parts.append(Rule(Text(f"golden {section.golden.label} · {section.summary}", "bold"), align="left"))
         else:
-            parts.append(Text(f"golden {golden.label}", "dim"))
-        parts.extend(_golden_part(part))
-    parts.extend(Text(line, "yellow") for line in skipped_lines(fleet.skipped))
+            parts.append(Text(f"golden {section.golden.label}", "dim"))
+        parts.extend(_golden_part(section))
+    parts.extend(Text(line, "yellow") for line in skipped_lines(review.skipped))
     return Group(*parts)
 
 
-def _golden_part(fleet: fleet_views.Fleet) -> list[RenderableType]:
+def _golden_part(section: GoldenReview) -> list[RenderableType]:
     """The matrix, equivalence classes and attribution of one golden's runs."""
     parts: list[RenderableType] = []
-    matrix = fleet_views.verdict_matrix(fleet)
+    matrix = section.matrix
     if not matrix.empty:
         table = Table(title="latest verdict per site × target", title_justify="left")
         # Sites and specs come from reports: Text, never markup.
@@ -50,7 +57,7 @@ def _golden_part(fleet: fleet_views.Fleet) -> list[RenderableType]:
         if len(matrix) > MAX_ROWS:
             parts.append(Text(f"… {len(matrix) - MAX_ROWS} more sites (use --html or --csv)", "dim"))
 
-    classes = fleet_views.equivalence_classes(fleet)
+    classes = section.classes
     if len(classes):
         table = Table(title="equivalence classes: bitwise-identical outputs", title_justify="left")
         for column in ("outputs", "members", "same as golden", "sites", "targets"):
@@ -60,9 +67,8 @@ def _golden_part(fleet: fleet_views.Fleet) -> list[RenderableType]:
                           Text(_few(c.sites)), Text(_few(c.targets)))
         parts.append(table)
 
-    ranked = fleet_views.attribution(fleet)
-    for _, row in ranked.head(5).iterrows():
-        parts.append(Text(f"drift co-occurs with: {fleet_views.attribution_sentence(row)}", "cyan"))
+    for _, row in section.attribution.head(5).iterrows():
+        parts.append(Text(f"drift co-occurs with: {attribution_sentence(row)}", "cyan"))
     return parts
 
 

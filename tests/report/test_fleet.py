@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from envcheck.errors import ExitCode
-from envcheck.report import fleet as views
+from envcheck.errors import ExitCode, UsageError
+from envcheck.report.fleet_html import render_review_html
+from envcheck.review import review, views
+from envcheck.review.load import load_fleet
+from envcheck.review.read import parse_since
 
 
 @pytest.fixture
@@ -30,7 +33,7 @@ def fleet_dir(recorded_reports, tmp_path) -> Path:
 
 
 def test_matrix_classes_attribution_and_skips(fleet_dir):
-    fleet = views.load_fleet([fleet_dir])
+    fleet = load_fleet([fleet_dir])
     assert fleet.files_read == 6 and len(fleet.skipped) == 3
     assert {Path(f).name for f, _ in fleet.skipped} == {"truncated.json", "foreign.json", "notes.json"}
 
@@ -51,11 +54,11 @@ def test_matrix_classes_attribution_and_skips(fleet_dir):
 
 
 def test_trend_and_since(fleet_dir):
-    fleet = views.load_fleet([fleet_dir])
+    fleet = load_fleet([fleet_dir])
     history = views.trend(fleet)
     assert list(history.columns) == ["2026-11-20", "2026-11-21"]
     assert history.loc["beijing-1", "2026-11-21"] == "WARN"
-    recent = views.load_fleet([fleet_dir], since=views.pd.Timestamp("2026-11-21", tz="UTC"))
+    recent = load_fleet([fleet_dir], since=parse_since("2026-11-21"))
     assert recent.files_read == 1 and set(recent.runs["site"]) == {"beijing-1"}
 
 
@@ -77,6 +80,43 @@ def test_review_exits_3_only_when_nothing_is_readable(tmp_path, run_cli):
     assert code == ExitCode.UNDECIDED and "no report could be read" in err and "a.json" in err
 
 
+def test_review_reads_every_file_once(fleet_dir, monkeypatch):
+    """Loading, every view and the page with its evidence: no report file is opened a second time."""
+    reads: list[str] = []
+    original = Path.read_bytes
+
+    def counted(path: Path) -> bytes:
+        reads.append(path.name)
+        return original(path)
+
+    monkeypatch.setattr(Path, "read_bytes", counted)
+    result = review([fleet_dir])
+    page = render_review_html(result)
+    assert sorted(reads) == sorted(p.name for p in fleet_dir.glob("*.json")) and 'id="matrix"' in page
+
+
+def test_evidence_is_each_latest_runs_own_entry(fleet_dir):
+    """The entries kept while reading are those of the runs `views.latest` picks (a later file wins a tie)."""
+    (fleet_dir / "beijing-1-day2x.json").write_text(
+        json.dumps(dict(json.loads((fleet_dir / "beijing-1-day2.json").read_text()), envcheck_version="tie")))
+    (section,) = review([fleet_dir]).sections
+    assert len(section.evidence) == len(section.latest) == 10
+    for row, target in zip(section.latest.itertuples(), section.evidence, strict=True):
+        assert target == json.loads(Path(row.file).read_text())["targets"][row.target_index]
+    assert {Path(f).name for f in section.latest["file"] if "beijing" in f} == {"beijing-1-day2x.json"}
+
+
+def test_review_service_decides_what_the_command_reports(fleet_dir, tmp_path):
+    result = review([fleet_dir, tmp_path / "nowhere"], since="2026-11-21")
+    assert result.missing == [str(tmp_path / "nowhere")] and result.files_read == 1 and not result.nothing_read
+    assert review([fleet_dir], since="2030-01-01").sections == []  # all older than --since: empty, not unreadable
+    assert not review([fleet_dir], since="2030-01-01").nothing_read
+    assert review([fleet_dir / "notes.json"]).nothing_read
+    for bad in ("", "  ", "yesterday"):
+        with pytest.raises(UsageError, match="is not a date"):
+            review([fleet_dir], since=bad)
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("needs_tensorflow")
 def test_review_of_reports_made_live_by_the_checker(run_cli, tmp_path, monkeypatch, golden_onednn_on):
@@ -86,7 +126,7 @@ def test_review_of_reports_made_live_by_the_checker(run_cli, tmp_path, monkeypat
         monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", knob)
         run_cli("check", "--golden", str(golden_onednn_on), "--site", site)
     code, _, _, _ = run_cli("review", str(reports))
-    fleet = views.load_fleet([reports])
+    fleet = load_fleet([reports])
     assert code == ExitCode.OK and fleet.files_read == 2
     assert views.verdict_matrix(fleet).loc["plant-b", "host"] == "WARN"
     assert len(views.equivalence_classes(fleet)) == 2

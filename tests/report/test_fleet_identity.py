@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from envcheck.errors import ExitCode
-from envcheck.report import fleet as views
 from envcheck.report.fleet_html import render_review_html
+from envcheck.review import review, views
+from envcheck.review.load import load_fleet
 
 GOLDEN_B = {"path": "golden/onednn-off", "sha256": "b" * 64}
 """A second golden of the same model, made where oneDNN is off: wuhan-2's drifted bits are its own bits."""
@@ -69,7 +70,7 @@ def two_goldens(recorded_reports, tmp_path) -> Path:
 
 
 def test_two_goldens_are_two_sections(two_goldens, recorded_reports):
-    fleet = views.load_fleet([two_goldens])
+    fleet = load_fleet([two_goldens])
     sections = views.by_golden(fleet)
     golden_a = recorded_reports["beijing-1"]["golden"]
     assert [golden.label for golden, _ in sections] == [f"{golden_a['path']} · {golden_a['sha256'][:12]}",
@@ -87,12 +88,12 @@ def test_one_golden_at_two_paths_is_one_section(recorded_reports, tmp_path):
     folder = write(tmp_path / "fleet", {
         "here": edited(recorded_reports["xian-4-avx2"], created="2026-11-21T08:00:00Z"),
         "there": edited(recorded_reports["wuhan-2-onednn-off"], created="2026-11-22T08:00:00Z", golden=moved)})
-    ((golden, _),) = views.by_golden(views.load_fleet([folder]))
+    ((golden, _),) = views.by_golden(load_fleet([folder]))
     assert golden.label == f"/opt/goldens/default · {moved['sha256'][:12]} (also at 1 other path)"  # the newest path
 
 
 def test_same_as_golden_means_the_targets_own_golden(two_goldens):
-    (_, a), (_, b) = views.by_golden(views.load_fleet([two_goldens]))
+    (_, a), (_, b) = views.by_golden(load_fleet([two_goldens]))
     onednn_off_bits = views.latest(b).set_index("site").at["plant-b", "output_digest"]  # wuhan-2's bits
     classes_a = views.equivalence_classes(a).set_index("output_digest")["identical_to_golden"]
     classes_b = views.equivalence_classes(b).set_index("output_digest")["identical_to_golden"]
@@ -102,7 +103,7 @@ def test_same_as_golden_means_the_targets_own_golden(two_goldens):
 
 
 def test_attribution_is_per_golden(two_goldens):
-    (_, a), (_, b) = views.by_golden(views.load_fleet([two_goldens]))
+    (_, a), (_, b) = views.by_golden(load_fleet([two_goldens]))
     onednn = views.attribution(a).set_index(["path", "value"]).loc[("env.TF_ENABLE_ONEDNN_OPTS", "0")]
     assert (onednn["drifting_with"], onednn["drifting_total"], onednn["others_total"]) == (1, 1, 3)
     assert set(views.attribution(b)["drifting_total"]) == {1}  # plant-c only: plant-b matches its golden
@@ -119,7 +120,7 @@ def test_several_goldens_are_announced_in_terminal_and_html(two_goldens, run_cli
 
 
 def test_one_golden_keeps_the_single_review(recorded_reports, tmp_path):
-    html = render_review_html(views.load_fleet([write(tmp_path / "one", {"b": recorded_reports["beijing-1"]})]))
+    html = render_review_html(review([write(tmp_path / "one", {"b": recorded_reports["beijing-1"]})]))
     assert "goldens: reviewing" not in html and "<h2>Latest verdict per site × target</h2>" in html
 
 
@@ -128,7 +129,7 @@ def test_two_machines_without_site_are_two_rows(recorded_reports, tmp_path):
     folder = write(tmp_path / "fleet", {
         "m1": edited(xian, created="2026-11-21T08:00:00Z", site=None, hostname=MACHINE_1),
         "m2": edited(xian, created="2026-11-21T09:00:00Z", site=None, hostname=MACHINE_2)})
-    fleet = views.load_fleet([folder])
+    fleet = load_fleet([folder])
     assert list(views.verdict_matrix(fleet).index) == ["(no site) · host 1111aaaa", "(no site) · host 4444bbbb"]
     assert views.counts(fleet) == "1 sites · 2 hosts · 1 targets · 2 runs"
 
@@ -138,7 +139,7 @@ def test_the_same_machine_twice_is_one_row_with_two_runs(recorded_reports, tmp_p
     folder = write(tmp_path / "fleet", {
         "day1": edited(xian, created="2026-11-21T08:00:00Z", site=None, hostname=MACHINE_1),
         "day2": edited(xian, created="2026-11-22T08:00:00Z", site=None, hostname=MACHINE_1, verdict="PASS")})
-    fleet = views.load_fleet([folder])
+    fleet = load_fleet([folder])
     matrix = views.verdict_matrix(fleet)
     assert matrix.to_dict() == {"host": {"(no site) · host 1111aaaa": "PASS"}}  # the newer run
     assert len(fleet.runs) == 2 and views.counts(fleet) == "1 sites · 1 targets · 2 runs"
@@ -151,7 +152,7 @@ def test_a_named_site_on_two_machines_shows_both(recorded_reports, tmp_path):
         "m1": edited(xian, created="2026-11-21T08:00:00Z", hostname=MACHINE_1),
         "m2": edited(xian, created="2026-11-21T09:00:00Z", hostname=MACHINE_2),
         "other": edited(recorded_reports["chengdu-5-bf16"], created="2026-11-21T08:00:00Z")})
-    index = list(views.verdict_matrix(views.load_fleet([folder])).index)
+    index = list(views.verdict_matrix(load_fleet([folder])).index)
     assert index == ["chengdu-5", "xian-4 · host 1111aaaa", "xian-4 · host 4444bbbb"]
 
 
@@ -161,7 +162,7 @@ def test_docker_targets_are_placed_on_the_machine_that_ran_them(recorded_reports
     folder = write(tmp_path / "fleet", {
         "beijing": edited(recorded_reports["beijing-1"], created="2026-11-21T08:00:00Z", site=None),
         "shenzhen": edited(recorded_reports["shenzhen-3"], created="2026-11-21T08:00:00Z", site=None)})
-    matrix = views.verdict_matrix(views.load_fleet([folder]))
+    matrix = views.verdict_matrix(load_fleet([folder]))
     assert matrix.notna().sum(axis=1).to_dict() == {"(no site) · host 31156843": 3, "(no site) · host unknown": 4}
 
 
@@ -171,7 +172,7 @@ def test_docker_targets_of_a_report_from_several_machines_have_no_host(recorded_
     other = copy.deepcopy(report["targets"][0])
     other["spec"], other["fingerprint"]["host"]["hostname"] = "python:/opt/venv/bin/python", MACHINE_1
     report["targets"].append(other)
-    runs = views.load_fleet([write(tmp_path / "fleet", {"compare": report})]).runs.set_index("spec")["host"]
+    runs = load_fleet([write(tmp_path / "fleet", {"compare": report})]).runs.set_index("spec")["host"]
     assert runs.to_dict() == {"host": "sha256:31156843e3d77d17", "docker:envcheck-fixture/reference": "",
                               "docker:envcheck-fixture/nonroot": "", "python:/opt/venv/bin/python": MACHINE_1}
 
@@ -185,7 +186,7 @@ def test_docker_targets_are_placed_on_their_daemons_machine(recorded_reports, tm
         for target in report["targets"]:
             target["target"].setdefault("daemon", {})["name"] = machine
         reports[name] = report
-    runs = views.load_fleet([write(tmp_path / "fleet", reports)]).runs
+    runs = load_fleet([write(tmp_path / "fleet", reports)]).runs
     assert set(runs["host"]) == {MACHINE_1, MACHINE_2}
 
 
@@ -195,10 +196,10 @@ def test_missing_or_raw_hostnames(recorded_reports, tmp_path):
     folder = write(tmp_path / "fleet", {
         "none": edited(xian, created="2026-11-21T08:00:00Z", site=None, hostname=None),
         "raw": edited(xian, created="2026-11-21T09:00:00Z", site=None, hostname="press-line-7.plant.example")})
-    fleet = views.load_fleet([folder])
+    fleet = load_fleet([folder])
     assert fleet.runs["host"].iloc[0] == "" and fleet.runs["host"].iloc[1].startswith("sha256:")
     assert "(no site) · host unknown" in views.verdict_matrix(fleet).index
-    assert "press-line-7" not in render_review_html(fleet)
+    assert "press-line-7" not in render_review_html(review([folder]))
 
 
 def test_csv_has_golden_and_host_columns(two_goldens, run_cli, tmp_path):

@@ -1,0 +1,155 @@
+"""The review's index: every report × target as one row of a DataFrame, built once from parsed reports.
+
+Each report is reduced to flat rows plus its decisive (warn and fail) fingerprint differences, so 10,000
+reports fit in little memory. The full target entry is kept only while it is the newest of its identity
+(golden, site, host, target): those are the entries a page shows as evidence, so no file is read twice.
+
+A target's identity is (golden, site, host, spec): reports against different goldens are reviewed
+separately, and two machines never merge into one row, even when neither named its site.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from envcheck.model import ABSENT
+from envcheck.redact import REDACTED_PREFIX, hash_identifier
+from envcheck.report.vocabulary import VERDICT_RANK
+
+NO_SITE = "(no site)"
+UNKNOWN_HOST = "unknown"
+"""Shown for a host no target of its report named (a report of docker targets only, or of failures)."""
+RUN_COLUMNS = ["file", "target_index", "created", "date", "site", "host", "spec", "verdict", "exit_code",
+               "golden_sha256", "golden_path", "output_digest", "outputs_identical", "error_kind", "max_ulp", "max_rel",
+               "fail_diffs", "warn_diffs"]
+INTERNAL_COLUMNS = ["verdict_rank", "place"]
+"""Added to the runs for the views; not exported."""
+DIFF_COLUMNS = ["row", "path", "value", "severity"]
+
+
+@dataclass
+class Fleet:
+    """Every report × target that was read, as tables; what could not be read, and why."""
+
+    runs: pd.DataFrame
+    """One row per report × target (RUN_COLUMNS), plus `verdict_rank` and `place` (the row label of its
+    site and host: see _places)."""
+    diffs: pd.DataFrame
+    """Warn- and fail-severity fingerprint differences: row (index into runs), path, value, severity."""
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """(file, why) for every file that could not be read as a report."""
+    files_read: int = 0
+    files_before_since: int = 0
+    """Reports read but older than --since: an empty review, not an unreadable one."""
+    newest_targets: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
+    """The full target entry of every run that is the newest of its golden × site × host × target, by row
+    (the rows `views.latest` picks): the evidence a page shows, kept from the one read of its file."""
+
+
+class IndexBuilder:
+    """Collects parsed reports one by one (add), then builds the Fleet (build) once."""
+
+    def __init__(self) -> None:
+        self._runs: list[list[Any]] = []
+        self._diffs: list[list[Any]] = []
+        # identity -> (row, created) of the newest run so far; a later file wins a tie, as in views.latest.
+        self._newest: dict[tuple[str, str, str, str], tuple[int, pd.Timestamp]] = {}
+        self._targets: dict[int, dict[str, Any]] = {}
+
+    def add(self, file: str, created: pd.Timestamp, document: dict[str, Any]) -> None:
+        """Add a report's targets as rows; `document` is a report that passed the schema."""
+        machine = _machine(document["targets"])
+        for index, target in enumerate(document["targets"]):
+            row = len(self._runs)
+            values = _run_row(file, index, created, document, target, machine)
+            self._runs.append(values)
+            for d in target.get("fingerprint_diff") or []:
+                if d.get("severity") in ("fail", "warn"):
+                    self._diffs.append([row, d["path"], _value_text(d.get("target")), d["severity"]])
+            identity = (document["golden"]["sha256"], values[RUN_COLUMNS.index("site")],
+                        values[RUN_COLUMNS.index("host")], target["spec"])
+            previous = self._newest.get(identity)
+            if previous is None or created >= previous[1]:
+                if previous is not None:
+                    del self._targets[previous[0]]
+                self._newest[identity] = (row, created)
+                self._targets[row] = target
+
+    def build(self, skipped: list[tuple[str, str]], files_read: int, files_before_since: int) -> Fleet:
+        """The Fleet of every report added."""
+        frame = pd.DataFrame(self._runs, columns=RUN_COLUMNS)
+        frame["verdict_rank"] = frame["verdict"].map(VERDICT_RANK)
+        frame["place"] = _places(frame)
+        return Fleet(runs=frame, diffs=pd.DataFrame(self._diffs, columns=DIFF_COLUMNS), skipped=skipped,
+                     files_read=files_read, files_before_since=files_before_since, newest_targets=self._targets)
+
+
+def _run_row(file: str, index: int, created: pd.Timestamp, document: dict, target: dict, machine: str) -> list[Any]:
+    outputs = target.get("outputs") or {}
+    ulps = [o["max_ulp"] for o in outputs.values() if o.get("max_ulp") is not None]
+    rels = [o["max_rel"] for o in outputs.values() if o.get("max_rel") is not None]
+    severities = [d.get("severity") for d in target.get("fingerprint_diff") or []]
+    # A container's hostname is its container id, new on every run: docker targets are placed on the
+    # machine that ran them instead.
+    host = (_daemon_host(target) or machine) if _is_docker(target) else (_hostname(target) or machine)
+    golden = document["golden"]
+    return [file, index, created, created.strftime("%Y-%m-%d"), target.get("site") or NO_SITE, host,
+            target["spec"], target["verdict"], document["exit_code"], golden["sha256"], golden["path"],
+            target.get("output_digest"),
+            all(o["status"] == "identical" for o in outputs.values()) if outputs else None,
+            (target.get("error") or {}).get("kind"), max(ulps) if ulps else None, max(rels) if rels else None,
+            severities.count("fail"), severities.count("warn")]
+
+
+def _is_docker(target: dict) -> bool:
+    """Whether the target ran in a container envcheck started (its fingerprint's hostname is the container's)."""
+    info = target.get("target")
+    return target["spec"].startswith("docker:") or (isinstance(info, dict) and info.get("kind") == "docker")
+
+
+def _hostname(target: dict) -> str:
+    """The target's hashed hostname from its fingerprint, or "" (a failed target has no fingerprint).
+    A report written before hostnames were hashed is hashed here: a review never shows a raw one."""
+    host = (target.get("fingerprint") or {}).get("host")
+    name = host.get("hostname") if isinstance(host, dict) else None
+    if not isinstance(name, str) or not name:
+        return ""
+    return name if name.startswith(REDACTED_PREFIX) else hash_identifier(name)
+
+
+def _daemon_host(target: dict) -> str:
+    """The hashed name of the machine whose Docker daemon ran the target, when the report has it."""
+    daemon = (target.get("target") or {}).get("daemon")
+    name = daemon.get("name") if isinstance(daemon, dict) else None
+    if not isinstance(name, str) or not name:
+        return ""
+    return name if name.startswith(REDACTED_PREFIX) else hash_identifier(name)
+
+
+def _machine(targets: list[dict]) -> str:
+    """The hashed hostname of the machine a report was made on, named by its non-docker targets
+    (interpreters run on the machine itself); "" when none names it, or when they name several (a
+    `compare` of captures from several machines cannot say where its docker captures ran)."""
+    names = {_hostname(t) for t in targets if not _is_docker(t)} - {""}
+    return names.pop() if len(names) == 1 else ""
+
+
+def _places(runs: pd.DataFrame) -> pd.Series:
+    """The row label of each run's site and host: the site alone while it is the only host seen there
+    (as a review looked before hosts were told apart), else "site · host 1a2b3c4d". A run without a
+    site always shows its host, so two machines checked without --site are two rows."""
+    if runs.empty:
+        return pd.Series(index=runs.index, dtype=object)
+    hosts_per_site = runs[["site", "host"]].drop_duplicates().groupby("site").size()
+    alone = (runs["site"] != NO_SITE) & (runs["site"].map(hosts_per_site) == 1)
+    short = runs["host"].str.removeprefix(REDACTED_PREFIX).str[:8].replace("", UNKNOWN_HOST)
+    return runs["site"].where(alone, runs["site"] + " · host " + short)
+
+
+def _value_text(value: Any) -> str:
+    if value is None:
+        return ABSENT
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)

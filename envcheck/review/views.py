@@ -1,0 +1,153 @@
+"""The review's views: pandas tables computed from the index (index.Fleet), one function each.
+
+Verdicts, equivalence classes and attribution only mean something against one golden: `by_golden`
+splits a fleet into parts, and the views of one golden's runs refuse a mixed fleet.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from envcheck.report.vocabulary import VERDICT_RANK
+from envcheck.review.index import INTERNAL_COLUMNS, Fleet
+
+
+@dataclass(frozen=True)
+class Golden:
+    """One golden bundle, by content: reports against another golden are reviewed apart from it."""
+
+    sha256: str
+    path: str
+    """The path the newest report gave; the same bundle may lie elsewhere on other machines."""
+    other_paths: int = 0
+
+    @property
+    def label(self) -> str:
+        """Path and short sha: reports carry no golden description to show instead."""
+        plural = "s" if self.other_paths > 1 else ""
+        elsewhere = f" (also at {self.other_paths} other path{plural})" if self.other_paths else ""
+        return f"{self.path} · {self.sha256[:12]}{elsewhere}"
+
+
+def by_golden(fleet: Fleet) -> list[tuple[Golden, Fleet]]:
+    """The fleet split by golden (by path, then sha), each part a Fleet the views below accept.
+
+    A verdict, an equivalence class ("same as golden") and an attribution only mean something against
+    one golden; skipped files and file counts stay with every part, as they belong to the whole review."""
+    runs = fleet.runs
+    if runs.empty:
+        return []
+    shas = runs["golden_sha256"].unique()
+    parts = []
+    for sha in shas:
+        # One golden, the common case, is the fleet itself: no copies of 10,000 rows.
+        part = runs if len(shas) == 1 else runs[runs["golden_sha256"] == sha]
+        newest = part["created"].idxmax()
+        golden = Golden(str(sha), str(part.at[newest, "golden_path"]), part["golden_path"].nunique() - 1)
+        if len(shas) == 1:
+            parts.append((golden, fleet))
+        else:
+            diffs = fleet.diffs[fleet.diffs["row"].isin(part.index)]
+            parts.append((golden, dataclasses.replace(fleet, runs=part, diffs=diffs)))
+    return sorted(parts, key=lambda item: (item[0].path, item[0].sha256))
+
+
+def _one_golden(fleet: Fleet) -> None:
+    """The views compare runs with each other: refuse to mix runs against different goldens."""
+    if fleet.runs["golden_sha256"].nunique() > 1:
+        raise ValueError("these runs are against several goldens: review each part of by_golden(fleet)")
+
+
+def latest(fleet: Fleet) -> pd.DataFrame:
+    """The newest run of every golden × site × host × target, in row-label order."""
+    if fleet.runs.empty:
+        return fleet.runs
+    ordered = fleet.runs.sort_values("created", kind="stable")
+    newest = ordered.groupby(["golden_sha256", "site", "host", "spec"], sort=False).tail(1)
+    return newest.sort_values(["place", "spec"])
+
+
+def verdict_matrix(fleet: Fleet) -> pd.DataFrame:
+    """Sites (with their host where needed: see `place`) as rows, targets as columns, the latest verdict in
+    each cell; one golden's runs."""
+    _one_golden(fleet)
+    current = latest(fleet)
+    if current.empty:
+        return pd.DataFrame()
+    return current.pivot(index="place", columns="spec", values="verdict").rename_axis(index="site")
+
+
+def equivalence_classes(fleet: Fleet) -> pd.DataFrame:
+    """Latest runs grouped by output digest: equal digests computed bitwise-identical outputs. One
+    golden's runs, so "identical to golden" means identical to the golden these runs were checked against."""
+    _one_golden(fleet)
+    current = latest(fleet).dropna(subset=["output_digest"])
+    if current.empty:
+        return pd.DataFrame(columns=["output_digest", "members", "identical_to_golden", "sites", "targets", "verdicts"])
+    classes = current.groupby("output_digest").agg(
+        members=("spec", "size"), identical_to_golden=("outputs_identical", "all"),
+        sites=("place", lambda s: sorted(set(s))), targets=("spec", lambda s: sorted(set(s))),
+        verdicts=("verdict", lambda s: dict(s.value_counts())))
+    return classes.reset_index().sort_values(["identical_to_golden", "members"], ascending=[False, False])
+
+
+def attribution(fleet: Fleet) -> pd.DataFrame:
+    """Which fingerprint differences co-occur with output drift across the latest runs, ranked; one
+    golden's runs (a difference is a difference from that golden's fingerprint)."""
+    _one_golden(fleet)
+    current = latest(fleet).dropna(subset=["outputs_identical"])
+    columns = ["path", "value", "severity", "drifting_with", "drifting_total", "others_with", "others_total"]
+    if current.empty or fleet.diffs.empty:
+        return pd.DataFrame(columns=columns)
+    drifting = current.index[~current["outputs_identical"].astype(bool)]
+    diffs = fleet.diffs[fleet.diffs["row"].isin(current.index)].copy()
+    diffs["drifting"] = diffs["row"].isin(drifting)
+    table = diffs.groupby(["path", "value", "severity"]).agg(drifting_with=("drifting", "sum"),
+                                                             with_total=("row", "nunique")).reset_index()
+    table["drifting_total"] = len(drifting)
+    table["others_with"] = table["with_total"] - table["drifting_with"]
+    table["others_total"] = len(current) - len(drifting)
+    table = table[table["drifting_with"] > 0]
+    return table.sort_values(["drifting_with", "others_with", "path"], ascending=[False, True, True])[columns]
+
+
+def attribution_sentence(row: pd.Series) -> str:
+    """One attribution row (a row of `attribution`) in words, as both the terminal and the page say it."""
+    return (f"{row['drifting_with']} of {row['drifting_total']} drifting have {row['path']} = {row['value']} "
+            f"({row['others_with']} of {row['others_total']} others)")
+
+
+def trend(fleet: Fleet) -> pd.DataFrame:
+    """The worst verdict per site (and host, as in the matrix) per day (sites × dates); one golden's runs."""
+    _one_golden(fleet)
+    if fleet.runs.empty:
+        return pd.DataFrame()
+    worst = fleet.runs.groupby(["place", "date"])["verdict_rank"].max().unstack("date").rename_axis(index="site")
+    names = {rank: verdict for verdict, rank in VERDICT_RANK.items()}
+    return worst.apply(lambda column: column.map(names))
+
+
+def flat_table(fleet: Fleet) -> pd.DataFrame:
+    """One row per golden × site × host × target × run, for CSV export."""
+    return fleet.runs.drop(columns=INTERNAL_COLUMNS).sort_values(["golden_path", "golden_sha256", "site", "host",
+                                                                  "spec", "created"])
+
+
+def counts(fleet: Fleet) -> str:
+    """ "5 sites · 7 targets · 10 runs" over the latest runs, naming the hosts too when a site's row is
+    split by host (a site checked on two machines, or machines checked without --site)."""
+    current = latest(fleet)
+    if current.empty:
+        return f"0 sites · 0 targets · {len(fleet.runs)} runs"
+    sites = current["site"].nunique()
+    hosts = f" · {current['host'].nunique()} hosts" if current["place"].nunique() != sites else ""
+    return f"{sites} sites{hosts} · {current['spec'].nunique()} targets · {len(fleet.runs)} runs"
+
+
+def evidence(fleet: Fleet, rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """The full target entries behind rows of `latest(fleet)`, in their order, as kept when their files
+    were read (no file is read again)."""
+    return [fleet.newest_targets[int(row)] for row in rows.index]
