@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 Verdict = Literal["IDENTICAL", "PASS", "WARN", "FAIL", "ERROR"]
 """Per target, first that applies: ERROR, FAIL, WARN, PASS (within noise), IDENTICAL (bitwise)."""
+
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
+"""Best to worst: IDENTICAL, PASS, WARN, FAIL, ERROR."""
+VERDICT_RANK: dict[str, int] = {verdict: rank for rank, verdict in enumerate(VERDICTS)}
+"""How bad a verdict is: 0 for IDENTICAL up to 4 for ERROR (a run's worst target decides)."""
 
 Severity = Literal["fail", "warn", "info", "ignore"]
 """How much a fingerprint difference matters; `ignore` differences are dropped from reports."""

@@ -27,8 +27,8 @@ from envcheck.golden import (
     load_golden,
 )
 from envcheck.model import Capture, TargetFailure
-from envcheck.report import fleet
-from envcheck.report.json import REPORT_SCHEMA
+from envcheck.review import review
+from envcheck.schemas import REPORT_SCHEMA
 
 PROBE = Path(schemas.__file__).resolve().parents[1] / "probe" / "probe.py"
 REPORTS = sorted(RECORDED_REPORTS.glob("*.json"))
@@ -210,7 +210,7 @@ def test_review_skips_newer_and_invalid_reports_with_the_reason(tmp_path):
     (tmp_path / "bad-time.json").write_text(json.dumps(dict(good, created="2026-13-45T99:00:00Z")))
     (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     (tmp_path / "list.json").write_text("[1, 2]")
-    reviewed = fleet.load_fleet([tmp_path])
+    reviewed = review([tmp_path])
     skipped = {Path(path).name: why for path, why in reviewed.skipped}
     assert reviewed.files_read == 1 and set(skipped) == {"newer.json", "broken.json", "bad-time.json", "deep.json",
                                                          "list.json"}

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from envcheck.report.attribution import attribution_sentence
 from envcheck.report.html_common import render_page
+from envcheck.report.view import target_view
 from envcheck.report.vocabulary import VERDICT_RANK
-from envcheck.review.views import attribution_sentence
 
 if TYPE_CHECKING:
     from envcheck.review import GoldenReview, Review
@@ -27,7 +28,8 @@ def render_review_html(review: Review) -> str:
         anchors = {(row.place, row.spec): f"drill-{len(evidence) + i}" for i, row in enumerate(current.itertuples())}
         shown_golden = f" · golden {section.golden.label}" if len(sections) > 1 else ""
         evidence += [{"anchor": anchors[(row.place, row.spec)], "site": row.place + shown_golden,
-                      "created": str(row.created), "file": row.file, "target": target}
+                      "created": str(row.created), "file": row.file,
+                      "target": target_view(target, anchors[(row.place, row.spec)])}
                      for row, target in zip(current.itertuples(), section.evidence, strict=True)]
         goldens.append({"label": section.golden.label, "counts": section.summary, "suffix": f"-{number}" if number else "",
                         "matrix": _matrix(section, anchors), "classes": _classes(section),

@@ -12,8 +12,8 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from envcheck.report.terminal import VERDICT_STYLE
-from envcheck.review.views import attribution_sentence
+from envcheck.report.attribution import attribution_sentence
+from envcheck.report.vocabulary import VERDICT_STYLE
 
 if TYPE_CHECKING:
     from envcheck.review import GoldenReview, Review

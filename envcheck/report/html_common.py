@@ -15,7 +15,7 @@ from typing import Any
 
 import jinja2
 
-from envcheck.report.view import clip, num, pct, set_change, text
+from envcheck.report.view import clip, num, pct, text
 from envcheck.report.vocabulary import VERDICT_COLOURS
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -70,7 +70,7 @@ def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True,
                              lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     env.filters.update(text=text, num=num, pct=pct, clip=clip)
-    env.globals.update(verdict_class=verdict_class, severity_class=severity_class, set_change=set_change,
+    env.globals.update(verdict_class=verdict_class, severity_class=severity_class,
                        histogram=histogram, bar_colour=BAR_COLOUR,
                        verdict_styles=[(verdict_class(v), c) for v, c in VERDICT_COLOURS.items()])
     return env

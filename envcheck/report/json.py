@@ -18,8 +18,7 @@ from collections import Counter
 from typing import Any
 
 from envcheck.model import FingerprintDifference, OutputComparison, RunReport, TargetResult
-
-REPORT_SCHEMA = "envcheck.report/1"
+from envcheck.schemas import REPORT_SCHEMA
 
 
 def report_to_dict(report: RunReport) -> dict[str, Any]:

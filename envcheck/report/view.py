@@ -102,7 +102,7 @@ class ReportView:
 
 def build_view(document: dict[str, Any]) -> ReportView:
     """The view of a JSON report dict (as report_to_dict makes it, or as read from a file)."""
-    targets = tuple(_target(index, entry) for index, entry in enumerate(document["targets"]))
+    targets = tuple(target_view(entry, f"target-{index}") for index, entry in enumerate(document["targets"]))
     counts = Counter(text(t.verdict) for t in targets)
     order = [v for v in VERDICTS[::-1] if v in counts] + sorted(v for v in counts if v not in VERDICTS)
     code = document["exit_code"]
@@ -113,13 +113,14 @@ def build_view(document: dict[str, Any]) -> ReportView:
                       document=document)
 
 
-def _target(index: int, entry: dict[str, Any]) -> TargetView:
+def target_view(entry: dict[str, Any], anchor: str) -> TargetView:
+    """The view of one target entry of a JSON report; `anchor` names its section on a page."""
     outputs = tuple(_output(name, stats) for name, stats in (entry.get("outputs") or {}).items())
     differences = [_difference(d) for d in entry.get("fingerprint_diff") or []]
     findings = tuple(entry.get("findings") or ())
     error = entry.get("error")
     return TargetView(
-        anchor=f"target-{index}", spec=text(entry["spec"]), site=entry.get("site"), verdict=text(entry["verdict"]),
+        anchor=anchor, spec=text(entry["spec"]), site=entry.get("site"), verdict=text(entry["verdict"]),
         error=error, findings=findings, outputs=outputs,
         decisive=tuple(d for d in differences if d.severity != "info"),
         info=tuple(d for d in differences if d.severity == "info"),

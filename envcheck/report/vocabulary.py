@@ -3,13 +3,8 @@ means, the word for a missing value. One place, so the terminal, HTML, Markdown,
 never disagree."""
 from __future__ import annotations
 
-from typing import get_args
+from envcheck.model import ABSENT, VERDICT_RANK, VERDICTS
 
-from envcheck.model import ABSENT, Verdict
-
-VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
-"""Best to worst: IDENTICAL, PASS, WARN, FAIL, ERROR."""
-VERDICT_RANK: dict[str, int] = {verdict: rank for rank, verdict in enumerate(VERDICTS)}
 SEVERITIES = ("fail", "warn", "info")
 """Severities that reach a report, most serious first (`ignore` differences are dropped)."""
 EXIT_MEANING = {0: "matched the golden within policy", 1: "drift: at least one target failed the policy",

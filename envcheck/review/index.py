@@ -15,9 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from envcheck.model import ABSENT
+from envcheck.model import ABSENT, VERDICT_RANK
 from envcheck.redact import REDACTED_PREFIX, hash_identifier
-from envcheck.report.vocabulary import VERDICT_RANK
 
 NO_SITE = "(no site)"
 UNKNOWN_HOST = "unknown"

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from envcheck import schemas
-from envcheck.report.json import REPORT_SCHEMA
+from envcheck.schemas import REPORT_SCHEMA
 
 
 def read_bytes(path: Path) -> bytes | str:

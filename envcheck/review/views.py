@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from envcheck.report.vocabulary import VERDICT_RANK
+from envcheck.model import VERDICT_RANK
 from envcheck.review.index import INTERNAL_COLUMNS, Fleet
 
 
@@ -112,12 +112,6 @@ def attribution(fleet: Fleet) -> pd.DataFrame:
     table["others_total"] = len(current) - len(drifting)
     table = table[table["drifting_with"] > 0]
     return table.sort_values(["drifting_with", "others_with", "path"], ascending=[False, True, True])[columns]
-
-
-def attribution_sentence(row: pd.Series) -> str:
-    """One attribution row (a row of `attribution`) in words, as both the terminal and the page say it."""
-    return (f"{row['drifting_with']} of {row['drifting_total']} drifting have {row['path']} = {row['value']} "
-            f"({row['others_with']} of {row['others_total']} others)")
 
 
 def trend(fleet: Fleet) -> pd.DataFrame:

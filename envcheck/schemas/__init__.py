@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+REPORT_SCHEMA = "envcheck.report/1"
+"""The JSON report's schema: written by report.json, read by the review."""
 SCHEMA_DIR = Path(__file__).parent
 # schema string (the document's own "schema" key) -> schema file; the policy has no such key.
 SCHEMA_FILES = {

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from helpers import RECORDED_REPORTS, require
-from envcheck.report.fleet import load_fleet
+from envcheck.review import review
 from envcheck.report.fleet_html import render_review_html
 from envcheck.report.html import render_html
 from envcheck.report.view import build_view
@@ -114,7 +114,7 @@ def test_fleet_review_renders_matrix_offline(recording_proxy, tmp_path):
     bad.parent.mkdir()
     bad.write_text('{"schema": "envcheck.report/1", "targ')
     page = tmp_path / "review.html"
-    page.write_text(render_review_html(load_fleet([RECORDED_REPORTS, bad.parent])))
+    page.write_text(render_review_html(review([RECORDED_REPORTS, bad.parent])))
     image = screenshot(page, proxy, tmp_path / "review.png")
     assert page_requests(seen) == []
     assert_no_external_references(page.read_text())
@@ -216,7 +216,7 @@ def test_hostile_run_report_runs_no_payload_and_shows_it_as_text(hostile, record
 def test_hostile_fleet_review_runs_no_payload_and_shows_it_as_text(hostile_fleet, recording_proxy, tmp_path, policy):
     proxy, seen = recording_proxy
     folder, hostile = hostile_fleet
-    fleet = load_fleet([folder])
+    fleet = review([folder])
     assert fleet.files_read == 1 and len(fleet.skipped) == 1  # the hostile report is read, not skipped
     page = tmp_path / "review.html"
     page.write_text(with_check(render_review_html(fleet), policy))

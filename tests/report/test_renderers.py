@@ -17,7 +17,7 @@ import xmlschema
 from markdown_it import MarkdownIt
 
 from helpers import RECORDED_REPORTS, REPO
-from envcheck.report.fleet import load_fleet
+from envcheck.review import review
 from envcheck.report.fleet_html import render_review_html
 from envcheck.report.html import render_html
 from envcheck.report.view import build_view
@@ -185,7 +185,7 @@ def test_statistics_that_are_none_show_as_a_dash(recorded_reports):
 
 
 def test_page_policy_allows_only_its_own_inline_script_and_style(recorded_reports):
-    for page in (render_html(build_view(recorded_reports["shenzhen-3"])), render_review_html(load_fleet([RECORDED_REPORTS]))):
+    for page in (render_html(build_view(recorded_reports["shenzhen-3"])), render_review_html(review([RECORDED_REPORTS]))):
         policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', page)
         directives = {d.split()[0]: d.split()[1:] for d in html.unescape(policy.group(1)).split(";") if d.strip()}
         (script,) = re.findall(r"<script>(.*?)</script>", page, re.DOTALL)
