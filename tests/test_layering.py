@@ -11,7 +11,8 @@ import pytest
 from envcheck import capture
 
 PACKAGE = Path(__file__).resolve().parents[1] / "envcheck"
-PROBE = PACKAGE / "probe" / "probe.py"
+PROBE_PACKAGE = PACKAGE / "probe" / "envcheck_probe"  # packed into one zipapp by targets/probe_app.py
+PROBE_MODULES = sorted(PROBE_PACKAGE.glob("*.py"))
 HEAVY = ("docker", "pandas", "deepdiff", "tensorflow", "numpy", "rich")
 
 
@@ -32,22 +33,57 @@ def _imports(path: Path, top_level_only: bool = False) -> set[str]:
     return {name.split(".")[0] for name in _modules(path, top_level_only)}
 
 
-def test_probe_imports_only_the_standard_library_at_import_time():
-    assert _imports(PROBE, top_level_only=True) <= set(sys.stdlib_module_names)
+def _import_time_imports(path: Path) -> list[ast.Import | ast.ImportFrom]:
+    """The import statements a module runs when it is imported: everything outside function bodies
+    (class bodies, `if` and `try` blocks at module level included)."""
+    found: list[ast.Import | ast.ImportFrom] = []
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                found.append(child)
+            visit(child)
+    visit(ast.parse(path.read_text()))
+    return found
 
 
-@pytest.mark.parametrize("script", ["probe.py", "builtin_model.py"])
-def test_probe_scripts_parse_as_python_3_8(script):
-    ast.parse((PACKAGE / "probe" / script).read_text(), feature_version=(3, 8))
+def test_the_probe_is_a_package_of_small_modules():
+    names = {path.name for path in PROBE_MODULES}
+    assert {"__init__.py", "__main__.py", "cli.py"} <= names and len(names) > 10
+    assert not (PACKAGE / "probe" / "probe.py").exists()
+
+
+@pytest.mark.parametrize("path", PROBE_MODULES, ids=lambda path: path.name)
+def test_probe_modules_import_only_the_standard_library_and_each_other_at_import_time(path):
+    siblings = {module.stem for module in PROBE_MODULES}
+    for node in _import_time_imports(path):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            # Relative: only a sibling, so the package works under whatever name it is imported.
+            names = [node.module] if node.module else [alias.name for alias in node.names]
+            assert node.level == 1 and set(names) <= siblings, (path.name, node.lineno)
+            continue
+        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [alias.name for alias in node.names]
+        for name in names:
+            assert name.split(".")[0] in sys.stdlib_module_names, (path.name, node.lineno, name)
+
+
+@pytest.mark.parametrize("path", [*PROBE_MODULES, PACKAGE / "probe" / "builtin_model.py"],
+                         ids=lambda path: path.name)
+def test_probe_scripts_parse_as_python_3_8(path):
+    ast.parse(path.read_text(), feature_version=(3, 8))
 
 
 def test_host_tool_never_imports_the_probe_or_tensorflow():
     for path in PACKAGE.rglob("*.py"):
-        if path.parent.name == "probe":
+        if path.is_relative_to(PACKAGE / "probe"):
             continue
         imported = _imports(path)
         assert "tensorflow" not in imported and "keras" not in imported, path
+        # targets/probe_app.py packs the probe's files into the zipapp; nothing imports them.
         assert not any(m.startswith("envcheck.probe") for m in _modules(path)), path
+        assert "envcheck_probe" not in imported, path
 
 
 def test_compare_never_touches_docker():
@@ -100,10 +136,16 @@ def test_docker_errors_stay_inside_targets():
 
 
 def test_probe_constants_agree_with_the_host_side():
-    constants = {}
-    for node in ast.parse(PROBE.read_text()).body:
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
-            constants[node.targets[0].id] = node.value.value
+    constants: dict[str, list] = {}
+    for path in PROBE_MODULES:
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        constants.setdefault(target.id, []).append(node.value.value)
+    for name in ("CAPTURE_SCHEMA", "CAPTURE_FILE", "OUTPUTS_FILE"):
+        assert len(constants.get(name, [])) == 1, f"{name}: defined {len(constants.get(name, []))} times in the probe"
+    constants = {name: values[0] for name, values in constants.items()}
     assert constants["CAPTURE_SCHEMA"] == capture.CAPTURE_SCHEMA
     assert constants["CAPTURE_FILE"] == capture.CAPTURE_FILE
     assert constants["OUTPUTS_FILE"] == capture.OUTPUTS_FILE

@@ -7,8 +7,8 @@ from typing import Protocol
 
 from envcheck.model import Capture, TargetFailure
 
+# The probe's sources; targets get them packed as one zipapp (targets/probe_app.py).
 PROBE_DIR = Path(__file__).resolve().parents[1] / "probe"
-PROBE_FILE = PROBE_DIR / "probe.py"
 
 CANCELLED = threading.Event()
 """Set on Ctrl-C / SIGTERM: a probe that starts after the cancel sweep stops itself at once."""

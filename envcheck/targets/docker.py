@@ -28,7 +28,8 @@ from envcheck.capture import ChildExit, read_capture
 from envcheck.errors import Interrupted
 from envcheck.model import Capture, TargetFailure
 from envcheck.redact import redact_daemon_url
-from envcheck.targets.base import CANCELLED, PROBE_FILE
+from envcheck.targets.base import CANCELLED
+from envcheck.targets.probe_app import PROBE_APP_NAME, probe_app_bytes
 
 WORK_DIR = "/tmp/envcheck"
 CAPTURE_DIR = f"{WORK_DIR}/capture"
@@ -153,7 +154,7 @@ class DockerTarget:
                              target_info=info, message=f"cannot start the probe in image {self.image}: {explanation}")
 
     def _run_options(self) -> dict[str, Any]:
-        probe = [f"{WORK_DIR}/probe.py", "--bundle", f"{WORK_DIR}/bundle", "--out", CAPTURE_DIR]
+        probe = [f"{WORK_DIR}/{PROBE_APP_NAME}", "--bundle", f"{WORK_DIR}/bundle", "--out", CAPTURE_DIR]
         if self.image_python:
             entrypoint, command = [self.image_python], probe
         else:
@@ -225,7 +226,7 @@ def image_identity(image) -> dict[str, Any]:
 
 
 def probe_archive(bundle_dir: Path) -> bytes:
-    """A tar of envcheck/{probe.py, bundle/model/…, bundle/inputs.npz, capture/} to unpack under /tmp.
+    """A tar of envcheck/{probe.pyz, bundle/model/…, bundle/inputs.npz, capture/} to unpack under /tmp.
 
     Owned by root and world-readable; capture/ is world-writable (sticky), so the probe can write it
     whatever user the image runs as.
@@ -243,9 +244,14 @@ def probe_archive(bundle_dir: Path) -> bytes:
             with open(path, "rb") as stream:
                 archive.addfile(entry, stream)
 
+        def add_bytes(name: str, data: bytes) -> None:
+            entry = tarfile.TarInfo(name)
+            entry.size, entry.mode, entry.mtime = len(data), 0o644, int(time.time())
+            archive.addfile(entry, io.BytesIO(data))
+
         for directory, mode in (("envcheck", 0o755), ("envcheck/bundle", 0o755), ("envcheck/capture", 0o1777)):
             add_dir(directory, mode)
-        add_file("envcheck/probe.py", PROBE_FILE)
+        add_bytes(f"envcheck/{PROBE_APP_NAME}", probe_app_bytes())
         add_file("envcheck/bundle/inputs.npz", bundle_dir / "inputs.npz")
         for path in sorted((bundle_dir / "model").rglob("*")):
             name = f"envcheck/bundle/{path.relative_to(bundle_dir).as_posix()}"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from envcheck.capture import read_capture
 from envcheck.model import Capture, TargetFailure
-from envcheck.targets.base import PROBE_FILE
+from envcheck.targets.probe_app import probe_app_path
 from envcheck.targets.process import run_child
 
 
@@ -28,7 +28,7 @@ class InterpreterTarget:
     def run(self, bundle_dir: Path, out_dir: Path, timeout: float) -> Capture | TargetFailure:
         python = shutil.which(self.python) or self.python
         info = {"kind": "interpreter", "python": python}
-        command = [python, str(PROBE_FILE), "--bundle", str(Path(bundle_dir).resolve()),
+        command = [python, str(probe_app_path()), "--bundle", str(Path(bundle_dir).resolve()),
                    "--out", str(Path(out_dir).resolve())]
         try:
             # cwd = the capture directory, so files in the user's cwd cannot shadow imports.

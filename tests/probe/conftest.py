@@ -1,15 +1,19 @@
-"""Helpers for probe tests: the probe imported as the file it is, and a fake NVML built from records."""
+"""Helpers for probe tests: the probe imported from the zipapp targets run, and a fake NVML built from records."""
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import shutil
 import subprocess
+import sys
+import zipimport
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, require
+from envcheck.targets.probe_app import PROBE_PACKAGE, probe_app_path, probe_sources
+from helpers import REPO, require
 
 GPU_FIXTURES = REPO / "fixtures" / "gpu"
 FAKE_NVML_SOURCE = Path(__file__).with_name("fake_nvml.c")
@@ -17,11 +21,17 @@ FAKE_NVML_SOURCE = Path(__file__).with_name("fake_nvml.c")
 
 @pytest.fixture(scope="session")
 def probe():
-    """The probe module, loaded from its file the way targets run it (tests may import it; the tool may not)."""
-    spec = importlib.util.spec_from_file_location("envcheck_probe_under_test", REPO / "envcheck" / "probe" / "probe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The probe's package, imported from the very zipapp targets run, with every module loaded:
+    `probe.nvml.nvml_fingerprint`, `probe.gpu.gpu_fingerprint`, … (tests may import it; the tool may not)."""
+    if PROBE_PACKAGE not in sys.modules:
+        spec = zipimport.zipimporter(str(probe_app_path())).find_spec(PROBE_PACKAGE)
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[PROBE_PACKAGE] = package
+        spec.loader.exec_module(package)
+    for path in probe_sources():
+        if path.stem not in ("__init__", "__main__"):
+            importlib.import_module(f"{PROBE_PACKAGE}.{path.stem}")
+    return sys.modules[PROBE_PACKAGE]
 
 
 def _c_string(value) -> str:

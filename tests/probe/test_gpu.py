@@ -25,7 +25,7 @@ FIELDS_BY_RECORD = {"name": "name", "uuid": "uuid", "serial": "serial", "compute
 
 
 def _nvml(probe, library) -> dict:
-    return probe.nvml_fingerprint(str(library))
+    return probe.nvml.nvml_fingerprint(str(library))
 
 
 @pytest.mark.parametrize("name", RECORDED)
@@ -97,7 +97,7 @@ def test_a_lost_gpu_keeps_the_other_gpu_and_the_driver(probe, fake_nvml):
     assert lost["index"] == 1 and lost["name"] is None
     assert lost["error"]["name"] == "GPU_IS_LOST" and lost["error"]["code"] == 15
     assert lost["error"]["description"] == "GPU is lost"  # nvmlErrorString's words
-    consolidated = probe.gpu_fingerprint(nvml=seen, smi={}, proc_text="")
+    consolidated = probe.gpu.gpu_fingerprint(nvml=seen, smi={}, proc_text="")
     assert consolidated["source"] == "nvml" and consolidated["nvml_error"] is None and len(consolidated["gpus"]) == 2
 
 
@@ -135,22 +135,22 @@ def test_error_names_are_nvml_h_names(probe):
     """Every nvmlReturn_t of the declarations written from nvml.h has its name in the probe, 24-30 included."""
     header = (Path(__file__).with_name("nvml_decls.h")).read_text()
     declared = {int(code): name for name, code in re.findall(r"NVML_ERROR_(\w+) = (\d+)", header)}
-    assert declared == probe.NVML_ERRORS
-    names_24_to_30 = [probe.NVML_ERRORS[code] for code in range(24, 31)]
+    assert declared == probe.nvml_api.NVML_ERRORS
+    names_24_to_30 = [probe.nvml_api.NVML_ERRORS[code] for code in range(24, 31)]
     assert names_24_to_30 == ["FREQ_NOT_SUPPORTED", "ARGUMENT_VERSION_MISMATCH", "DEPRECATED", "NOT_READY",
                               "GPU_NOT_FOUND", "INVALID_STATE", "RESET_TYPE_NOT_SUPPORTED"]
-    assert probe.nvml_error(31, "x")["name"] == "31"  # newer than nvml.h here: the number, not a guess
+    assert probe.nvml_api.nvml_error(31, "x")["name"] == "31"  # newer than nvml.h here: the number, not a guess
 
 
 def test_missing_nvml_library_is_library_not_found(probe, tmp_path):
-    seen = probe.nvml_fingerprint(str(tmp_path / "libnvidia-ml.so.1"))
+    seen = probe.nvml.nvml_fingerprint(str(tmp_path / "libnvidia-ml.so.1"))
     assert seen["error"]["name"] == "LIBRARY_NOT_FOUND"
 
 
 # ------------------------------------------------------------------------------ nvidia-smi
 
 def test_query_gpu_csv_from_a_570_driver(probe):
-    gpus = probe.parse_smi_csv((GPU_FIXTURES / "nvidia-smi" / "titanv-rtx5880-570.86.15.csv").read_text())
+    gpus = probe.smi.parse_smi_csv((GPU_FIXTURES / "nvidia-smi" / "titanv-rtx5880-570.86.15.csv").read_text())
     assert [(g["name"], g["compute_capability"], g["index"]) for g in gpus] == [
         ("NVIDIA TITAN V", "7.0", 0), ("NVIDIA RTX 5880 Ada Generation", "8.9", 1)]
     assert {g["driver_version"] for g in gpus} == {"570.86.15"}
@@ -166,7 +166,7 @@ def test_old_driver_rejecting_compute_cap_degrades_field_by_field(probe):
         asked.append(fields)
         return (2, rejected) if "compute_cap" in fields else (0, answer)
 
-    seen = probe.nvidia_smi_fingerprint(run=replay)
+    seen = probe.smi.nvidia_smi_fingerprint(run=replay)
     assert seen["rejected_fields"] == ["compute_cap"] and "compute_cap" not in asked[-1]
     assert seen["driver_version"] == "470.103.01"
     (gpu,) = seen["gpus"]
@@ -175,7 +175,7 @@ def test_old_driver_rejecting_compute_cap_degrades_field_by_field(probe):
 
 def test_nvml_mismatch_message_from_nvidia_smi_is_an_error(probe):
     text = (GPU_FIXTURES / "nvidia-smi" / "driver-library-mismatch-570.txt").read_text()
-    seen = probe.nvidia_smi_fingerprint(run=lambda arguments: (9, text))
+    seen = probe.smi.nvidia_smi_fingerprint(run=lambda arguments: (9, text))
     assert "Driver/library version mismatch" in seen["error"]
 
 
@@ -186,25 +186,25 @@ def test_nvml_mismatch_message_from_nvidia_smi_is_an_error(probe):
     ("jetson-orin-35.3.1", "35.3.1")])
 def test_proc_driver_version(probe, name, version):
     text = (GPU_FIXTURES / "proc-driver-version" / f"{name}.txt").read_text()
-    assert probe.parse_proc_driver_version(text) == version
+    assert probe.proc_driver.parse_proc_driver_version(text) == version
 
 
 def test_consolidation_prefers_nvml_then_smi_then_proc(probe, fake_nvml):
-    nvml = probe.nvml_fingerprint(str(fake_nvml("a10g-510.85.02") / "libnvidia-ml.so.1"))
+    nvml = probe.nvml.nvml_fingerprint(str(fake_nvml("a10g-510.85.02") / "libnvidia-ml.so.1"))
     proc = (GPU_FIXTURES / "proc-driver-version" / "open-525.60.11.txt").read_text()
-    assert probe.gpu_fingerprint(nvml=nvml, smi={}, proc_text=proc)["source"] == "nvml"
-    broken = probe.nvml_fingerprint(str(fake_nvml("driver-library-mismatch") / "libnvidia-ml.so.1"))
+    assert probe.gpu.gpu_fingerprint(nvml=nvml, smi={}, proc_text=proc)["source"] == "nvml"
+    broken = probe.nvml.nvml_fingerprint(str(fake_nvml("driver-library-mismatch") / "libnvidia-ml.so.1"))
     smi = {"error": "Failed to initialize NVML: Driver/library version mismatch", "rejected_fields": []}
-    seen = probe.gpu_fingerprint(nvml=broken, smi=smi, proc_text=proc)
+    seen = probe.gpu.gpu_fingerprint(nvml=broken, smi=smi, proc_text=proc)
     assert seen["source"] == "proc" and seen["driver_version"] == "525.60.11"
     assert seen["nvml_error"]["name"] == "LIB_RM_VERSION_MISMATCH" and "mismatch" in seen["nvidia_smi_error"]
 
 
 def test_loaded_and_installed_libraries(probe):
     maps = open("/proc/self/maps").read()  # this very process: libm and libstdc++ of this machine
-    loaded = probe.loaded_libraries(maps)
+    loaded = probe.libraries.loaded_libraries(maps)
     assert "libm" in loaded and loaded["libm"]["path"].startswith("/")
     ldconfig = ("\tlibcudnn.so.8 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libcudnn.so.8\n"
                 "\tlibcudart.so.12 (libc6,x86-64) => /usr/local/cuda/lib64/libcudart.so.12\n")
-    installed = probe.installed_libraries(ldconfig)
+    installed = probe.libraries.installed_libraries(ldconfig)
     assert installed == {"libcudart": ["12"], "libcudnn": ["8"]}

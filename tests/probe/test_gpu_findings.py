@@ -24,8 +24,8 @@ def capture_with_gpu(probe, fake_nvml, fake_nvml_from):
         fingerprint = copy.deepcopy(load_golden().fingerprint)
         library = fake_nvml(nvml_record) / "libnvidia-ml.so.1" if isinstance(nvml_record, str) else \
             fake_nvml_from(nvml_record, nvml_record["label"])
-        nvml = probe.nvml_fingerprint(str(library))
-        fingerprint["gpu"] = probe.gpu_fingerprint(nvml=nvml, smi={}, proc_text="")
+        nvml = probe.nvml.nvml_fingerprint(str(library))
+        fingerprint["gpu"] = probe.gpu.gpu_fingerprint(nvml=nvml, smi={}, proc_text="")
         fingerprint["tensorflow"]["build_info"] = dict(build or fingerprint["tensorflow"]["build_info"])
         fingerprint["tensorflow"]["gpu_devices"] = [{"name": n, "compute_capability": c} for n, c in tf_gpus]
         fingerprint["cuda_libraries"] = {"loaded": loaded or {}, "installed": installed or {}}

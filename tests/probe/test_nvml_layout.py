@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import require
+
+from helpers import require
 
 DECLARATIONS = Path(__file__).with_name("nvml_decls.h")
 # C struct -> the probe's ctypes struct (nvml_structs()), field by field, in order.
@@ -46,7 +47,7 @@ def c_layout(tmp_path_factory) -> dict:
 @pytest.mark.parametrize("struct", sorted(LAYOUTS))
 def test_ctypes_struct_matches_nvml_h(probe, c_layout, struct):
     name, fields = LAYOUTS[struct]
-    python = probe.nvml_structs()[name]
+    python = probe.nvml_api.nvml_structs()[name]
     assert ctypes.sizeof(python) == c_layout[struct]["size"]
     for c_field, python_field in fields:
         assert getattr(python, python_field).offset == c_layout[struct][c_field], (struct, c_field)
@@ -58,5 +59,5 @@ def test_known_sizes_and_the_handle(probe, c_layout):
     assert (c_layout["nvmlPciInfo_t"]["size"], c_layout["nvmlPciInfo_legacy_t"]["size"],
             c_layout["nvmlMemory_t"]["size"]) == (68, 52, 24)
     assert c_layout["nvmlDevice_t"] == ctypes.sizeof(ctypes.c_void_p)
-    answer = probe.nvml_structs()["PciAnswer"]
+    answer = probe.nvml_api.nvml_structs()["PciAnswer"]
     assert ctypes.sizeof(answer) == 68  # large enough for whichever struct nvmlDeviceGetPciInfo_v2 fills

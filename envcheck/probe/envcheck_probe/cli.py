@@ -1,0 +1,53 @@
+"""The probe's command line: probe a bundle, or (for `golden create`) write seeded inputs for a model."""
+import argparse
+import os
+import sys
+
+from .errors import ProbeFailure
+from .files import atomic_write
+from .model import import_tensorflow, load_signature, make_inputs
+from .stages import probe
+
+
+def keep_stdout_clean():
+    """Send fd 1 to stderr: library chatter must never mix with anything a parent might read."""
+    try:
+        sys.stdout.flush()
+        os.dup2(2, 1)
+    except OSError:
+        pass
+
+
+def main(argv=None):
+    """Parse the arguments and do the one thing asked; the exit status (0 when everything ran)."""
+    parser = argparse.ArgumentParser(description="envcheck probe (runs inside a target)")
+    parser.add_argument("--bundle", required=True, help="directory with model/ and inputs.npz")
+    parser.add_argument("--out", required=True, help="directory to write capture.json and outputs.npz to")
+    parser.add_argument("--make-inputs", type=int, metavar="BATCH",
+                        help="instead of probing, write a seeded inputs.npz for the model's signature")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    keep_stdout_clean()
+    if not os.path.isdir(args.out):
+        os.makedirs(args.out)
+    if args.make_inputs:
+        try:
+            tf, np = import_tensorflow()
+            _, signature = load_signature(tf, os.path.join(args.bundle, "model"))
+            inputs = make_inputs(tf, np, signature, args.make_inputs, args.seed)
+        except ProbeFailure as failure:
+            sys.stderr.write("envcheck probe: %s\n" % failure.message)
+            return 1
+        atomic_write(os.path.join(args.out, "inputs.npz"), lambda handle: np.savez(handle, **inputs))
+        return 0
+    return probe(args.bundle, args.out)
+
+
+def run():
+    """The entry point of `python probe.pyz …`: main(), then exit at once with its status."""
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # NOTE: everything is on disk (fsync'd); skip TensorFlow's interpreter teardown, which costs
+    # a noticeable share of a short probe and can crash on some builds after the work is done.
+    os._exit(status)

@@ -1,0 +1,23 @@
+"""The fingerprint's first part: everything that can be known without importing numpy or TensorFlow."""
+import os
+
+from .cpu import cpu_info
+from .environment import allowed_environment
+from .gpu import gpu_fingerprint
+from .libraries import installed_libraries
+from .packages import installed_distributions
+from .system import host_info, os_info, python_info
+
+
+def base_fingerprint():
+    """Everything that can be known without importing numpy or TensorFlow."""
+    return {
+        "python": python_info(),
+        "os": os_info(),
+        "host": host_info(),
+        "cpu": cpu_info(),
+        "packages": installed_distributions(),
+        "env": allowed_environment(os.environ),
+        "gpu": gpu_fingerprint(),
+        "cuda_libraries": {"installed": installed_libraries(), "loaded": {}},
+    }

@@ -1,0 +1,97 @@
+"""The model stages' TensorFlow work: importing it, loading the golden signature, reading or generating
+its inputs, running it."""
+import os
+import sys
+
+from .errors import ProbeFailure, first_line
+
+
+def import_tensorflow():
+    """(tensorflow, numpy), or the ProbeFailure that names which one is missing here."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+    except ImportError as error:
+        raise ProbeFailure("tensorflow-not-importable",
+                           "TensorFlow is not importable in %s: %s" % (sys.executable, error)) from error
+    try:
+        import numpy as np
+    except ImportError as error:
+        raise ProbeFailure("numpy-not-importable",
+                           "numpy is not importable in %s: %s" % (sys.executable, error)) from error
+    return tf, np
+
+
+def load_signature(tf, model_dir):
+    """(the loaded SavedModel, its serving_default signature), or a model-load ProbeFailure."""
+    try:
+        loaded = tf.saved_model.load(model_dir)
+    except Exception as error:  # TF raises many types for an unloadable model
+        raise ProbeFailure("model-load", "TensorFlow %s cannot load the golden model: %s: %s"
+                           % (tf.__version__, type(error).__name__, first_line(error))) from error
+    signatures = getattr(loaded, "signatures", {})
+    if "serving_default" not in signatures:
+        raise ProbeFailure("model-load", "the SavedModel has no 'serving_default' signature (has: %s)"
+                           % (", ".join(sorted(signatures)) or "none"))
+    # Keep `loaded` alive with the signature: its variables die with it.
+    return loaded, signatures["serving_default"]
+
+
+def read_inputs(np, path):
+    """Every array of inputs.npz by name (never unpickling), or an inputs ProbeFailure."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError) as error:
+        raise ProbeFailure("inputs", "cannot read inputs.npz: %s" % first_line(error)) from error
+
+
+def run_signature(tf, np, signature, inputs):
+    """The signature's outputs as numpy arrays, by name, after checking the inputs against it."""
+    specs = signature.structured_input_signature[1]
+    missing = sorted(set(specs) - set(inputs))
+    if missing:
+        raise ProbeFailure("inputs", "inputs.npz lacks signature input(s): %s" % ", ".join(missing))
+    unknown = sorted(set(inputs) - set(specs))
+    if unknown:
+        raise ProbeFailure("inputs", "inputs.npz has input(s) the signature does not take: %s (it takes: %s)"
+                           % (", ".join(unknown), ", ".join(sorted(specs))))
+    feeds = {}
+    for name, spec in specs.items():
+        array = inputs[name]
+        if spec.dtype == tf.string and array.dtype.kind in "US":
+            array = np.char.encode(array, "utf-8") if array.dtype.kind == "U" else array
+        elif array.dtype != np.dtype(spec.dtype.as_numpy_dtype):
+            raise ProbeFailure("inputs", "input %r is %s but the signature wants %s"
+                               % (name, array.dtype, spec.dtype.name))
+        if not spec.shape.is_compatible_with(array.shape):
+            raise ProbeFailure("inputs", "input %r has shape %s but the signature wants %s"
+                               % (name, list(array.shape), spec.shape.as_list() if spec.shape.rank is not None
+                                  else "any"))
+        feeds[name] = tf.constant(array)
+    try:
+        results = signature(**feeds)
+    except Exception as error:  # whatever the model raises is its failure
+        raise ProbeFailure("model-run", "running the model failed: %s: %s"
+                           % (type(error).__name__, first_line(error))) from error
+    return {name: tensor.numpy() for name, tensor in sorted(results.items())}
+
+
+def make_inputs(tf, np, signature, batch, seed):
+    """A seeded input set from the signature's shapes and dtypes (for a model without inputs)."""
+    rng = np.random.default_rng(seed)
+    inputs = {}
+    for name, spec in sorted(signature.structured_input_signature[1].items()):
+        dims = spec.shape.as_list() if spec.shape.rank is not None else [None]
+        shape = [batch if i == 0 and d is None else (d if d is not None else 8) for i, d in enumerate(dims)]
+        dtype = np.dtype(spec.dtype.as_numpy_dtype)
+        if dtype.kind == "f":
+            inputs[name] = rng.normal(0.0, 1.0, shape).astype(dtype)
+        elif dtype.kind in "iu":
+            inputs[name] = rng.integers(0, 10, shape).astype(dtype)
+        elif dtype.kind == "b":
+            inputs[name] = rng.random(shape) < 0.5
+        else:
+            raise ProbeFailure("inputs", "cannot generate inputs of dtype %s for %r; pass --inputs"
+                               % (dtype, name))
+    return inputs

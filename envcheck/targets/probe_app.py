@@ -1,0 +1,74 @@
+"""The probe as the one file that travels into targets: its modules packed into a zipapp.
+
+The probe's source is a package of small modules (envcheck/probe/envcheck_probe/); targets get them
+as one `probe.pyz` that any Python >= 3.8 runs (`python probe.pyz --bundle … --out …`). This module only
+packs files: it never imports them (the host tool must not import the probe; tests/test_layering.py
+checks that). The archive is the same bytes for the same sources (fixed timestamps and modes, entries
+sorted, stored uncompressed so no zlib version can change it), built once per process.
+"""
+from __future__ import annotations
+
+import atexit
+import functools
+import io
+import shutil
+import tempfile
+import threading
+import zipapp
+import zipfile
+from pathlib import Path
+
+PROBE_DIR = Path(__file__).resolve().parents[1] / "probe"
+PROBE_PACKAGE = "envcheck_probe"
+PROBE_SOURCE = PROBE_DIR / PROBE_PACKAGE
+PROBE_ENTRY_POINT = f"{PROBE_PACKAGE}.cli:run"
+PROBE_APP_NAME = "probe.pyz"
+INTERPRETER = "/usr/bin/env python3"
+# Zip's epoch: no file time enters the archive.
+FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+FILE_MODE = 0o644
+
+_path_lock = threading.Lock()
+_written: dict[str, Path] = {}  # PROBE_APP_NAME -> the file this process wrote
+
+
+def probe_sources() -> list[Path]:
+    """The probe's modules, sorted: every .py file of the package (caches and stray files excluded)."""
+    return sorted(PROBE_SOURCE.glob("*.py"))
+
+
+@functools.cache
+def probe_app_bytes() -> bytes:
+    """The zipapp: `__main__.py` (zipapp's launcher calling envcheck_probe.cli:run) and the package."""
+    entries = {f"{PROBE_PACKAGE}/{path.name}": path.read_bytes() for path in probe_sources()}
+    entries["__main__.py"] = _launcher()
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=FIXED_DATE_TIME)
+            info.external_attr = (0o100000 | FILE_MODE) << 16  # a regular file, rw-r--r--
+            info.create_system = 3  # Unix, whichever system builds it
+            archive.writestr(info, entries[name])
+    packed.seek(0)
+    app = io.BytesIO()
+    zipapp.create_archive(packed, app, interpreter=INTERPRETER)
+    return app.getvalue()
+
+
+def probe_app_path() -> Path:
+    """The zipapp as a file (for interpreters on this machine), written once per process, removed at exit."""
+    with _path_lock:
+        if PROBE_APP_NAME not in _written:
+            directory = Path(tempfile.mkdtemp(prefix="envcheck-probe-"))
+            atexit.register(shutil.rmtree, directory, ignore_errors=True)
+            path = directory / PROBE_APP_NAME
+            path.write_bytes(probe_app_bytes())
+            path.chmod(FILE_MODE)
+            _written[PROBE_APP_NAME] = path
+        return _written[PROBE_APP_NAME]
+
+
+def _launcher() -> bytes:
+    """The `__main__.py` zipapp writes for `main="module:function"`: import the module, call the function."""
+    module, _, function = PROBE_ENTRY_POINT.partition(":")
+    return f"# -*- coding: utf-8 -*-\nimport {module}\n{module}.{function}()\n".encode()
