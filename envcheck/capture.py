@@ -25,7 +25,7 @@ from envcheck.errors import CaptureError
 from envcheck.files import atomic_write_bytes, atomic_write_text
 from envcheck.model import Capture, TargetFailure
 
-# NOTE: these mirror the constants in probe/probe.py, which the host tool must not import;
+# NOTE: these mirror the constants in probe/envcheck_probe/capture.py, which the host tool must not import;
 # tests/test_layering.py checks that they agree.
 CAPTURE_SCHEMA = "envcheck.capture/1"
 CAPTURE_FILE = "capture.json"

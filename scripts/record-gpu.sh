@@ -6,20 +6,14 @@ set -uo pipefail
 out="${1:?usage: record-gpu.sh OUT_DIR}"
 mkdir -p "$out"
 here="$(cd "$(dirname "$0")/.." && pwd)"
-python3 - "$here/envcheck/probe/probe.py" > "$out/probe-gpu.json" <<'PY'
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("probe", sys.argv[1])
-probe = importlib.util.module_from_spec(spec); spec.loader.exec_module(probe)
-print(json.dumps({"gpu": probe.gpu_fingerprint(), "nvml": probe.nvml_fingerprint(),
-                  "cuda_libraries": {"installed": probe.installed_libraries()}}, indent=1, default=str))
+export PYTHONPATH="$here/envcheck/probe"  # the probe's own modules, as the zipapp holds them
+python3 - > "$out/probe-gpu.json" <<'PY'
+import json
+from envcheck_probe import gpu, libraries, nvml
+print(json.dumps({"gpu": gpu.gpu_fingerprint(), "nvml": nvml.nvml_fingerprint(),
+                  "cuda_libraries": {"installed": libraries.installed_libraries()}}, indent=1, default=str))
 PY
-fields=$(python3 - "$here/envcheck/probe/probe.py" <<'PY'
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("probe", sys.argv[1])
-probe = importlib.util.module_from_spec(spec); spec.loader.exec_module(probe)
-print(",".join(q for q, _ in probe.SMI_FIELDS))
-PY
-)
+fields=$(python3 -c 'from envcheck_probe import smi; print(",".join(q for q, _ in smi.SMI_FIELDS))')
 if command -v nvidia-smi >/dev/null; then
   nvidia-smi -q > "$out/nvidia-smi-q.txt" 2>&1
   nvidia-smi --query-gpu="$fields" --format=csv > "$out/nvidia-smi-query.csv" 2>&1

@@ -1,4 +1,4 @@
-"""Architecture rules, checked on the source with ast (Polygraphy's habit)."""
+"""Architecture rules, checked on the source with ast: the layers stay as they are drawn in the README."""
 from __future__ import annotations
 
 import ast
@@ -16,9 +16,14 @@ PROBE_MODULES = sorted(PROBE_PACKAGE.glob("*.py"))
 HEAVY = ("docker", "pandas", "deepdiff", "tensorflow", "numpy", "rich")
 
 
-def _modules(path: Path, top_level_only: bool = False) -> set[str]:
-    """Full names of the modules a file imports (absolute imports only)."""
+def _modules(path: Path, top_level_only: bool = False, runtime_only: bool = False) -> set[str]:
+    """Full names of the modules a file imports (absolute imports only); `runtime_only` leaves out imports
+    made only for type checkers (`if TYPE_CHECKING:`)."""
     tree = ast.parse(path.read_text())
+    if runtime_only:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+                node.body = []
     nodes = tree.body if top_level_only else ast.walk(tree)
     found = set()
     for node in nodes:
@@ -158,3 +163,56 @@ def test_help_imports_no_heavy_module():
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# Who may import whom inside envcheck: the service (check) sits between the CLI and the stages; the
+# stages (runner, targets, compare) never reach up; renderers read a report and nothing else.
+FORBIDDEN_IMPORTS = {
+    "envcheck/compare": ("envcheck.runner", "envcheck.check", "envcheck.targets", "envcheck.report", "envcheck.cli",
+                         "envcheck.review"),
+    "envcheck/targets": ("envcheck.compare", "envcheck.runner", "envcheck.check", "envcheck.report", "envcheck.cli",
+                         "envcheck.review"),
+    "envcheck/runner.py": ("envcheck.compare", "envcheck.check", "envcheck.report", "envcheck.cli", "envcheck.review"),
+    "envcheck/report": ("envcheck.compare", "envcheck.runner", "envcheck.check", "envcheck.targets", "envcheck.capture",
+                        "envcheck.golden", "envcheck.cli"),
+    "envcheck/check.py": ("envcheck.report", "envcheck.cli", "envcheck.review"),
+    "envcheck/review": ("envcheck.report", "envcheck.compare", "envcheck.runner", "envcheck.check", "envcheck.targets",
+                        "envcheck.cli"),
+    "envcheck/capture.py": ("envcheck.targets", "envcheck.runner", "envcheck.check", "envcheck.compare",
+                            "envcheck.report", "envcheck.cli"),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN_IMPORTS))
+def test_no_layer_imports_upwards(layer):
+    root = PACKAGE.parent / layer
+    paths = [root] if root.suffix == ".py" else sorted(root.rglob("*.py"))
+    assert paths, f"{layer} does not exist: update FORBIDDEN_IMPORTS"
+    for path in paths:
+        wrong = sorted(m for m in _modules(path) for bad in FORBIDDEN_IMPORTS[layer]
+                       if m == bad or m.startswith(bad + "."))
+        assert not wrong, f"{path.relative_to(PACKAGE.parent)} imports {wrong}"
+
+
+def test_fleet_renderers_take_the_review_but_never_call_into_it():
+    """The review hands its views to the renderers; a renderer needs its type names only."""
+    for path in (PACKAGE / "report").rglob("*.py"):
+        assert not any(m.startswith("envcheck.review") for m in _modules(path, runtime_only=True)), path
+
+
+def test_only_the_cli_imports_the_cli_and_the_check_service():
+    for path in PACKAGE.rglob("*.py"):
+        if path.name in ("cli.py", "__main__.py"):
+            continue
+        imported = _modules(path)
+        assert "envcheck.cli" not in imported, path
+        if path.name != "check.py":
+            assert "envcheck.check" not in imported, path
+
+
+def test_renderers_draw_the_view_not_the_run_records():
+    """Terminal, HTML, JUnit and Markdown render report.view (built from the JSON dict), never RunReport."""
+    for name in ("terminal.py", "html.py", "junit.py", "markdown.py"):
+        source = (PACKAGE / "report" / name).read_text()
+        assert "envcheck.report.view" in _modules(PACKAGE / "report" / name), name
+        assert "RunReport" not in source and "TargetResult" not in source, name

@@ -29,8 +29,8 @@ from envcheck.golden import (
 from envcheck.model import Capture, TargetFailure
 from envcheck.review import review
 from envcheck.schemas import REPORT_SCHEMA
+from envcheck.targets.probe_app import probe_app_path
 
-PROBE = Path(schemas.__file__).resolve().parents[1] / "probe" / "probe.py"
 REPORTS = sorted(RECORDED_REPORTS.glob("*.json"))
 VERSIONED = [GOLDEN_SCHEMA, CAPTURE_SCHEMA, REPORT_SCHEMA]
 
@@ -48,7 +48,7 @@ def probe_captures(tmp_path_factory) -> tuple[dict, dict]:
     """What the real probe writes (here without site-packages, so it stops at importing TensorFlow:
     quick, and a real failed capture), and that capture as `envcheck probe --out` saves it."""
     work = tmp_path_factory.mktemp("probe")
-    subprocess.run([sys.executable, "-I", "-S", str(PROBE), "--bundle", str(builtin_golden_dir()),
+    subprocess.run([sys.executable, "-I", "-S", str(probe_app_path()), "--bundle", str(builtin_golden_dir()),
                     "--out", str(work / "raw")], check=False, capture_output=True, timeout=120)
     raw = json.loads((work / "raw" / "capture.json").read_text())
     outcome = read_capture(work / "raw", "host", child=ChildExit(returncode=1), target_info={"kind": "python"})
