@@ -1,19 +1,19 @@
 """Read what the probe wrote (capture.json + outputs.npz) into a Capture or a TargetFailure, and save
 it as a capture directory that reads back to the very same outcome.
 
-Shared by every target kind and by `envcheck compare`, so a crash is classified the same way
-whether the probe ran on the host, in another interpreter or in a container, and a failed capture
-brought back from a site says in `compare` what `check` would have said there.
+Shared by every target kind and by `envcheck compare`, so a failed capture brought back from a site
+says in `compare` what `check` would have said there. How the probe's process died is the targets' to
+name (targets/exits.py); reading only asks whether it died abnormally, and that answer comes first.
 """
 from __future__ import annotations
 
 import io
 import json
 import os
-import signal
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,17 +47,6 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # what np.load takes for an archive
 # Keys of capture.json that save_capture_dir writes from the outcome; every other key the probe
 # wrote (probe_version, started, fields of later versions) is kept as it was.
 _OWNED_KEYS = ("schema", "status", "stage", "fingerprint", "error", "target", "golden_sha256")
-
-
-@dataclass(frozen=True, slots=True)
-class ChildExit:
-    """How the process (or container) that ran the probe ended."""
-
-    returncode: int | None
-    """Negative: killed by that signal (subprocess); 128+N: the same seen through a shell or Docker."""
-    timed_out: bool = False
-    timeout_s: float | None = None
-    stderr_tail: str = ""
 
 
 class NpzError(ValueError):
@@ -137,40 +126,21 @@ def _npz_problem(error: BaseException) -> str:
     return f"not a readable .npz archive ({type(error).__name__}: {text})"
 
 
-def _signal_number(returncode: int | None) -> int | None:
-    if returncode is None:
-        return None
-    if returncode < 0:
-        return -returncode
-    if returncode > 128:
-        return returncode - 128
-    return None
+DeathReader = Callable[[str | None, dict[str, Any]], tuple[str, str] | None]
+"""Given the stage the probe reached and its fingerprint: (kind, message) when its process died abnormally."""
 
 
-def classify_exit(child: ChildExit, stage: str | None, fingerprint: dict[str, Any]) -> tuple[str, str] | None:
-    """(kind, plain message) for a child that died abnormally, or None for a normal exit."""
-    where = f" while {stage.replace('-', ' ')}" if stage else ""
-    if child.timed_out:
-        return "timeout", f"the probe did not finish within {child.timeout_s:g} s{where}; it was killed"
-    signum = _signal_number(child.returncode)
-    if signum == signal.SIGILL:
-        missing = fingerprint.get("cpu", {}).get("missing_required_flags") or []
-        lacking = f" (this CPU lacks {', '.join(missing)})" if missing else ""
-        return "sigill", ("illegal instruction (SIGILL) — this CPU lacks instructions the TensorFlow build "
-                          f"needs{lacking}{where}")
-    if signum == signal.SIGABRT:
-        return "sigabrt", (f"TensorFlow aborted (SIGABRT){where} — often its CPU-feature guard or a "
-                           "library version mismatch; see stderr")
-    if signum == signal.SIGKILL:
-        return "killed", f"the probe was killed (SIGKILL){where} — most likely out of memory"
-    if signum == signal.SIGSEGV:
-        return "sigsegv", f"the probe crashed with a segmentation fault (SIGSEGV){where}"
-    if signum is not None:
-        return "signal", f"the probe died from signal {signal.Signals(signum).name}{where}"
-    return None
+@dataclass(frozen=True, slots=True)
+class ChildEnd:
+    """How the process that ran the probe ended, as far as reading its capture needs to know."""
+
+    exit_code: int | None
+    stderr_tail: str = ""
+    death: DeathReader | None = None
+    """How the target names an abnormal death (targets/exits.py); None: the child exited by itself."""
 
 
-def read_capture(capture_dir: Path, spec: str, child: ChildExit | None = None,
+def read_capture(capture_dir: Path, spec: str, child: ChildEnd | None = None,
                  target_info: dict[str, Any] | None = None, site: str | None = None) -> Capture | TargetFailure:
     """Turn a capture directory (and how its child ended) into a Capture or a TargetFailure."""
     capture_dir = Path(capture_dir)
@@ -211,7 +181,7 @@ def _read_document(path: Path, shown: str) -> tuple[dict[str, Any] | None, str |
 
 
 def _outcome(capture_dir: Path, document: dict[str, Any] | None, problem: str | None, spec: str,
-             child: ChildExit | None, target_info: dict[str, Any], site: str | None,
+             child: ChildEnd | None, target_info: dict[str, Any], site: str | None,
              outputs_shown: str) -> Capture | TargetFailure:
     """The decision, in order: the child's death, no or a broken capture, the probe's own error,
     an unfinished probe, unreadable outputs; else a Capture. Saved fields are restored exactly."""
@@ -222,7 +192,7 @@ def _outcome(capture_dir: Path, document: dict[str, Any] | None, problem: str | 
     error = document.get("error") or {}
     stage = error["stage"] if "stage" in error else document.get("stage")
     fingerprint = document.get("fingerprint", {})
-    code = child.returncode if child else None
+    code = child.exit_code if child else None
     tail = child.stderr_tail if child else ""
 
     def failure(kind: str, message: str, **saved: Any) -> TargetFailure:
@@ -230,8 +200,8 @@ def _outcome(capture_dir: Path, document: dict[str, Any] | None, problem: str | 
                   "timings": document.get("timings", {}), **saved}
         return TargetFailure(spec=spec, kind=kind, message=message, target_info=info, site=site, **fields)
 
-    if child is not None:
-        abnormal = classify_exit(child, stage, fingerprint)
+    if child is not None and child.death is not None:
+        abnormal = child.death(stage, fingerprint)
         if abnormal:
             return failure(*abnormal)
     if problem:

@@ -15,16 +15,14 @@ import pytest
 from envcheck import schemas
 from envcheck.capture import (
     CAPTURE_SCHEMA,
-    ChildExit,
     NpzError,
-    classify_exit,
     load_capture_dir,
-    read_capture,
     read_npz,
     save_capture_dir,
 )
 from envcheck.errors import CaptureError, ExitCode
 from envcheck.model import Capture, TargetFailure
+from envcheck.targets.exits import ChildExit, classify_exit, read_outcome
 
 
 @pytest.mark.parametrize("returncode, kind, words", [
@@ -61,7 +59,7 @@ def test_partial_capture_survives_a_crash(tmp_path):
     (tmp_path / "capture.json").write_text(json.dumps({
         "schema": CAPTURE_SCHEMA, "status": "running", "stage": "import-tensorflow",
         "fingerprint": {"python": {"version": "3.8.10"}}, "error": None}))
-    outcome = read_capture(tmp_path, "python:/old/python", child=ChildExit(returncode=-4, stderr_tail="Illegal"))
+    outcome = read_outcome(tmp_path, "python:/old/python", ChildExit(returncode=-4, stderr_tail="Illegal"))
     assert isinstance(outcome, TargetFailure) and outcome.kind == "sigill"
     assert outcome.stage == "import-tensorflow" and outcome.fingerprint["python"]["version"] == "3.8.10"
     assert outcome.exit_code == -4 and outcome.stderr_tail == "Illegal"
@@ -77,7 +75,7 @@ def test_partial_capture_survives_a_crash(tmp_path):
 def test_unusable_captures(tmp_path, content, kind):
     if content is not None:
         (tmp_path / "capture.json").write_text(content)
-    outcome = read_capture(tmp_path, "host", child=ChildExit(returncode=0))
+    outcome = read_outcome(tmp_path, "host", ChildExit(returncode=0))
     assert isinstance(outcome, TargetFailure) and outcome.kind == kind
 
 
@@ -106,7 +104,7 @@ def _probe_capture(status="ok", **extra) -> dict:
 ])
 def test_a_broken_capture_is_a_failure_naming_the_problem(tmp_path, document, says):
     (tmp_path / "capture.json").write_text(json.dumps(document))
-    outcome = read_capture(tmp_path, "host", child=ChildExit(returncode=0))
+    outcome = read_outcome(tmp_path, "host", ChildExit(returncode=0))
     assert isinstance(outcome, TargetFailure) and outcome.kind == "capture-schema"
     assert says in outcome.message and "capture.json" in outcome.message
 
@@ -152,7 +150,7 @@ DAMAGED_NPZ = [
 def test_damaged_outputs_are_a_failure_never_a_traceback(tmp_path, content, says):
     (tmp_path / "capture.json").write_text(json.dumps(_probe_capture()))
     (tmp_path / "outputs.npz").write_bytes(content)
-    outcome = read_capture(tmp_path, "host", child=ChildExit(returncode=0))
+    outcome = read_outcome(tmp_path, "host", ChildExit(returncode=0))
     assert isinstance(outcome, TargetFailure) and outcome.kind == "no-outputs"
     assert "outputs.npz" in outcome.message and says in outcome.message
 
@@ -253,7 +251,7 @@ def test_failure_read_from_a_crashed_probe_round_trips_with_its_traceback(tmp_pa
     (source / "capture.json").write_text(json.dumps(_probe_capture(
         "error", stage="load-model", error={"kind": "probe-internal", "message": "KeyError: 'x'",
                                            "traceback": "Traceback (most recent call last):\nKeyError: 'x'\n"})))
-    read = read_capture(source, "python:/opt/venv/bin/python", child=ChildExit(returncode=1, stderr_tail="warn\n"),
+    read = read_outcome(source, "python:/opt/venv/bin/python", ChildExit(returncode=1, stderr_tail="warn\n"),
                         target_info={"kind": "python", "python": "/opt/venv/bin/python"})
     on_site = dataclasses.replace(read, site="shenzhen-3")
     assert on_site.kind == "probe-internal" and on_site.exit_code == 1 and on_site.stage == "load-model"
@@ -269,7 +267,7 @@ def test_sigill_with_a_partial_capture_round_trips(tmp_path):
     source.mkdir()
     (source / "capture.json").write_text(json.dumps(_probe_capture("running", stage="import-tensorflow",
                                                                    fingerprint=PARTIAL)))
-    read = read_capture(source, "host", child=ChildExit(returncode=-4, stderr_tail="Illegal instruction\n"),
+    read = read_outcome(source, "host", ChildExit(returncode=-4, stderr_tail="Illegal instruction\n"),
                         target_info={"kind": "python"}, site="xian-4")
     assert read.kind == "sigill" and "this CPU lacks avx" in read.message
     loaded, first, second = _round_trip(read, source, tmp_path)

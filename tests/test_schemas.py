@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from envcheck import schemas
-from envcheck.capture import CAPTURE_SCHEMA, ChildExit, read_capture, save_capture_dir
+from envcheck.capture import CAPTURE_SCHEMA, save_capture_dir
 from envcheck.golden import (
     GOLDEN_SCHEMA,
     MANIFEST_FILE,
@@ -29,6 +29,7 @@ from envcheck.golden import (
 from envcheck.model import Capture, TargetFailure
 from envcheck.review import review
 from envcheck.schemas import REPORT_SCHEMA
+from envcheck.targets.exits import ChildExit, read_outcome
 from envcheck.targets.probe_app import probe_app_path
 
 REPORTS = sorted(RECORDED_REPORTS.glob("*.json"))
@@ -51,7 +52,7 @@ def probe_captures(tmp_path_factory) -> tuple[dict, dict]:
     subprocess.run([sys.executable, "-I", "-S", str(probe_app_path()), "--bundle", str(builtin_golden_dir()),
                     "--out", str(work / "raw")], check=False, capture_output=True, timeout=120)
     raw = json.loads((work / "raw" / "capture.json").read_text())
-    outcome = read_capture(work / "raw", "host", child=ChildExit(returncode=1), target_info={"kind": "python"})
+    outcome = read_outcome(work / "raw", "host", ChildExit(returncode=1), target_info={"kind": "python"})
     save_capture_dir(outcome, work / "raw", work / "saved", "0" * 64)
     return raw, json.loads((work / "saved" / "capture.json").read_text())
 

@@ -24,11 +24,11 @@ import docker.errors
 import docker.types
 import requests.exceptions
 
-from envcheck.capture import ChildExit, read_capture
 from envcheck.errors import Interrupted
 from envcheck.model import Capture, TargetFailure
 from envcheck.redact import redact_daemon_url
 from envcheck.targets.base import CANCELLED
+from envcheck.targets.exits import ChildExit, read_outcome
 from envcheck.targets.probe_app import PROBE_APP_NAME, probe_app_bytes
 
 WORK_DIR = "/tmp/envcheck"
@@ -132,7 +132,7 @@ class DockerTarget:
             fetch_capture(container, out_dir)
             child = ChildExit(returncode=137 if oom and not timed_out else status, timed_out=timed_out,
                               timeout_s=timeout, stderr_tail=stderr)
-            outcome = read_capture(out_dir, self.spec, child=child, target_info=info)
+            outcome = read_outcome(out_dir, self.spec, child, target_info=info)
             if oom and isinstance(outcome, TargetFailure) and outcome.kind == "killed":
                 limit = f" of {self.memory}" if self.memory else ""
                 stage = (outcome.stage or "probing").replace("-", " ")
@@ -260,7 +260,7 @@ def probe_archive(bundle_dir: Path) -> bytes:
 
 
 def fetch_capture(container, out_dir: Path) -> None:
-    """Copy the capture directory out of the container; nothing there is fine (read_capture says so)."""
+    """Copy the capture directory out of the container; nothing there is fine (read_outcome says so)."""
     try:
         stream, _ = container.get_archive(CAPTURE_DIR)
     except docker.errors.NotFound:

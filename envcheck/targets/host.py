@@ -10,8 +10,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from envcheck.capture import read_capture
 from envcheck.model import Capture, TargetFailure
+from envcheck.targets.exits import read_outcome
 from envcheck.targets.probe_app import probe_app_path
 from envcheck.targets.process import run_child
 
@@ -37,4 +37,4 @@ class InterpreterTarget:
             return TargetFailure(spec=self.spec, kind="interpreter-not-found",
                                  message=f"cannot run the interpreter {self.python}: {error.strerror}",
                                  target_info=info)
-        return read_capture(out_dir, self.spec, child=child, target_info=info)
+        return read_outcome(out_dir, self.spec, child, target_info=info)

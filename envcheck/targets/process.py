@@ -9,8 +9,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from envcheck.capture import ChildExit
 from envcheck.targets.base import CANCELLED
+from envcheck.targets.exits import ChildExit
 
 STDERR_TAIL_CHARS = 4000
 

@@ -184,13 +184,13 @@ def test_the_total_inflated_size_limit_comes_from_the_environment(tmp_path, monk
 def test_a_refused_outputs_npz_is_a_failed_target_naming_the_file(tmp_path):
     import json
 
-    from envcheck.capture import ChildExit, read_capture
+    from envcheck.targets.exits import ChildExit, read_outcome
     from envcheck.model import TargetFailure
 
     (tmp_path / "capture.json").write_text(json.dumps({"schema": "envcheck.capture/1", "status": "ok",
                                                         "stage": "done", "fingerprint": {}, "error": None}))
     (tmp_path / "outputs.npz").write_bytes(_declaring(_npz_of_zeros(350_000), 3_000_000_000))
-    outcome = read_capture(tmp_path, "host", child=ChildExit(returncode=0))
+    outcome = read_outcome(tmp_path, "host", ChildExit(returncode=0))
     assert isinstance(outcome, TargetFailure) and outcome.kind == "no-outputs"
     assert "outputs.npz" in outcome.message and "refused as a zip bomb" in outcome.message
 
