@@ -15,6 +15,8 @@ CANCELLED = threading.Event()
 
 
 class Target(Protocol):
+    """Somewhere the probe can run: it runs the probe on a golden bundle and returns what came back."""
+
     @property
     def spec(self) -> str:
         """The target as the user wrote it: host, python:PATH, docker:IMAGE."""

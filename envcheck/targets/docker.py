@@ -45,6 +45,8 @@ STDERR_TAIL_LINES = 60
 
 @dataclass(frozen=True)
 class DockerTarget:
+    """A Docker image: the probe runs in a fresh container without network or privileges, removed after."""
+
     spec: str
     image: str
     docker_host: str | None = None
@@ -54,6 +56,7 @@ class DockerTarget:
     image_python: str | None = None
 
     def run(self, bundle_dir: Path, out_dir: Path, timeout: float) -> Capture | TargetFailure:
+        """Probe the image; any failure (no image, no daemon, no Python, a crash) is a TargetFailure."""
         info: dict[str, Any] = {"kind": "docker", "image_ref": self.image, "gpus_requested": self.gpus,
                                 "memory_limit": self.memory}
 

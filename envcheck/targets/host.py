@@ -18,14 +18,18 @@ from envcheck.targets.process import run_child
 
 @dataclass(frozen=True)
 class InterpreterTarget:
+    """A Python interpreter on this machine (`host` is the one running envcheck)."""
+
     spec: str
     python: str
 
     @classmethod
     def for_host(cls) -> InterpreterTarget:
+        """The interpreter running envcheck itself."""
         return cls(spec="host", python=sys.executable)
 
     def run(self, bundle_dir: Path, out_dir: Path, timeout: float) -> Capture | TargetFailure:
+        """Run the probe in a child process of this interpreter, with a hard timeout."""
         python = shutil.which(self.python) or self.python
         info = {"kind": "interpreter", "python": python}
         command = [python, str(probe_app_path()), "--bundle", str(Path(bundle_dir).resolve()),

@@ -82,6 +82,7 @@ class NvmlLibrary:
         return NVML_FUNCTION_NOT_FOUND if function is None else function(*args)
 
     def error(self, code, name):
+        """An NVML error record for `name`'s return code, with NVML's own description."""
         return nvml_error(code, "%s failed: NVML_ERROR_%s" % (name, NVML_ERRORS.get(code, str(code))),
                           self.describe(code))
 
@@ -97,6 +98,7 @@ class NvmlLibrary:
         return text.decode("utf-8", "replace") if text else None
 
     def api_generation(self):
+        """The newest NVML API generation this library exports (None when it exports none of them)."""
         return next((label for label, name in NVML_API_GENERATIONS if self.first(name)), None)
 
 
