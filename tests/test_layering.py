@@ -122,6 +122,7 @@ def _file_reads(source: str) -> list[str]:
     return found
 
 
+@pytest.mark.control
 def test_control_file_reads_are_recognised():
     """Control: the rule below would see each way of reading a file."""
     source = "open(p)\nPath(p).read_text()\np.read_bytes()\njson.load(f)\np.glob('*')\np.rglob('*')\np.iterdir()\n"
