@@ -221,7 +221,7 @@ def _outcome(capture_dir: Path, document: dict[str, Any] | None, problem: str | 
     except NpzError as unreadable:
         return failure("no-outputs", f"{outputs_shown} is missing or unreadable: {unreadable}")
     return Capture(spec=spec, fingerprint=fingerprint, outputs=outputs, timings=document.get("timings", {}),
-                   target_info=info, site=site)
+                   target_info=info, site=site, latency=document.get("latency"))
 
 
 def save_capture_dir(outcome: Capture | TargetFailure, source_dir: Path, out_dir: Path,
@@ -238,6 +238,9 @@ def save_capture_dir(outcome: Capture | TargetFailure, source_dir: Path, out_dir
         document.update(status="ok", stage=source.get("stage"), error=None, timings=outcome.timings,
                         outputs={name: {"shape": list(array.shape), "dtype": str(array.dtype)}
                                  for name, array in outcome.outputs.items()})
+        document.pop("latency", None)
+        if outcome.latency is not None:
+            document["latency"] = outcome.latency
     else:
         previous = source.get("error") or {}
         document.update(status="error", stage=outcome.stage, timings=outcome.timings, error={

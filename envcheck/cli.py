@@ -140,6 +140,19 @@ def _probing_options(parser: argparse.ArgumentParser, *, many_targets: bool, rec
         parser.add_argument("--target", default="host", metavar="SPEC", help="host | python:PATH | docker:IMAGE")
     parser.add_argument("--site", type=_site_name, help=f"factory or site name recorded in the {recorded_in}")
     _timeout_option(parser)
+
+    def latency_budget(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not math.isfinite(value) or value < 0:
+            raise argparse.ArgumentTypeError(f"must be a non-negative number of seconds, got {text!r}")
+        return value
+
+    # No default here: None leaves the target's own (targets/probe_app.py), so `--help` imports nothing.
+    parser.add_argument("--latency-budget", type=latency_budget, metavar="S",
+                        help="seconds spent timing batch-1 calls after the outputs are captured (default 2; 0 disables)")
     _docker_options(parser)
 
 
@@ -165,6 +178,18 @@ def _docker_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--memory", type=_memory_limit, metavar="LIMIT",
                        help="memory limit for probe containers, e.g. 2g or 512m (no swap)")
     group.add_argument("--gpus", type=_gpu_request, metavar="all|N", help="request GPUs for probe containers")
+
+    def cpu_limit(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of CPUs (e.g. 0.5, 2)") from None
+        if not math.isfinite(value) or value < 0.01:  # Docker refuses a quota below 1/100 of a CPU
+            raise argparse.ArgumentTypeError(f"must be a number of CPUs of at least 0.01, got {text!r}")
+        return value
+
+    group.add_argument("--cpus", type=cpu_limit, metavar="N",
+                       help="CPU limit for probe containers, e.g. 0.5 (reproduces a factory box's quota)")
     group.add_argument("--image-python", metavar="PATH", help="interpreter inside images (default: python3, then python)")
 
 
@@ -230,8 +255,11 @@ def _targets(specs: list[str], args: argparse.Namespace):
     from envcheck.targets import parse_target
 
     docker = {"docker_host": args.docker_host, "pull": args.pull, "memory": args.memory, "gpus": args.gpus,
-              "image_python": args.image_python}
-    return [parse_target(spec, **docker) for spec in specs]
+              "image_python": args.image_python, "cpus": getattr(args, "cpus", None)}
+    # `golden create` has no --latency-budget: its reference latency is measured with the default budget.
+    budget = getattr(args, "latency_budget", None)
+    latency = {} if budget is None else {"latency_budget": budget}
+    return [parse_target(spec, **latency, **docker) for spec in specs]
 
 
 def _golden_and_policy(args: argparse.Namespace):

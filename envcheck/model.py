@@ -37,6 +37,9 @@ class Capture:
     """Facts seen from outside the target: interpreter path, image id and digests, daemon version."""
     site: str | None = None
     """The factory or site name the capture belongs to."""
+    latency: dict[str, Any] | None = None
+    """The probe's latency record (capture.json's `latency`: percentiles, blocks, throughput and context, or
+    `skipped` with the reason); None: a probe that measured none."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -275,7 +275,7 @@ def test_sigill_with_a_partial_capture_round_trips(tmp_path):
 
 
 def _assert_same_capture(one: Capture, two: Capture) -> None:
-    for name in ("spec", "fingerprint", "timings", "target_info", "site"):
+    for name in ("spec", "fingerprint", "timings", "target_info", "site", "latency"):
         assert getattr(one, name) == getattr(two, name), name
     assert sorted(one.outputs) == sorted(two.outputs)
     for name, array in one.outputs.items():
@@ -317,3 +317,37 @@ def test_compare_of_a_failed_capture_says_what_check_said(tmp_path, run_cli):
     assert target["spec"] == failure.spec
     assert target["error"] == {"kind": failure.kind, "message": failure.message, "exit_code": failure.exit_code,
                                "stage": failure.stage, "stderr_tail": failure.stderr_tail}
+
+
+LATENCY = {"budget_s": 2.0, "batch": 1, "cold_first_call_s": 0.003234733, "warmup_calls": 20, "calls": 766,
+           "p50_s": 0.002370433, "p90_s": 0.003509598, "p99_s": 0.005870323, "mad_s": 0.0003132975000000003,
+           "min_s": 0.001453525, "max_s": 0.011129871, "block_p50_s": [0.002274734, 0.002124021, 0.002489436],
+           "throughput_per_s": 4232.556613809904, "golden_batch": 28,
+           "histogram": [["1\u20131.5 ms", 126], ["1.5\u20132 ms", 634], ["\u2265 6.5 ms", 6]],
+           "context": {"visible_cpus": 2, "cpu_quota_cpus": 0.5, "intra_op_threads": 0, "inter_op_threads": 0,
+                       "loadavg_1m": 1.938, "steal_fraction": 0.012}}
+
+
+@pytest.mark.parametrize("latency", [LATENCY, {"skipped": "disabled (--latency-budget 0)", "budget_s": 0.0}, None],
+                         ids=["measured", "skipped", "none"])
+@pytest.mark.parametrize("with_probe_files", [True, False], ids=["from-probe-dir", "from-memory"])
+def test_latency_round_trips_losslessly(tmp_path, latency, with_probe_files):
+    """The probe's latency record is read into the Capture, saved and read back exactly (floats included)."""
+    outputs = {"class_probs": np.full((4, 10), 0.1, dtype=np.float32)}
+    source = tmp_path / "probe"
+    source.mkdir()
+    document = _probe_capture(stage="measure-latency", **({} if latency is None else {"latency": latency}))
+    (source / "capture.json").write_text(json.dumps(document))
+    (source / "outputs.npz").write_bytes(_npz_bytes(**outputs))
+    read = read_outcome(source, "host", ChildExit(returncode=0), target_info={"kind": "interpreter"})
+    assert isinstance(read, Capture) and read.latency == latency
+    if not with_probe_files:
+        (source / "capture.json").unlink()
+        (source / "outputs.npz").unlink()
+    loaded, first, second = _round_trip(read, source, tmp_path)
+    assert isinstance(loaded, Capture)
+    _assert_same_capture(loaded, read)
+    assert first == second
+    saved = json.loads(first)
+    assert saved.get("latency") == latency
+    assert schemas.problems(CAPTURE_SCHEMA, saved) == []

@@ -29,7 +29,7 @@ from envcheck.model import Capture, TargetFailure
 from envcheck.redact import redact_daemon_url
 from envcheck.targets.base import CANCELLED
 from envcheck.targets.exits import ChildExit, read_outcome
-from envcheck.targets.probe_app import PROBE_APP_NAME, probe_app_bytes
+from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S, PROBE_APP_NAME, latency_arguments, probe_app_bytes
 
 WORK_DIR = "/tmp/envcheck"
 CAPTURE_DIR = f"{WORK_DIR}/capture"
@@ -54,11 +54,15 @@ class DockerTarget:
     memory: str | None = None
     gpus: str | None = None
     image_python: str | None = None
+    cpus: float | None = None
+    """CPU limit of the probe container (Docker's --cpus: a CFS quota), None for none."""
+    latency_budget: float = DEFAULT_LATENCY_BUDGET_S
+    """Seconds the probe spends timing batch-1 calls after the outputs (0: no latency measured)."""
 
     def run(self, bundle_dir: Path, out_dir: Path, timeout: float) -> Capture | TargetFailure:
         """Probe the image; any failure (no image, no daemon, no Python, a crash) is a TargetFailure."""
         info: dict[str, Any] = {"kind": "docker", "image_ref": self.image, "gpus_requested": self.gpus,
-                                "memory_limit": self.memory}
+                                "memory_limit": self.memory, "cpus_limit": self.cpus}
 
         def failure(kind: str, message: str) -> TargetFailure:
             return TargetFailure(spec=self.spec, kind=kind, message=message, target_info=info)
@@ -157,7 +161,8 @@ class DockerTarget:
                              target_info=info, message=f"cannot start the probe in image {self.image}: {explanation}")
 
     def _run_options(self) -> dict[str, Any]:
-        probe = [f"{WORK_DIR}/{PROBE_APP_NAME}", "--bundle", f"{WORK_DIR}/bundle", "--out", CAPTURE_DIR]
+        probe = [f"{WORK_DIR}/{PROBE_APP_NAME}", "--bundle", f"{WORK_DIR}/bundle", "--out", CAPTURE_DIR,
+                 *latency_arguments(self.latency_budget)]
         if self.image_python:
             entrypoint, command = [self.image_python], probe
         else:
@@ -175,6 +180,8 @@ class DockerTarget:
         if self.memory:
             options["mem_limit"] = self.memory
             options["memswap_limit"] = self.memory  # no swap: an over-limit probe is OOM-killed, not slowed
+        if self.cpus:
+            options["nano_cpus"] = round(self.cpus * 1e9)
         if self.gpus:
             count = -1 if self.gpus == "all" else int(self.gpus)
             options["device_requests"] = [docker.types.DeviceRequest(count=count, capabilities=[["gpu"]])]

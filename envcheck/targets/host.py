@@ -12,7 +12,7 @@ from pathlib import Path
 
 from envcheck.model import Capture, TargetFailure
 from envcheck.targets.exits import read_outcome
-from envcheck.targets.probe_app import probe_app_path
+from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S, latency_arguments, probe_app_path
 from envcheck.targets.process import run_child
 
 
@@ -22,18 +22,20 @@ class InterpreterTarget:
 
     spec: str
     python: str
+    latency_budget: float = DEFAULT_LATENCY_BUDGET_S
+    """Seconds the probe spends timing batch-1 calls after the outputs (0: no latency measured)."""
 
     @classmethod
-    def for_host(cls) -> InterpreterTarget:
+    def for_host(cls, latency_budget: float = DEFAULT_LATENCY_BUDGET_S) -> InterpreterTarget:
         """The interpreter running envcheck itself."""
-        return cls(spec="host", python=sys.executable)
+        return cls(spec="host", python=sys.executable, latency_budget=latency_budget)
 
     def run(self, bundle_dir: Path, out_dir: Path, timeout: float) -> Capture | TargetFailure:
         """Run the probe in a child process of this interpreter, with a hard timeout."""
         python = shutil.which(self.python) or self.python
         info = {"kind": "interpreter", "python": python}
         command = [python, str(probe_app_path()), "--bundle", str(Path(bundle_dir).resolve()),
-                   "--out", str(Path(out_dir).resolve())]
+                   "--out", str(Path(out_dir).resolve()), *latency_arguments(self.latency_budget)]
         try:
             # cwd = the capture directory, so files in the user's cwd cannot shadow imports.
             child = run_child(command, timeout=timeout, cwd=out_dir)

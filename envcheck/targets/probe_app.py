@@ -23,6 +23,8 @@ PROBE_PACKAGE = "envcheck_probe"
 PROBE_SOURCE = PROBE_DIR / PROBE_PACKAGE
 PROBE_ENTRY_POINT = f"{PROBE_PACKAGE}.cli:run"
 PROBE_APP_NAME = "probe.pyz"
+# The probe's own default (envcheck_probe/latency.py); tests/probe/test_latency.py checks that they agree.
+DEFAULT_LATENCY_BUDGET_S = 2.0
 INTERPRETER = "/usr/bin/env python3"
 # Zip's epoch: no file time enters the archive.
 FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)
@@ -66,6 +68,11 @@ def probe_app_path() -> Path:
             path.chmod(FILE_MODE)
             _written[PROBE_APP_NAME] = path
         return _written[PROBE_APP_NAME]
+
+
+def latency_arguments(budget_s: float) -> list[str]:
+    """The probe's arguments for a latency budget (repr keeps every digit of the float)."""
+    return ["--latency-budget", repr(float(budget_s))]
 
 
 def _launcher() -> bytes:

@@ -3,7 +3,7 @@
 These modules are packed into one zipapp (envcheck/targets/probe_app.py), which is copied into every
 target (a Docker image, another interpreter) and run there:
 
-    python probe.pyz --bundle BUNDLE_DIR --out CAPTURE_DIR
+    python probe.pyz --bundle BUNDLE_DIR --out CAPTURE_DIR [--latency-budget S]
 
 BUNDLE_DIR holds `model/` (a SavedModel) and `inputs.npz`. CAPTURE_DIR receives `capture.json`
 (schema envcheck.capture/1) and `outputs.npz`. The capture is rewritten after every stage, so when
@@ -33,6 +33,7 @@ One job per module:
     gpu          the consolidated GPU view from the most robust source that answered
     libraries    CUDA libraries known to the linker and really loaded
     model        importing TensorFlow, loading the signature, inputs, running the model
+    latency      timing batch-1 calls after the outputs: percentiles, blocks, throughput, context
     errors       the failure the probe can name
     files        reading and atomically writing files
 """

@@ -1,10 +1,12 @@
 """The probe's command line: probe a bundle, or (for `golden create`) write seeded inputs for a model."""
 import argparse
+import math
 import os
 import sys
 
 from .errors import ProbeFailure
 from .files import atomic_write
+from .latency import DEFAULT_BUDGET_S
 from .model import import_tensorflow, load_signature, make_inputs
 from .stages import probe
 
@@ -18,6 +20,17 @@ def keep_stdout_clean():
         pass
 
 
+def seconds(text):
+    """A non-negative, finite number of seconds (argparse's type for --latency-budget)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number of seconds" % text) from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError("must be a non-negative number of seconds, got %r" % text)
+    return value
+
+
 def main(argv=None):
     """Parse the arguments and do the one thing asked; the exit status (0 when everything ran)."""
     parser = argparse.ArgumentParser(description="envcheck probe (runs inside a target)")
@@ -26,6 +39,8 @@ def main(argv=None):
     parser.add_argument("--make-inputs", type=int, metavar="BATCH",
                         help="instead of probing, write a seeded inputs.npz for the model's signature")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--latency-budget", type=seconds, default=DEFAULT_BUDGET_S, metavar="S",
+                        help="seconds spent timing batch-1 calls after the outputs are captured (0 disables)")
     args = parser.parse_args(argv)
     keep_stdout_clean()
     if not os.path.isdir(args.out):
@@ -40,7 +55,7 @@ def main(argv=None):
             return 1
         atomic_write(os.path.join(args.out, "inputs.npz"), lambda handle: np.savez(handle, **inputs))
         return 0
-    return probe(args.bundle, args.out)
+    return probe(args.bundle, args.out, args.latency_budget)
 
 
 def run():

@@ -51,3 +51,58 @@ def cgroup_cpu_limit():
     if quota and period and quota.strip() != "-1":
         return "%s/%s" % (quota.strip(), period.strip())
     return None
+
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+CGROUP_V1_CPU_MOUNTS = ("cpu", "cpu,cpuacct", "cpuacct,cpu")
+
+
+def cpu_quota_cpus():
+    """The CPU quota in CPUs (cgroup v2 cpu.max, else v1 cfs quota/period), the tightest of this
+    process's cgroup and its parents; None when unlimited or unknown."""
+    paths = {}
+    for line in (read_text("/proc/self/cgroup") or "").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            for controller in parts[1].split(","):
+                paths[controller] = parts[2].strip() or "/"
+    quotas = [_v2_quota(d) for d in _own_and_parents(CGROUP_ROOT, paths.get("", "/"))]
+    for mount in CGROUP_V1_CPU_MOUNTS:
+        quotas += [_v1_quota(d) for d in _own_and_parents("%s/%s" % (CGROUP_ROOT, mount), paths.get("cpu", "/"))]
+    found = [quota for quota in quotas if quota is not None]
+    return round(min(found), 4) if found else None
+
+
+def _own_and_parents(root, path):
+    """The cgroup directories from `root + path` up to `root` that exist here (in a container without its
+    own cgroup namespace the host's path is not mounted: only the root is)."""
+    parts = [part for part in path.split("/") if part and part != ".."]
+    seen = []
+    for depth in range(len(parts), -1, -1):
+        directory = "/".join([root] + parts[:depth])
+        if directory not in seen and os.path.isdir(directory):
+            seen.append(directory)
+    return seen
+
+
+def _v2_quota(directory):
+    fields = (read_text(directory + "/cpu.max") or "").split()
+    if len(fields) != 2 or fields[0] == "max":
+        return None
+    return _ratio(fields[0], fields[1])
+
+
+def _v1_quota(directory):
+    quota = (read_text(directory + "/cpu.cfs_quota_us") or "").strip()
+    period = (read_text(directory + "/cpu.cfs_period_us") or "").strip()
+    if not quota or not period or quota.startswith("-"):
+        return None
+    return _ratio(quota, period)
+
+
+def _ratio(quota, period):
+    try:
+        quota, period = int(quota), int(period)
+    except ValueError:
+        return None
+    return quota / float(period) if quota > 0 and period > 0 else None

@@ -48,6 +48,21 @@ def read_inputs(np, path):
 
 def run_signature(tf, np, signature, inputs):
     """The signature's outputs as numpy arrays, by name, after checking the inputs against it."""
+    feeds = signature_feeds(tf, np, signature, inputs)
+    try:
+        return call_signature(signature, feeds)
+    except Exception as error:  # whatever the model raises is its failure
+        raise ProbeFailure("model-run", "running the model failed: %s: %s"
+                           % (type(error).__name__, first_line(error))) from error
+
+
+def call_signature(signature, feeds):
+    """One call of the signature: every output brought back to the host as a numpy array, by name."""
+    return {name: tensor.numpy() for name, tensor in sorted(signature(**feeds).items())}
+
+
+def signature_feeds(tf, np, signature, inputs):
+    """The inputs as the signature's tensors, by name, after checking them against it."""
     specs = signature.structured_input_signature[1]
     missing = sorted(set(specs) - set(inputs))
     if missing:
@@ -69,12 +84,7 @@ def run_signature(tf, np, signature, inputs):
                                % (name, list(array.shape), spec.shape.as_list() if spec.shape.rank is not None
                                   else "any"))
         feeds[name] = tf.constant(array)
-    try:
-        results = signature(**feeds)
-    except Exception as error:  # whatever the model raises is its failure
-        raise ProbeFailure("model-run", "running the model failed: %s: %s"
-                           % (type(error).__name__, first_line(error))) from error
-    return {name: tensor.numpy() for name, tensor in sorted(results.items())}
+    return feeds
 
 
 def make_inputs(tf, np, signature, batch, seed):

@@ -1,7 +1,8 @@
-"""The probe's stages in order: fingerprint, import-tensorflow, load-model, run-model.
+"""The probe's stages in order: fingerprint, import-tensorflow, load-model, run-model, measure-latency.
 
 The capture is rewritten as each stage starts, so a process that dies inside one (SIGILL, an
-out-of-memory kill) leaves the fingerprint so far and the name of the stage that died.
+out-of-memory kill) leaves the fingerprint so far and the name of the stage that died. Latency is
+measured after the outputs are saved and the capture is "ok": nothing in it can fail the capture.
 """
 import os
 import time
@@ -10,12 +11,13 @@ import traceback
 from .capture import CAPTURE_SCHEMA, PROBE_VERSION, write_capture, write_outputs
 from .errors import ProbeFailure, first_line
 from .fingerprint import base_fingerprint
+from .latency import DEFAULT_BUDGET_S, latency_record, skipped
 from .libraries import loaded_libraries
 from .model import import_tensorflow, load_signature, read_inputs, run_signature
 from .tf_fingerprint import numpy_fingerprint, tensorflow_fingerprint
 
 
-def probe(bundle_dir, out_dir):
+def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S):
     """Run every stage on the bundle, leave the capture (and outputs) in out_dir; 0 when all ran."""
     started = time.time()
     capture = {
@@ -57,6 +59,11 @@ def probe(bundle_dir, out_dir):
         write_outputs(np, out_dir, outputs)
         capture["outputs"] = {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in outputs.items()}
         capture["status"] = "ok"
+        # Written with the stage: a probe killed while timing leaves its outputs and says why no latency.
+        capture["latency"] = skipped("the probe stopped while measuring latency", latency_budget_s)
+        began = stage("measure-latency")
+        capture["latency"] = latency_record(tf, np, signature, inputs, latency_budget_s)
+        capture["timings"]["latency_s"] = round(time.time() - began, 4)
     except ProbeFailure as failure:
         capture["status"] = "error"
         capture["error"] = {"kind": failure.kind, "message": failure.message, "traceback": ""}

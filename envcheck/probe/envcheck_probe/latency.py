@@ -1,0 +1,246 @@
+"""Latency: batch-1 calls of the serving signature timed after the outputs are captured, and the context
+that explains the numbers (visible CPUs, CPU quota, TensorFlow's threads, load, CPU steal).
+
+The stage, in order: the cold first batch-1 call; warm-up (WARMUP_CALLS calls, or half the budget,
+whichever comes first, at least one call); timed calls until the budget is spent (at least one), split
+into blocks; a few calls on the whole golden batch for throughput (THROUGHPUT_CALLS, or a quarter of
+the budget, at least one). Every call is timed with perf_counter_ns and includes bringing every output
+back to the host (`.numpy()`), so a GPU's copy back counts. Percentiles are nearest-rank, as MLPerf
+LoadGen computes them: sorted[ceil(p * n) - 1].
+"""
+import gc
+import math
+import os
+import time
+
+from .cpu import cpu_quota_cpus
+from .errors import first_line
+from .files import read_text
+from .model import call_signature, signature_feeds
+
+DEFAULT_BUDGET_S = 2.0
+WARMUP_CALLS = 20
+BLOCKS = 5
+MIN_CALLS_PER_BLOCK = 5
+THROUGHPUT_CALLS = 5
+THROUGHPUT_BUDGET_SHARE = 0.25
+HISTOGRAM_BUCKETS = 12
+NICE_STEPS = (1.0, 2.0, 2.5, 5.0)
+DISABLED = "disabled (--latency-budget 0)"
+
+
+def latency_record(tf, np, signature, inputs, budget_s):
+    """The capture's `latency`: the measurement, or {"skipped": reason, "budget_s": …}; never raises."""
+    if not budget_s > 0:
+        return skipped(DISABLED, budget_s)
+    try:
+        return measure(tf, np, signature, inputs, budget_s)
+    except Exception as error:  # noqa: BLE001 - latency is extra: a failure here never fails the capture
+        return skipped("latency could not be measured: %s: %s" % (type(error).__name__, first_line(error)), budget_s)
+
+
+def skipped(reason, budget_s):
+    """The record of a latency stage that measured nothing, and why (one line)."""
+    return {"skipped": reason.splitlines()[0] if reason else "skipped", "budget_s": budget_s}
+
+
+def measure(tf, np, signature, inputs, budget_s):
+    """Time the signature (see the module's docstring); raises whatever the model raises."""
+    stat_before = cpu_times()
+    loadavg = load_average()
+    feeds = signature_feeds(tf, np, signature, inputs)
+    golden_batch = leading_dimension(feeds)
+    one_row = first_rows(signature, feeds, golden_batch)
+    batch = 1 if one_row is not feeds else golden_batch
+
+    def call(call_feeds):
+        began = time.perf_counter_ns()
+        call_signature(signature, call_feeds)
+        return (time.perf_counter_ns() - began) / 1e9
+
+    collecting = gc.isenabled()
+    gc.disable()  # as timeit does: a collection's pause is not the model's
+    try:
+        cold = call(one_row)
+        warmup_calls, began = 0, time.perf_counter()
+        while warmup_calls < 1 or (warmup_calls < WARMUP_CALLS and time.perf_counter() - began < budget_s / 2):
+            call(one_row)
+            warmup_calls += 1
+        timed, began = [], time.perf_counter()
+        while not timed or time.perf_counter() - began < budget_s:
+            timed.append(call(one_row))
+        throughput_calls, began = 0, time.perf_counter()
+        while throughput_calls < 1 or (throughput_calls < THROUGHPUT_CALLS
+                                       and time.perf_counter() - began < budget_s * THROUGHPUT_BUDGET_SHARE):
+            call(feeds)
+            throughput_calls += 1
+        throughput_s = time.perf_counter() - began
+    finally:
+        if collecting:
+            gc.enable()
+    ordered = sorted(timed)
+    return {
+        "budget_s": budget_s,
+        "batch": batch,
+        "cold_first_call_s": cold,
+        "warmup_calls": warmup_calls,
+        "calls": len(timed),
+        "p50_s": percentile(ordered, 0.50),
+        "p90_s": percentile(ordered, 0.90),
+        "p99_s": percentile(ordered, 0.99),
+        "mad_s": median_absolute_deviation(ordered),
+        "min_s": ordered[0],
+        "max_s": ordered[-1],
+        "block_p50_s": [percentile(sorted(block), 0.50) for block in blocks(timed)],
+        "throughput_per_s": golden_batch * throughput_calls / throughput_s if throughput_s > 0 else None,
+        "golden_batch": golden_batch,
+        "histogram": histogram(ordered),
+        "context": context(tf, loadavg, stat_before, cpu_times()),
+    }
+
+
+def leading_dimension(feeds):
+    """The golden batch size: the first dimension of the inputs (1 for inputs without one)."""
+    for tensor in feeds.values():
+        if len(tensor.shape) and tensor.shape[0] is not None:
+            return int(tensor.shape[0])
+    return 1
+
+
+def first_rows(signature, feeds, golden_batch):
+    """The first row of every input, when the signature takes batch 1; else the feeds themselves."""
+    if golden_batch <= 1:
+        return feeds
+    specs = signature.structured_input_signature[1]
+    rows = {}
+    for name, tensor in feeds.items():
+        if not len(tensor.shape) or tensor.shape[0] != golden_batch:
+            return feeds
+        rows[name] = tensor[:1]
+        if not specs[name].shape.is_compatible_with(rows[name].shape):
+            return feeds
+    return rows
+
+
+def percentile(ordered, fraction):
+    """Nearest-rank percentile of sorted values (MLPerf LoadGen): ordered[ceil(fraction * n) - 1]."""
+    if not ordered:
+        return None
+    rank = math.ceil(fraction * len(ordered))
+    return ordered[min(max(rank, 1), len(ordered)) - 1]
+
+
+def median(values):
+    """The median (the mean of the middle two for an even count)."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2.0
+
+
+def median_absolute_deviation(values):
+    """median(|x - median(x)|): the spread of the calls, blind to a few outliers."""
+    center = median(values)
+    return None if center is None else median([abs(value - center) for value in values])
+
+
+def blocks(values, count=BLOCKS, least=MIN_CALLS_PER_BLOCK):
+    """The calls in order, cut into `count` runs of (nearly) equal length, fewer when there are fewer
+    than `least` calls per block (one block at the least)."""
+    count = max(1, min(count, len(values) // least))
+    size, extra = divmod(len(values), count)
+    cut, start = [], 0
+    for index in range(count):
+        end = start + size + (1 if index < extra else 0)
+        cut.append(values[start:end])
+        start = end
+    return [block for block in cut if block]
+
+
+def histogram(ordered, buckets=HISTOGRAM_BUCKETS):
+    """At most `buckets` [label, count] pairs of equal, round widths in milliseconds, from the fastest call
+    to the P99; the calls beyond fall in a last "≥ X ms" bucket."""
+    if not ordered:
+        return []
+    low, high = ordered[0] * 1e3, percentile(ordered, 0.99) * 1e3
+    # (buckets - 2) widths from the fastest call reach the P99 whatever the first edge's rounding.
+    step = nice_step((high - low) / (buckets - 2)) if high > low else nice_step(max(low, 1e-6) / 10.0)
+    first = math.floor(low / step + 1e-9)
+    counts, overflow = [0] * (buckets - 1), 0
+    for value in ordered:
+        index = math.floor(value * 1e3 / step + 1e-9) - first
+        if index < len(counts):
+            counts[max(index, 0)] += 1
+        else:
+            overflow += 1
+    used = max(index for index, count in enumerate(counts) if count) + 1 if any(counts) else 0
+    rows = [["%s\u2013%s ms" % (edge(first + index, step), edge(first + index + 1, step)), counts[index]]
+            for index in range(used)]
+    if overflow:
+        rows.append(["\u2265 %s ms" % edge(first + used, step), overflow])
+    return rows
+
+
+def nice_step(width):
+    """The smallest of 1, 2, 2.5, 5 times a power of ten that is at least `width` (milliseconds)."""
+    power = 10.0 ** math.floor(math.log10(width))
+    for factor in NICE_STEPS:
+        if factor * power >= width * (1 - 1e-9):
+            return factor * power
+    return 10.0 * power
+
+
+def edge(index, step):
+    """A bucket edge in milliseconds as short text: 0.7, 0.75, 12."""
+    return "%g" % round(index * step, 9)
+
+
+def context(tf, loadavg, stat_before, stat_after):
+    """What explains a latency number here: CPUs, quota, TensorFlow's threads, load and steal."""
+    def threads(getter):
+        try:
+            return int(getter())
+        except Exception:  # noqa: BLE001 - private or moved in some release: unknown
+            return None
+
+    affinity = getattr(os, "sched_getaffinity", None)
+    return {
+        "visible_cpus": len(affinity(0)) if affinity else os.cpu_count(),
+        "cpu_quota_cpus": cpu_quota_cpus(),
+        # 0 means TensorFlow's default: one thread per schedulable CPU.
+        "intra_op_threads": threads(tf.config.threading.get_intra_op_parallelism_threads),
+        "inter_op_threads": threads(tf.config.threading.get_inter_op_parallelism_threads),
+        "loadavg_1m": loadavg,
+        "steal_fraction": steal_fraction(stat_before, stat_after),
+    }
+
+
+def load_average():
+    """The 1-minute load average, or None where the system has none."""
+    try:
+        return round(os.getloadavg()[0], 3)
+    except (AttributeError, OSError):
+        return None
+
+
+def cpu_times():
+    """The aggregate 'cpu' line of /proc/stat: user nice system idle iowait irq softirq steal (ticks)."""
+    for line in (read_text("/proc/stat") or "").splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            try:
+                return [int(value) for value in fields[1:9]]
+            except ValueError:
+                return None
+    return None
+
+
+def steal_fraction(before, after):
+    """The share of CPU time the hypervisor stole between two cpu_times() (0..1), or None."""
+    if not before or not after or len(before) < 8 or len(after) < 8:
+        return None
+    total = sum(after) - sum(before)
+    if total <= 0:
+        return None
+    return round(min(max((after[7] - before[7]) / float(total), 0.0), 1.0), 4)

@@ -1,0 +1,166 @@
+"""The probe's latency stage: its arithmetic (nearest-rank percentiles, MAD, blocks, histogram, CPU quota,
+steal) on known numbers, and the real stage through `envcheck probe` on this host (real TensorFlow)."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from envcheck import schemas
+from envcheck.capture import CAPTURE_SCHEMA
+from envcheck.errors import ExitCode
+from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S
+
+CONTRACT_KEYS = {"budget_s", "batch", "cold_first_call_s", "warmup_calls", "calls", "p50_s", "p90_s", "p99_s",
+                 "mad_s", "min_s", "max_s", "block_p50_s", "throughput_per_s", "golden_batch", "histogram", "context"}
+CONTEXT_KEYS = {"visible_cpus", "cpu_quota_cpus", "intra_op_threads", "inter_op_threads", "loadavg_1m",
+                "steal_fraction"}
+LABEL = re.compile(r"^(\d+(\.\d+)?\u2013\d+(\.\d+)? ms|\u2265 \d+(\.\d+)? ms)$")
+
+
+# ------------------------------------------------------------------------------------ arithmetic
+
+def test_percentiles_are_nearest_rank_as_loadgen_computes_them(probe):
+    percentile = probe.latency.percentile
+    hundred = [float(v) for v in range(1, 101)]
+    assert [percentile(hundred, p) for p in (0.5, 0.9, 0.99)] == [50.0, 90.0, 99.0]
+    assert percentile([7.0], 0.99) == 7.0 and percentile([1.0, 2.0, 3.0], 0.5) == 2.0
+    assert percentile([1.0, 2.0], 0.5) == 1.0  # ceil(0.5 * 2) - 1 = 0: a rank, never an interpolation
+    assert percentile(list(range(1, 11)), 0.99) == 10 and percentile(list(range(1, 11)), 0.9) == 9
+    assert percentile([], 0.5) is None
+
+
+def test_median_absolute_deviation_ignores_a_few_outliers(probe):
+    mad = probe.latency.median_absolute_deviation
+    assert mad([1.0, 1.0, 2.0, 2.0, 4.0, 6.0, 9.0]) == 1.0  # median 2; deviations 1 1 0 0 2 4 7
+    assert mad([1.0, 2.0, 3.0, 4.0]) == 1.0  # median 2.5; deviations 1.5 .5 .5 1.5
+    assert mad([5.0] * 99 + [500.0]) == 0.0
+    assert mad([]) is None
+
+
+def test_blocks_cut_the_calls_in_order(probe):
+    blocks = probe.latency.blocks
+    values = list(range(23))
+    cut = blocks(values)
+    assert len(cut) == 4 and [v for block in cut for v in block] == values  # 23 // 5 calls per block = 4 blocks
+    assert [len(block) for block in blocks(list(range(100)))] == [20] * 5
+    assert blocks([1, 2, 3]) == [[1, 2, 3]] and blocks([9]) == [[9]]
+
+
+def test_histogram_has_at_most_twelve_round_buckets_holding_every_call(probe):
+    latency = probe.latency
+    calls = sorted([0.00071 + 0.00001 * (i % 17) for i in range(500)] + [0.0031, 0.0094, 0.02])
+    rows = latency.histogram(calls)
+    assert 1 <= len(rows) <= 12
+    assert sum(count for _, count in rows) == len(calls)
+    assert all(LABEL.match(label) for label, _ in rows), rows
+    # P99 = 0.87 ms: ten widths of 0.016 ms round up to 0.02; the three slow calls fall past the P99.
+    assert rows[0] == ["0.7\u20130.72 ms", 30] and rows[-1] == ["\u2265 0.88 ms", 3]
+    for spread in ([0.5] * 10, [1e-5, 2e-5], [0.001 * (1 + i) for i in range(1000)], [120.0, 121.0, 150.0]):
+        rows = latency.histogram(sorted(spread))
+        assert 1 <= len(rows) <= 12 and sum(count for _, count in rows) == len(spread), (spread[:3], rows)
+        assert all(LABEL.match(label) for label, _ in rows), rows
+    assert latency.histogram([]) == []
+
+
+def test_nice_steps(probe):
+    nice = probe.latency.nice_step
+    assert [nice(w) for w in (0.07, 0.1, 0.11, 0.23, 0.3, 3.0, 0.0042)] == [0.1, 0.1, 0.2, 0.25, 0.5, 5.0, 0.005]
+
+
+def test_steal_fraction_from_two_proc_stat_readings(probe):
+    steal = probe.latency.steal_fraction
+    before = [100, 0, 50, 800, 0, 0, 0, 50]
+    assert steal(before, [150, 0, 60, 920, 0, 0, 0, 70]) == 0.1  # 20 stolen of 200 ticks
+    assert steal(before, before) is None and steal(None, before) is None
+
+
+def _cgroups(tmp_path, monkeypatch, probe, own: str, files: dict[str, str]):
+    root = tmp_path / "cgroup"
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    (tmp_path / "self-cgroup").write_text(own)
+    real = probe.cpu.read_text
+    monkeypatch.setattr(probe.cpu, "CGROUP_ROOT", str(root))
+    monkeypatch.setattr(probe.cpu, "read_text", lambda path: real(str(tmp_path / "self-cgroup")
+                                                                  if path == "/proc/self/cgroup" else path))
+    return probe.cpu.cpu_quota_cpus()
+
+
+@pytest.mark.parametrize("own, files, cpus", [
+    ("0::/\n", {"cpu.max": "50000 100000\n"}, 0.5),  # a container with its own cgroup namespace
+    ("0::/\n", {"cpu.max": "max 100000\n"}, None),
+    ("0::/box/probe\n", {"box/cpu.max": "25000 100000\n", "box/probe/cpu.max": "max 100000\n"}, 0.25),  # parent
+    ("0::/box/probe\n", {"box/cpu.max": "200000 100000\n", "box/probe/cpu.max": "150000 100000\n"}, 1.5),
+    ("4:cpu,cpuacct:/docker/abc\n0::/\n", {"cpu,cpuacct/cpu.cfs_quota_us": "50000\n",  # v1, host path unmounted
+                                            "cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, 0.5),
+    ("4:cpu,cpuacct:/\n", {"cpu,cpuacct/cpu.cfs_quota_us": "-1\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"},
+     None),
+    ("", {}, None),
+])
+def test_cpu_quota_in_cpus_from_cgroup_v2_and_v1(tmp_path, monkeypatch, probe, own, files, cpus):
+    assert _cgroups(tmp_path, monkeypatch, probe, own, files) == cpus
+
+
+def test_a_failure_while_timing_is_a_skipped_record_never_an_exception(probe):
+    record = probe.latency.latency_record(None, None, None, {}, 1.5)
+    assert record["budget_s"] == 1.5 and record["skipped"].startswith("latency could not be measured: ")
+    assert "\n" not in record["skipped"]
+    assert probe.latency.latency_record(None, None, None, {}, 0.0) == {"skipped": "disabled (--latency-budget 0)",
+                                                                        "budget_s": 0.0}
+
+
+def test_the_host_side_default_budget_is_the_probes(probe):
+    assert probe.latency.DEFAULT_BUDGET_S == DEFAULT_LATENCY_BUDGET_S
+
+
+@pytest.mark.parametrize("argv", [["--latency-budget", "-1"], ["--latency-budget", "nan"], ["--latency-budget", "x"],
+                                  ["--cpus", "0"], ["--cpus", "-2"], ["--cpus", "inf"], ["--cpus", "lots"]])
+def test_bad_budgets_and_cpu_limits_are_usage_errors(run_cli, tmp_path, capsys, argv):
+    with pytest.raises(SystemExit) as exited:
+        run_cli("probe", "--out", str(tmp_path / "never"), *argv)
+    assert exited.value.code == ExitCode.USAGE
+    assert not (tmp_path / "never").exists()
+
+
+# ------------------------------------------------------------------------------ the real stage
+
+def _probe(run_cli, golden, out, *argv: str) -> dict:
+    code, _, err, _ = run_cli("probe", "--golden", str(golden), "--out", str(out), *argv)
+    assert code == ExitCode.OK, err
+    document = json.loads((out / "capture.json").read_text())
+    assert schemas.problems(CAPTURE_SCHEMA, document) == []
+    assert document["status"] == "ok" and document["stage"] == "measure-latency"
+    return document
+
+
+@pytest.mark.slow
+def test_the_probe_measures_latency_within_its_budget(run_cli, host_golden, tmp_path):
+    budget = 0.5
+    document = _probe(run_cli, host_golden, tmp_path / "capture", "--latency-budget", str(budget))
+    latency = document["latency"]
+    assert set(latency) == CONTRACT_KEYS and set(latency["context"]) == CONTEXT_KEYS
+    assert latency["budget_s"] == budget and latency["batch"] == 1
+    assert latency["golden_batch"] == document["outputs"]["class_probs"]["shape"][0] > 1
+    assert latency["warmup_calls"] >= 1 and latency["calls"] >= 15
+    assert 0 < latency["min_s"] <= latency["p50_s"] <= latency["p90_s"] <= latency["p99_s"] <= latency["max_s"]
+    assert len(latency["block_p50_s"]) >= 3 and latency["mad_s"] >= 0 and latency["throughput_per_s"] > 0
+    assert sum(count for _, count in latency["histogram"]) == latency["calls"] and len(latency["histogram"]) <= 12
+    assert latency["context"]["visible_cpus"] >= 1
+    # The budget, measured: the timed calls end with the first call past it; the whole stage adds at most
+    # the cold call, half the budget of warm-up and a quarter of throughput calls (each bound overshot by
+    # at most one call).
+    assert latency["calls"] * latency["min_s"] <= budget + latency["max_s"]
+    batch_call = latency["golden_batch"] / latency["throughput_per_s"]
+    allowance = latency["cold_first_call_s"] + budget / 2 + 2 * latency["max_s"] + budget / 4 + batch_call
+    assert document["timings"]["latency_s"] <= budget + allowance + 0.25, (document["timings"], latency)
+
+
+@pytest.mark.slow
+def test_a_zero_budget_skips_latency(run_cli, host_golden, tmp_path):
+    document = _probe(run_cli, host_golden, tmp_path / "capture", "--latency-budget", "0")
+    assert document["latency"] == {"skipped": "disabled (--latency-budget 0)", "budget_s": 0.0}
+    assert (tmp_path / "capture" / "outputs.npz").is_file()

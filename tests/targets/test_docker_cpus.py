@@ -1,0 +1,56 @@
+"""`--cpus N` reaches the probe container: Docker's CFS quota, seen from inside by the probe's latency
+context and recorded from outside in target_info (real daemon, real reference fixture image).
+
+In CI a missing daemon or image fails these tests; on a developer machine they are skipped with
+the command that sets them up.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from envcheck.errors import ExitCode
+from envcheck.targets import parse_target
+from envcheck.targets.docker import DockerTarget
+from helpers import require
+
+IMAGE = "envcheck-fixture/reference"
+
+
+def test_cpus_become_the_containers_nano_cpus_and_the_probes_budget_its_argument():
+    target = parse_target(f"docker:{IMAGE}", latency_budget=0.25, cpus=0.5)
+    assert isinstance(target, DockerTarget) and target.cpus == 0.5 and target.latency_budget == 0.25
+    options = target._run_options()
+    assert options["nano_cpus"] == 500_000_000
+    assert "--latency-budget 0.25" in " ".join(options["command"])
+    assert "nano_cpus" not in DockerTarget(spec="x", image=IMAGE)._run_options()
+
+
+@pytest.fixture(scope="module")
+def reference_image():
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except docker.errors.DockerException as error:
+        require(False, f"a running Docker daemon ({error})")
+    require(bool(client.images.list(name=IMAGE)), f"fixture image {IMAGE} (python fixtures/images/build.py)")
+    yield IMAGE
+    leftovers = client.containers.list(all=True, filters={"label": "envcheck.probe"})
+    client.close()
+    assert leftovers == [], f"probe containers left behind: {[c.name for c in leftovers]}"
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_cpu_limit_reaches_the_container(run_cli, reference_image, tmp_path):
+    out = tmp_path / "capture"
+    code, _, err, _ = run_cli("probe", "--target", f"docker:{reference_image}", "--cpus", "0.5",
+                              "--latency-budget", "0.3", "--out", str(out))
+    assert code == ExitCode.OK, err
+    document = json.loads((out / "capture.json").read_text())
+    assert document["target"]["info"]["cpus_limit"] == 0.5
+    latency = document["latency"]
+    assert latency["budget_s"] == 0.3 and latency["calls"] >= 1, latency
+    assert latency["context"]["cpu_quota_cpus"] == 0.5
