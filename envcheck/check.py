@@ -55,7 +55,7 @@ def check_targets(golden: GoldenBundle, targets: Sequence[Target], policy: Polic
                   progress: ProgressListener | None = None) -> RunReport:
     """Probe every target (up to `jobs` at once) and judge each against the golden."""
     outcomes = run_targets(targets, golden.path, timeout=timeout, jobs=jobs, site=site, progress=progress)
-    return build_report(golden, outcomes, policy, fail_on, record)
+    return build_report(golden, outcomes, policy, fail_on, record, concurrent_probes=min(jobs, len(targets)))
 
 
 def compare_captures(golden: GoldenBundle, capture_dirs: Sequence[Path], policy: Policy, record: dict[str, Any],
@@ -98,11 +98,13 @@ def probe_to_directory(golden: GoldenBundle, target: Target, out: Path, *, timeo
 
 
 def build_report(golden: GoldenBundle, outcomes: Sequence[Outcome], policy: Policy, fail_on: FailOn = "fail",
-                 policy_record: dict | None = None) -> RunReport:
-    """Judge every outcome against the golden and decide the run's exit code."""
+                 policy_record: dict | None = None, concurrent_probes: int = 1) -> RunReport:
+    """Judge every outcome against the golden and decide the run's exit code (`concurrent_probes`: how many
+    of them were probed at once)."""
     # A bundle written by envcheck is already redacted; one written elsewhere may not be: redact once here.
     shared = redact_fingerprint(golden.fingerprint)
-    results: list[TargetResult] = [evaluate(o, golden.expected, shared, policy) for o in outcomes]
+    results: list[TargetResult] = [evaluate(o, golden.expected, shared, policy, golden.latency, concurrent_probes)
+                                   for o in outcomes]
     return RunReport(golden_path=str(golden.path), golden_sha256=golden.sha256, targets=tuple(results),
                      exit_code=int(exit_code_for((r.verdict for r in results), fail_on)), fail_on=fail_on,
                      created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), envcheck_version=__version__,

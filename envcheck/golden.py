@@ -1,7 +1,7 @@
 """Golden bundles (schema envcheck.golden/1): create, verify, load.
 
 A bundle is a directory:
-    manifest.json     schema, created, envcheck version, description, policy, sha256 of every file
+    manifest.json     schema, created, envcheck version, description, policy, reference latency, sha256 of every file
     model/            a TensorFlow SavedModel with a serving_default signature
     inputs.npz        the golden input set, keyed by signature input name
     expected.npz      the reference outputs, keyed by signature output name
@@ -50,6 +50,11 @@ class GoldenBundle:
     def policy(self) -> dict[str, Any]:
         """The policy table the bundle's manifest carries (empty when none)."""
         return self.manifest.get("policy", {})
+
+    @property
+    def latency(self) -> dict[str, Any] | None:
+        """The reference target's latency and hardware class (None: the golden measured none)."""
+        return self.manifest.get("latency")
 
 
 def builtin_golden_dir() -> Path:
@@ -160,7 +165,8 @@ def reference_class(fingerprint: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict[str, np.ndarray],
-                 fingerprint: dict[str, Any], description: str, policy: dict[str, Any], force: bool) -> Path:
+                 fingerprint: dict[str, Any], description: str, policy: dict[str, Any], force: bool,
+                 latency: dict[str, Any] | None = None) -> Path:
     """Assemble a bundle in a staging directory beside `out`, then swap it in (never half-written)."""
     out = Path(out)
     if out.exists() and not force:
@@ -184,6 +190,7 @@ def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict
             "policy": policy,
             "reference": reference_class(fingerprint),
             "files": files,
+            **({"latency": latency} if latency else {}),
         }
         atomic_write_text(staging / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True))
         if out.exists():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from envcheck.compare.latency import reference_latency
 from envcheck.errors import GoldenError, UsageError
 from envcheck.golden import MANIFEST_FILE, first_symlink, write_bundle
 from envcheck.model import TargetFailure
@@ -49,7 +50,8 @@ def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | Non
         return write_bundle(out, model_dir=staging / "model", inputs_npz=staging / "inputs.npz",
                             expected=outcome.outputs, fingerprint=outcome.fingerprint,
                             description=description or (BUILTIN_DESCRIPTION if builtin else ""),
-                            policy=BUILTIN_POLICY if builtin else DEFAULT_POLICY, force=force)
+                            policy=BUILTIN_POLICY if builtin else DEFAULT_POLICY, force=force,
+                            latency=reference_latency(outcome.latency, outcome.fingerprint))
 
 
 def check_destination(out: Path, force: bool) -> None:

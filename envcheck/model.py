@@ -124,8 +124,18 @@ class FingerprintDifference:
         return f"{show_value(self.golden)} → {show_value(self.target)}"
 
 
+LATENCY_SLOWER = "latency-slower"
+"""The finding of a target slower than the golden on the same hardware (JUnit gives it a test case of its own)."""
+
 ABSENT = "absent"
 """The one word every renderer uses for a value one side does not have."""
+
+
+def milliseconds(seconds: Any) -> str:
+    """Seconds as milliseconds to 3 significant digits (`0.713 ms`), a dash for none."""
+    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
+        return f"{seconds * 1000:.3g} ms"
+    return "—"
 
 
 def show_value(value: Any) -> str:
@@ -164,6 +174,8 @@ class TargetResult:
     """sha256 over the outputs' names, dtypes, shapes and bytes: equal digests, identical outputs."""
     findings: tuple[Finding, ...] = ()
     """Problems of the target itself (GPU fallback, driver too old, …), decided with the verdict."""
+    latency: dict[str, Any] | None = None
+    """The target's latency and its comparison with the golden's (compare/latency.py); None: not measured."""
 
 
 @dataclass(frozen=True, slots=True)

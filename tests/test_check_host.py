@@ -33,6 +33,31 @@ def test_same_environment_twice_is_identical(run_cli, host_golden):
     assert [t["verdict"] for t in report["targets"]] == ["IDENTICAL", "IDENTICAL"]
     assert report["targets"][0]["output_digest"] == report["targets"][1]["output_digest"]
     assert "IDENTICAL" in out
+    # Two probes at once compete for this machine's CPUs: their latency is shown, not judged.
+    assert {t["latency"]["status"] for t in report["targets"]} == {"not-comparable"}
+
+
+def test_same_environment_checked_repeatedly_never_flags_latency(run_cli, host_golden):
+    reference = json.loads((host_golden / "manifest.json").read_text())["latency"]
+    assert reference["p50_s"] > 0 and reference["hardware_class"]["kind"] == "cpu"
+    for _ in range(3):
+        code, _, _, report = run_cli("check", "--golden", str(host_golden))
+        target = _target(report)
+        assert (code, target["verdict"]) == (ExitCode.OK, "IDENTICAL"), target["latency"]
+        assert target["latency"]["status"] == "ok" and 0 < target["latency"]["ratio_p50"] < 1.75, target["latency"]
+
+
+def test_latency_on_another_hardware_class_is_shown_not_judged(run_cli, host_golden, tmp_path):
+    golden = tmp_path / "golden"
+    shutil.copytree(host_golden, golden)
+    manifest = json.loads((golden / "manifest.json").read_text())
+    manifest["latency"]["hardware_class"] = {"kind": "cpu", "model": "Some Other CPU", "isa": "AVX-512"}
+    manifest["latency"]["p50_s"] /= 100  # a hundred times faster: would fail if it were compared
+    (golden / "manifest.json").write_text(json.dumps(manifest))
+    code, out, _, report = run_cli("check", "--golden", str(golden))
+    latency = _target(report)["latency"]
+    assert (code, _target(report)["verdict"], latency["status"]) == (ExitCode.OK, "IDENTICAL", "not-comparable")
+    assert "not comparable (golden: CPU Some Other CPU (AVX-512), target: CPU " in latency["message"]
 
 
 def test_onednn_off_against_onednn_on_golden_warns_and_names_the_variable(run_cli, golden_onednn_on, monkeypatch):

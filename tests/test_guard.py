@@ -14,8 +14,9 @@ from envcheck.errors import ExitCode
 from hostile.cases import good_capture
 
 STAGES = [
-    pytest.param("envcheck.golden.load_golden", id="load-golden"),
-    pytest.param("envcheck.capture.load_capture_dir", id="load-capture"),
+    # (patched where the check service looks them up)
+    pytest.param("envcheck.check.load_golden", id="load-golden"),
+    pytest.param("envcheck.check.load_capture_dir", id="load-capture"),
     pytest.param("envcheck.check.build_report", id="compare"),
     pytest.param("envcheck.report.json.report_to_dict", id="report"),
     pytest.param("envcheck.report.terminal.render_plain", id="render"),

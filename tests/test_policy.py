@@ -21,7 +21,7 @@ BAD_POLICIES = [
     pytest.param("[tolerance.outputs.embedding]\nclasification = false\n",
                  "`[tolerance.outputs.embedding] clasification`: did you mean `[tolerance.outputs.embedding] "
                  "classification`?", id="classification-typo"),
-    pytest.param("[colours]\nred = 1\n", "`[colours]`: unknown key (known here: `severity`, `tolerance`)",
+    pytest.param("[colours]\nred = 1\n", "`[colours]`: unknown key (known here: `latency`, `severity`, `tolerance`)",
                  id="unknown-table"),
     pytest.param('[tolerance.outputs.embedding]\nclassification = "false"\n',
                  '`[tolerance.outputs.embedding] classification` must be true or false, got "false" (a string)',

@@ -12,6 +12,11 @@ an unknown key, a wrong type or a bad value is a usage error (exit 2) naming the
     rtol = 1e-2
     classification = false          # top-1 agreement check on/off (default: auto-detect softmax)
 
+    [latency]                   # P50 target / P50 golden, same hardware class only (docs/drift.md)
+    warn_ratio = 1.75           # P50 or mean: warn above this (and above the run's own block spread)
+    fail_ratio = 3.0
+    gate_p99 = false            # P99 is reported; gated only when true
+
     [severity]                  # fingerprint path glob -> fail | warn | info | ignore; first match wins
     "env.TF_ENABLE_ONEDNN_OPTS" = "fail"
     "packages.numpy" = "info"
@@ -28,6 +33,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from envcheck import fields, schemas
+from envcheck.compare.latency import LatencyPolicy
 from envcheck.errors import PolicyError, UsageError
 from envcheck.model import Severity, Tolerance
 
@@ -51,6 +57,7 @@ class Policy:
     """Per output: force the top-1 check on or off; absent means auto-detect a probability output."""
     user_rules: tuple[tuple[str, Severity], ...] = ()
     """From the golden's manifest and --policy, consulted before the defaults."""
+    latency: LatencyPolicy = LatencyPolicy()
 
     def tolerance_for(self, output: str) -> Tolerance:
         """The tolerance band of one output (its own, else the default)."""
@@ -114,8 +121,11 @@ def _not_a_number(table: dict[str, Any]) -> list[schemas.Problem]:
     tolerance = table.get("tolerance", {})
     tables = [(("tolerance",), tolerance)] + [(("tolerance", "outputs", name), overrides)
                                               for name, overrides in tolerance.get("outputs", {}).items()]
-    return [schemas.Problem(where + (key,), "", "minimum", values[key], 0)
-            for where, values in tables for key in ("atol", "rtol") if key in values and math.isnan(values[key])]
+    found = [schemas.Problem(where + (key,), "", "minimum", values[key], 0)
+             for where, values in tables for key in ("atol", "rtol") if key in values and math.isnan(values[key])]
+    latency = table.get("latency", {})
+    return found + [schemas.Problem(("latency", key), "", "exclusiveMinimum", latency[key], 1)
+                    for key in ("warn_ratio", "fail_ratio") if key in latency and math.isnan(latency[key])]
 
 
 def _worded(problem: schemas.Problem, table: Any) -> str:
@@ -129,6 +139,8 @@ def _worded(problem: schemas.Problem, table: Any) -> str:
         return f"{where}: unknown key (known here: {known})" if known else f"{where}: unknown key"
     if problem.keyword == "minimum":
         return f"{where} must be a non-negative number, got {_toml_value(problem.instance)}"
+    if problem.keyword == "exclusiveMinimum":
+        return f"{where} must be a ratio above 1, got {_toml_value(problem.instance)}"
     if problem.keyword == "enum":
         return f"{where} = {_toml_value(problem.instance)}; expected one of {', '.join(sorted(SEVERITIES))}"
     return f"{where} {problem.message.replace('an object', 'a table')}"
@@ -181,8 +193,12 @@ def _apply(policy: Policy, table: dict[str, Any]) -> Policy:
         if "classification" in overrides:
             classification[name] = overrides["classification"]  # a bool: the schema refuses "false"
     rules = tuple(table.get("severity", {}).items())
+    latency = table.get("latency", {})
+    latency_policy = LatencyPolicy(warn_ratio=float(latency.get("warn_ratio", policy.latency.warn_ratio)),
+                                   fail_ratio=float(latency.get("fail_ratio", policy.latency.fail_ratio)),
+                                   gate_p99=bool(latency.get("gate_p99", policy.latency.gate_p99)))
     return Policy(default_tolerance=default, output_tolerances=outputs, classification=classification,
-                  user_rules=rules + policy.user_rules)
+                  user_rules=rules + policy.user_rules, latency=latency_policy)
 
 
 def _tolerance(table: dict[str, Any], base: Tolerance) -> Tolerance:

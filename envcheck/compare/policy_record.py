@@ -12,6 +12,7 @@ import hashlib
 import json
 from typing import Any
 
+from envcheck.compare.latency import LatencyPolicy
 from envcheck.compare.policy import DEFAULT_SEVERITY, Policy
 from envcheck.model import Tolerance
 
@@ -43,6 +44,12 @@ def loosenings(table: dict[str, Any]) -> list[str]:
             if isinstance(value, (int, float)) and value > LOOSE_TOLERANCE:
                 found.append(f"{where} {key} = {value:g} is above {LOOSE_TOLERANCE:g}: it accepts drift far beyond "
                              "float32 noise (~1e-6)")
+    latency = table.get("latency") or {}
+    for key in ("warn_ratio", "fail_ratio"):
+        default = getattr(LatencyPolicy(), key)
+        value = latency.get(key)
+        if isinstance(value, (int, float)) and value > default:
+            found.append(f"[latency] {key} = {value:g} is above the default {default:g}: a slower target passes")
     for pattern, severity in (table.get("severity") or {}).items():
         if severity == "fail":
             continue
@@ -61,6 +68,8 @@ def effective_table(policy: Policy) -> dict[str, Any]:
                                   for name, t in sorted(policy.output_tolerances.items())}},
         "classification": dict(sorted(policy.classification.items())),
         "severity": [[pattern, severity] for pattern, severity in policy.user_rules],
+        "latency": {"warn_ratio": policy.latency.warn_ratio, "fail_ratio": policy.latency.fail_ratio,
+                    "gate_p99": policy.latency.gate_p99},
     }
 
 

@@ -6,6 +6,7 @@ the templates write and escape them; it reads no file and computes no table.
 """
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from envcheck.report.attribution import attribution_sentence
@@ -33,7 +34,8 @@ def render_review_html(review: Review) -> str:
                      for row, target in zip(current.itertuples(), section.evidence, strict=True)]
         goldens.append({"label": section.golden.label, "counts": section.summary, "suffix": f"-{number}" if number else "",
                         "matrix": _matrix(section, anchors), "classes": _classes(section),
-                        "attribution": _attribution(section), "trend": _trend(section)})
+                        "attribution": _attribution(section), "trend": _trend(section),
+                        "latency": _latency(section)})
     counts = {"reports": review.files_read, "skipped": len(review.skipped), "summary": review.summary}
     return render_page("review.html", title="envcheck fleet review", counts=counts, goldens=goldens,
                        skipped=review.skipped, evidence=evidence)
@@ -65,6 +67,15 @@ def _attribution(section: GoldenReview) -> list[dict[str, Any]]:
              "drifting": f"{r['drifting_with']} / {r['drifting_total']}", "others": f"{r['others_with']} / {r['others_total']}",
              "reads": attribution_sentence(r)}
             for _, r in section.attribution.head(25).iterrows()]
+
+
+def _latency(section: GoldenReview) -> dict[str, Any] | None:
+    """P50 in ms per site per day, sortable by its exact value."""
+    history = section.latency
+    if history.empty:
+        return None
+    return {"dates": [str(date) for date in history.columns],
+            "rows": [(site, [None if math.isnan(value) else value for value in cells]) for site, cells in history.iterrows()]}
 
 
 def _trend(section: GoldenReview) -> dict[str, Any] | None:

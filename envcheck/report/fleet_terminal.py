@@ -4,6 +4,7 @@ A renderer only: it lays out the views of an envcheck.review.Review; it reads no
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 
 MAX_ROWS = 30
 MAX_SKIPPED_LINES = 20
+
+
+MAX_LATENCY_DAYS = 7
 
 
 def render_review(review: Review) -> RenderableType:
@@ -69,7 +73,21 @@ def _golden_part(section: GoldenReview) -> list[RenderableType]:
 
     for _, row in section.attribution.head(5).iterrows():
         parts.append(Text(f"drift co-occurs with: {attribution_sentence(row)}", "cyan"))
+    if not section.latency.empty:
+        parts.append(_latency_table(section))
     return parts
+
+
+def _latency_table(section: GoldenReview) -> Table:
+    """P50 per site over the last days: a site drifting slower shows as a rising row."""
+    history = section.latency.iloc[:, -MAX_LATENCY_DAYS:]
+    table = Table(title="P50 latency (ms) per site per day", title_justify="left")
+    table.add_column("site", overflow="fold")
+    for date in history.columns:
+        table.add_column(str(date), justify="right")
+    for site, cells in list(history.iterrows())[:MAX_ROWS]:
+        table.add_row(Text(str(site)), *("" if math.isnan(value) else f"{value:.3g}" for value in cells))
+    return table
 
 
 def skipped_lines(skipped: list[tuple[str, str]], shown: int = MAX_SKIPPED_LINES) -> list[str]:

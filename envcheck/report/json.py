@@ -8,7 +8,9 @@ Fields (additive changes keep the schema; a removal or a change of meaning bumps
              (missing/extra only for set-valued fields such as CPU flags),
              findings [{code, severity, message, hint}] (problems of the target itself), hints [str],
              fingerprint {…} (identifying values hashed), target {…} (a remote daemon's address hashed), timings {…},
-             output_digest (sha256 of all outputs; equal digests = bitwise-identical outputs)}]
+             output_digest (sha256 of all outputs; equal digests = bitwise-identical outputs),
+             latency {status, target, golden, ratio_p50, ratio_p99, block_spread, hardware_class, message}
+             (present when the probe timed the model)}]
 """
 from __future__ import annotations
 
@@ -59,6 +61,7 @@ def _target(result: TargetResult) -> dict[str, Any]:
         "target": result.target_info,
         "timings": result.timings,
         "output_digest": result.output_digest,
+        **({"latency": result.latency} if result.latency is not None else {}),
     }
 
 

@@ -2,8 +2,9 @@
 
 Checks: `runnable` (an <error> when the target could not be probed), `outputs` (a <failure> on drift
 beyond tolerance), `fingerprint` (a <failure> on fail-severity differences, and on warn-severity ones
-with --fail-on warn), `environment` (a <failure> on findings such as a silent CPU fallback). Checks that
-could not run because the target failed are <skipped>.
+with --fail-on warn), `environment` (a <failure> on findings such as a silent CPU fallback), and, where
+the probe timed the model, `latency` (a <failure> when it is slower than the golden's on the same
+hardware class). Checks that could not run because the target failed are <skipped>.
 
 ElementTree escapes markup but writes any character it is given; a probe's stderr or a hand-edited
 report can hold characters XML 1.0 forbids, so every text and attribute is scrubbed before writing.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from envcheck.model import LATENCY_SLOWER as SLOWER
 from envcheck.report.view import ReportView, TargetView
 
 # Everything outside XML 1.0's Char production: C0 controls but tab, LF and CR; lone surrogates; U+FFFE/F.
@@ -74,7 +76,10 @@ def _scrub(root: ET.Element) -> None:
 
 def _checks(target: TargetView, fail_on: str):
     failing = {"fail", "warn"} if fail_on == "warn" else {"fail"}
-    findings = [f for f in target.findings if f["severity"] in failing]
+    slower = [f for f in target.findings if f["code"] == SLOWER and f["severity"] in failing]
+    findings = [f for f in target.findings if f["severity"] in failing and f["code"] != SLOWER]
+    latency = [("latency", ("failure", slower[0]["message"], str(slower[0]["hint"])) if slower else None)] \
+        if target.latency else []
     environment = None
     if findings:
         environment = ("failure", "; ".join(f"{f['code']}: {f['message']}" for f in findings),
@@ -94,4 +99,5 @@ def _checks(target: TargetView, fail_on: str):
         lines = [f"[{d.severity}] {d.path}: {d.change}" for d in decisive]
         fingerprint = ("failure", f"{target.diff_summary}: " + ", ".join(d.path for d in decisive[:5]),
                        "\n".join(lines + [""] + list(target.hints)))
-    return [("runnable", None), ("outputs", outputs), ("fingerprint", fingerprint), ("environment", environment)]
+    return [("runnable", None), ("outputs", outputs), ("fingerprint", fingerprint), ("environment", environment),
+            *latency]

@@ -49,10 +49,12 @@ def render_markdown(view: ReportView) -> str:
     summary = " · ".join(f"{md(count)} {md(verdict)}" for verdict, count in view.verdict_counts)
     lines = [f"### {HEADLINE.get(code, 'envcheck')} (exit {md(code)})", "",
              f"{view.exit_meaning} — golden `{md(view.golden_sha256[:12], 'code')}` · {summary}",
-             "", "| target | site | verdict | outputs | fingerprint |", "|---|---|---|---|---|"]
+             "", "| target | site | verdict | outputs | fingerprint |" + (" latency |" if view.has_latency else ""),
+             "|---|---|---|---|---|" + ("---|" if view.has_latency else "")]
     for t in view.targets:
+        latency = f" {md(t.latency.summary if t.latency else None)} |" if view.has_latency else ""
         lines.append(f"| `{md(t.spec, 'cell-code')}` | {md(t.site)} | **{md(t.verdict)}** | "
-                     f"{md(t.outputs_summary)} | {md(t.diff_summary)} |")
+                     f"{md(t.outputs_summary)} | {md(t.diff_summary)} |{latency}")
     for t in view.targets:
         if t.verdict in ("IDENTICAL", "PASS"):
             continue
@@ -67,7 +69,8 @@ def _details(t: TargetView) -> list[str]:
     findings = [f"- {md(f['severity'])}: **{md(f['code'])}** — {md(f['message'])}. {md(f['hint'])}" for f in t.findings]
     outputs = [_output_line(o) for o in t.differing_outputs]
     differences = [f"- {md(d.severity)}: `{md(d.path, 'code')}` {md(d.change)}" for d in t.decisive]
-    return error + findings + outputs + differences + [f"- hint: {md(h)}" for h in t.hints]
+    latency = [f"- latency: {md(t.latency.message)}"] if t.latency and t.latency.status == "slower" else []
+    return error + findings + outputs + differences + latency + [f"- hint: {md(h)}" for h in t.hints]
 
 
 def _output_line(o: OutputView) -> str:

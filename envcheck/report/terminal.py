@@ -29,11 +29,13 @@ def _summary_table(view: ReportView) -> Table:
     # Every string from a capture or golden is data: Text, never markup. Columns fold, never cut a name.
     table = Table(title=Text(f"envcheck — golden {view.golden_path} ({view.golden_sha256[:12]})"),
                   title_justify="left")
-    for column in ("target", "site", "verdict", "outputs", "fingerprint"):
+    columns = ("target", "site", "verdict", "outputs", "fingerprint") + (("latency",) if view.has_latency else ())
+    for column in columns:
         table.add_column(column, overflow="fold")
     for target in view.targets:
+        latency = (Text(target.latency.summary if target.latency else DASH),) if view.has_latency else ()
         table.add_row(Text(target.spec), Text(target.site or DASH), _verdict(target),
-                      Text(target.outputs_summary), Text(target.diff_summary))
+                      Text(target.outputs_summary), Text(target.diff_summary), *latency)
     return table
 
 
@@ -62,6 +64,8 @@ def _details(target: TargetView) -> Panel:
             table.add_row("", Text(f"… {len(target.info) - MAX_INFO_DIFFS} more info-level differences "
                                    "(see the JSON report)"), "")
         body.append(table)
+    if target.latency:
+        body.append(Text.assemble(("latency: ", "bold"), target.latency.message))
     body.extend(Text(f"hint: {hint}", "cyan") for hint in target.hints)
     title = Text.assemble(target.spec, "  ", _verdict(target))
     return Panel(Group(*body), title=title, title_align="left")
@@ -83,8 +87,9 @@ def render_plain(view: ReportView) -> str:
     width = max((len(t.verdict) for t in view.targets), default=0)
     for target in view.targets:
         site = f" @ {target.site}" if target.site else ""
+        latency = f" · latency: {target.latency.summary}" if target.latency else ""
         lines.append(f"{target.verdict:<{width}}  {target.spec}{site} — outputs: {target.outputs_summary or 'none'}"
-                     f" · fingerprint: {target.diff_summary}")
+                     f" · fingerprint: {target.diff_summary}{latency}")
         if target.verdict != "IDENTICAL":
             lines.extend(f"{' ' * (width + 2)}{line}" for line in _plain_details(target))
     lines.append(f"exit {view.exit_code} — {view.exit_meaning}")
@@ -105,5 +110,7 @@ def _plain_details(target: TargetView) -> list[str]:
     if target.info:
         lines.append(f"{len(target.info)} info-level difference{'s' if len(target.info) > 1 else ''} "
                      "(see the JSON report)")
+    if target.latency and target.latency.status == "slower":
+        lines.append(f"latency: {target.latency.message}")
     lines += [f"hint: {hint}" for hint in target.hints]
     return lines

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from envcheck.model import milliseconds
 from envcheck.model import show_value as shown
 from envcheck.report.vocabulary import DASH, EXIT_MEANING, SEVERITIES, VERDICTS
 
@@ -48,6 +49,21 @@ class DifferenceView:
 
 
 @dataclass(frozen=True)
+class LatencyView:
+    """A target's latency: a short summary for tables, the full sentence, and the numbers."""
+
+    status: str
+    summary: str
+    """`P50 0.71 ms ×1.02`, `P50 0.71 ms (not comparable)`, `not measured`."""
+    message: str
+    p50_s: float | None
+    p99_s: float | None
+    ratio_p50: float | None
+    histogram: tuple[tuple[str, int], ...]
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class TargetView:
     """Everything renderers show about one target."""
 
@@ -67,6 +83,7 @@ class TargetView:
     timings: dict[str, Any]
     raw: dict[str, Any]
     """The target's entry in the JSON report, for what only one renderer shows."""
+    latency: LatencyView | None = None
 
     @property
     def differences(self) -> tuple[DifferenceView, ...]:
@@ -94,6 +111,11 @@ class ReportView:
     """(verdict, count), worst first, verdicts with no target left out."""
     targets: tuple[TargetView, ...]
     document: dict[str, Any]
+
+    @property
+    def has_latency(self) -> bool:
+        """True when any target carries a latency (tables then get a latency column)."""
+        return any(t.latency is not None for t in self.targets)
 
     def verdict_summary(self, separator: str = " · ") -> str:
         """`1 FAIL · 2 PASS`: the count of each verdict, worst first."""
@@ -126,7 +148,29 @@ def target_view(entry: dict[str, Any], anchor: str) -> TargetView:
         info=tuple(d for d in differences if d.severity == "info"),
         hints=tuple(text(h) for h in entry.get("hints") or ()),
         outputs_summary=text(error["kind"]) if error else ", ".join(f"{o.name}: {o.summary}" for o in outputs),
-        diff_summary=_diff_summary(differences, findings), timings=entry.get("timings") or {}, raw=entry)
+        diff_summary=_diff_summary(differences, findings), timings=entry.get("timings") or {}, raw=entry,
+        latency=_latency(entry.get("latency")))
+
+
+def _latency(entry: Any) -> LatencyView | None:
+    if not isinstance(entry, dict):
+        return None
+    measured: dict[str, Any] = entry["target"] if isinstance(entry.get("target"), dict) else {}
+    status = text(entry.get("status"))
+    p50, ratio = measured.get("p50_s"), entry.get("ratio_p50")
+    if not _is_number(p50):
+        summary = "not measured"
+    elif _is_number(ratio):
+        summary = f"P50 {milliseconds(p50)} ×{ratio:.2f}"
+    elif status == "not-comparable":
+        summary = f"P50 {milliseconds(p50)} (not comparable)"
+    else:
+        summary = f"P50 {milliseconds(p50)}"
+    pairs = tuple((str(pair[0]), pair[1]) for pair in measured.get("histogram") or []
+                  if isinstance(pair, (list, tuple)) and len(pair) == 2)
+    return LatencyView(status=status, summary=summary, message=text(entry.get("message")), p50_s=p50,
+                       p99_s=measured.get("p99_s"), ratio_p50=ratio if _is_number(ratio) else None, histogram=pairs,
+                       raw=entry)
 
 
 def _output(name: str, stats: dict[str, Any]) -> OutputView:

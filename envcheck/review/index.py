@@ -23,7 +23,7 @@ UNKNOWN_HOST = "unknown"
 """Shown for a host no target of its report named (a report of docker targets only, or of failures)."""
 RUN_COLUMNS = ["file", "target_index", "created", "date", "site", "host", "spec", "verdict", "exit_code",
                "golden_sha256", "golden_path", "output_digest", "outputs_identical", "error_kind", "max_ulp", "max_rel",
-               "fail_diffs", "warn_diffs"]
+               "fail_diffs", "warn_diffs", "latency_p50_ms", "latency_ratio"]
 INTERNAL_COLUMNS = ["verdict_rank", "place"]
 """Added to the runs for the views; not exported."""
 DIFF_COLUMNS = ["row", "path", "value", "severity"]
@@ -100,7 +100,18 @@ def _run_row(file: str, index: int, created: pd.Timestamp, document: dict, targe
             target.get("output_digest"),
             all(o["status"] == "identical" for o in outputs.values()) if outputs else None,
             (target.get("error") or {}).get("kind"), max(ulps) if ulps else None, max(rels) if rels else None,
-            severities.count("fail"), severities.count("warn")]
+            severities.count("fail"), severities.count("warn"), *_latency_columns(target.get("latency"))]
+
+
+def _latency_columns(latency: Any) -> tuple[float | None, float | None]:
+    """(P50 in ms, P50 ratio to the golden) of a target's latency entry; None where the report has none."""
+    if not isinstance(latency, dict):
+        return None, None
+    measured: dict[str, Any] = latency["target"] if isinstance(latency.get("target"), dict) else {}
+    p50, ratio = measured.get("p50_s"), latency.get("ratio_p50")
+    number = (int, float)
+    return (round(p50 * 1000, 4) if isinstance(p50, number) else None,
+            ratio if isinstance(ratio, number) and not isinstance(ratio, bool) else None)
 
 
 def _is_docker(target: dict) -> bool:

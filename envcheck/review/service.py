@@ -37,6 +37,8 @@ class GoldenReview:
     """Fingerprint differences ranked by how often they co-occur with drift (views.attribution)."""
     trend: pd.DataFrame
     """The worst verdict per site per day (views.trend)."""
+    latency: pd.DataFrame
+    """The median P50 latency (ms) per site per day (views.latency_trend); empty when no run timed the model."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ def review(paths: list[Path], since: str | None = None) -> Review:
         sections.append(GoldenReview(
             golden=golden, summary=views.counts(part), latest=current, evidence=views.evidence(part, current),
             matrix=views.verdict_matrix(part), classes=views.equivalence_classes(part),
-            attribution=views.attribution(part), trend=views.trend(part)))
+            attribution=views.attribution(part), trend=views.trend(part),
+            latency=views.latency_trend(part)))
     return Review(fleet=fleet, sections=sections, summary=views.counts(fleet), table=views.flat_table(fleet),
                   missing=missing)

@@ -124,6 +124,16 @@ def trend(fleet: Fleet) -> pd.DataFrame:
     return worst.apply(lambda column: column.map(names))
 
 
+def latency_trend(fleet: Fleet) -> pd.DataFrame:
+    """The median P50 latency in ms per site (and host) per day (sites × dates), over the runs that timed
+    the model; empty when none did. One golden's runs."""
+    _one_golden(fleet)
+    timed = fleet.runs.dropna(subset=["latency_p50_ms"])
+    if timed.empty:
+        return pd.DataFrame()
+    return timed.groupby(["place", "date"])["latency_p50_ms"].median().unstack("date").rename_axis(index="site")
+
+
 def flat_table(fleet: Fleet) -> pd.DataFrame:
     """One row per golden × site × host × target × run, for CSV export."""
     return fleet.runs.drop(columns=INTERNAL_COLUMNS).sort_values(["golden_path", "golden_sha256", "site", "host",

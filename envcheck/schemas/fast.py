@@ -89,6 +89,8 @@ def _keyword(key: str, value: Any, schema: dict[str, Any]) -> Check | None:
         return lambda v: not isinstance(v, list) or all(each(item) for item in v[skip:])
     if key == "minimum":
         return lambda v: not _number(v) or not v < value
+    if key == "exclusiveMinimum":
+        return lambda v: not _number(v) or not v <= value
     if key == "maximum":
         return lambda v: not _number(v) or not v > value
     if key == "pattern":

@@ -130,3 +130,24 @@ def test_review_of_reports_made_live_by_the_checker(run_cli, tmp_path, monkeypat
     assert code == ExitCode.OK and fleet.files_read == 2
     assert views.verdict_matrix(fleet).loc["plant-b", "host"] == "WARN"
     assert len(views.equivalence_classes(fleet)) == 2
+
+
+def test_latency_per_site_per_day(recorded_reports, tmp_path, run_cli):
+    """P50 per site and its trend: beijing-1 twice as slow on its second day; reports without latency
+    (the recorded ones) add nothing to the table."""
+    root = tmp_path / "timed"
+    root.mkdir()
+    for day, p50_ms in (("2026-11-20", 0.7), ("2026-11-21", 1.4)):
+        report = json.loads(json.dumps(recorded_reports["beijing-1"]))
+        report["created"] = f"{day}T08:00:00Z"
+        report["targets"][0]["latency"] = {"status": "ok", "target": {"p50_s": p50_ms / 1000}, "ratio_p50": p50_ms / 0.7}
+        (root / f"beijing-{day}.json").write_text(json.dumps(report))
+    (root / "xian.json").write_text(json.dumps(recorded_reports["xian-4-avx2"]))
+    (section,) = review([root]).sections
+    assert section.latency.loc["beijing-1"].tolist() == [0.7, 1.4]
+    assert "xian-4" not in section.latency.index
+    code, out, _, _ = run_cli("review", str(root), "--csv", str(tmp_path / "t.csv"), "--html", str(tmp_path / "t.html"))
+    assert code == ExitCode.OK and "P50 latency (ms) per site per day" in out
+    rows = list(csv.DictReader((tmp_path / "t.csv").open()))
+    assert sorted(r["latency_p50_ms"] for r in rows if r["latency_p50_ms"]) == ["0.7", "1.4"]
+    assert "Latency: P50 (ms) per site per day" in (tmp_path / "t.html").read_text()

@@ -54,3 +54,27 @@ def test_a_cpu_limit_reaches_the_container(run_cli, reference_image, tmp_path):
     latency = document["latency"]
     assert latency["budget_s"] == 0.3 and latency["calls"] >= 1, latency
     assert latency["context"]["cpu_quota_cpus"] == 0.5
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_quota_against_a_golden_made_without_one_is_flagged_with_its_cause(run_cli, reference_image, tmp_path):
+    """A factory box's `--cpus 0.25` reproduced: same image, same CPU class, a quarter of a CPU. The P50
+    barely moves (a call fits in one scheduler period) but the mean does; the quota finding says why."""
+    golden = tmp_path / "golden"
+    code, _, err, _ = run_cli("golden", "create", "--builtin", "--target", f"docker:{reference_image}",
+                              "--out", str(golden))
+    assert code == ExitCode.OK, err
+    reference = json.loads((golden / "manifest.json").read_text())["latency"]
+    assert reference["p50_s"] > 0 and reference["hardware_class"]["kind"] == "cpu"
+    code, out, err, report = run_cli("check", "--golden", str(golden), "--target", f"docker:{reference_image}",
+                                     "--cpus", "0.25", "--no-reports")
+    target = report["targets"][0]
+    latency = target["latency"]
+    assert latency["status"] == "slower", latency["message"]
+    assert latency["ratio_mean"] > 1.75 and latency["target"]["context"]["cpu_quota_cpus"] == 0.25
+    codes = [f["code"] for f in target["findings"]]
+    assert codes[:2] == ["latency-slower", "cpu-quota-below-threads"], codes
+    assert "a CPU quota of 0.25 CPUs is below TensorFlow's" in target["findings"][0]["hint"]
+    assert code in (ExitCode.OK, ExitCode.DRIFT) and target["verdict"] in ("WARN", "FAIL")
+    assert "latency" in out
