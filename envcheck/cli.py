@@ -85,12 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     review = commands.add_parser(
         "review", help="review many JSON reports: matrix, equivalence classes, attribution, trend",
         description="Read many JSON reports (files or directories) and review drift across sites.",
-        epilog="example: envcheck review reports/ site-reports/ --since 2026-11-01 --html fleet.html --csv fleet.csv",
+        epilog="example: envcheck review reports/ site-reports/ --since 2026-11-01 --html fleet.html --csv fleet.csv\n"
+               "         envcheck review reports/ --metrics /var/lib/node_exporter/textfile/envcheck.prom",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     review.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="report files or directories of them")
     review.add_argument("--since", metavar="DATE", help="only reports created on or after DATE (YYYY-MM-DD)")
     review.add_argument("--html", type=Path, metavar="PATH", help="write the review as a self-contained HTML page")
     review.add_argument("--csv", type=Path, metavar="PATH", help="write the flat table (site × target × run) as CSV")
+    review.add_argument("--metrics", type=Path, metavar="PATH",
+                        help="write the latest state of every site × target as Prometheus metrics")
     review.set_defaults(run=command_review)
 
     _add_golden_commands(commands)
@@ -341,6 +344,7 @@ def command_review(args: argparse.Namespace) -> int:
     from envcheck.files import atomic_write_text
     from envcheck.report.fleet_csv import render_review_csv
     from envcheck.report.fleet_html import render_review_html
+    from envcheck.report.fleet_metrics import render_review_metrics
     from envcheck.report.fleet_terminal import render_review, skipped_lines
     from envcheck.review import review
 
@@ -357,7 +361,9 @@ def command_review(args: argparse.Namespace) -> int:
         atomic_write_text(args.csv, render_review_csv(result))
     if args.html:
         atomic_write_text(args.html, render_review_html(result))
-    written = [str(p) for p in (args.csv, args.html) if p]
+    if args.metrics:
+        atomic_write_text(args.metrics, render_review_metrics(result))
+    written = [str(p) for p in (args.csv, args.html, args.metrics) if p]
     if written:
         _say(f"written: {', '.join(written)}")
     return ExitCode.OK

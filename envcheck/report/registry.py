@@ -37,6 +37,8 @@ FORMATS: tuple[ReportFormat, ...] = (
     ReportFormat("junit", "write JUnit XML (a test case per target × check)", "envcheck.report.junit", "render_junit"),
     ReportFormat("markdown", "write a Markdown summary (merge-request comment)", "envcheck.report.markdown",
                  "render_markdown"),
+    ReportFormat("metrics", "write Prometheus metrics (node_exporter textfile collector format)",
+                 "envcheck.report.metrics", "render_metrics"),
     ReportFormat("json", "also write the JSON report here", "envcheck.report.json", "render_json", from_document=True),
 )
 """In the order they are written; JSON last, so it can record that another report could not be written."""
