@@ -202,13 +202,24 @@ def test_fleet_renderers_take_the_review_but_never_call_into_it():
 
 
 def test_only_the_cli_imports_the_cli_and_the_check_service():
+    """The pytest plugin is the check service's other front end (it calls it as the CLI does)."""
     for path in PACKAGE.rglob("*.py"):
         if path.name in ("cli.py", "__main__.py"):
             continue
         imported = _modules(path)
         assert "envcheck.cli" not in imported, path
-        if path.name != "check.py":
+        if path.name not in ("check.py", "pytest_plugin.py"):
             assert "envcheck.check" not in imported, path
+
+
+def test_the_pytest_plugin_imports_only_the_standard_library_and_pytest_at_import_time():
+    """pytest loads it (entry point pytest11) in every run of every project that installs envcheck."""
+    plugin = PACKAGE / "pytest_plugin.py"
+    for node in _import_time_imports(plugin):
+        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [alias.name for alias in node.names]
+        for name in names:
+            top = name.split(".")[0]
+            assert top in sys.stdlib_module_names or top in ("__future__", "pytest"), (node.lineno, name)
 
 
 def test_renderers_draw_the_view_not_the_run_records():
