@@ -41,5 +41,7 @@ fi
 [ -x "$CACHE/venv-no-tf/bin/python" ] || { log "venv without TensorFlow"; python3 -m venv --without-pip "$CACHE/venv-no-tf"; }
 
 log "fixture images"
+# All of fixtures/images/*, and envcheck-fixture/envcheck: envcheck itself from docker/Dockerfile, built
+# from this checkout's wheel (rebuilt only when the wheel changes; tests/ci/test_container_image.py).
 python3 fixtures/images/build.py
 log "ready"

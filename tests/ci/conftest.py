@@ -1,0 +1,41 @@
+"""Fixtures of the CI-integration tests: a real Docker daemon, the fixture images, and a team golden made
+from the reference image on this machine (never the committed golden/default, made on another CPU).
+
+In CI a missing daemon or image fails these tests; on a developer machine they are skipped with the command
+that sets them up."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ci.support import DRIFTING, NO_TF, REFERENCE
+from envcheck.golden import builtin_golden_dir, load_golden
+from helpers import require
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except docker.errors.DockerException as error:
+        require(False, f"a running Docker daemon ({error})")
+    missing = [name for name in (REFERENCE, DRIFTING, NO_TF) if not client.images.list(name=name)]
+    require(not missing, f"fixture images {missing} (python fixtures/images/build.py)")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def team_golden(docker_client, tmp_path_factory) -> tuple[Path, str]:
+    """(bundle, manifest sha256): the built-in model's golden made in the reference image, as a team's is."""
+    out = tmp_path_factory.mktemp("team-golden") / "vision"
+    result = subprocess.run([sys.executable, "-m", "envcheck", "golden", "create", "--model",
+                             str(builtin_golden_dir() / "model"), "--inputs", str(builtin_golden_dir() / "inputs.npz"),
+                             "--target", f"docker:{REFERENCE}", "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return out, load_golden(out).sha256
