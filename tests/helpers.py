@@ -32,6 +32,25 @@ def require(condition: bool, what: str) -> None:
     pytest.skip(message)
 
 
+def docker_with_images(*images: str):
+    """A docker SDK client to a running daemon that has every one of `images`; without them the test fails
+    loudly in CI and is skipped on a developer's machine (require). The caller closes the client."""
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except docker.errors.DockerException as error:
+        require(False, f"a running Docker daemon ({error})")
+    missing = [image for image in images if not client.images.list(name=image)]
+    require(not missing, f"fixture images {missing} (python fixtures/images/build.py)")
+    return client
+
+
+def probe_containers_left(client) -> list[str]:
+    """Names of probe containers still there (envcheck removes every one it starts)."""
+    return [c.name for c in client.containers.list(all=True, filters={"label": "envcheck.probe"})]
+
+
 def tensorflow_installed() -> bool:
     return subprocess.run([sys.executable, "-c", "import importlib.util as u, sys; "
                            "sys.exit(u.find_spec('tensorflow') is None)"]).returncode == 0

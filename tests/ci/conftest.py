@@ -13,19 +13,12 @@ import pytest
 
 from ci.support import DRIFTING, NO_TF, REFERENCE
 from envcheck.golden import builtin_golden_dir, load_golden
-from helpers import require
+from helpers import docker_with_images
 
 
 @pytest.fixture(scope="session")
 def docker_client():
-    docker = pytest.importorskip("docker")
-    try:
-        client = docker.from_env(timeout=600)
-        client.ping()
-    except docker.errors.DockerException as error:
-        require(False, f"a running Docker daemon ({error})")
-    missing = [name for name in (REFERENCE, DRIFTING, NO_TF) if not client.images.list(name=name)]
-    require(not missing, f"fixture images {missing} (python fixtures/images/build.py)")
+    client = docker_with_images(REFERENCE, DRIFTING, NO_TF)
     yield client
     client.close()
 

@@ -298,6 +298,24 @@ def _run(name: str, checkout: Path, team_golden, image: str, sha256: str | None 
                                                   "VENV": str(ENVCHECK_BIN.parent)})
 
 
+def _gate(name: str, checkout: Path, team_golden, image: str, expected: ExitCode,
+          sha256: str | None = None) -> tuple[Pipeline, JobRun, str]:
+    """Run the pipeline; its check step ended with `expected`, and the job failed unless that is 0.
+    Returns the pipeline, the job and the check step's name."""
+    pipeline, job = _run(name, checkout, team_golden, image, sha256)
+    check_step, _ = _check_command(pipeline)
+    assert job.statuses[check_step] == expected and job.failed == (expected != ExitCode.OK), job.statuses
+    return pipeline, job, check_step
+
+
+def _published_and_posted(name: str, checkout: Path, team_golden, image: str, expected: ExitCode) -> dict[str, Path]:
+    """Run the pipeline to `expected`; every report is published and the Markdown posted, whatever the verdict."""
+    pipeline, job, _ = _gate(name, checkout, team_golden, image, expected)
+    reports = _published(pipeline, job)
+    assert _posted(pipeline, job) == [reports["--markdown"]], job.calls
+    return reports
+
+
 def _published(pipeline: Pipeline, job: JobRun) -> dict[str, Path]:
     """Each report the check wrote, at the path the pipeline names, and kept by its artefact paths."""
     _, argv = _check_command(pipeline)
@@ -333,14 +351,10 @@ def _posted(pipeline: Pipeline, job: JobRun) -> list[Path]:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PARSERS))
 def test_the_reference_image_passes_the_gate_and_the_markdown_is_posted(name, checkout, team_golden):
-    pipeline, job = _run(name, checkout, team_golden, REFERENCE)
-    check_step, _ = _check_command(pipeline)
-    assert job.statuses[check_step] == ExitCode.OK and not job.failed, job.statuses
-    reports = _published(pipeline, job)
+    reports = _published_and_posted(name, checkout, team_golden, REFERENCE, ExitCode.OK)
     document = json.loads(reports["--json"].read_text())
     assert document["exit_code"] == 0 and document["targets"][0]["spec"] == f"docker:{REFERENCE}"
     assert document["targets"][0]["verdict"] in ("IDENTICAL", "PASS", "WARN")
-    assert _posted(pipeline, job) == [reports["--markdown"]], job.calls
     assert reports["--markdown"].read_text().startswith("### ✅ envcheck passed (exit 0)")
     if name == "github-actions.yml":
         assert (checkout.parent / "step-summary.md").read_text() == reports["--markdown"].read_text()
@@ -353,22 +367,16 @@ def test_the_reference_image_passes_the_gate_and_the_markdown_is_posted(name, ch
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PARSERS))
 def test_a_drifting_image_fails_the_job_and_the_reports_are_still_published(name, checkout, team_golden):
-    pipeline, job = _run(name, checkout, team_golden, DRIFTING)
-    check_step, _ = _check_command(pipeline)
-    assert job.statuses[check_step] == ExitCode.DRIFT and job.failed, job.statuses
-    reports = _published(pipeline, job)
+    reports = _published_and_posted(name, checkout, team_golden, DRIFTING, ExitCode.DRIFT)
     assert json.loads(reports["--json"].read_text())["targets"][0]["verdict"] == "FAIL"
     assert "<failure" in reports["--junit"].read_text()
-    assert _posted(pipeline, job) == [reports["--markdown"]], job.calls
     assert "exit 1" in reports["--markdown"].read_text().splitlines()[0]
 
 
 @pytest.mark.docker
 @pytest.mark.parametrize("name", sorted(PARSERS))
 def test_a_golden_that_is_not_the_pinned_one_fails_the_job_with_nothing_to_post(name, checkout, team_golden):
-    pipeline, job = _run(name, checkout, team_golden, REFERENCE, sha256="0" * 64)
-    check_step, _ = _check_command(pipeline)
-    assert job.statuses[check_step] == ExitCode.UNDECIDED and job.failed, job.statuses
+    pipeline, job, check_step = _gate(name, checkout, team_golden, REFERENCE, ExitCode.UNDECIDED, sha256="0" * 64)
     # The steps that run always cope with reports that were never written: no comment, no error.
     assert _posted(pipeline, job) == []
     assert all(status == 0 for step, status in job.statuses.items() if step != check_step and status is not None), \

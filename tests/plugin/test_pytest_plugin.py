@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import require
+from helpers import docker_with_images, require
 
 from envcheck.golden import load_golden, write_bundle
 
@@ -129,18 +129,7 @@ def test_a_passing_target_is_probed_once_and_reported(pytester, host_golden):
 @pytest.fixture(scope="module")
 def drifting_image() -> str:
     """The fixture image with TensorFlow 2.20 (fails loudly in CI when the daemon or the image is missing)."""
-    import docker
-
-    try:
-        client = docker.from_env(timeout=600)
-        client.ping()
-    except docker.errors.DockerException as error:
-        require(False, f"a running Docker daemon ({error})")
-    try:
-        require(bool(client.images.list(name=DRIFTING_IMAGE)), f"fixture image {DRIFTING_IMAGE} "
-                "(python fixtures/images/build.py)")
-    finally:
-        client.close()
+    docker_with_images(DRIFTING_IMAGE).close()
     return DRIFTING_IMAGE
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import kill_quietly, require, spawn_envcheck
+from helpers import docker_with_images, kill_quietly, require, spawn_envcheck
 from envcheck.errors import ExitCode
 from envcheck.golden import builtin_golden_dir
 
@@ -31,15 +31,7 @@ def _image(name: str) -> str:
 
 @pytest.fixture(scope="session")
 def docker_client():
-    docker = pytest.importorskip("docker")
-    try:
-        client = docker.from_env(timeout=600)
-        client.ping()
-    except docker.errors.DockerException as error:
-        require(False, f"a running Docker daemon ({error})")
-    missing = [name for name in FIXTURES if not client.images.list(name=f"{PREFIX}/{name}")]
-    require(not missing, f"fixture images {missing} (python fixtures/images/build.py)")
-    return client
+    return docker_with_images(*(f"{PREFIX}/{name}" for name in FIXTURES))
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 from envcheck.errors import ExitCode
 from envcheck.targets import parse_target
 from envcheck.targets.docker import DockerTarget
-from helpers import require
+from helpers import docker_with_images, probe_containers_left
 
 IMAGE = "envcheck-fixture/reference"
 
@@ -29,17 +29,11 @@ def test_cpus_become_the_containers_nano_cpus_and_the_probes_budget_its_argument
 
 @pytest.fixture(scope="module")
 def reference_image():
-    docker = pytest.importorskip("docker")
-    try:
-        client = docker.from_env(timeout=600)
-        client.ping()
-    except docker.errors.DockerException as error:
-        require(False, f"a running Docker daemon ({error})")
-    require(bool(client.images.list(name=IMAGE)), f"fixture image {IMAGE} (python fixtures/images/build.py)")
+    client = docker_with_images(IMAGE)
     yield IMAGE
-    leftovers = client.containers.list(all=True, filters={"label": "envcheck.probe"})
+    leftovers = probe_containers_left(client)
     client.close()
-    assert leftovers == [], f"probe containers left behind: {[c.name for c in leftovers]}"
+    assert leftovers == [], f"probe containers left behind: {leftovers}"
 
 
 @pytest.mark.docker

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from envcheck.errors import ExitCode
-from helpers import require
+from helpers import docker_with_images, probe_containers_left
 
 pytestmark = [pytest.mark.docker]
 
@@ -21,20 +21,11 @@ IMAGE = "envcheck-fixture/python39"
 
 @pytest.fixture(scope="module")
 def python39_image():
-    docker = pytest.importorskip("docker")
+    client = docker_with_images(IMAGE)
     try:
-        client = docker.from_env(timeout=600)
-        client.ping()
-    except docker.errors.DockerException as error:
-        require(False, f"a running Docker daemon ({error})")
-    try:
-        try:
-            client.images.get(IMAGE)
-        except docker.errors.ImageNotFound:
-            require(False, f"fixture image {IMAGE} (python fixtures/images/build.py python39)")
         yield IMAGE
-        leftovers = client.containers.list(all=True, filters={"label": "envcheck.probe"})
-        assert leftovers == [], f"probe containers left behind: {[c.name for c in leftovers]}"
+        leftovers = probe_containers_left(client)
+        assert leftovers == [], f"probe containers left behind: {leftovers}"
     finally:
         client.close()
 
