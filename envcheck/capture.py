@@ -221,7 +221,8 @@ def _outcome(capture_dir: Path, document: dict[str, Any] | None, problem: str | 
     except NpzError as unreadable:
         return failure("no-outputs", f"{outputs_shown} is missing or unreadable: {unreadable}")
     return Capture(spec=spec, fingerprint=fingerprint, outputs=outputs, timings=document.get("timings", {}),
-                   target_info=info, site=site, latency=document.get("latency"))
+                   target_info=info, site=site, latency=document.get("latency"),
+                   determinism=document.get("determinism"))
 
 
 def save_capture_dir(outcome: Capture | TargetFailure, source_dir: Path, out_dir: Path,

@@ -103,8 +103,8 @@ def build_report(golden: GoldenBundle, outcomes: Sequence[Outcome], policy: Poli
     of them were probed at once)."""
     # A bundle written by envcheck is already redacted; one written elsewhere may not be: redact once here.
     shared = redact_fingerprint(golden.fingerprint)
-    results: list[TargetResult] = [evaluate(o, golden.expected, shared, policy, golden.latency, concurrent_probes)
-                                   for o in outcomes]
+    results: list[TargetResult] = [evaluate(o, golden.expected, shared, policy, golden.latency, concurrent_probes,
+                                            golden.determinism) for o in outcomes]
     return RunReport(golden_path=str(golden.path), golden_sha256=golden.sha256, targets=tuple(results),
                      exit_code=int(exit_code_for((r.verdict for r in results), fail_on)), fail_on=fail_on,
                      created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), envcheck_version=__version__,

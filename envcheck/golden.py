@@ -52,6 +52,11 @@ class GoldenBundle:
         return self.manifest.get("policy", {})
 
     @property
+    def determinism(self) -> dict[str, Any] | None:
+        """Whether the reference target repeated the golden pass bitwise (None: not recorded)."""
+        return self.manifest.get("determinism")
+
+    @property
     def latency(self) -> dict[str, Any] | None:
         """The reference target's latency and hardware class (None: the golden measured none)."""
         return self.manifest.get("latency")
@@ -166,7 +171,7 @@ def reference_class(fingerprint: dict[str, Any]) -> dict[str, Any]:
 
 def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict[str, np.ndarray],
                  fingerprint: dict[str, Any], description: str, policy: dict[str, Any], force: bool,
-                 latency: dict[str, Any] | None = None) -> Path:
+                 latency: dict[str, Any] | None = None, determinism: dict[str, Any] | None = None) -> Path:
     """Assemble a bundle in a staging directory beside `out`, then swap it in (never half-written)."""
     out = Path(out)
     if out.exists() and not force:
@@ -191,6 +196,7 @@ def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict
             "reference": reference_class(fingerprint),
             "files": files,
             **({"latency": latency} if latency else {}),
+            **({"determinism": determinism} if determinism else {}),
         }
         atomic_write_text(staging / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True))
         if out.exists():

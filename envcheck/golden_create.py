@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from envcheck.compare.determinism import reference_determinism
 from envcheck.compare.latency import reference_latency
 from envcheck.errors import GoldenError, UsageError
 from envcheck.golden import MANIFEST_FILE, first_symlink, write_bundle
@@ -51,7 +52,8 @@ def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | Non
                             expected=outcome.outputs, fingerprint=outcome.fingerprint,
                             description=description or (BUILTIN_DESCRIPTION if builtin else ""),
                             policy=BUILTIN_POLICY if builtin else DEFAULT_POLICY, force=force,
-                            latency=reference_latency(outcome.latency, outcome.fingerprint))
+                            latency=reference_latency(outcome.latency, outcome.fingerprint),
+                            determinism=reference_determinism(outcome.determinism))
 
 
 def check_destination(out: Path, force: bool) -> None:

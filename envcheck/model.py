@@ -17,8 +17,15 @@ VERDICT_RANK: dict[str, int] = {verdict: rank for rank, verdict in enumerate(VER
 Severity = Literal["fail", "warn", "info", "ignore"]
 """How much a fingerprint difference matters; `ignore` differences are dropped from reports."""
 
-OutputStatus = Literal["identical", "noise", "drift", "mismatch"]
-"""Per output: bitwise equal, within the tolerance band, beyond it, or not comparable at all."""
+OutputStatus = Literal["identical", "noise", "accepted", "drift", "mismatch"]
+"""Per output: bitwise equal, within the tolerance band, beyond it but within the policy's task-level
+acceptance (`[acceptance]`: a WARN), beyond it, or not comparable at all."""
+OUTPUT_STATUS_RANK: dict[str, int] = {status: rank for rank, status in enumerate(get_args(OutputStatus))}
+"""Output statuses from best to worst."""
+MEASURED_STATUSES = ("noise", "accepted", "drift")
+"""Output statuses that carry numbers (identical has none to show, a mismatch none at all)."""
+FAILING_STATUSES = ("drift", "mismatch")
+"""Output statuses that fail their target."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,8 @@ class Capture:
     latency: dict[str, Any] | None = None
     """The probe's latency record (capture.json's `latency`: percentiles, blocks, throughput and context, or
     `skipped` with the reason); None: a probe that measured none."""
+    determinism: dict[str, Any] | None = None
+    """Whether a second pass over the golden inputs repeated the outputs bitwise (capture.json's `determinism`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +108,22 @@ class OutputComparison:
     """The smallest t for which atol = rtol = t would have passed."""
     ulp_histogram: tuple[tuple[str, int], ...] = ()
     """Element counts per ULP-distance bucket, for drifted outputs."""
+    samples: int | None = None
+    """How many samples the output holds (its axis 0; an output of rank 0 is one sample); None: not compared."""
+    samples_beyond: int | None = None
+    """Samples with at least one element beyond the tolerance band (any changed element, for a non-float output)."""
+    consistency: float | None = None
+    """Share of samples entirely within tolerance and, for a classification output, with every clear-margin
+    row's top-1 class kept."""
+    top1_agreement_all: float | None = None
+    """Share of rows (a row is a sample of a [samples, classes] output) whose argmax agrees, over all rows,
+    margin or not; None for an output that is not a classification."""
+    worst_samples: tuple[tuple[int, float], ...] | None = None
+    """The worst samples (at most 5) by their largest |actual − golden|, worst first: (index, error)."""
+    sample_error_histogram: tuple[tuple[str, int], ...] = ()
+    """Samples per decade of their largest |actual − golden| (`0`, `≤1e-7`, …): the per-sample error distribution."""
+    noise_units: float | None = None
+    """The worst error in units of the golden's calibrated noise (None until the golden carries a calibration)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +161,15 @@ def milliseconds(seconds: Any) -> str:
     if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
         return f"{seconds * 1000:.3g} ms"
     return "—"
+
+
+def percent(share: Any) -> str:
+    """A share as a percentage with at most two decimals and no trailing zeros (`99.96 %`, `99.9 %`, `100 %`):
+    consistency near 100 % needs the second decimal. A dash for none."""
+    if not isinstance(share, (int, float)) or isinstance(share, bool):
+        return "—"
+    shown = f"{share * 100:.2f}".rstrip("0").rstrip(".")
+    return f"{shown} %"
 
 
 def show_value(value: Any) -> str:

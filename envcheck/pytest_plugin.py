@@ -40,7 +40,6 @@ FAIL_ON_CHOICES = ("warn", "fail")
 MAX_HINTS = 3
 """Hints shown in an assertion message; the report has all of them."""
 RUN_DIR_PREFIX = "envcheck-pytest-"
-STATUS_RANK = {"identical": 0, "noise": 1, "drift": 2, "mismatch": 3}
 
 _SETTINGS = pytest.StashKey["Settings"]()
 _SESSION = pytest.StashKey["SessionState"]()
@@ -279,9 +278,11 @@ class CheckResult:
 
 
 def _badness(output: Any) -> tuple[int, float, float]:
+    from envcheck.model import OUTPUT_STATUS_RANK
+
     stats = output.stats
     numbers = [stats.get(name) for name in ("max_ulp", "max_rel")]
-    return (STATUS_RANK.get(output.status, 0),
+    return (OUTPUT_STATUS_RANK.get(output.status, 0),
             *(float(n) if isinstance(n, (int, float)) else -1.0 for n in numbers))  # type: ignore[return-value]
 
 
@@ -435,7 +436,7 @@ def update_golden(golden_dir: Path, reference: str, *, docker_host: str | None, 
         fresh = load_golden(fresh_dir)
         write_bundle(old.path, model_dir=fresh.path / "model", inputs_npz=fresh.path / "inputs.npz",
                      expected=fresh.expected, fingerprint=fresh.fingerprint, description=old.manifest.get("description", ""),
-                     policy=old.policy, force=True, latency=fresh.latency)
+                     policy=old.policy, force=True, latency=fresh.latency, determinism=fresh.determinism)
     new = load_golden(old.path)
     return {"path": str(old.path), "reference": reference, "old_sha256": old.sha256, "new_sha256": new.sha256}
 

@@ -1,4 +1,5 @@
-"""The probe's stages in order: fingerprint, import-tensorflow, load-model, run-model, measure-latency.
+"""The probe's stages in order: fingerprint, import-tensorflow, load-model, run-model, repeat-model,
+measure-latency.
 
 The capture is rewritten as each stage starts, so a process that dies inside one (SIGILL, an
 out-of-memory kill) leaves the fingerprint so far and the name of the stage that died. Latency is
@@ -14,6 +15,7 @@ from .fingerprint import base_fingerprint
 from .latency import DEFAULT_BUDGET_S, latency_record, skipped
 from .libraries import loaded_libraries
 from .model import import_tensorflow, load_signature, read_inputs, run_signature
+from .repeat import repeat_record
 from .tf_fingerprint import numpy_fingerprint, tensorflow_fingerprint
 
 
@@ -59,6 +61,9 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S):
         write_outputs(np, out_dir, outputs)
         capture["outputs"] = {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in outputs.items()}
         capture["status"] = "ok"
+        began = stage("repeat-model")
+        capture["determinism"] = repeat_record(tf, np, signature, inputs, outputs)
+        capture["timings"]["repeat_s"] = round(time.time() - began, 4)
         # Written with the stage: a probe killed while timing leaves its outputs and says why no latency.
         capture["latency"] = skipped("the probe stopped while measuring latency", latency_budget_s)
         began = stage("measure-latency")
