@@ -21,7 +21,7 @@ BAD_POLICIES = [
     pytest.param("[tolerance.outputs.embedding]\nclasification = false\n",
                  "`[tolerance.outputs.embedding] clasification`: did you mean `[tolerance.outputs.embedding] "
                  "classification`?", id="classification-typo"),
-    pytest.param("[colours]\nred = 1\n", "`[colours]`: unknown key (known here: `latency`, `severity`, `tolerance`)",
+    pytest.param("[colours]\nred = 1\n", "`[colours]`: unknown key (known here: `acceptance`, `latency`, `severity`, `tolerance`)",
                  id="unknown-table"),
     pytest.param('[tolerance.outputs.embedding]\nclassification = "false"\n',
                  '`[tolerance.outputs.embedding] classification` must be true or false, got "false" (a string)',
@@ -44,6 +44,13 @@ BAD_POLICIES = [
     pytest.param("tolerance = 5\n", "`tolerance` must be a table, got 5", id="tolerance-not-table"),
     pytest.param("[tolerance]\natoll = 1\nrtoll = 2\n", "(and 1 more)", id="two-problems"),
     pytest.param("[tolerance\n", "not valid TOML", id="bad-toml"),
+    pytest.param("[acceptance]\nmin_consistency = 99.9\n",
+                 "`[acceptance] min_consistency` must be a share between 0 and 1, got 99.9", id="percent-not-share"),
+    pytest.param("[acceptance]\nmin_top1_agreement = -0.1\n", "must be a share between 0 and 1, got -0.1",
+                 id="negative-share"),
+    pytest.param("[acceptance]\nmin_consistency = nan\n", "must be a share between 0 and 1, got NaN",
+                 id="nan-share"),
+    pytest.param("[acceptence]\nmin_consistency = 0.9\n", "did you mean `[acceptance]`?", id="acceptance-typo"),
 ]
 
 

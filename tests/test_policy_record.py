@@ -22,6 +22,9 @@ def test_a_policy_that_switches_the_gate_off_is_named_in_words():
     assert loosenings({"severity": {"env.TF_ENABLE_ONEDNN_OPTS": "fail", "packages.requests": "ignore"}}) == []
     assert loosenings({"tolerance": {"outputs": {"embedding": {"atol": 1e-2}}}}) == [
         "[tolerance.outputs.embedding] atol = 0.01 is above 0.001: it accepts drift far beyond float32 noise (~1e-6)"]
+    assert loosenings({"acceptance": {"min_consistency": 0.999, "min_top1_agreement": 1.0}}) == [
+        "[acceptance] min_consistency = 0.999 is below 1: an output that drifts beyond its tolerance on up to "
+        "0.10% of samples is a WARN, not a FAIL"]
 
 
 def test_the_record_names_each_layer_and_hashes_the_effective_policy():

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from envcheck import fields
-from envcheck.model import FingerprintDifference, OutputComparison
+from envcheck.model import MEASURED_STATUSES, FingerprintDifference, OutputComparison
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def hints_for(diffs: Iterable[FingerprintDifference], outputs: Iterable[OutputCo
     if any(o.p99_rel is not None and o.p99_rel > 1e-4 for o in drifted):
         hints.append("Relative error above 1e-4 is reduced-precision territory (bf16, TF32, mixed precision), "
                      "not float32 round-off.")
-    if any(o.status in ("noise", "drift") for o in outputs) and not diffs:
+    if any(o.status in MEASURED_STATUSES for o in outputs) and not diffs:
         hints.append("Outputs differ but no fingerprint difference explains it: look for non-determinism or "
                      "a cause the probe cannot see (GPU autotuning, a changed model file, hardware faults).")
     return tuple(hints)
@@ -50,7 +50,7 @@ def hints_for(diffs: Iterable[FingerprintDifference], outputs: Iterable[OutputCo
 
 def _unexplained(cause: Cause, outputs: list[OutputComparison]) -> str:
     """A hint checks itself: when the measured drift is larger than its cause explains, it says so."""
-    measured = [o for o in outputs if o.status in ("noise", "drift")]
+    measured = [o for o in outputs if o.status in MEASURED_STATUSES]
     if cause.explains_ulp is not None:
         worst = max(measured, key=lambda o: o.max_ulp or 0, default=None)
         if worst is not None and (worst.max_ulp or 0) > cause.explains_ulp:

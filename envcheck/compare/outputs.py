@@ -13,13 +13,24 @@ of at most one chunk gives exactly the numbers it gave before chunking; a larger
 counts, histogram, worst element and p99 values, and a mean summed per chunk (it may differ from a single
 pairwise sum in the last bits).
 
+Per sample (axis 0 of an output; an output of rank 0 is one sample): how many samples have an element beyond
+the band, the share that is consistent (within the band and, for a classification output, every clear-margin
+row's top-1 kept), top-1 agreement over all rows, the worst samples and the distribution of per-sample errors.
+They are folded chunk by chunk too: the element chunks need not align with samples (a sample cut by a chunk
+boundary is carried into the next chunk); what is kept whole is one flag byte per sample.
+
+Task-level acceptance (policy `[acceptance]`): a drifted output whose consistency and top-1 agreement meet
+min_consistency and min_top1_agreement is `accepted` (a WARN, not a FAIL), with the reason in one sentence.
+
 bfloat16, which NumPy lacks, arrives from np.load as raw 2-byte void (`|V2`), or as ml_dtypes' bfloat16 in
 memory: it is compared as numbers (its bits are the top half of a float32), with ULP in bfloat16 units.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +39,7 @@ import numpy as np
 
 from envcheck.compare.percentile import ChunkedPercentile
 from envcheck.compare.policy import Policy
-from envcheck.model import OutputComparison, Tolerance
+from envcheck.model import OutputComparison, Tolerance, percent
 
 # A golden top-1/top-2 margin below this share of the output's scale is a coin toss, not a class.
 CLEAR_MARGIN = 1e-3
@@ -38,6 +49,8 @@ ORDERED_INT = {np.dtype(np.float16): np.int16, np.dtype(np.float32): np.int32, n
 # Elements of the flattened outputs handled at once (read at call time: tests set it small).
 CHUNK_ELEMENTS = 1 << 20
 PERCENTILE = 99
+# How many of the worst samples an output's evidence names.
+WORST_SAMPLES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +102,29 @@ def compare_outputs(golden: dict[str, np.ndarray], actual: dict[str, np.ndarray]
         elif name not in golden:
             results.append(_mismatch(name, tolerance, "output not in the golden (the model's signature changed)"))
         else:
-            results.append(compare_output(name, golden[name], actual[name], tolerance,
-                                          policy.classification.get(name), (logical_dtypes or {}).get(name)))
+            results.append(accept(compare_output(name, golden[name], actual[name], tolerance,
+                                                 policy.classification.get(name), (logical_dtypes or {}).get(name)),
+                                  policy.min_consistency, policy.min_top1_agreement))
     return tuple(results)
+
+
+def accept(comparison: OutputComparison, min_consistency: float, min_top1_agreement: float) -> OutputComparison:
+    """The two-tier acceptance: a `drift` output (never a mismatch) whose consistency is at least
+    `min_consistency` and whose top-1 agreement over all rows at least `min_top1_agreement` (an output that is
+    no classification meets it) becomes `accepted`, its reason saying by how much; any other is returned as is."""
+    consistency, top1 = comparison.consistency, comparison.top1_agreement_all
+    if comparison.status != "drift" or consistency is None or not comparison.samples:
+        return comparison
+    if consistency < min_consistency or (top1 is not None and top1 < min_top1_agreement):
+        return comparison
+    beyond = comparison.samples_beyond or 0
+    words = [f"{percent(beyond / comparison.samples)} of samples beyond tolerance ({beyond} of {comparison.samples})",
+             f"consistency {percent(consistency)} ≥ {percent(min_consistency)}"]
+    if top1 is not None:
+        words.append(f"top-1 agreement {percent(top1)} ≥ {percent(min_top1_agreement)}")
+    reason = "; ".join(words) + (f" (accepted by the policy's [acceptance]: {comparison.reason})"
+                                 if comparison.reason else " (accepted by the policy's [acceptance])")
+    return dataclasses.replace(comparison, status="accepted", reason=reason)
 
 
 def compare_output(name: str, golden: np.ndarray, actual: np.ndarray, tolerance: Tolerance,
@@ -107,15 +140,26 @@ def compare_output(name: str, golden: np.ndarray, actual: np.ndarray, tolerance:
         return _mismatch(name, tolerance, f"shape changed: {golden.shape} → {actual.shape}", golden, golden_format)
     shape, dtype, fmt = tuple(golden.shape), _shown(golden, golden_format), golden_format
     flat_golden, flat_actual = _flat(golden), _flat(actual)
+    samples, width = _sample_layout(golden.shape)
     if _same_bytes(flat_golden, flat_actual):
+        top1_all = 1.0 if fmt is not None and _is_classification(fmt, golden, classification) else None
         return OutputComparison(name=name, status="identical", reason=None, tolerance=tolerance, shape=shape,
                                 dtype=dtype, max_abs=0.0, mean_abs=0.0, p99_abs=0.0, max_rel=0.0, p99_rel=0.0,
                                 max_ulp=0 if fmt is not None and fmt.ordered_int is not None else None, p99_ulp=0.0,
-                                changed_fraction=0.0, min_passing_tolerance=0.0)
+                                changed_fraction=0.0, min_passing_tolerance=0.0, samples=samples, samples_beyond=0,
+                                consistency=1.0 if samples else None, top1_agreement_all=top1_all, worst_samples=())
     if fmt is None:
-        changed = sum(np.count_nonzero(g != a) for g, a in _chunks(flat_golden, flat_actual)) / golden.size
+        fold, changed_count, start = _SampleFold(samples, width), 0, 0
+        for g, a in _chunks(flat_golden, flat_actual):
+            moved = g != a
+            changed_count += np.count_nonzero(moved)
+            fold.feed(start + np.flatnonzero(moved), None, None)
+            start += g.size
+            changed = changed_count / golden.size
         return OutputComparison(name=name, status="drift", reason=f"{dtype} values differ in {changed:.2%} of elements",
-                                tolerance=tolerance, shape=shape, dtype=dtype, changed_fraction=changed)
+                                tolerance=tolerance, shape=shape, dtype=dtype, changed_fraction=changed,
+                                samples=samples, samples_beyond=fold.beyond, consistency=fold.consistency,
+                                worst_samples=None)
     mask_problem = _nonfinite_mismatch(fmt, flat_golden, flat_actual)
     if mask_problem:
         return _mismatch(name, tolerance, mask_problem, golden, fmt)
@@ -166,6 +210,8 @@ class _Errors:
     mag: np.ndarray
     ulp: np.ndarray | None
     changed: int
+    positions: np.ndarray | None = None
+    """Each finite element's index in the flattened output (only when asked for)."""
 
     @property
     def rel(self) -> np.ndarray:
@@ -175,8 +221,10 @@ class _Errors:
 
 
 def _errors(fmt: FloatFormat, golden: np.ndarray, actual: np.ndarray, *, ulp: bool = True,
-            changed: bool = False) -> Iterator[_Errors]:
-    """The chunks' errors; the ULP distances (the dearest part) and the changed count only when asked for."""
+            changed: bool = False, positions: bool = False) -> Iterator[_Errors]:
+    """The chunks' errors; the ULP distances (the dearest part), the changed count and the elements'
+    positions only when asked for."""
+    start = 0
     for raw_golden, raw_actual in _chunks(golden, actual):
         g, a = fmt.values(raw_golden), fmt.values(raw_actual)
         finite = np.isfinite(g)
@@ -185,7 +233,9 @@ def _errors(fmt: FloatFormat, golden: np.ndarray, actual: np.ndarray, *, ulp: bo
         if ulp and fmt.ordered_int is not None:
             distance = _ulp_distance(raw_golden[finite], raw_actual[finite], fmt.ordered_int)
         moved = np.count_nonzero(~((g == a) | (np.isnan(g) & np.isnan(a)))) if changed else 0
-        yield _Errors(err=np.abs(got - ref), mag=np.abs(ref), ulp=distance, changed=int(moved))
+        where = start + np.flatnonzero(finite) if positions else None
+        start += g.size
+        yield _Errors(err=np.abs(got - ref), mag=np.abs(ref), ulp=distance, changed=int(moved), positions=where)
 
 
 def _flushed(values: np.ndarray, tiny: float) -> np.ndarray:
@@ -223,12 +273,15 @@ def _compare_floats(name: str, fmt: FloatFormat, golden: np.ndarray, actual: np.
 
     # Pass 2: the tolerance band and the smallest passing tolerance need the scale; p99 starts.
     beyond, worst, min_tolerance = 0, (-math.inf, 0.0, 0.0), 0.0
-    for chunk in _errors(fmt, flat_golden, flat_actual, ulp=not p99["ulp"].done):
+    fold = _SampleFold(*_sample_layout(golden.shape))
+    for chunk in _errors(fmt, flat_golden, flat_actual, ulp=not p99["ulp"].done, positions=True):
         if chunk.err.size == 0:
             continue
         allowed = tolerance.atol * scale + tolerance.rtol * chunk.mag
-        outside = np.count_nonzero(chunk.err > allowed)
-        if outside:
+        beyond_mask = chunk.err > allowed
+        assert chunk.positions is not None
+        fold.feed(chunk.positions, chunk.err, beyond_mask)
+        if outside := int(np.count_nonzero(beyond_mask)):
             beyond += outside
             excess = chunk.err - allowed
             at = int(np.argmax(excess))
@@ -248,7 +301,7 @@ def _compare_floats(name: str, fmt: FloatFormat, golden: np.ndarray, actual: np.
         for selector in p99.values():
             selector.end_pass()
 
-    top1 = _top1_agreement(fmt, golden, actual, scale, classification)
+    top1, top1_all = _top1_agreement(fmt, golden, actual, scale, classification, fold)
     reasons = []
     if beyond:
         reasons.append(f"beyond tolerance: {beyond} of {count} elements, worst |err| {worst[1]:.3g} > allowed "
@@ -262,7 +315,95 @@ def _compare_floats(name: str, fmt: FloatFormat, golden: np.ndarray, actual: np.
         p99_abs=p99["abs"].value, max_rel=None if max_rel is None else float(max_rel), p99_rel=p99["rel"].value,
         max_ulp=None if max_ulp is None else int(max_ulp), p99_ulp=p99["ulp"].value,
         changed_fraction=changed / golden.size, top1_agreement=top1, min_passing_tolerance=min_tolerance,
-        ulp_histogram=_histogram(histogram) if fmt.ordered_int is not None else ())
+        ulp_histogram=_histogram(histogram) if fmt.ordered_int is not None else (), samples=fold.samples,
+        samples_beyond=fold.beyond, consistency=fold.consistency, top1_agreement_all=top1_all,
+        worst_samples=fold.worst_samples(), sample_error_histogram=fold.histogram())
+
+
+def _sample_layout(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(samples, elements per sample): axis 0 is the samples; an output of rank 0 is one sample of one element."""
+    if not shape:
+        return 1, 1
+    return int(shape[0]), math.prod(shape[1:])
+
+
+class _SampleFold:
+    """Per-sample evidence folded chunk by chunk in element order: one flag per sample (beyond the band, or
+    later a top-1 flip), the worst few samples and the decade counts of every sample's largest |error|.
+    A sample's largest error is final once the chunk after it starts, so a sample that a chunk boundary cuts
+    is carried into the next chunk before it is counted; nothing else is kept per sample."""
+
+    def __init__(self, samples: int, width: int) -> None:
+        self.samples, self.width = samples, max(1, width)
+        self.bad = np.zeros(samples, np.bool_)
+        self._worst: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0, np.float64))
+        self._decades: Counter[int] = Counter()
+        self._carry: tuple[np.ndarray, np.ndarray] | None = None
+
+    def feed(self, positions: np.ndarray, err: np.ndarray | None, outside: np.ndarray | None) -> None:
+        """One chunk: its elements' flat positions (ascending), their errors, and which are beyond the band
+        (None, None: every position given is beyond, as a changed element of a non-float output is)."""
+        if positions.size == 0:
+            return
+        owners_of = positions // self.width
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(owners_of)) + 1))
+        owners = owners_of[starts]
+        if outside is None or err is None:
+            self.bad[owners] = True
+            return
+        self.bad[owners[np.logical_or.reduceat(outside, starts)]] = True
+        largest = np.maximum.reduceat(err, starts)
+        if self._carry is not None:
+            if self._carry[0][0] == owners[0]:
+                largest[0] = max(largest[0], self._carry[1][0])
+            else:
+                self._settle(*self._carry)
+        self._carry = (owners[-1:], largest[-1:])
+        self._settle(owners[:-1], largest[:-1])
+
+    @property
+    def beyond(self) -> int:
+        """Samples flagged: beyond the band somewhere, or a clear-margin top-1 flip."""
+        return int(np.count_nonzero(self.bad))
+
+    @property
+    def consistency(self) -> float | None:
+        """Share of samples not flagged; None for an output without samples."""
+        return 1 - self.beyond / self.samples if self.samples else None
+
+    def worst_samples(self) -> tuple[tuple[int, float], ...]:
+        """(index, largest |error|) of the worst samples with any error, worst first, the lower index first on a tie."""
+        self._settle_carry()
+        return tuple((int(index), float(error)) for index, error in zip(*self._worst, strict=True))
+
+    def histogram(self) -> tuple[tuple[str, int], ...]:
+        """Samples per decade of their largest |error| (`0`, `≤1e-7`, `≤1e-6`, …), ascending: the per-sample
+        error distribution."""
+        self._settle_carry()
+        moved = sum(self._decades.values())
+        zero = [("0", self.samples - moved)] if self.samples > moved else []
+        return tuple(zero + [(f"≤1e{decade}", count) for decade, count in sorted(self._decades.items())])
+
+    def _settle_carry(self) -> None:
+        if self._carry is not None:
+            self._settle(*self._carry)
+            self._carry = None
+
+    def _settle(self, owners: np.ndarray, largest: np.ndarray) -> None:
+        """Samples whose largest error is final: count their decades, keep the worst few."""
+        keep = largest > 0
+        owners, largest = owners[keep], largest[keep]
+        if not owners.size:
+            return
+        decades, counts = np.unique(np.ceil(np.log10(largest)), return_counts=True)
+        self._decades.update({int(decade): int(count) for decade, count in zip(decades, counts, strict=True)})
+        if owners.size > WORST_SAMPLES:
+            pick = largest >= np.partition(largest, -WORST_SAMPLES)[-WORST_SAMPLES]
+            owners, largest = owners[pick], largest[pick]
+        owners = np.concatenate((self._worst[0], owners))
+        largest = np.concatenate((self._worst[1], largest.astype(np.float64)))
+        order = np.lexsort((owners, -largest))[:WORST_SAMPLES]
+        self._worst = (owners[order], largest[order])
 
 
 def _larger(current: np.number[Any] | None, candidate: np.number[Any]) -> np.number[Any]:
@@ -300,30 +441,48 @@ def _ulp_distance(golden: np.ndarray, actual: np.ndarray, as_int: type[np.signed
     return np.abs(np.subtract(ordered(actual), ordered(golden), dtype=np.int64))
 
 
-def _top1_agreement(fmt: FloatFormat, golden: np.ndarray, actual: np.ndarray, scale: float,
-                    classification: bool | None) -> float | None:
-    """Share of rows (last axis) whose argmax agrees, among rows whose golden top-1/top-2 margin is clear;
-    read a block of rows at a time."""
-    if classification is False or golden.ndim < 2 or golden.shape[-1] < 2:
-        return None
+def _row_blocks(fmt: FloatFormat, golden: np.ndarray, actual: np.ndarray | None = None
+                ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    """(first row, golden rows, actual rows) of the output's rows (last axis), a block of rows at a time."""
     width = golden.shape[-1]
     rows_golden = np.ascontiguousarray(golden).reshape(-1, width)
-    rows_actual = np.ascontiguousarray(actual).reshape(-1, width)
+    rows_actual = None if actual is None else np.ascontiguousarray(actual).reshape(-1, width)
     step = max(1, CHUNK_ELEMENTS // width)
+    for start in range(0, rows_golden.shape[0], step):
+        yield (start, fmt.values(rows_golden[start:start + step]),
+               None if rows_actual is None else fmt.values(rows_actual[start:start + step]))
 
-    def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for start in range(0, rows_golden.shape[0], step):
-            yield fmt.values(rows_golden[start:start + step]), fmt.values(rows_actual[start:start + step])
 
-    if classification is None and not all(_looks_like_probabilities(g) for g, _ in blocks()):
-        return None
-    clear_rows = agreeing = 0
-    for g, a in blocks():
+def _is_classification(fmt: FloatFormat, golden: np.ndarray, classification: bool | None) -> bool:
+    """Whether the top-1 check applies: forced by the policy, else a probability output (rows summing to 1)."""
+    if classification is False or golden.ndim < 2 or golden.shape[-1] < 2 or golden.size == 0:
+        return False
+    return classification is True or all(_looks_like_probabilities(g) for _, g, _ in _row_blocks(fmt, golden))
+
+
+def _top1_agreement(fmt: FloatFormat, golden: np.ndarray, actual: np.ndarray, scale: float,
+                    classification: bool | None, fold: _SampleFold | None = None
+                    ) -> tuple[float | None, float | None]:
+    """(share of rows (last axis) whose argmax agrees among rows whose golden top-1/top-2 margin is clear,
+    the same share over all rows); (None, None) for an output that is not a classification. A sample with a
+    clear-margin row whose class flipped is flagged in `fold`. Read a block of rows at a time."""
+    if not _is_classification(fmt, golden, classification):
+        return None, None
+    width = golden.shape[-1]
+    rows_per_sample = max(1, math.prod(golden.shape[1:-1]))
+    clear_rows = agreeing = agreeing_all = rows = 0
+    for start, g, a in _row_blocks(fmt, golden, actual):
+        assert a is not None
         top2 = np.partition(g, width - 2, axis=-1)[:, -2:]  # [second, first], as a full sort would give
         clear = (top2[:, 1] - top2[:, 0]) > CLEAR_MARGIN * scale
+        same = np.argmax(g, axis=-1) == np.argmax(a, axis=-1)
         clear_rows += np.count_nonzero(clear)
-        agreeing += np.count_nonzero(np.argmax(g[clear], axis=-1) == np.argmax(a[clear], axis=-1))
-    return agreeing / clear_rows if clear_rows else None
+        agreeing += np.count_nonzero(same & clear)
+        agreeing_all += np.count_nonzero(same)
+        rows += g.shape[0]
+        if fold is not None:
+            fold.bad[(start + np.flatnonzero(clear & ~same)) // rows_per_sample] = True
+    return (agreeing / clear_rows if clear_rows else None), (agreeing_all / rows if rows else None)
 
 
 def _looks_like_probabilities(values: np.ndarray) -> bool:

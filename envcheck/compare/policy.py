@@ -12,6 +12,10 @@ an unknown key, a wrong type or a bad value is a usage error (exit 2) naming the
     rtol = 1e-2
     classification = false          # top-1 agreement check on/off (default: auto-detect softmax)
 
+    [acceptance]                # task level: drift beyond the band that still meets both rates is a WARN
+    min_consistency = 0.999     # share of samples entirely within tolerance (top-1 kept); default 1.0
+    min_top1_agreement = 0.999  # classification outputs: share of rows whose top-1 agrees; default 1.0
+
     [latency]                   # P50 target / P50 golden, same hardware class only (docs/drift.md)
     warn_ratio = 1.75           # P50 or mean: warn above this (and above the run's own block spread)
     fail_ratio = 3.0
@@ -58,6 +62,12 @@ class Policy:
     user_rules: tuple[tuple[str, Severity], ...] = ()
     """From the golden's manifest and --policy, consulted before the defaults."""
     latency: LatencyPolicy = LatencyPolicy()
+    min_consistency: float = 1.0
+    """`[acceptance]`: a drifted output whose share of consistent samples meets this is accepted (a WARN);
+    1.0, the default, accepts none."""
+    min_top1_agreement: float = 1.0
+    """`[acceptance]`: and whose top-1 agreement over all rows meets this (outputs that are no classification
+    meet it)."""
 
     def tolerance_for(self, output: str) -> Tolerance:
         """The tolerance band of one output (its own, else the default)."""
@@ -123,7 +133,9 @@ def _not_a_number(table: dict[str, Any]) -> list[schemas.Problem]:
                                               for name, overrides in tolerance.get("outputs", {}).items()]
     found = [schemas.Problem(where + (key,), "", "minimum", values[key], 0)
              for where, values in tables for key in ("atol", "rtol") if key in values and math.isnan(values[key])]
-    latency = table.get("latency", {})
+    latency, acceptance = table.get("latency", {}), table.get("acceptance", {})
+    found += [schemas.Problem(("acceptance", key), "", "maximum", acceptance[key], 1)
+              for key in ("min_consistency", "min_top1_agreement") if key in acceptance and math.isnan(acceptance[key])]
     return found + [schemas.Problem(("latency", key), "", "exclusiveMinimum", latency[key], 1)
                     for key in ("warn_ratio", "fail_ratio") if key in latency and math.isnan(latency[key])]
 
@@ -137,6 +149,8 @@ def _worded(problem: schemas.Problem, table: Any) -> str:
             return f"{where}: did you mean {alike}?"
         known = ", ".join(f"`{key}`" for key in problem.expected)
         return f"{where}: unknown key (known here: {known})" if known else f"{where}: unknown key"
+    if problem.keyword == "maximum" or (problem.keyword == "minimum" and problem.path[:1] == ("acceptance",)):
+        return f"{where} must be a share between 0 and 1, got {_toml_value(problem.instance)}"
     if problem.keyword == "minimum":
         return f"{where} must be a non-negative number, got {_toml_value(problem.instance)}"
     if problem.keyword == "exclusiveMinimum":
@@ -197,8 +211,11 @@ def _apply(policy: Policy, table: dict[str, Any]) -> Policy:
     latency_policy = LatencyPolicy(warn_ratio=float(latency.get("warn_ratio", policy.latency.warn_ratio)),
                                    fail_ratio=float(latency.get("fail_ratio", policy.latency.fail_ratio)),
                                    gate_p99=bool(latency.get("gate_p99", policy.latency.gate_p99)))
+    acceptance = table.get("acceptance", {})
     return Policy(default_tolerance=default, output_tolerances=outputs, classification=classification,
-                  user_rules=rules + policy.user_rules, latency=latency_policy)
+                  user_rules=rules + policy.user_rules, latency=latency_policy,
+                  min_consistency=float(acceptance.get("min_consistency", policy.min_consistency)),
+                  min_top1_agreement=float(acceptance.get("min_top1_agreement", policy.min_top1_agreement)))
 
 
 def _tolerance(table: dict[str, Any], base: Tolerance) -> Tolerance:

@@ -50,6 +50,12 @@ def loosenings(table: dict[str, Any]) -> list[str]:
         value = latency.get(key)
         if isinstance(value, (int, float)) and value > default:
             found.append(f"[latency] {key} = {value:g} is above the default {default:g}: a slower target passes")
+    acceptance = table.get("acceptance") or {}
+    for key in ("min_consistency", "min_top1_agreement"):
+        value = acceptance.get(key)
+        if isinstance(value, (int, float)) and value < 1:
+            found.append(f"[acceptance] {key} = {value:g} is below 1: an output that drifts beyond its tolerance "
+                         f"on up to {1 - value:.2%} of samples is a WARN, not a FAIL")
     for pattern, severity in (table.get("severity") or {}).items():
         if severity == "fail":
             continue
@@ -70,6 +76,7 @@ def effective_table(policy: Policy) -> dict[str, Any]:
         "severity": [[pattern, severity] for pattern, severity in policy.user_rules],
         "latency": {"warn_ratio": policy.latency.warn_ratio, "fail_ratio": policy.latency.fail_ratio,
                     "gate_p99": policy.latency.gate_p99},
+        "acceptance": {"min_consistency": policy.min_consistency, "min_top1_agreement": policy.min_top1_agreement},
     }
 
 

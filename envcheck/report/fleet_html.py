@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from envcheck.report.attribution import attribution_sentence
 from envcheck.report.html_common import render_page
-from envcheck.report.view import target_view
+from envcheck.report.view import consistency_note, target_view
 from envcheck.report.vocabulary import VERDICT_RANK
 
 if TYPE_CHECKING:
@@ -50,8 +50,9 @@ def _matrix(section: GoldenReview, anchors: dict[tuple[str, str], str]) -> dict[
     for site, cells in matrix.iterrows():
         # An unknown verdict has no rank: its cell sorts by its text.
         rows.append((site, [{"verdict": verdict, "rank": VERDICT_RANK.get(verdict, ""),
-                             "anchor": anchors[(site, spec)]} if isinstance(verdict, str) else None
-                            for spec, verdict in cells.items()]))
+                             "anchor": anchors[(site, spec)],
+                             "consistency": consistency_note(section.consistency.at[site, spec])}
+                            if isinstance(verdict, str) else None for spec, verdict in cells.items()]))
     return {"specs": [str(spec) for spec in matrix.columns], "rows": rows}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.rule import Rule
@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from envcheck.report.attribution import attribution_sentence
+from envcheck.report.view import consistency_note
 from envcheck.report.vocabulary import VERDICT_STYLE
 
 if TYPE_CHECKING:
@@ -44,6 +45,13 @@ def render_review(review: Review) -> RenderableType:
     return Group(*parts)
 
 
+def _cell(verdict: str, consistency: Any) -> Text:
+    """A verdict, and the consistency beside it when some samples were inconsistent."""
+    cell = Text(verdict, VERDICT_STYLE.get(verdict, ""))
+    note = consistency_note(consistency)
+    return cell.append(f" {note}", "dim") if note else cell
+
+
 def _golden_part(section: GoldenReview) -> list[RenderableType]:
     """The matrix, equivalence classes and attribution of one golden's runs."""
     parts: list[RenderableType] = []
@@ -55,8 +63,8 @@ def _golden_part(section: GoldenReview) -> list[RenderableType]:
         for spec in matrix.columns:
             table.add_column(Text(str(spec)), overflow="fold")
         for site, cells in list(matrix.iterrows())[:MAX_ROWS]:
-            table.add_row(Text(str(site)), *(Text(v, VERDICT_STYLE.get(v, "")) if isinstance(v, str) else ""
-                                              for v in cells))
+            table.add_row(Text(str(site)), *(_cell(v, section.consistency.at[site, spec]) if isinstance(v, str) else ""
+                                              for spec, v in cells.items()))
         parts.append(table)
         if len(matrix) > MAX_ROWS:
             parts.append(Text(f"… {len(matrix) - MAX_ROWS} more sites (use --html or --csv)", "dim"))

@@ -80,7 +80,10 @@ def _output(comparison: OutputComparison) -> dict[str, Any]:
     stats = dataclasses.asdict(comparison)
     del stats["name"]
     stats["shape"] = list(comparison.shape) if comparison.shape is not None else None
-    stats["ulp_histogram"] = [list(pair) for pair in comparison.ulp_histogram]
+    for key in ("ulp_histogram", "sample_error_histogram"):
+        stats[key] = [list(pair) for pair in stats[key]]
+    if comparison.worst_samples is not None:
+        stats["worst_samples"] = [list(pair) for pair in comparison.worst_samples]
     return stats
 
 

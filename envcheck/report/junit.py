@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from envcheck.model import FAILING_STATUSES
 from envcheck.model import LATENCY_SLOWER as SLOWER
 from envcheck.report.view import ReportView, TargetView
 
@@ -89,7 +90,7 @@ def _checks(target: TargetView, fail_on: str):
         skipped = ("skipped", "not checked: the target could not be probed", "")
         return [("runnable", ("error", f"{error['kind']}: {error['message']}", error.get("stderr_tail") or "")),
                 ("outputs", skipped), ("fingerprint", skipped), ("environment", environment or skipped)]
-    bad = [o for o in target.outputs if o.status in ("drift", "mismatch")]
+    bad = [o for o in target.outputs if o.status in FAILING_STATUSES]
     outputs = None
     if bad:
         outputs = ("failure", "; ".join(f"{o.name}: {o.reason or '—'}" for o in bad), "\n".join(target.hints))

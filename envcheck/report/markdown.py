@@ -11,6 +11,7 @@ import html
 import re
 from typing import Any
 
+from envcheck.model import percent
 from envcheck.report.view import OutputView, ReportView, TargetView
 
 HEADLINE = {0: "✅ envcheck passed", 1: "❌ envcheck found drift", 3: "⚠️ envcheck could not decide"}
@@ -78,6 +79,8 @@ def _output_line(o: OutputView) -> str:
     stats = o.stats
     numbers = (f"max {md(stats.get('max_ulp'))} ULP, max rel {_g(stats.get('max_rel'))}, would pass at tol "
                f"{_g(stats.get('min_passing_tolerance'))}" if o.status != "mismatch" else "")
+    if o.status != "mismatch" and stats.get("consistency") is not None:
+        numbers += f", consistency {md(percent(stats['consistency']))}"
     reason = f" — {md(o.reason)}" if o.reason else ""
     return f"- `{md(o.name, 'code')}`: {md(o.status)} {numbers}{reason}"
 

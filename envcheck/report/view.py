@@ -11,12 +11,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from envcheck.model import milliseconds
+from envcheck.model import MEASURED_STATUSES, milliseconds, percent
 from envcheck.model import show_value as shown
 from envcheck.report.vocabulary import DASH, EXIT_MEANING, SEVERITIES, VERDICTS
-
-DIFFERING = ("noise", "drift")
-"""Output statuses that carry numbers (a mismatch has none: shapes or dtypes differ)."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +189,7 @@ def _output_summary(status: str, stats: dict[str, Any]) -> str:
 
 
 def _evidence(status: str, stats: dict[str, Any]) -> str:
-    if status not in DIFFERING:
+    if status not in MEASURED_STATUSES:
         return ""
     get = stats.get
     numbers = [f"max {num(get('max_ulp'))} ULP (p99 {num(get('p99_ulp'))})",
@@ -200,10 +197,33 @@ def _evidence(status: str, stats: dict[str, Any]) -> str:
                f"max rel {num(get('max_rel'))} (p99 {num(get('p99_rel'))})", f"{pct(get('changed_fraction'))} changed"]
     if get("top1_agreement") is not None:
         numbers.append(f"top-1 agrees {pct(get('top1_agreement'))}")
+    numbers += _sample_evidence(stats)
     tolerance = get("tolerance") or {}
     numbers.append(f"would pass at tol {num(get('min_passing_tolerance'))} (policy atol {_g(tolerance.get('atol'))}, "
                    f"rtol {_g(tolerance.get('rtol'))})")
     return " · ".join(numbers)
+
+
+def _sample_evidence(stats: dict[str, Any]) -> list[str]:
+    """Per-sample numbers: samples beyond tolerance and consistency, top-1 over all rows, the worst samples,
+    the worst error in calibrated noise units (each only when the report has it)."""
+    get, words = stats.get, []
+    if _is_number(get("samples")) and _is_number(get("samples_beyond")):
+        words.append(f"{get('samples_beyond')} of {get('samples')} samples beyond"
+                     + (f" (consistency {percent(get('consistency'))})" if _is_number(get("consistency")) else ""))
+    if _is_number(get("top1_agreement_all")):
+        words.append(f"top-1 agrees on {percent(get('top1_agreement_all'))} of all rows")
+    worst = [pair for pair in get("worst_samples") or [] if isinstance(pair, (list, tuple)) and len(pair) == 2]
+    if worst:
+        words.append("worst samples " + ", ".join(f"#{index} ({num(error)})" for index, error in worst))
+    if _is_number(get("noise_units")):
+        words.append(f"{num(get('noise_units'))}× calibrated noise")
+    return words
+
+
+def consistency_note(consistency: Any) -> str:
+    """A review cell's consistency beside its verdict, `96.43 %`, only when some samples were inconsistent."""
+    return percent(consistency) if _is_number(consistency) and consistency < 1 else ""
 
 
 def _difference(entry: dict[str, Any]) -> DifferenceView:

@@ -19,7 +19,8 @@ VERDICT_COLOURS = {"IDENTICAL": "#1a7f37", "PASS": "#4c9a2a", "WARN": "#b7791f",
                    "ERROR": "#8250df", None: "#6e7781"}
 """HTML colour of each verdict (None: no verdict)."""
 SEVERITY_STYLE = {"fail": "red", "warn": "yellow", "info": "dim"}
-STATUS_STYLE = {"identical": "green", "noise": "green", "drift": "bold red", "mismatch": "bold red"}
+STATUS_STYLE = {"identical": "green", "noise": "green", "accepted": "yellow", "drift": "bold red",
+                "mismatch": "bold red"}
 
 __all__ = ["ABSENT", "DASH", "EXIT_MEANING", "SEVERITIES", "SEVERITY_STYLE", "STATUS_STYLE", "VERDICTS",
            "VERDICT_COLOURS", "VERDICT_RANK", "VERDICT_STYLE"]

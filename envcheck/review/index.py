@@ -23,7 +23,7 @@ UNKNOWN_HOST = "unknown"
 """Shown for a host no target of its report named (a report of docker targets only, or of failures)."""
 RUN_COLUMNS = ["file", "target_index", "created", "date", "site", "host", "spec", "verdict", "exit_code",
                "golden_sha256", "golden_path", "output_digest", "outputs_identical", "error_kind", "max_ulp", "max_rel",
-               "fail_diffs", "warn_diffs", "latency_p50_ms", "latency_ratio"]
+               "consistency", "top1_agreement", "fail_diffs", "warn_diffs", "latency_p50_ms", "latency_ratio"]
 INTERNAL_COLUMNS = ["verdict_rank", "place"]
 """Added to the runs for the views; not exported."""
 DIFF_COLUMNS = ["row", "path", "value", "severity"]
@@ -100,7 +100,15 @@ def _run_row(file: str, index: int, created: pd.Timestamp, document: dict, targe
             target.get("output_digest"),
             all(o["status"] == "identical" for o in outputs.values()) if outputs else None,
             (target.get("error") or {}).get("kind"), max(ulps) if ulps else None, max(rels) if rels else None,
-            severities.count("fail"), severities.count("warn"), *_latency_columns(target.get("latency"))]
+            _lowest(outputs, "consistency"), _lowest(outputs, "top1_agreement_all"), severities.count("fail"),
+            severities.count("warn"), *_latency_columns(target.get("latency"))]
+
+
+def _lowest(outputs: dict[str, Any], rate: str) -> float | None:
+    """The lowest of a per-output rate (consistency, top-1 agreement) over a target's outputs; None where no
+    output has it (a report from before per-sample evidence, or a target that was not compared)."""
+    rates = [o[rate] for o in outputs.values() if isinstance(o.get(rate), (int, float))]
+    return min(rates) if rates else None
 
 
 def _latency_columns(latency: Any) -> tuple[float | None, float | None]:

@@ -31,6 +31,8 @@ class GoldenReview:
     """The full report entry of each row of `latest`, in the same order."""
     matrix: pd.DataFrame
     """Sites × targets, the latest verdict in each cell (views.verdict_matrix)."""
+    consistency: pd.DataFrame
+    """The same cells' lowest output consistency (views.consistency_matrix): shown beside a verdict below 100 %."""
     classes: pd.DataFrame
     """Equivalence classes of bitwise-identical outputs (views.equivalence_classes)."""
     attribution: pd.DataFrame
@@ -90,8 +92,8 @@ def review(paths: list[Path], since: str | None = None) -> Review:
         current = views.latest(part)
         sections.append(GoldenReview(
             golden=golden, summary=views.counts(part), latest=current, evidence=views.evidence(part, current),
-            matrix=views.verdict_matrix(part), classes=views.equivalence_classes(part),
-            attribution=views.attribution(part), trend=views.trend(part),
+            matrix=views.verdict_matrix(part), consistency=views.consistency_matrix(part),
+            classes=views.equivalence_classes(part), attribution=views.attribution(part), trend=views.trend(part),
             latency=views.latency_trend(part)))
     return Review(fleet=fleet, sections=sections, summary=views.counts(fleet), table=views.flat_table(fleet),
                   missing=missing)

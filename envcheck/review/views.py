@@ -80,6 +80,16 @@ def verdict_matrix(fleet: Fleet) -> pd.DataFrame:
     return current.pivot(index="place", columns="spec", values="verdict").rename_axis(index="site")
 
 
+def consistency_matrix(fleet: Fleet) -> pd.DataFrame:
+    """The verdict matrix's shape, with the latest run's lowest output consistency in each cell (NaN where
+    the report has none); one golden's runs."""
+    _one_golden(fleet)
+    current = latest(fleet)
+    if current.empty:
+        return pd.DataFrame()
+    return current.pivot(index="place", columns="spec", values="consistency").rename_axis(index="site")
+
+
 def equivalence_classes(fleet: Fleet) -> pd.DataFrame:
     """Latest runs grouped by output digest: equal digests computed bitwise-identical outputs. One
     golden's runs, so "identical to golden" means identical to the golden these runs were checked against."""

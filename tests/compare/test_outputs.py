@@ -212,3 +212,59 @@ def test_string_outputs_compare_by_equality_a_chunk_at_a_time(monkeypatch):
     assert compare_output("labels", golden, golden.copy(), Tolerance()).status == "identical"
     result = compare_output("labels", golden, actual, Tolerance())
     assert result.status == "drift" and result.changed_fraction == 0.2 and result.max_ulp is None
+
+
+# ------------------------------------------------------------ per-sample evidence, two-tier acceptance
+
+def _with_drifted_samples(values: np.ndarray, rows: list[int], factor: float = 1.01) -> np.ndarray:
+    drifted = values.copy()
+    drifted[rows] *= np.float32(factor)
+    return drifted
+
+
+def test_drifted_samples_are_counted_and_named_worst_first():
+    actual = _with_drifted_samples(EMBEDDING, [3, 17])
+    actual[17] *= np.float32(1.5)  # sample 17 drifts further
+    result = compare_output("e", EMBEDDING, actual, Tolerance())
+    assert result.status == "drift" and result.samples == 32 and result.samples_beyond == 2
+    assert result.consistency == pytest.approx(30 / 32)
+    assert [index for index, _ in result.worst_samples] == [17, 3]
+    assert result.worst_samples[0][1] == pytest.approx(float(np.abs(actual[17] - EMBEDDING[17]).max()), rel=1e-6)
+    assert dict(result.sample_error_histogram)["0"] == 30
+
+
+def test_a_top1_flip_within_tolerance_still_makes_its_sample_inconsistent():
+    flipped = PROBS.copy()
+    row = int(np.argmax(PROBS.max(axis=1) - np.sort(PROBS, axis=1)[:, -2]))  # the clearest margin
+    first, second = np.argsort(PROBS[row])[-1], np.argsort(PROBS[row])[-2]
+    flipped[row, [first, second]] = flipped[row, [second, first]]
+    result = compare_output("p", PROBS, flipped, Tolerance(atol=1.0, rtol=1.0), classification=True)
+    assert result.samples_beyond == 1 and result.consistency == pytest.approx(31 / 32)
+    assert result.top1_agreement_all == pytest.approx(31 / 32) and result.status == "drift"
+
+
+@pytest.mark.parametrize("min_consistency, status", [(0.9, "accepted"), (0.95, "drift")])
+def test_drift_on_few_samples_is_accepted_only_above_min_consistency(min_consistency, status):
+    policy = build_policy({"acceptance": {"min_consistency": min_consistency}})
+    actual = {"e": _with_drifted_samples(EMBEDDING, [1, 2])}  # consistency 30/32 = 93.75 %
+    (result,) = compare_outputs({"e": EMBEDDING}, actual, policy)
+    assert result.status == status
+    if status == "accepted":
+        assert result.reason.startswith("6.25 % of samples beyond tolerance (2 of 32); consistency 93.75 % ≥ 90 %")
+
+
+@pytest.mark.parametrize("min_top1, status", [(0.9, "accepted"), (0.99, "drift")])
+def test_acceptance_needs_the_top1_agreement_too(min_top1, status):
+    policy = build_policy({"acceptance": {"min_consistency": 0.9, "min_top1_agreement": min_top1}})
+    actual = PROBS.copy()
+    actual[5] = np.roll(actual[5], 1)  # sample 5 decides differently
+    (result,) = compare_outputs({"p": PROBS}, {"p": actual}, policy)
+    assert result.top1_agreement_all == pytest.approx(31 / 32) and result.status == status
+    if status == "accepted":
+        assert "top-1 agreement 96.88 % ≥ 90 %" in result.reason
+
+
+def test_a_mismatch_is_never_accepted():
+    policy = build_policy({"acceptance": {"min_consistency": 0.0, "min_top1_agreement": 0.0}})
+    (result,) = compare_outputs({"e": EMBEDDING}, {"e": EMBEDDING[:, :4]}, policy)
+    assert result.status == "mismatch"

@@ -120,6 +120,32 @@ def test_chunked_statistics_equal_the_direct_ones(pair, chunk, tolerance):
     assert _fields(dataclasses.replace(chunked, mean_abs=whole.mean_abs)) == _fields(whole)
 
 
+@settings(max_examples=100, deadline=None)
+@given(pair=output_pairs(), chunk=st.integers(1, 9), tolerance=st.sampled_from([Tolerance(), Tolerance(1e-2, 1e-2)]))
+def test_per_sample_evidence_equals_the_direct_one(pair, chunk, tolerance):
+    golden, actual = pair
+    with mock.patch.object(outputs, "CHUNK_ELEMENTS", chunk):  # chunks cut samples anywhere
+        result = compare_output("o", golden, actual, tolerance, classification=False)
+    if result.status in ("identical", "mismatch"):
+        return
+    finite = np.isfinite(golden)
+    tiny = np.finfo(golden.dtype).tiny
+    ref = np.where(np.abs(golden) < tiny, 0, golden).astype(np.float64)
+    got = np.where(np.abs(actual) < tiny, 0, actual).astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):  # (non-finite golden elements are masked out)
+        err = np.where(finite, np.abs(got - ref), 0.0)
+    scale = float(np.abs(ref[finite]).max())
+    beyond = (err > tolerance.atol * scale + tolerance.rtol * np.abs(ref)) & finite
+    per_sample = err.max(axis=1)
+    assert result.samples == golden.shape[0]
+    assert result.samples_beyond == int(beyond.any(axis=1).sum())
+    assert result.consistency == pytest.approx(1 - beyond.any(axis=1).mean())
+    moved = [(int(i), float(per_sample[i])) for i in np.flatnonzero(per_sample > 0)]
+    assert result.worst_samples == tuple(sorted(moved, key=lambda pair: (-pair[1], pair[0]))[:5])
+    counts = dict(result.sample_error_histogram)
+    assert sum(counts.values()) == golden.shape[0] and counts.get("0", 0) == int(np.sum(per_sample == 0))
+
+
 def _fields(result) -> dict:
     return {name: "NaN" if isinstance(value, float) and np.isnan(value) else value
             for name, value in dataclasses.asdict(result).items()}

@@ -23,6 +23,8 @@ def _diff(severity):
     pytest.param(["identical"], ["fail"], "FAIL", id="fingerprint-fail"),
     pytest.param(["drift"], ["warn"], "FAIL", id="output-drift"),
     pytest.param(["mismatch"], [], "FAIL", id="mismatch"),
+    pytest.param(["accepted", "noise"], ["info"], "WARN", id="accepted-drift-warns"),
+    pytest.param(["accepted", "drift"], [], "FAIL", id="accepted-beside-drift"),
 ])
 def test_verdict(outputs, diffs, verdict):
     assert decide_verdict([_out(s) for s in outputs], [_diff(s) for s in diffs]) == verdict

@@ -151,3 +151,24 @@ def test_latency_per_site_per_day(recorded_reports, tmp_path, run_cli):
     rows = list(csv.DictReader((tmp_path / "t.csv").open()))
     assert sorted(r["latency_p50_ms"] for r in rows if r["latency_p50_ms"]) == ["0.7", "1.4"]
     assert "Latency: P50 (ms) per site per day" in (tmp_path / "t.html").read_text()
+
+
+def test_consistency_and_top1_agreement_per_site(recorded_reports, tmp_path, run_cli):
+    """The lowest output consistency and top-1 agreement of each run reach the CSV, and a cell of the matrix
+    whose samples were not all consistent shows the rate beside its verdict (terminal and HTML)."""
+    root = tmp_path / "rates"
+    root.mkdir()
+    report = json.loads(json.dumps(recorded_reports["beijing-1"]))
+    outputs = report["targets"][0]["outputs"]
+    for name, (consistency, top1) in zip(sorted(outputs), [(0.9643, 0.9643), (1.0, None)]):
+        outputs[name].update(consistency=consistency, top1_agreement_all=top1)
+    (root / "beijing.json").write_text(json.dumps(report))
+    (root / "xian.json").write_text(json.dumps(recorded_reports["xian-4-avx2"]))  # recorded before the rates
+    (section,) = review([root]).sections
+    assert section.consistency.loc["beijing-1"].dropna().tolist() == [0.9643]
+    code, out, _, _ = run_cli("review", str(root), "--csv", str(tmp_path / "r.csv"), "--html", str(tmp_path / "r.html"))
+    assert code == ExitCode.OK and "96.43 %" in out
+    rows = {r["site"]: r for r in csv.DictReader((tmp_path / "r.csv").open())}
+    assert (rows["beijing-1"]["consistency"], rows["beijing-1"]["top1_agreement"]) == ("0.9643", "0.9643")
+    assert (rows["xian-4"]["consistency"], rows["xian-4"]["top1_agreement"]) == ("", "")
+    assert "96.43 %</small>" in (tmp_path / "r.html").read_text()
