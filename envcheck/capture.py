@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import struct
 import zipfile
 import zlib
@@ -30,6 +31,8 @@ from envcheck.model import Capture, TargetFailure
 CAPTURE_SCHEMA = "envcheck.capture/1"
 CAPTURE_FILE = "capture.json"
 OUTPUTS_FILE = "outputs.npz"
+CALIBRATION_FILE = re.compile(r"calibration-[a-z0-9-]+\.npz")
+"""What the probe names a calibration perturbation's outputs (beside outputs.npz; never a path)."""
 
 # What np.load and zipfile raise for a truncated, empty, foreign or bit-flipped archive.
 NPZ_ERRORS = (OSError, EOFError, ValueError, KeyError, IndexError, AttributeError, TypeError, NotImplementedError,
@@ -222,7 +225,28 @@ def _outcome(capture_dir: Path, document: dict[str, Any] | None, problem: str | 
         return failure("no-outputs", f"{outputs_shown} is missing or unreadable: {unreadable}")
     return Capture(spec=spec, fingerprint=fingerprint, outputs=outputs, timings=document.get("timings", {}),
                    target_info=info, site=site, latency=document.get("latency"),
-                   determinism=document.get("determinism"))
+                   determinism=document.get("determinism"),
+                   calibration=_calibration(capture_dir, document.get("calibration")))
+
+
+def _calibration(capture_dir: Path, record: Any) -> dict[str, Any] | None:
+    """The probe's calibration record with each perturbation's outputs read from its file (under `outputs`);
+    a file that is missing, unreadable or not named as the probe names them makes that perturbation skipped."""
+    if not isinstance(record, dict):
+        return None
+    perturbations = {}
+    for name, recorded in (record.get("perturbations") or {}).items():
+        entry = dict(recorded)
+        file_name = entry.pop("file", None)
+        if file_name is not None:
+            try:
+                if not CALIBRATION_FILE.fullmatch(str(file_name)):
+                    raise NpzError(f"not a calibration file name: {file_name!r}")
+                entry["outputs"] = read_npz(capture_dir / file_name)
+            except NpzError as unreadable:
+                entry["skipped"] = f"its outputs are unreadable: {unreadable}"
+        perturbations[name] = entry
+    return {"perturbations": perturbations}
 
 
 def save_capture_dir(outcome: Capture | TargetFailure, source_dir: Path, out_dir: Path,

@@ -14,13 +14,15 @@ from typing import Any
 
 from envcheck import __version__
 from envcheck.capture import load_capture_dir, save_capture_dir
+from envcheck.compare.calibration import LAYER as CALIBRATION_LAYER
+from envcheck.compare.calibration import calibrated_layer, noise_scales
 from envcheck.compare.evaluate import evaluate
 from envcheck.compare.policy import Policy, build_policy, load_policy_file
 from envcheck.compare.policy_record import policy_record
 from envcheck.compare.verdict import FailOn, exit_code_for
 from envcheck.errors import GoldenError
 from envcheck.golden import GoldenBundle, load_golden
-from envcheck.model import Capture, RunReport, TargetFailure, TargetResult
+from envcheck.model import Capture, Reference, RunReport, TargetFailure, TargetResult
 from envcheck.redact import redact_fingerprint, redact_for_sending
 from envcheck.runner import ProgressListener, run_probe_into, run_targets
 from envcheck.targets.base import Target
@@ -44,10 +46,15 @@ def layered_policy(golden: GoldenBundle, policy_file: Path | None) -> tuple[Poli
     """The golden's policy with the user's file over it, and the record of both (its `warnings` say in words
     where the layers loosen the defaults; the caller shows them before anything runs)."""
     layers = [(GOLDEN_LAYER, golden.policy)]
-    if policy_file:
-        layers.append((str(policy_file), load_policy_file(policy_file)))
+    own = load_policy_file(policy_file) if policy_file else None
+    # The calibrated tolerances sit over the golden's own (their floor); a --policy that sets any
+    # tolerance replaces them: the user's band is the user's decision.
+    if golden.calibration and not (own or {}).get("tolerance"):
+        layers.append((CALIBRATION_LAYER, calibrated_layer(golden.calibration)))
+    if own is not None:
+        layers.append((str(policy_file), own))
     policy = build_policy(*(table for _, table in layers), source=str(policy_file or GOLDEN_LAYER))
-    return policy, policy_record(layers, policy, GOLDEN_LAYER)
+    return policy, policy_record(layers, policy, (GOLDEN_LAYER, CALIBRATION_LAYER))
 
 
 def check_targets(golden: GoldenBundle, targets: Sequence[Target], policy: Policy, record: dict[str, Any], *,
@@ -102,9 +109,10 @@ def build_report(golden: GoldenBundle, outcomes: Sequence[Outcome], policy: Poli
     """Judge every outcome against the golden and decide the run's exit code (`concurrent_probes`: how many
     of them were probed at once)."""
     # A bundle written by envcheck is already redacted; one written elsewhere may not be: redact once here.
-    shared = redact_fingerprint(golden.fingerprint)
-    results: list[TargetResult] = [evaluate(o, golden.expected, shared, policy, golden.latency, concurrent_probes,
-                                            golden.determinism) for o in outcomes]
+    reference = Reference(expected=golden.expected, fingerprint=redact_fingerprint(golden.fingerprint),
+                          latency=golden.latency, determinism=golden.determinism,
+                          noise=noise_scales(golden.calibration))
+    results: list[TargetResult] = [evaluate(o, reference, policy, concurrent_probes) for o in outcomes]
     return RunReport(golden_path=str(golden.path), golden_sha256=golden.sha256, targets=tuple(results),
                      exit_code=int(exit_code_for((r.verdict for r in results), fail_on)), fail_on=fail_on,
                      created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), envcheck_version=__version__,

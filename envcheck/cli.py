@@ -119,9 +119,26 @@ def _add_golden_commands(commands) -> None:
     create.add_argument("--force", action="store_true", help="replace an existing golden bundle (nothing else)")
     create.add_argument("--allow-nonfinite", action="store_true", help="accept NaN/Inf in the golden inputs")
     create.add_argument("--description", default="", help="free text stored in the manifest")
+    create.add_argument("--no-calibrate", dest="calibrate", action="store_false",
+                        help="skip measuring the reference's noise under benign perturbations (faster; the "
+                             "tolerance is then the policy's alone)")
     _timeout_option(create)
     _docker_options(create)
     create.set_defaults(run=command_golden_create)
+    calibrate = golden_commands.add_parser(
+        "calibrate", help="measure an existing bundle's noise in a reference target and re-seal its manifest",
+        description="Run the bundle's model in the reference target under benign perturbations (a repeat, a fresh "
+                    "process, one sample at a time, one intra-op thread, Grappler's remapper off; on x86 oneDNN off "
+                    "and a lower ISA cap), store the noise and the calibrated tolerance in the manifest and re-seal "
+                    "it (its sha256 changes: re-pin --golden-sha256). Run it where the golden was made.",
+        epilog="examples:\n  envcheck golden calibrate golden/vision\n"
+               "  envcheck golden calibrate golden/vision --target docker:reference",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    calibrate.add_argument("path", type=Path, help="bundle directory")
+    calibrate.add_argument("--target", default="host", metavar="SPEC", help="reference target (default host)")
+    _timeout_option(calibrate)
+    _docker_options(calibrate)
+    calibrate.set_defaults(run=command_golden_calibrate)
     verify = golden_commands.add_parser("verify", help="check a bundle against its sha256 manifest")
     verify.add_argument("path", type=Path, nargs="?", help="bundle directory (default: built-in)")
     verify.set_defaults(run=command_golden_verify)
@@ -376,13 +393,33 @@ def command_golden_create(args: argparse.Namespace) -> int:
     targets = _targets([args.target], args)
     path = create_golden(out=args.out, target=targets[0], builtin=args.builtin, model=args.model,
                          inputs=args.inputs, description=args.description, force=args.force,
-                         timeout=args.timeout, allow_nonfinite=args.allow_nonfinite)
+                         timeout=args.timeout, allow_nonfinite=args.allow_nonfinite, calibrated=args.calibrate)
     _say(f"golden bundle written to {path}")
+    return ExitCode.OK
+
+
+def command_golden_calibrate(args: argparse.Namespace) -> int:
+    """`envcheck golden calibrate`: add the reference's noise and calibrated tolerances to a bundle."""
+    from envcheck.golden_create import calibrate_golden
+
+    targets = _targets([args.target], args)
+    golden, apart = calibrate_golden(args.path, targets[0], args.timeout)
+    if apart is not None:
+        _err(f"warning: {targets[0].spec} computes the golden's outputs differently (up to {apart:.3g} apart): "
+             "its noise is measured, but calibrate where the golden was made")
+    calibration = golden.calibration or {}
+    skipped = [name for name, entry in calibration.get("perturbations", {}).items() if "skipped" in entry]
+    noise = ", ".join(f"{name} noise {entry['noise']:.3g} → atol {entry['atol']:.3g}"
+                      for name, entry in sorted(calibration.get("outputs", {}).items()))
+    _say(f"{golden.path}: calibrated ({noise}); re-sealed, sha256 {golden.sha256}")
+    if skipped:
+        _err(f"warning: perturbations skipped here: {', '.join(skipped)} (see the manifest's calibration)")
     return ExitCode.OK
 
 
 def command_golden_verify(args: argparse.Namespace) -> int:
     """`envcheck golden verify`: check a bundle against its sha256 manifest and say what it holds."""
+    from envcheck.compare.calibration import calibrated_layer
     from envcheck.compare.policy_record import loosenings
     from envcheck.golden import load_golden
 
@@ -391,6 +428,8 @@ def command_golden_verify(args: argparse.Namespace) -> int:
           f"(sha256 {golden.sha256}), outputs: {', '.join(sorted(golden.expected))}")
     for warning in loosenings(golden.policy):
         _err(f"warning: the golden's own policy loosens the defaults: {warning}")
+    for warning in loosenings(calibrated_layer(golden.calibration)):
+        _err(f"warning: the golden's calibration loosens the defaults: {warning}")
     return ExitCode.OK
 
 

@@ -57,9 +57,23 @@ class GoldenBundle:
         return self.manifest.get("determinism")
 
     @property
+    def calibration(self) -> dict[str, Any] | None:
+        """The reference target's calibrated noise and tolerances (None: the golden was not calibrated)."""
+        return self.manifest.get("calibration")
+
+    @property
     def latency(self) -> dict[str, Any] | None:
         """The reference target's latency and hardware class (None: the golden measured none)."""
         return self.manifest.get("latency")
+
+
+def reseal(golden: GoldenBundle, **additions: Any) -> GoldenBundle:
+    """The bundle with top-level manifest entries added or replaced (its files unchanged), the manifest
+    rewritten atomically and the bundle verified again: its sha256, the bundle's identity, changes."""
+    manifest = {**golden.manifest, **additions}
+    _check_manifest(manifest, golden.path / MANIFEST_FILE)
+    atomic_write_text(golden.path / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True))
+    return load_golden(golden.path)
 
 
 def builtin_golden_dir() -> Path:
@@ -171,7 +185,8 @@ def reference_class(fingerprint: dict[str, Any]) -> dict[str, Any]:
 
 def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict[str, np.ndarray],
                  fingerprint: dict[str, Any], description: str, policy: dict[str, Any], force: bool,
-                 latency: dict[str, Any] | None = None, determinism: dict[str, Any] | None = None) -> Path:
+                 latency: dict[str, Any] | None = None, determinism: dict[str, Any] | None = None,
+                 calibration: dict[str, Any] | None = None) -> Path:
     """Assemble a bundle in a staging directory beside `out`, then swap it in (never half-written)."""
     out = Path(out)
     if out.exists() and not force:
@@ -197,6 +212,7 @@ def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict
             "files": files,
             **({"latency": latency} if latency else {}),
             **({"determinism": determinism} if determinism else {}),
+            **({"calibration": calibration} if calibration else {}),
         }
         atomic_write_text(staging / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True))
         if out.exists():

@@ -5,6 +5,7 @@ an error message, and the host tool itself never imports TensorFlow.
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 import tempfile
@@ -13,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from envcheck.compare.calibration import calibrate
 from envcheck.compare.determinism import reference_determinism
 from envcheck.compare.latency import reference_latency
+from envcheck.compare.policy import build_policy
 from envcheck.errors import GoldenError, UsageError
-from envcheck.golden import MANIFEST_FILE, first_symlink, write_bundle
-from envcheck.model import TargetFailure
+from envcheck.golden import MANIFEST_FILE, GoldenBundle, first_symlink, load_golden, reseal, write_bundle
+from envcheck.model import Capture, TargetFailure
 from envcheck.runner import run_target
 from envcheck.targets.base import PROBE_DIR, Target
 from envcheck.targets.probe_app import probe_app_path
@@ -33,8 +36,10 @@ CHILD_TIMEOUT_S = 600.0
 
 
 def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | None, inputs: Path | None,
-                  description: str, force: bool, timeout: float, allow_nonfinite: bool = False) -> Path:
-    """Run the model in `target` and write a golden bundle to `out`; returns its path."""
+                  description: str, force: bool, timeout: float, allow_nonfinite: bool = False,
+                  calibrated: bool = True) -> Path:
+    """Run the model in `target` and write a golden bundle to `out`; returns its path. `calibrated`: measure
+    the reference's noise under benign perturbations too (compare/calibration.py)."""
     check_destination(Path(out), force)
     with tempfile.TemporaryDirectory(prefix="envcheck-golden-") as work:
         staging = Path(work) / "bundle"
@@ -45,15 +50,44 @@ def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | Non
         else:
             _stage_model(model, inputs, staging)
         check_inputs(staging / "inputs.npz", allow_nonfinite)
-        outcome = run_target(target, staging, timeout)
-        if isinstance(outcome, TargetFailure):
-            raise GoldenError(f"the reference target {target.spec} could not run the model: {outcome.message}")
+        outcome = _reference_run(target, staging, timeout, calibrated)
+        policy = BUILTIN_POLICY if builtin else DEFAULT_POLICY
         return write_bundle(out, model_dir=staging / "model", inputs_npz=staging / "inputs.npz",
                             expected=outcome.outputs, fingerprint=outcome.fingerprint,
                             description=description or (BUILTIN_DESCRIPTION if builtin else ""),
-                            policy=BUILTIN_POLICY if builtin else DEFAULT_POLICY, force=force,
+                            policy=policy, force=force,
                             latency=reference_latency(outcome.latency, outcome.fingerprint),
-                            determinism=reference_determinism(outcome.determinism))
+                            determinism=reference_determinism(outcome.determinism),
+                            calibration=_calibration(outcome, policy))
+
+
+def calibrate_golden(path: Path, target: Target, timeout: float) -> tuple[GoldenBundle, float | None]:
+    """`golden calibrate`: measure an existing bundle's noise in `target` and re-seal its manifest with it.
+    Also returns how far the calibrating run's own outputs were from the golden's (None: bitwise equal),
+    since noise measured in another environment than the golden's says less about it."""
+    golden = load_golden(path)
+    # Its latency would not be stored: measure none.
+    outcome = _reference_run(dataclasses.replace(target, latency_budget=0.0),  # type: ignore[type-var]
+                             golden.path, timeout, calibrated=True)
+    apart = [float(np.max(np.abs(outcome.outputs[name].astype(np.float64) - expected.astype(np.float64))))
+             for name, expected in golden.expected.items()
+             if name in outcome.outputs and expected.dtype.kind == "f" and outcome.outputs[name].shape == expected.shape
+             and expected.tobytes() != outcome.outputs[name].tobytes()]
+    return reseal(golden, calibration=_calibration(outcome, golden.policy)), max(apart) if apart else None
+
+
+def _reference_run(target: Target, bundle_dir: Path, timeout: float, calibrated: bool) -> Capture:
+    if calibrated:
+        target = dataclasses.replace(target, calibrate=True)  # type: ignore[type-var]
+    outcome = run_target(target, bundle_dir, timeout)
+    if isinstance(outcome, TargetFailure):
+        raise GoldenError(f"the reference target {target.spec} could not run the model: {outcome.message}")
+    return outcome
+
+
+def _calibration(outcome: Capture, policy: dict) -> dict | None:
+    """The manifest's calibration from the reference run, its floor the golden's policy (None: not calibrated)."""
+    return calibrate(outcome.calibration, outcome.outputs, build_policy(policy)) if outcome.calibration else None
 
 
 def check_destination(out: Path, force: bool) -> None:

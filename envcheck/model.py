@@ -49,6 +49,9 @@ class Capture:
     `skipped` with the reason); None: a probe that measured none."""
     determinism: dict[str, Any] | None = None
     """Whether a second pass over the golden inputs repeated the outputs bitwise (capture.json's `determinism`)."""
+    calibration: dict[str, Any] | None = None
+    """A probe run with --calibrate: each perturbation's description, setting and outputs (arrays) or why it
+    was skipped; None otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,21 @@ class Tolerance:
 
     atol: float = 1e-5
     rtol: float = 1e-5
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What every target is judged against: the golden's outputs and fingerprint (as shared: redacted) and
+    what its reference target recorded."""
+
+    expected: dict[str, np.ndarray]
+    fingerprint: dict[str, Any]
+    latency: dict[str, Any] | None = None
+    """The reference latency and hardware class, if the golden measured it."""
+    determinism: dict[str, Any] | None = None
+    """Whether the reference repeated the golden pass bitwise, if recorded."""
+    noise: dict[str, float] = field(default_factory=dict)
+    """Per output, the calibrated noise (absolute); empty for a golden that was not calibrated."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,15 +59,17 @@ def tensorflow_installed() -> bool:
 RECORDED_REPORTS = REPO / "fixtures" / "reports" / "recorded"
 
 
-def make_golden_here(out: Path, **environment: str) -> Path:
-    """The built-in model and inputs as a golden made on the machine under test.
+def make_golden_here(out: Path, calibrate: bool = False, **environment: str) -> Path:
+    """The built-in model and inputs as a golden made on the machine under test (calibrated only when
+    asked: calibration runs the model a few more times, in child processes).
 
     Tests that expect bitwise identity compare against this, never against the committed golden/default,
     which another CPU (AMD vs Intel, AVX2 vs AVX-512/AMX) computes a few ULP differently."""
     env = {**os.environ, **environment}
     result = subprocess.run([sys.executable, "-m", "envcheck", "golden", "create", "--model",
                              str(builtin_golden_dir() / "model"), "--inputs", str(builtin_golden_dir() / "inputs.npz"),
-                             "--out", str(out)], env=env, capture_output=True, text=True)
+                             "--out", str(out), *([] if calibrate else ["--no-calibrate"])],
+                            env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return out
 

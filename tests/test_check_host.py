@@ -246,7 +246,8 @@ def test_usage_errors_exit_2(run_cli, capsys):
 def test_golden_create_from_savedmodel_generates_inputs_and_refuses_overwrite(run_cli, tmp_path):
     from envcheck.golden import builtin_golden_dir, load_golden
     out = tmp_path / "mine"
-    code, *_ = run_cli("golden", "create", "--model", str(builtin_golden_dir() / "model"), "--out", str(out))
+    code, *_ = run_cli("golden", "create", "--model", str(builtin_golden_dir() / "model"), "--out", str(out),
+                       "--no-calibrate")
     assert code == ExitCode.OK
     golden = load_golden(out)
     with np.load(out / "inputs.npz") as inputs:
@@ -338,7 +339,7 @@ def test_builtin_golden_rebuilds_from_code_with_the_same_inputs_and_outputs(run_
     from envcheck.compare.outputs import compare_outputs
     from envcheck.compare.policy import build_policy
     from envcheck.golden import builtin_golden_dir, load_golden
-    code, *_ = run_cli("golden", "create", "--builtin", "--out", str(tmp_path / "rebuilt"))
+    code, *_ = run_cli("golden", "create", "--builtin", "--out", str(tmp_path / "rebuilt"), "--no-calibrate")
     assert code == ExitCode.OK
     rebuilt, committed = load_golden(tmp_path / "rebuilt"), load_golden(builtin_golden_dir())
     with np.load(tmp_path / "rebuilt" / "inputs.npz") as new, np.load(builtin_golden_dir() / "inputs.npz") as old:

@@ -13,33 +13,31 @@ from envcheck.compare.latency import compare_latency
 from envcheck.compare.outputs import compare_outputs
 from envcheck.compare.policy import Policy
 from envcheck.compare.verdict import decide_verdict
-from envcheck.model import Capture, Severity, TargetFailure, TargetResult
+from envcheck.model import Capture, Reference, Severity, TargetFailure, TargetResult
 from envcheck.redact import redact_fingerprint, redact_target_info
 
 
-def evaluate(outcome: Capture | TargetFailure, golden_expected: dict[str, np.ndarray],
-             golden: dict, policy: Policy, golden_latency: dict | None = None,
-             concurrent_probes: int = 1, golden_determinism: dict | None = None) -> TargetResult:
-    """`golden` is the golden's fingerprint as shared (redact_fingerprint'ed once per run by the caller);
-    `golden_latency` the reference latency its manifest holds, if any; `concurrent_probes` how many probes
-    ran at once (their latencies are then shown, not judged); `golden_determinism` whether the reference
-    repeated the golden pass bitwise."""
+def evaluate(outcome: Capture | TargetFailure, reference: Reference, policy: Policy,
+             concurrent_probes: int = 1) -> TargetResult:
+    """One target judged against the reference (its fingerprint redact_fingerprint'ed once per run by the
+    caller); `concurrent_probes` is how many probes ran at once (their latencies are then shown, not judged)."""
     # Both sides as shared: hashed identifiers compare equal to hashed identifiers.
     fingerprint = redact_fingerprint(outcome.fingerprint)
     target_info = redact_target_info(outcome.target_info)
+    golden = reference.fingerprint
     findings = find_problems(fingerprint, golden, policy)
     if isinstance(outcome, TargetFailure):
         return TargetResult(spec=outcome.spec, site=outcome.site, verdict="ERROR", error=outcome, outputs=(),
                             fingerprint_diff=(), hints=(), fingerprint=fingerprint, target_info=target_info,
                             timings=outcome.timings, output_digest=None, findings=findings)
-    outputs = compare_outputs(golden_expected, outcome.outputs, policy)
+    outputs = compare_outputs(reference.expected, outcome.outputs, policy, noise=reference.noise)
     diffs = diff_fingerprints(golden, fingerprint, policy)
     def severity_of(code: str) -> Severity | None:
         return policy.user_severity(f"finding.{code}")
 
-    latency, slowness = compare_latency(outcome.latency, fingerprint, golden_latency, policy.latency, severity_of,
+    latency, slowness = compare_latency(outcome.latency, fingerprint, reference.latency, policy.latency, severity_of,
                                         concurrent_probes)
-    findings += slowness + determinism_findings(outcome.determinism, golden_determinism, severity_of)
+    findings += slowness + determinism_findings(outcome.determinism, reference.determinism, severity_of)
     return TargetResult(spec=outcome.spec, site=outcome.site, verdict=decide_verdict(outputs, diffs, findings),
                         error=None, outputs=outputs, fingerprint_diff=diffs, hints=hints_for(diffs, outputs),
                         fingerprint=fingerprint, target_info=target_info, timings=outcome.timings,

@@ -92,8 +92,10 @@ def float_format(array: np.ndarray, logical_dtype: str | None = None) -> FloatFo
 
 
 def compare_outputs(golden: dict[str, np.ndarray], actual: dict[str, np.ndarray], policy: Policy,
-                    logical_dtypes: Mapping[str, str] | None = None) -> tuple[OutputComparison, ...]:
-    """Every output of either side; `logical_dtypes` (name → recorded dtype) as for compare_output."""
+                    logical_dtypes: Mapping[str, str] | None = None,
+                    noise: Mapping[str, float] | None = None) -> tuple[OutputComparison, ...]:
+    """Every output of either side; `logical_dtypes` (name → recorded dtype) as for compare_output; `noise`
+    (name → the golden's calibrated noise) gives each output's worst error in noise units."""
     results = []
     for name in sorted(set(golden) | set(actual)):
         tolerance = policy.tolerance_for(name)
@@ -102,10 +104,18 @@ def compare_outputs(golden: dict[str, np.ndarray], actual: dict[str, np.ndarray]
         elif name not in golden:
             results.append(_mismatch(name, tolerance, "output not in the golden (the model's signature changed)"))
         else:
-            results.append(accept(compare_output(name, golden[name], actual[name], tolerance,
-                                                 policy.classification.get(name), (logical_dtypes or {}).get(name)),
-                                  policy.min_consistency, policy.min_top1_agreement))
+            compared = compare_output(name, golden[name], actual[name], tolerance, policy.classification.get(name),
+                                      (logical_dtypes or {}).get(name))
+            results.append(accept(in_noise_units(compared, (noise or {}).get(name)), policy.min_consistency,
+                                  policy.min_top1_agreement))
     return tuple(results)
+
+
+def in_noise_units(comparison: OutputComparison, noise: float | None) -> OutputComparison:
+    """The comparison with its worst absolute error in units of the calibrated noise (0 when identical)."""
+    if not noise or comparison.max_abs is None:
+        return comparison
+    return dataclasses.replace(comparison, noise_units=comparison.max_abs / noise)
 
 
 def accept(comparison: OutputComparison, min_consistency: float, min_top1_agreement: float) -> OutputComparison:

@@ -80,12 +80,18 @@ def effective_table(policy: Policy) -> dict[str, Any]:
     }
 
 
-def policy_record(layers: list[tuple[str, dict[str, Any]]], policy: Policy, golden_source: str) -> dict[str, Any]:
+def policy_record(layers: list[tuple[str, dict[str, Any]]], policy: Policy,
+                  golden_sources: str | tuple[str, ...]) -> dict[str, Any]:
     """For the report: the effective policy and its hash, each layer's source and hash, and the
-    loosenings of the golden's own layer (a --policy file is the user's own decision)."""
+    loosenings of the golden's own layers (its policy, its calibration; a --policy file is the user's own
+    decision)."""
     effective = effective_table(policy)
-    warnings = [f"the golden's own policy loosens the defaults: {w}"
-                for source, table in layers if source == golden_source for w in loosenings(table)]
+    sources = (golden_sources,) if isinstance(golden_sources, str) else golden_sources
+    # The first golden source is its policy; any other (its calibration) is named as it is.
+    names = {source: "own policy" if index == 0 else source.removeprefix("golden ")
+             for index, source in enumerate(sources)}
+    warnings = [f"the golden's {names[source]} loosens the defaults: {w}"
+                for source, table in layers if source in names for w in loosenings(table)]
     return {"sha256": digest(effective), "effective": effective,
             "layers": [{"source": "defaults", "sha256": digest(_defaults())}]
             + [{"source": source, "sha256": digest(table)} for source, table in layers],

@@ -29,7 +29,7 @@ from envcheck.model import Capture, TargetFailure
 from envcheck.redact import redact_daemon_url
 from envcheck.targets.base import CANCELLED
 from envcheck.targets.exits import ChildExit, read_outcome
-from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S, PROBE_APP_NAME, latency_arguments, probe_app_bytes
+from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S, PROBE_APP_NAME, probe_app_bytes, probe_arguments
 
 WORK_DIR = "/tmp/envcheck"
 CAPTURE_DIR = f"{WORK_DIR}/capture"
@@ -58,6 +58,8 @@ class DockerTarget:
     """CPU limit of the probe container (Docker's --cpus: a CFS quota), None for none."""
     latency_budget: float = DEFAULT_LATENCY_BUDGET_S
     """Seconds the probe spends timing batch-1 calls after the outputs (0: no latency measured)."""
+    calibrate: bool = False
+    """The probe also runs the calibration perturbations (a golden's reference target)."""
 
     def run(self, bundle_dir: Path, out_dir: Path, timeout: float) -> Capture | TargetFailure:
         """Probe the image; any failure (no image, no daemon, no Python, a crash) is a TargetFailure."""
@@ -162,7 +164,7 @@ class DockerTarget:
 
     def _run_options(self) -> dict[str, Any]:
         probe = [f"{WORK_DIR}/{PROBE_APP_NAME}", "--bundle", f"{WORK_DIR}/bundle", "--out", CAPTURE_DIR,
-                 *latency_arguments(self.latency_budget)]
+                 *probe_arguments(self.latency_budget, self.calibrate)]
         if self.image_python:
             entrypoint, command = [self.image_python], probe
         else:

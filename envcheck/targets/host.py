@@ -12,7 +12,7 @@ from pathlib import Path
 
 from envcheck.model import Capture, TargetFailure
 from envcheck.targets.exits import read_outcome
-from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S, latency_arguments, probe_app_path
+from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S, probe_app_path, probe_arguments
 from envcheck.targets.process import run_child
 
 
@@ -24,6 +24,8 @@ class InterpreterTarget:
     python: str
     latency_budget: float = DEFAULT_LATENCY_BUDGET_S
     """Seconds the probe spends timing batch-1 calls after the outputs (0: no latency measured)."""
+    calibrate: bool = False
+    """The probe also runs the calibration perturbations (a golden's reference target)."""
 
     @classmethod
     def for_host(cls, latency_budget: float = DEFAULT_LATENCY_BUDGET_S) -> InterpreterTarget:
@@ -35,7 +37,7 @@ class InterpreterTarget:
         python = shutil.which(self.python) or self.python
         info = {"kind": "interpreter", "python": python}
         command = [python, str(probe_app_path()), "--bundle", str(Path(bundle_dir).resolve()),
-                   "--out", str(Path(out_dir).resolve()), *latency_arguments(self.latency_budget)]
+                   "--out", str(Path(out_dir).resolve()), *probe_arguments(self.latency_budget, self.calibrate)]
         try:
             # cwd = the capture directory, so files in the user's cwd cannot shadow imports.
             child = run_child(command, timeout=timeout, cwd=out_dir)

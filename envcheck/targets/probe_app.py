@@ -70,9 +70,10 @@ def probe_app_path() -> Path:
         return _written[PROBE_APP_NAME]
 
 
-def latency_arguments(budget_s: float) -> list[str]:
-    """The probe's arguments for a latency budget (repr keeps every digit of the float)."""
-    return ["--latency-budget", repr(float(budget_s))]
+def probe_arguments(latency_budget_s: float, calibrate: bool = False) -> list[str]:
+    """The probe's arguments after --bundle and --out: the latency budget (repr keeps every digit of the
+    float) and, for a golden's reference target, --calibrate."""
+    return ["--latency-budget", repr(float(latency_budget_s)), *(["--calibrate"] if calibrate else [])]
 
 
 def _launcher() -> bytes:

@@ -25,7 +25,8 @@ def docker_client():
 
 @pytest.fixture(scope="session")
 def team_golden(docker_client, tmp_path_factory) -> tuple[Path, str]:
-    """(bundle, manifest sha256): the built-in model's golden made in the reference image, as a team's is."""
+    """(bundle, manifest sha256): the built-in model's golden made and calibrated in the reference image, as a
+    team's is (the calibration's child probes run inside the network-less, non-root probe container)."""
     out = tmp_path_factory.mktemp("team-golden") / "vision"
     result = subprocess.run([sys.executable, "-m", "envcheck", "golden", "create", "--model",
                              str(builtin_golden_dir() / "model"), "--inputs", str(builtin_golden_dir() / "inputs.npz"),

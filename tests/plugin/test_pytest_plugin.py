@@ -169,8 +169,8 @@ def test_the_same_targets_again(envcheck, envcheck_target):
         f"envcheck · golden {golden.path} ({golden.sha256[:12]}) · 1 FAIL",
         f"FAIL  {drifting} — outputs: {summary} · fingerprint: 4 fail, 1 warn, {info} info · latency: not measured",
         f"      {worst}: noise · max {outputs[worst]['max_ulp']} ULP (p99 NUM) · max abs NUM (p99 NUM) · max rel NUM "
-        "(p99 NUM) · NUM% changed · 0 of 28 samples beyond (consistency 100 %) · worst samples WORST · would pass "
-        "at tol NUM (policy atol 1e-05, rtol 1e-05)",
+        "(p99 NUM) · NUM% changed · 0 of 28 samples beyond (consistency 100 %) · worst samples WORST · NUM× calibrated "
+        "noise · would pass at tol NUM (policy atol 1e-05, rtol 1e-05)",
         "      fail packages.tensorflow-cpu: 2.21.0 → 2.20.0",
         f"      fail tensorflow.compiler_version: {clang}",
         "      fail tensorflow.git_version: v2.21.0-rc1-5-ga481b10260d → v2.20.0-rc0-4-g72fbba3d20f",

@@ -57,7 +57,7 @@ def test_a_quota_against_a_golden_made_without_one_is_flagged_with_its_cause(run
     barely moves (a call fits in one scheduler period) but the mean does; the quota finding says why."""
     golden = tmp_path / "golden"
     code, _, err, _ = run_cli("golden", "create", "--builtin", "--target", f"docker:{reference_image}",
-                              "--out", str(golden))
+                              "--out", str(golden), "--no-calibrate")
     assert code == ExitCode.OK, err
     reference = json.loads((golden / "manifest.json").read_text())["latency"]
     assert reference["p50_s"] > 0 and reference["hardware_class"]["kind"] == "cpu"

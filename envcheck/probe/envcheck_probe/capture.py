@@ -18,6 +18,6 @@ def write_capture(out_dir, capture):
     atomic_write(os.path.join(out_dir, CAPTURE_FILE), lambda handle: handle.write(data))
 
 
-def write_outputs(np, out_dir, outputs):
-    """The model's outputs as outputs.npz, written atomically."""
-    atomic_write(os.path.join(out_dir, OUTPUTS_FILE), lambda handle: np.savez(handle, **outputs))
+def write_outputs(np, out_dir, outputs, file_name=OUTPUTS_FILE):
+    """The model's outputs as outputs.npz (or another .npz), written atomically."""
+    atomic_write(os.path.join(out_dir, file_name), lambda handle: np.savez(handle, **outputs))

@@ -4,6 +4,7 @@ import math
 import os
 import sys
 
+from .calibrate import IN_CHILD
 from .errors import ProbeFailure
 from .files import atomic_write
 from .latency import DEFAULT_BUDGET_S
@@ -41,6 +42,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency-budget", type=seconds, default=DEFAULT_BUDGET_S, metavar="S",
                         help="seconds spent timing batch-1 calls after the outputs are captured (0 disables)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="also run the model under benign perturbations (for golden create)")
+    parser.add_argument("--perturb", choices=IN_CHILD, help=argparse.SUPPRESS)  # a calibration child
     args = parser.parse_args(argv)
     keep_stdout_clean()
     if not os.path.isdir(args.out):
@@ -55,7 +59,7 @@ def main(argv=None):
             return 1
         atomic_write(os.path.join(args.out, "inputs.npz"), lambda handle: np.savez(handle, **inputs))
         return 0
-    return probe(args.bundle, args.out, args.latency_budget)
+    return probe(args.bundle, args.out, args.latency_budget, calibrate=args.calibrate, perturb=args.perturb)
 
 
 def run():

@@ -1,5 +1,5 @@
 """The probe's stages in order: fingerprint, import-tensorflow, load-model, run-model, repeat-model,
-measure-latency.
+measure-latency, and for `golden create` calibrate.
 
 The capture is rewritten as each stage starts, so a process that dies inside one (SIGILL, an
 out-of-memory kill) leaves the fingerprint so far and the name of the stage that died. Latency is
@@ -9,6 +9,7 @@ import os
 import time
 import traceback
 
+from .calibrate import apply_perturbation, calibration_record
 from .capture import CAPTURE_SCHEMA, PROBE_VERSION, write_capture, write_outputs
 from .errors import ProbeFailure, first_line
 from .fingerprint import base_fingerprint
@@ -19,8 +20,10 @@ from .repeat import repeat_record
 from .tf_fingerprint import numpy_fingerprint, tensorflow_fingerprint
 
 
-def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S):
-    """Run every stage on the bundle, leave the capture (and outputs) in out_dir; 0 when all ran."""
+def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=False, perturb=None):
+    """Run every stage on the bundle, leave the capture (and outputs) in out_dir; 0 when all ran.
+    `calibrate`: also run the calibration perturbations (calibrate.py); `perturb`: this probe is one of
+    them, and changes TensorFlow's configuration before the model loads."""
     started = time.time()
     capture = {
         "schema": CAPTURE_SCHEMA,
@@ -46,6 +49,8 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S):
         capture["timings"]["import_s"] = round(time.time() - began, 4)
         capture["fingerprint"]["numpy"] = numpy_fingerprint(np)
         capture["fingerprint"]["tensorflow"] = tensorflow_fingerprint(tf, capture["fingerprint"]["packages"])
+        if perturb:
+            apply_perturbation(tf, perturb)
 
         began = stage("load-model")
         # Keep the loaded model alive with the signature: its variables die with it.
@@ -69,6 +74,10 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S):
         began = stage("measure-latency")
         capture["latency"] = latency_record(tf, np, signature, inputs, latency_budget_s)
         capture["timings"]["latency_s"] = round(time.time() - began, 4)
+        if calibrate:
+            began = stage("calibrate")
+            capture["calibration"] = calibration_record(tf, np, signature, inputs, bundle_dir, out_dir)
+            capture["timings"]["calibrate_s"] = round(time.time() - began, 4)
     except ProbeFailure as failure:
         capture["status"] = "error"
         capture["error"] = {"kind": failure.kind, "message": failure.message, "traceback": ""}

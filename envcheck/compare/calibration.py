@@ -1,0 +1,90 @@
+"""Calibrated tolerances: how far the reference target's own benign perturbations move each output (the
+noise), and the tolerance that noise yields.
+
+`golden create` has the probe run the model under perturbations that change kernel choice but not the
+model (envcheck_probe/calibrate.py); each perturbed output is compared with the reference's own first pass
+here. An output's noise is the largest absolute difference any perturbation made, and never less than one
+ULP of its largest golden value (a reference that repeats bitwise still has a resolution). Its calibrated
+tolerance is `max(policy floor, K × noise)`, as an atol in the band's units (a multiple of max|golden|),
+the rtol left at the floor. The manifest keeps all of it (`calibration`); a check uses the calibrated
+tolerance unless its --policy sets tolerances, and reports each output's worst error in noise units.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from envcheck.compare.outputs import compare_output
+from envcheck.compare.policy import Policy
+from envcheck.model import Tolerance
+
+K = 4.0
+"""Headroom over the largest perturbation seen: other kernels than the few tried move outputs similarly."""
+REPEATS = ("repeat", "fresh-process")
+"""The perturbations that change nothing but the run: bitwise equal under both is a deterministic reference."""
+LAYER = "golden calibration"
+"""The policy layer's name in a report's policy record."""
+
+
+def calibrate(record: dict[str, Any], expected: dict[str, np.ndarray], floor: Policy) -> dict[str, Any]:
+    """The manifest's `calibration` from the probe's record (each perturbation's outputs loaded as arrays
+    under `outputs`, or `skipped`), the reference's own outputs, and the policy whose tolerances are the floor."""
+    perturbations: dict[str, Any] = {}
+    noise = {name: 0.0 for name in expected}
+    for name, entry in (record.get("perturbations") or {}).items():
+        shown = {key: entry[key] for key in ("description", "setting", "skipped") if key in entry}
+        if "outputs" in entry:
+            shown["outputs"] = {}
+            for output, golden in expected.items():
+                moved = _moved(output, golden, entry["outputs"].get(output), floor)
+                shown["outputs"][output] = moved
+                if moved is not None and moved["max_abs"] is not None:
+                    noise[output] = max(noise[output], moved["max_abs"])
+        perturbations[name] = shown
+    return {"k": K, "perturbations": perturbations, "deterministic": _deterministic(perturbations),
+            "outputs": {name: _tolerance(expected[name], noise[name], floor.tolerance_for(name)) for name in expected}}
+
+
+def _moved(name: str, golden: np.ndarray, perturbed: np.ndarray | None, floor: Policy) -> dict[str, Any] | None:
+    """How far a perturbation moved one output: max |difference| and max ULP (None: it changed shape or type)."""
+    if perturbed is None:
+        return None
+    found = compare_output(name, golden, perturbed, floor.tolerance_for(name))
+    if found.status == "mismatch":
+        return None
+    return {"max_abs": found.max_abs if found.max_abs is not None else (0.0 if found.status == "identical" else None),
+            "max_ulp": found.max_ulp}
+
+
+def _deterministic(perturbations: dict[str, Any]) -> bool | None:
+    """True when both repeats reproduced every output bitwise; None when neither could run."""
+    ran = [entry for name, entry in perturbations.items() if name in REPEATS and "outputs" in entry]
+    if not ran:
+        return None
+    return all(moved is not None and moved["max_abs"] == 0.0 and moved["max_ulp"] in (0, None)
+               for entry in ran for moved in entry["outputs"].values())
+
+
+def _tolerance(golden: np.ndarray, measured: float, floor: Tolerance) -> dict[str, Any]:
+    """An output's noise (never below one ULP of its largest value) and the tolerance it yields."""
+    finite = golden[np.isfinite(golden)] if golden.dtype.kind == "f" else np.zeros(0)
+    scale = float(np.abs(finite).max()) if finite.size else 0.0
+    resolution = float(np.spacing(golden.dtype.type(scale))) if golden.dtype.kind == "f" else 0.0
+    noise = max(measured, resolution)
+    atol = max(floor.atol, K * noise / scale) if scale > 0 and math.isfinite(noise) else floor.atol
+    return {"noise": noise, "scale": scale, "atol": atol, "rtol": floor.rtol}
+
+
+def calibrated_layer(calibration: dict[str, Any] | None) -> dict[str, Any]:
+    """The calibrated tolerances as a policy table (per output), empty without a calibration."""
+    outputs = (calibration or {}).get("outputs") or {}
+    return {"tolerance": {"outputs": {name: {"atol": entry["atol"], "rtol": entry["rtol"]}
+                                      for name, entry in outputs.items()}}} if outputs else {}
+
+
+def noise_scales(calibration: dict[str, Any] | None) -> dict[str, float]:
+    """Each output's calibrated noise (absolute), for reporting errors in noise units."""
+    outputs = (calibration or {}).get("outputs") or {}
+    return {name: float(entry["noise"]) for name, entry in outputs.items() if entry.get("noise")}
