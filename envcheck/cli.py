@@ -107,13 +107,23 @@ def _add_golden_commands(commands) -> None:
         "create", help="run a model in a reference target and save the bundle",
         description="Create a golden bundle: run the model in the reference target, record outputs and fingerprint.",
         epilog="examples:\n  envcheck golden create --builtin --out golden/default --force\n"
-               "  envcheck golden create --model saved/ --target docker:reference --out golden/ref",
+               "  envcheck golden create --model saved/ --target docker:reference --out golden/ref\n"
+               "  envcheck golden create --model saved/ --samples 10000 --batch-size 256 --out golden/large",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     source = create.add_mutually_exclusive_group(required=True)
     source.add_argument("--builtin", action="store_true", help="rebuild the built-in model and inputs from code")
     source.add_argument("--model", type=Path, metavar="SAVEDMODEL_DIR", help="a SavedModel with serving_default")
-    create.add_argument("--inputs", type=Path, metavar="FILE.npz",
-                        help="golden inputs keyed by signature input name (default: seeded from the signature)")
+    given = create.add_mutually_exclusive_group()
+    given.add_argument("--inputs", type=Path, metavar="FILE.npz",
+                       help="golden inputs keyed by signature input name (default: seeded from the signature)")
+    given.add_argument("--samples", type=_positive_int, metavar="N",
+                       help="generate N seeded samples from the signature (standard-normal floats, small integers, "
+                            "the last rows zeros, ±3 and wide noise); default 16, the built-in model's own 28 rows")
+    # (--help imports nothing heavy: the default is targets/probe_app.py's DEFAULT_BATCH_SIZE, applied by
+    # golden_create; tests/test_golden.py checks that the help text names it.)
+    create.add_argument("--batch-size", type=_positive_int, metavar="N",
+                        help="samples per call of the model, here and in every probe of this golden (default 256; "
+                             "outputs depend on it in the last bits): large sets run in bounded memory")
     create.add_argument("--target", default="host", metavar="SPEC", help="reference target (default host)")
     create.add_argument("--out", required=True, type=Path, help="bundle directory to write")
     create.add_argument("--force", action="store_true", help="replace an existing golden bundle (nothing else)")
@@ -389,11 +399,13 @@ def command_review(args: argparse.Namespace) -> int:
 def command_golden_create(args: argparse.Namespace) -> int:
     """`envcheck golden create`: run the model in the reference target and write a verified bundle."""
     from envcheck.golden_create import create_golden
+    from envcheck.targets.probe_app import DEFAULT_BATCH_SIZE
 
     targets = _targets([args.target], args)
     path = create_golden(out=args.out, target=targets[0], builtin=args.builtin, model=args.model,
                          inputs=args.inputs, description=args.description, force=args.force,
-                         timeout=args.timeout, allow_nonfinite=args.allow_nonfinite, calibrated=args.calibrate)
+                         timeout=args.timeout, allow_nonfinite=args.allow_nonfinite, calibrated=args.calibrate,
+                         samples=args.samples, batch_size=args.batch_size or DEFAULT_BATCH_SIZE)
     _say(f"golden bundle written to {path}")
     return ExitCode.OK
 

@@ -28,6 +28,7 @@ from envcheck.compare.policy import validate_policy
 from envcheck.errors import GoldenError, PolicyError, UsageError
 from envcheck.files import atomic_write_text, sha256_file
 from envcheck.redact import redact_fingerprint
+from envcheck.targets.probe_app import DEFAULT_BATCH_SIZE
 
 GOLDEN_SCHEMA = "envcheck.golden/1"
 MANIFEST_FILE = "manifest.json"
@@ -186,7 +187,7 @@ def reference_class(fingerprint: dict[str, Any]) -> dict[str, Any]:
 def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict[str, np.ndarray],
                  fingerprint: dict[str, Any], description: str, policy: dict[str, Any], force: bool,
                  latency: dict[str, Any] | None = None, determinism: dict[str, Any] | None = None,
-                 calibration: dict[str, Any] | None = None) -> Path:
+                 calibration: dict[str, Any] | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> Path:
     """Assemble a bundle in a staging directory beside `out`, then swap it in (never half-written)."""
     out = Path(out)
     if out.exists() and not force:
@@ -213,6 +214,7 @@ def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict
             **({"latency": latency} if latency else {}),
             **({"determinism": determinism} if determinism else {}),
             **({"calibration": calibration} if calibration else {}),
+            "batch_size": batch_size,
         }
         atomic_write_text(staging / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True))
         if out.exists():

@@ -6,6 +6,7 @@ an error message, and the host tool itself never imports TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import sys
 import tempfile
@@ -23,7 +24,7 @@ from envcheck.golden import MANIFEST_FILE, GoldenBundle, first_symlink, load_gol
 from envcheck.model import Capture, TargetFailure
 from envcheck.runner import run_target
 from envcheck.targets.base import PROBE_DIR, Target
-from envcheck.targets.probe_app import probe_app_path
+from envcheck.targets.probe_app import DEFAULT_BATCH_SIZE, probe_app_path
 from envcheck.targets.process import run_child
 
 BUILDER_FILE = PROBE_DIR / "builtin_model.py"
@@ -37,9 +38,12 @@ CHILD_TIMEOUT_S = 600.0
 
 def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | None, inputs: Path | None,
                   description: str, force: bool, timeout: float, allow_nonfinite: bool = False,
-                  calibrated: bool = True) -> Path:
+                  calibrated: bool = True, samples: int | None = None,
+                  batch_size: int = DEFAULT_BATCH_SIZE) -> Path:
     """Run the model in `target` and write a golden bundle to `out`; returns its path. `calibrated`: measure
-    the reference's noise under benign perturbations too (compare/calibration.py)."""
+    the reference's noise under benign perturbations too (compare/calibration.py); `samples`: generate that
+    many seeded inputs from the signature (the built-in model's own rows otherwise); `batch_size`: samples per
+    call, for this run and every probe of the golden."""
     check_destination(Path(out), force)
     with tempfile.TemporaryDirectory(prefix="envcheck-golden-") as work:
         staging = Path(work) / "bundle"
@@ -47,9 +51,13 @@ def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | Non
         if builtin:
             _run_tf_child([str(BUILDER_FILE), "--out-model", str(staging / "model"),
                            "--out-inputs", str(staging / "inputs.npz")], "building the built-in model")
+            if samples is not None:
+                _generate_inputs(staging, samples)
         else:
-            _stage_model(model, inputs, staging)
+            _stage_model(model, inputs, staging, samples)
         check_inputs(staging / "inputs.npz", allow_nonfinite)
+        # The reference probe reads its batch size where every probe does: the bundle's manifest.
+        (staging / MANIFEST_FILE).write_text(json.dumps({"batch_size": batch_size}))
         outcome = _reference_run(target, staging, timeout, calibrated)
         policy = BUILTIN_POLICY if builtin else DEFAULT_POLICY
         return write_bundle(out, model_dir=staging / "model", inputs_npz=staging / "inputs.npz",
@@ -58,7 +66,7 @@ def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | Non
                             policy=policy, force=force,
                             latency=reference_latency(outcome.latency, outcome.fingerprint),
                             determinism=reference_determinism(outcome.determinism),
-                            calibration=_calibration(outcome, policy))
+                            calibration=_calibration(outcome, policy), batch_size=batch_size)
 
 
 def calibrate_golden(path: Path, target: Target, timeout: float) -> tuple[GoldenBundle, float | None]:
@@ -135,7 +143,7 @@ def _refuse_symlinks(root: Path) -> None:
                          "(copy the model without links)")
 
 
-def _stage_model(model: Path | None, inputs: Path | None, staging: Path) -> None:
+def _stage_model(model: Path | None, inputs: Path | None, staging: Path, samples: int | None) -> None:
     if model is None or not (Path(model) / "saved_model.pb").is_file():
         raise UsageError(f"{model}: not a SavedModel directory (no saved_model.pb)")
     _refuse_symlinks(Path(model))
@@ -145,8 +153,12 @@ def _stage_model(model: Path | None, inputs: Path | None, staging: Path) -> None
             raise UsageError(f"{inputs}: inputs file not found")
         shutil.copyfile(inputs, staging / "inputs.npz")
     else:
-        _run_tf_child([str(probe_app_path()), "--bundle", str(staging), "--out", str(staging),
-                       "--make-inputs", str(GENERATED_INPUT_BATCH)], "generating inputs from the signature")
+        _generate_inputs(staging, samples or GENERATED_INPUT_BATCH)
+
+
+def _generate_inputs(staging: Path, samples: int) -> None:
+    _run_tf_child([str(probe_app_path()), "--bundle", str(staging), "--out", str(staging),
+                   "--make-inputs", str(samples)], "generating inputs from the signature")
 
 
 def _run_tf_child(arguments: list[str], doing: str) -> None:

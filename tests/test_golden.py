@@ -132,3 +132,12 @@ def test_corrupt_bundle_exits_3_with_one_line(golden_copy, run_cli, command):
 def test_missing_bundle_directory(tmp_path, run_cli):
     code, _, err, _ = run_cli("golden", "verify", str(tmp_path / "nowhere"))
     assert code == ExitCode.UNDECIDED and "not found" in err
+
+
+def test_golden_create_help_names_the_default_batch_size(capsys):
+    from envcheck.cli import main
+    from envcheck.targets.probe_app import DEFAULT_BATCH_SIZE
+
+    with pytest.raises(SystemExit):
+        main(["golden", "create", "--help"])
+    assert f"(default {DEFAULT_BATCH_SIZE};" in " ".join(capsys.readouterr().out.split())

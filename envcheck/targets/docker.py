@@ -238,7 +238,8 @@ def image_identity(image) -> dict[str, Any]:
 
 
 def probe_archive(bundle_dir: Path) -> bytes:
-    """A tar of envcheck/{probe.pyz, bundle/model/…, bundle/inputs.npz, capture/} to unpack under /tmp.
+    """A tar of envcheck/{probe.pyz, bundle/model/…, bundle/inputs.npz, bundle/manifest.json, capture/} to
+    unpack under /tmp (the probe reads the golden's batch size from the manifest).
 
     Owned by root and world-readable; capture/ is world-writable (sticky), so the probe can write it
     whatever user the image runs as.
@@ -265,6 +266,8 @@ def probe_archive(bundle_dir: Path) -> bytes:
             add_dir(directory, mode)
         add_bytes(f"envcheck/{PROBE_APP_NAME}", probe_app_bytes())
         add_file("envcheck/bundle/inputs.npz", bundle_dir / "inputs.npz")
+        if (bundle_dir / "manifest.json").is_file():
+            add_file("envcheck/bundle/manifest.json", bundle_dir / "manifest.json")
         for path in sorted((bundle_dir / "model").rglob("*")):
             name = f"envcheck/bundle/{path.relative_to(bundle_dir).as_posix()}"
             add_dir(name, 0o755) if path.is_dir() else add_file(name, path)

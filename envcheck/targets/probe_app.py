@@ -25,6 +25,9 @@ PROBE_ENTRY_POINT = f"{PROBE_PACKAGE}.cli:run"
 PROBE_APP_NAME = "probe.pyz"
 # The probe's own default (envcheck_probe/latency.py); tests/probe/test_latency.py checks that they agree.
 DEFAULT_LATENCY_BUDGET_S = 2.0
+# Samples per call of the model for a golden whose manifest names no `batch_size`: the probe's own default
+# (envcheck_probe/inputs.py); tests/probe/test_batches.py checks that they agree.
+DEFAULT_BATCH_SIZE = 256
 INTERPRETER = "/usr/bin/env python3"
 # Zip's epoch: no file time enters the archive.
 FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)

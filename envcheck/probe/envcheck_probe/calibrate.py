@@ -43,7 +43,7 @@ def apply_perturbation(tf, name):
 
 def calibration_record(tf, np, signature, inputs, bundle_dir, out_dir):
     """{"perturbations": {name: {"description", "setting"?, "file"} or {"description", "skipped"}}}, each
-    perturbation's outputs written to its file in out_dir."""
+    perturbation's outputs (over `inputs`: the first batch of the golden set) written to its file in out_dir."""
     found = {}
     in_process = (("repeat", lambda: run_signature(tf, np, signature, inputs)),
                   ("per-sample", lambda: _one_sample_at_a_time(tf, np, signature, inputs)))
@@ -52,8 +52,9 @@ def calibration_record(tf, np, signature, inputs, bundle_dir, out_dir):
             found[name] = _saved(np, out_dir, name, run())
         except Exception as error:  # noqa: BLE001 - e.g. a model that cannot take batch 1: a skip
             found[name] = {"skipped": "it failed here: %s" % first_line(error)}
+    samples = len(next(iter(inputs.values())))
     for name, setting, environment in _child_perturbations():
-        found[name] = _in_child(np, bundle_dir, out_dir, name, environment)
+        found[name] = _in_child(bundle_dir, out_dir, name, environment, samples)
         found[name]["setting"] = setting
     for name, entry in found.items():
         entry["description"] = DESCRIPTIONS[name]
@@ -101,10 +102,11 @@ def _probe_command():
     return [sys.executable, "-m", __package__]
 
 
-def _in_child(np, bundle_dir, out_dir, name, environment):
+def _in_child(bundle_dir, out_dir, name, environment, samples):
     work = tempfile.mkdtemp(prefix="envcheck-calibrate-")
     try:
-        command = _probe_command() + ["--bundle", bundle_dir, "--out", work, "--latency-budget", "0"]
+        command = _probe_command() + ["--bundle", bundle_dir, "--out", work, "--latency-budget", "0",
+                                      "--max-samples", str(samples)]
         if name in IN_CHILD:
             command += ["--perturb", name]
         child = subprocess.run(command, env=dict(os.environ, **environment), stdin=subprocess.DEVNULL,

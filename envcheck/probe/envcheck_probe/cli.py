@@ -45,6 +45,7 @@ def main(argv=None):
     parser.add_argument("--calibrate", action="store_true",
                         help="also run the model under benign perturbations (for golden create)")
     parser.add_argument("--perturb", choices=IN_CHILD, help=argparse.SUPPRESS)  # a calibration child
+    parser.add_argument("--max-samples", type=int, help=argparse.SUPPRESS)  # a calibration child: the first batch
     args = parser.parse_args(argv)
     keep_stdout_clean()
     if not os.path.isdir(args.out):
@@ -59,7 +60,8 @@ def main(argv=None):
             return 1
         atomic_write(os.path.join(args.out, "inputs.npz"), lambda handle: np.savez(handle, **inputs))
         return 0
-    return probe(args.bundle, args.out, args.latency_budget, calibrate=args.calibrate, perturb=args.perturb)
+    return probe(args.bundle, args.out, args.latency_budget, calibrate=args.calibrate, perturb=args.perturb,
+                 max_samples=args.max_samples)
 
 
 def run():

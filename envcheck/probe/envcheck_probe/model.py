@@ -1,5 +1,5 @@
-"""The model stages' TensorFlow work: importing it, loading the golden signature, reading or generating
-its inputs, running it."""
+"""The model stages' TensorFlow work: importing it, loading the golden signature, generating inputs for
+it, running it (inputs.py reads the golden's)."""
 import os
 import sys
 
@@ -35,15 +35,6 @@ def load_signature(tf, model_dir):
                            % (", ".join(sorted(signatures)) or "none"))
     # Keep `loaded` alive with the signature: its variables die with it.
     return loaded, signatures["serving_default"]
-
-
-def read_inputs(np, path):
-    """Every array of inputs.npz by name (never unpickling), or an inputs ProbeFailure."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-    except (OSError, ValueError) as error:
-        raise ProbeFailure("inputs", "cannot read inputs.npz: %s" % first_line(error)) from error
 
 
 def run_signature(tf, np, signature, inputs):
@@ -87,16 +78,29 @@ def signature_feeds(tf, np, signature, inputs):
     return feeds
 
 
-def make_inputs(tf, np, signature, batch, seed):
-    """A seeded input set from the signature's shapes and dtypes (for a model without inputs)."""
+# Float rows that end a generated set of at least EDGE_MIN samples: zeros, a constant +3 and -3 (the edges of
+# a standardised input's range) and wide noise (sigma 5), where kernels' rounding and saturation differ most.
+EDGE_ROWS = ("zeros", "plus", "minus", "wide")
+EDGE_MIN = 8
+
+
+def make_inputs(tf, np, signature, samples, seed):
+    """A seeded input set of `samples` rows from the signature's shapes and dtypes (for a model without
+    inputs): standard-normal floats (a standardised input's range) and small integers, the last rows of a
+    set of at least EDGE_MIN samples being the EDGE_ROWS."""
     rng = np.random.default_rng(seed)
     inputs = {}
     for name, spec in sorted(signature.structured_input_signature[1].items()):
         dims = spec.shape.as_list() if spec.shape.rank is not None else [None]
-        shape = [batch if i == 0 and d is None else (d if d is not None else 8) for i, d in enumerate(dims)]
+        shape = [samples if i == 0 and d is None else (d if d is not None else 8) for i, d in enumerate(dims)]
         dtype = np.dtype(spec.dtype.as_numpy_dtype)
         if dtype.kind == "f":
-            inputs[name] = rng.normal(0.0, 1.0, shape).astype(dtype)
+            values = rng.normal(0.0, 1.0, shape).astype(dtype)
+            if len(shape) > 1 and shape[0] >= EDGE_MIN:
+                edges = values[-len(EDGE_ROWS):]
+                edges[0], edges[1], edges[2] = 0, 3, -3
+                edges[3] = rng.normal(0.0, 5.0, edges[3].shape)
+            inputs[name] = values
         elif dtype.kind in "iu":
             inputs[name] = rng.integers(0, 10, shape).astype(dtype)
         elif dtype.kind == "b":

@@ -2,28 +2,33 @@
 measure-latency, and for `golden create` calibrate.
 
 The capture is rewritten as each stage starts, so a process that dies inside one (SIGILL, an
-out-of-memory kill) leaves the fingerprint so far and the name of the stage that died. Latency is
+out-of-memory kill) leaves the fingerprint so far and the name of the stage that died. The golden pass
+runs in batches of the golden's batch size, its outputs streamed to disk (batches.py); the repeat, the
+latency and the calibration use the first batch. Latency is
 measured after the outputs are saved and the capture is "ok": nothing in it can fail the capture.
 """
 import os
 import time
 import traceback
 
+from .batches import golden_batch_size, remove_work, run_batched
 from .calibrate import apply_perturbation, calibration_record
-from .capture import CAPTURE_SCHEMA, PROBE_VERSION, write_capture, write_outputs
+from .capture import CAPTURE_SCHEMA, PROBE_VERSION, write_capture
 from .errors import ProbeFailure, first_line
 from .fingerprint import base_fingerprint
+from .inputs import InputSet
 from .latency import DEFAULT_BUDGET_S, latency_record, skipped
 from .libraries import loaded_libraries
-from .model import import_tensorflow, load_signature, read_inputs, run_signature
+from .model import import_tensorflow, load_signature
 from .repeat import repeat_record
 from .tf_fingerprint import numpy_fingerprint, tensorflow_fingerprint
 
 
-def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=False, perturb=None):
+def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=False, perturb=None, max_samples=None):
     """Run every stage on the bundle, leave the capture (and outputs) in out_dir; 0 when all ran.
     `calibrate`: also run the calibration perturbations (calibrate.py); `perturb`: this probe is one of
-    them, and changes TensorFlow's configuration before the model loads."""
+    them, and changes TensorFlow's configuration before the model loads; `max_samples`: run only the
+    first samples of the set (a calibration child)."""
     started = time.time()
     capture = {
         "schema": CAPTURE_SCHEMA,
@@ -55,28 +60,32 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
         began = stage("load-model")
         # Keep the loaded model alive with the signature: its variables die with it.
         _loaded, signature = load_signature(tf, os.path.join(bundle_dir, "model"))
-        inputs = read_inputs(np, os.path.join(bundle_dir, "inputs.npz"))
+        input_set = InputSet(np, os.path.join(bundle_dir, "inputs.npz"), limit=max_samples)
+        batch_size = golden_batch_size(bundle_dir)
+        first = input_set.first(batch_size)
         capture["timings"]["load_s"] = round(time.time() - began, 4)
 
         began = stage("run-model")
-        outputs = run_signature(tf, np, signature, inputs)
+        outputs = run_batched(tf, np, signature, input_set, batch_size, out_dir)
         capture["timings"]["run_s"] = round(time.time() - began, 4)
+        capture["batches"] = {"samples": input_set.rows, "batch_size": batch_size}
         # Now that TensorFlow has touched the GPU (if any), see which CUDA libraries it really loaded.
         capture["fingerprint"]["cuda_libraries"]["loaded"] = loaded_libraries()
-        write_outputs(np, out_dir, outputs)
         capture["outputs"] = {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in outputs.items()}
         capture["status"] = "ok"
         began = stage("repeat-model")
-        capture["determinism"] = repeat_record(tf, np, signature, inputs, outputs)
+        first_rows = len(next(iter(first.values())))
+        capture["determinism"] = repeat_record(tf, np, signature, first,
+                                               {name: a[:first_rows] for name, a in outputs.items()})
         capture["timings"]["repeat_s"] = round(time.time() - began, 4)
         # Written with the stage: a probe killed while timing leaves its outputs and says why no latency.
         capture["latency"] = skipped("the probe stopped while measuring latency", latency_budget_s)
         began = stage("measure-latency")
-        capture["latency"] = latency_record(tf, np, signature, inputs, latency_budget_s)
+        capture["latency"] = latency_record(tf, np, signature, first, latency_budget_s)
         capture["timings"]["latency_s"] = round(time.time() - began, 4)
         if calibrate:
             began = stage("calibrate")
-            capture["calibration"] = calibration_record(tf, np, signature, inputs, bundle_dir, out_dir)
+            capture["calibration"] = calibration_record(tf, np, signature, first, bundle_dir, out_dir)
             capture["timings"]["calibrate_s"] = round(time.time() - began, 4)
     except ProbeFailure as failure:
         capture["status"] = "error"
@@ -86,6 +95,7 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
         capture["error"] = {"kind": "probe-internal",
                             "message": "%s: %s" % (type(error).__name__, first_line(error)),
                             "traceback": traceback.format_exc()[-4000:]}
+    remove_work(out_dir)
     capture["timings"]["total_s"] = round(time.time() - started, 4)
     write_capture(out_dir, capture)
     return 0 if capture["status"] == "ok" else 1

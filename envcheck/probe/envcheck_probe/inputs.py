@@ -1,0 +1,90 @@
+"""The golden inputs, read a batch at a time: each array of inputs.npz is a .npy member of a zip, and its
+rows are read from the member's stream as they are needed, so a set of 10,000 samples never sits in
+memory whole. Never unpickles."""
+import zipfile
+
+from .errors import ProbeFailure, first_line
+
+BATCH_SIZE = 256
+"""Samples per call of the model unless the golden says otherwise; a set this small runs as one batch."""
+
+
+class InputSet:
+    """inputs.npz opened for streaming: `rows` samples of every input, read in order by `batches`."""
+
+    def __init__(self, np, path, limit=None):
+        self.np, self.path = np, path
+        self.specs = {}  # name -> (dtype, shape)
+        try:
+            with zipfile.ZipFile(path) as archive:
+                for member in sorted(archive.namelist()):
+                    if not member.endswith(".npy"):
+                        raise ProbeFailure("inputs", "inputs.npz holds %r, which is no .npy array" % member)
+                    with archive.open(member) as stream:
+                        self.specs[member[:-4]] = _header(np, stream, member)
+        except (OSError, ValueError, zipfile.BadZipFile) as error:
+            raise ProbeFailure("inputs", "cannot read inputs.npz: %s" % first_line(error)) from error
+        counts = {name: shape[0] if shape else None for name, (_, shape) in self.specs.items()}
+        if not counts:
+            raise ProbeFailure("inputs", "inputs.npz holds no arrays")
+        if len(set(counts.values())) != 1 or None in counts.values():
+            raise ProbeFailure("inputs", "the inputs do not have one sample count: %s"
+                               % ", ".join("%s %s" % (n, c) for n, c in sorted(counts.items())))
+        self.rows = next(iter(counts.values()))
+        if limit is not None:
+            self.rows = min(self.rows, limit)
+
+    def batches(self, batch_size, limit=None):
+        """Dicts of arrays of up to `batch_size` rows each, in order, over the first `limit` rows (all: None)."""
+        total = self.rows if limit is None else min(limit, self.rows)
+        with zipfile.ZipFile(self.path) as archive:
+            streams = {name: archive.open(name + ".npy") for name in self.specs}
+            try:
+                for stream in streams.values():
+                    self._skip_header(stream)
+                done = 0
+                while done < total:
+                    count = min(batch_size, total - done)
+                    yield {name: self._read_rows(stream, name, count) for name, stream in streams.items()}
+                    done += count
+            finally:
+                for stream in streams.values():
+                    stream.close()
+
+    def first(self, count):
+        """The first `count` rows of every input (all of them when there are fewer)."""
+        return next(self.batches(max(1, count), limit=count))
+
+    def whole(self):
+        """Every row of every input at once (for the few callers that need the set whole, on small sets)."""
+        return self.first(self.rows)
+
+    def _skip_header(self, stream):
+        _header(self.np, stream, "")
+
+    def _read_rows(self, stream, name, count):
+        np = self.np
+        dtype, shape = self.specs[name]
+        row_shape = shape[1:]
+        size = dtype.itemsize * int(np.prod(row_shape, dtype=np.int64)) * count
+        data = stream.read(size)
+        if len(data) != size:
+            raise ProbeFailure("inputs", "inputs.npz: %s is shorter than its header says" % name)
+        return np.frombuffer(data, dtype=dtype).reshape((count,) + tuple(row_shape)).copy()
+
+
+def _header(np, stream, member):
+    """(dtype, shape) of a .npy stream, positioned after its header; object arrays and Fortran order refused."""
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise ProbeFailure("inputs", "inputs.npz: %s is a .npy of version %d.%d; save it with NumPy's np.savez"
+                           % ((member,) + version))
+    if dtype.hasobject:
+        raise ProbeFailure("inputs", "inputs.npz: %s holds Python objects, which are never unpickled" % member)
+    if fortran and len(shape) > 1:
+        raise ProbeFailure("inputs", "inputs.npz: %s is in Fortran order; save it C-contiguous" % member)
+    return dtype, tuple(shape)
