@@ -236,7 +236,7 @@ def _calibration(capture_dir: Path, record: Any) -> dict[str, Any] | None:
         return None
     perturbations = {}
     for name, recorded in (record.get("perturbations") or {}).items():
-        entry = dict(recorded)
+        entry = {key: value for key, value in recorded.items() if key != "outputs"}  # arrays come from files only
         file_name = entry.pop("file", None)
         if file_name is not None:
             try:

@@ -50,7 +50,7 @@ def layered_policy(golden: GoldenBundle, policy_file: Path | None) -> tuple[Poli
     # The calibrated tolerances sit over the golden's own (their floor); a --policy that sets any
     # tolerance replaces them: the user's band is the user's decision.
     if golden.calibration and not (own or {}).get("tolerance"):
-        layers.append((CALIBRATION_LAYER, calibrated_layer(golden.calibration)))
+        layers.append((CALIBRATION_LAYER, calibrated_layer(golden.calibration, build_policy(golden.policy))))
     if own is not None:
         layers.append((str(policy_file), own))
     policy = build_policy(*(table for _, table in layers), source=str(policy_file or GOLDEN_LAYER))

@@ -432,6 +432,7 @@ def command_golden_calibrate(args: argparse.Namespace) -> int:
 def command_golden_verify(args: argparse.Namespace) -> int:
     """`envcheck golden verify`: check a bundle against its sha256 manifest and say what it holds."""
     from envcheck.compare.calibration import calibrated_layer
+    from envcheck.compare.policy import build_policy
     from envcheck.compare.policy_record import loosenings
     from envcheck.golden import load_golden
 
@@ -440,7 +441,7 @@ def command_golden_verify(args: argparse.Namespace) -> int:
           f"(sha256 {golden.sha256}), outputs: {', '.join(sorted(golden.expected))}")
     for warning in loosenings(golden.policy):
         _err(f"warning: the golden's own policy loosens the defaults: {warning}")
-    for warning in loosenings(calibrated_layer(golden.calibration)):
+    for warning in loosenings(calibrated_layer(golden.calibration, build_policy(golden.policy))):
         _err(f"warning: the golden's calibration loosens the defaults: {warning}")
     return ExitCode.OK
 

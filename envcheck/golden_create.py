@@ -18,10 +18,11 @@ import numpy as np
 from envcheck.compare.calibration import calibrate
 from envcheck.compare.determinism import reference_determinism
 from envcheck.compare.latency import reference_latency
+from envcheck.compare.outputs import compare_output
 from envcheck.compare.policy import build_policy
 from envcheck.errors import GoldenError, UsageError
 from envcheck.golden import MANIFEST_FILE, GoldenBundle, first_symlink, load_golden, reseal, write_bundle
-from envcheck.model import Capture, TargetFailure
+from envcheck.model import Capture, TargetFailure, Tolerance
 from envcheck.runner import run_target
 from envcheck.targets.base import PROBE_DIR, Target
 from envcheck.targets.probe_app import DEFAULT_BATCH_SIZE, probe_app_path
@@ -34,6 +35,8 @@ BUILTIN_POLICY = {"tolerance": {"atol": 1e-5, "rtol": 1e-5, "outputs": {"class_p
 BUILTIN_DESCRIPTION = ("envcheck built-in golden: conv + batch norm + depthwise conv + GELU/tanh + attention + GRU, "
                        "two heads (class_probs, embedding); 24 seeded rows + 4 edge rows (zeros, ±1e3, 1e-30, σ=50)")
 CHILD_TIMEOUT_S = 600.0
+CALIBRATION_RUNS = 6
+"""Processes a calibrated reference run starts: the probe and its five child probes (calibrate.py)."""
 
 
 def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | None, inputs: Path | None,
@@ -77,16 +80,18 @@ def calibrate_golden(path: Path, target: Target, timeout: float) -> tuple[Golden
     # Its latency would not be stored: measure none.
     outcome = _reference_run(dataclasses.replace(target, latency_budget=0.0),  # type: ignore[type-var]
                              golden.path, timeout, calibrated=True)
-    apart = [float(np.max(np.abs(outcome.outputs[name].astype(np.float64) - expected.astype(np.float64))))
-             for name, expected in golden.expected.items()
-             if name in outcome.outputs and expected.dtype.kind == "f" and outcome.outputs[name].shape == expected.shape
-             and expected.tobytes() != outcome.outputs[name].tobytes()]
+    moved = [compare_output(name, expected, outcome.outputs[name], Tolerance()) for name, expected in golden.expected.items()
+             if name in outcome.outputs]
+    apart = [m.max_abs for m in moved if m.status != "identical" and m.max_abs is not None]
     return reseal(golden, calibration=_calibration(outcome, golden.policy)), max(apart) if apart else None
 
 
 def _reference_run(target: Target, bundle_dir: Path, timeout: float, calibrated: bool) -> Capture:
+    """The reference probe; calibrating, it runs the model in up to CALIBRATION_RUNS processes, each of
+    which --timeout bounds as it bounds one probe."""
     if calibrated:
         target = dataclasses.replace(target, calibrate=True)  # type: ignore[type-var]
+        timeout *= CALIBRATION_RUNS
     outcome = run_target(target, bundle_dir, timeout)
     if isinstance(outcome, TargetFailure):
         raise GoldenError(f"the reference target {target.spec} could not run the model: {outcome.message}")

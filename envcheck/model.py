@@ -187,6 +187,11 @@ def percent(share: Any) -> str:
     if not isinstance(share, (int, float)) or isinstance(share, bool):
         return "—"
     shown = f"{share * 100:.2f}".rstrip("0").rstrip(".")
+    # Rounding must not make a share below 1 read as all, or one above 0 as none.
+    if shown == "100" and share < 1:
+        return "> 99.99 %"
+    if shown == "0" and share > 0:
+        return "< 0.01 %"
     return f"{shown} %"
 
 

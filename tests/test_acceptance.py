@@ -3,6 +3,7 @@ samples perturbed and `envcheck compare` run under a policy's `[acceptance]`. Be
 min_top1_agreement) the target FAILs; above both it is a WARN that says why, in every report."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -111,5 +112,8 @@ def test_a_changed_decision_is_accepted_only_within_min_top1_agreement(run_cli, 
 def test_fail_on_warn_fails_an_accepted_drift(run_cli, real_capture, host_golden, tmp_path):
     capture = _perturbed(real_capture, tmp_path, _drift_embedding([4]))
     code, _, target = _compare(run_cli, capture, host_golden, "--policy", _policy(tmp_path, min_consistency=0.9),
-                               "--fail-on", "warn")
+                               "--fail-on", "warn", "--junit", str(tmp_path / "junit.xml"))
     assert (code, target["verdict"]) == (ExitCode.DRIFT, "WARN")
+    junit = (tmp_path / "junit.xml").read_text()
+    outputs = re.search(r'<testcase [^>]*name="outputs"[^>]*>(.*?)</testcase>', junit, re.S)
+    assert outputs and "<failure" in outputs.group(1) and "embedding: 3.57 % of samples beyond" in outputs.group(1)

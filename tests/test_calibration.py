@@ -44,11 +44,13 @@ def test_noise_is_the_largest_move_and_the_tolerance_k_times_it_in_band_units():
 
 
 def test_a_quiet_reference_keeps_the_policy_floor_and_one_ulp_of_noise():
-    found = calibrate(_record(repeat=dict(GOLDEN), **{"fresh-process": dict(GOLDEN)}), GOLDEN,
-                      build_policy({"tolerance": {"atol": 1e-4}}))
+    floor = build_policy({"tolerance": {"atol": 1e-4}})
+    found = calibrate(_record(repeat=dict(GOLDEN), **{"fresh-process": dict(GOLDEN)}), GOLDEN, floor)
     assert found["outputs"]["e"]["noise"] == float(np.spacing(np.float32(2.0)))
     assert found["outputs"]["e"]["atol"] == 1e-4  # the floor: K × one ULP is below it
-    assert calibrated_layer(found)["tolerance"]["outputs"]["e"] == {"atol": 1e-4, "rtol": 1e-5}
+    assert calibrated_layer(found, floor) == {}  # nothing wider than the floor: no layer to apply or warn about
+    zeros = calibrate(_record(repeat={"z": np.zeros(3, np.float32)}), {"z": np.zeros(3, np.float32)}, floor)
+    assert zeros["outputs"]["z"]["noise"] == float(np.spacing(np.float32(1.0)))  # not the smallest subnormal
 
 
 def test_a_repeat_that_moved_makes_the_reference_nondeterministic_and_skips_are_kept():

@@ -73,17 +73,21 @@ def _tolerance(golden: np.ndarray, measured: float, floor: Tolerance) -> dict[st
     """An output's noise (never below one ULP of its largest value) and the tolerance it yields."""
     finite = golden[np.isfinite(golden)] if golden.dtype.kind == "f" else np.zeros(0)
     scale = float(np.abs(finite).max()) if finite.size else 0.0
-    resolution = float(np.spacing(golden.dtype.type(scale))) if golden.dtype.kind == "f" else 0.0
+    # One ULP at the largest value; for an all-zero output, one ULP at 1 (not the smallest subnormal,
+    # which would make any error astronomically many noise units).
+    resolution = float(np.spacing(golden.dtype.type(scale or 1.0))) if golden.dtype.kind == "f" else 0.0
     noise = max(measured, resolution)
     atol = max(floor.atol, K * noise / scale) if scale > 0 and math.isfinite(noise) else floor.atol
     return {"noise": noise, "scale": scale, "atol": atol, "rtol": floor.rtol}
 
 
-def calibrated_layer(calibration: dict[str, Any] | None) -> dict[str, Any]:
-    """The calibrated tolerances as a policy table (per output), empty without a calibration."""
-    outputs = (calibration or {}).get("outputs") or {}
-    return {"tolerance": {"outputs": {name: {"atol": entry["atol"], "rtol": entry["rtol"]}
-                                      for name, entry in outputs.items()}}} if outputs else {}
+def calibrated_layer(calibration: dict[str, Any] | None, floor: Policy) -> dict[str, Any]:
+    """The calibrated tolerances as a policy table: the outputs whose calibrated band is wider than the
+    golden policy's `floor` (the others keep the floor: restating it would only repeat it); empty when none."""
+    outputs = {name: {"atol": entry["atol"], "rtol": entry["rtol"]}
+               for name, entry in ((calibration or {}).get("outputs") or {}).items()
+               if entry["atol"] > floor.tolerance_for(name).atol or entry["rtol"] > floor.tolerance_for(name).rtol}
+    return {"tolerance": {"outputs": outputs}} if outputs else {}
 
 
 def noise_scales(calibration: dict[str, Any] | None) -> dict[str, float]:

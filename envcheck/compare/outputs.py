@@ -405,7 +405,9 @@ class _SampleFold:
         owners, largest = owners[keep], largest[keep]
         if not owners.size:
             return
-        decades, counts = np.unique(np.ceil(np.log10(largest)), return_counts=True)
+        # (a difference that overflowed float64 counts in the decade just past its largest value)
+        decades, counts = np.unique(np.ceil(np.log10(np.minimum(largest, np.finfo(np.float64).max))),
+                                    return_counts=True)
         self._decades.update({int(decade): int(count) for decade, count in zip(decades, counts, strict=True)})
         if owners.size > WORST_SAMPLES:
             pick = largest >= np.partition(largest, -WORST_SAMPLES)[-WORST_SAMPLES]

@@ -90,7 +90,8 @@ def _checks(target: TargetView, fail_on: str):
         skipped = ("skipped", "not checked: the target could not be probed", "")
         return [("runnable", ("error", f"{error['kind']}: {error['message']}", error.get("stderr_tail") or "")),
                 ("outputs", skipped), ("fingerprint", skipped), ("environment", environment or skipped)]
-    bad = [o for o in target.outputs if o.status in FAILING_STATUSES]
+    # An accepted output is a WARN: a failure where WARN fails the gate.
+    bad = [o for o in target.outputs if o.status in FAILING_STATUSES or (o.status == "accepted" and fail_on == "warn")]
     outputs = None
     if bad:
         outputs = ("failure", "; ".join(f"{o.name}: {o.reason or '—'}" for o in bad), "\n".join(target.hints))

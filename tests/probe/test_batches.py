@@ -10,11 +10,6 @@ import zipfile
 import numpy as np
 import pytest
 
-from envcheck.targets.probe_app import DEFAULT_BATCH_SIZE
-
-
-def test_the_host_side_default_batch_size_is_the_probes(probe):
-    assert probe.inputs.BATCH_SIZE == DEFAULT_BATCH_SIZE
 
 
 @pytest.mark.parametrize("compressed", [False, True])
@@ -29,6 +24,7 @@ def test_batches_are_the_arrays_cut_in_order(probe, tmp_path, compressed):
     for name, array in arrays.items():
         assert np.array_equal(np.concatenate([b[name] for b in batches]), array)
         assert np.array_equal(inputs.whole()[name], array) and np.array_equal(inputs.first(7)[name], array[:7])
+        assert np.array_equal(inputs.first(None)[name], array) and np.array_equal(inputs.first(50)[name], array)
     limited = probe.inputs.InputSet(np, str(tmp_path / "inputs.npz"), limit=6)
     assert limited.rows == 6 and np.array_equal(limited.whole()["ids"], arrays["ids"][:6])
 
@@ -45,9 +41,19 @@ def test_reading_in_batches_holds_a_batch_not_the_set(probe, tmp_path):
     assert total == 2_000_000 and peak < 4 * 100 * 1000 * 4  # a few batches of 400 KB, never the 8 MB
 
 
+@pytest.mark.parametrize("arrays", [
+    pytest.param({"a": np.arange(6.0).reshape(3, 2), "table": np.ones((4, 2))}, id="no-shared-count"),
+    pytest.param({"a": np.arange(3.0), "scale": np.float32(2.0)}, id="a-scalar"),
+])
+def test_inputs_without_one_sample_count_run_whole(probe, tmp_path, arrays):
+    np.savez(tmp_path / "inputs.npz", **arrays)
+    inputs = probe.inputs.InputSet(np, str(tmp_path / "inputs.npz"))
+    assert inputs.rows is None and inputs.in_one_call(1)
+    for name, array in arrays.items():
+        assert np.array_equal(inputs.first(1)[name], array) and inputs.first(1)[name].shape == np.shape(array)
+
+
 @pytest.mark.parametrize("arrays, says", [
-    pytest.param({"a": np.zeros((3, 2)), "b": np.zeros((4, 2))}, "do not have one sample count", id="counts"),
-    pytest.param({"a": np.zeros(())}, "do not have one sample count", id="scalar"),
     pytest.param({"a": np.array([None, 1], dtype=object)}, "never unpickled", id="objects"),
     pytest.param({"a": np.asfortranarray(np.zeros((3, 2)))}, "Fortran order", id="fortran"),
 ])
@@ -65,9 +71,32 @@ def test_a_zip_that_is_no_npz_is_a_clear_failure(probe, tmp_path):
         probe.inputs.InputSet(np, str(tmp_path / "inputs.npz"))
 
 
-@pytest.mark.parametrize("manifest, size", [({"batch_size": 7}, 7), ({}, DEFAULT_BATCH_SIZE),
-                                            ({"batch_size": 0}, DEFAULT_BATCH_SIZE), (None, DEFAULT_BATCH_SIZE)])
-def test_the_batch_size_is_the_goldens(probe, tmp_path, manifest, size):
+@pytest.mark.parametrize("manifest, size", [({"batch_size": 7}, 7), ({}, None), ({"batch_size": 0}, None),
+                                            ({"batch_size": True}, None), (None, None)])
+def test_the_batch_size_is_the_goldens_and_an_older_golden_runs_whole(probe, tmp_path, manifest, size):
     if manifest is not None:
         (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     assert probe.batches.golden_batch_size(str(tmp_path)) == size
+
+
+def test_the_first_batch_of_a_set_run_in_one_call_is_every_output_as_it_is(probe, tmp_path):
+    np.savez(tmp_path / "inputs.npz", x=np.zeros((4, 2)))
+    inputs = probe.inputs.InputSet(np, str(tmp_path / "inputs.npz"))
+    outputs = {"loss": np.float32(0.5), "rows": np.zeros((4, 3))}  # a scalar output is kept whole
+    assert probe.batches.first_batch_of(inputs, None, outputs) is outputs
+    assert probe.batches.first_batch_of(inputs, 8, outputs) is outputs
+    assert probe.batches.first_batch_of(inputs, 2, {"rows": outputs["rows"]})["rows"].shape == (2, 3)
+
+
+@pytest.mark.parametrize("first, again, spread", [
+    pytest.param(np.array([1.0, 2.0], np.float32), np.array([1.0, 2.5], np.float32), 0.5, id="float"),
+    pytest.param(np.array([1, 2]), np.array([1, 3]), 1.0, id="integer"),
+    pytest.param(np.array(["a", "b"], dtype=object), np.array(["a", "b"], dtype=object), 0.0, id="strings-equal"),
+    pytest.param(np.array(["a", "b"], dtype=object), np.array(["a", "c"], dtype=object), 1.0, id="strings-differ"),
+    pytest.param(np.array([0x3F80, 0x4000], np.uint16).view("V2"), np.array([0x3F80, 0x4040], np.uint16).view("V2"),
+                 1.0, id="bfloat16-raw"),  # 1.0 and 2.0 against 1.0 and 3.0
+    pytest.param(np.zeros(2, np.float32), np.zeros(3, np.float32), None, id="shape"),
+    pytest.param(np.float32(1.5), np.float32(1.5), 0.0, id="scalar"),
+])
+def test_the_repeat_compares_values_not_pointers_and_bfloat16_by_its_bits(probe, first, again, spread):
+    assert probe.repeat._spread(np, np.asarray(first), again) == spread

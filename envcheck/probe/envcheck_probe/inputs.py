@@ -5,9 +5,6 @@ import zipfile
 
 from .errors import ProbeFailure, first_line
 
-BATCH_SIZE = 256
-"""Samples per call of the model unless the golden says otherwise; a set this small runs as one batch."""
-
 
 class InputSet:
     """inputs.npz opened for streaming: `rows` samples of every input, read in order by `batches`."""
@@ -27,15 +24,21 @@ class InputSet:
         counts = {name: shape[0] if shape else None for name, (_, shape) in self.specs.items()}
         if not counts:
             raise ProbeFailure("inputs", "inputs.npz holds no arrays")
-        if len(set(counts.values())) != 1 or None in counts.values():
-            raise ProbeFailure("inputs", "the inputs do not have one sample count: %s"
-                               % ", ".join("%s %s" % (n, c) for n, c in sorted(counts.items())))
-        self.rows = next(iter(counts.values()))
-        if limit is not None:
+        # Inputs without one shared leading dimension (a lookup table beside the samples, a scalar) have no
+        # samples to cut into batches: such a set only runs whole.
+        shared = set(counts.values())
+        self.rows = shared.pop() if len(shared) == 1 and None not in shared else None
+        if limit is not None and self.rows is not None:
             self.rows = min(self.rows, limit)
 
+    def in_one_call(self, batch_size):
+        """Whether the set runs as one call: no batch size (a golden from before batching), a set no larger
+        than one batch, or inputs that share no sample count."""
+        return batch_size is None or self.rows is None or self.rows <= batch_size
+
     def batches(self, batch_size, limit=None):
-        """Dicts of arrays of up to `batch_size` rows each, in order, over the first `limit` rows (all: None)."""
+        """Dicts of arrays of up to `batch_size` rows each, in order, over the first `limit` rows (all: None);
+        only for a set with a sample count."""
         total = self.rows if limit is None else min(limit, self.rows)
         with zipfile.ZipFile(self.path) as archive:
             streams = {name: archive.open(name + ".npy") for name in self.specs}
@@ -51,26 +54,39 @@ class InputSet:
                 for stream in streams.values():
                     stream.close()
 
-    def first(self, count):
-        """The first `count` rows of every input (all of them when there are fewer)."""
-        return next(self.batches(max(1, count), limit=count))
+    def first(self, batch_size):
+        """The first batch: the whole set when it runs in one call."""
+        if self.in_one_call(batch_size):
+            return self.whole()
+        return next(self.batches(batch_size, limit=batch_size))
 
     def whole(self):
-        """Every row of every input at once (for the few callers that need the set whole, on small sets)."""
-        return self.first(self.rows)
+        """Every row of every input at once (a set that runs in one call)."""
+        with zipfile.ZipFile(self.path) as archive:
+            arrays = {}
+            for name in self.specs:
+                with archive.open(name + ".npy") as stream:
+                    self._skip_header(stream)
+                    dtype, shape = self.specs[name]
+                    rows = shape[0] if shape and self.rows is not None else None
+                    wanted = shape if rows is None else (self.rows,) + tuple(shape[1:])
+                    arrays[name] = self._read(stream, name, dtype, wanted)
+            return arrays
 
     def _skip_header(self, stream):
         _header(self.np, stream, "")
 
     def _read_rows(self, stream, name, count):
-        np = self.np
         dtype, shape = self.specs[name]
-        row_shape = shape[1:]
-        size = dtype.itemsize * int(np.prod(row_shape, dtype=np.int64)) * count
+        return self._read(stream, name, dtype, (count,) + tuple(shape[1:]))
+
+    def _read(self, stream, name, dtype, shape):
+        np = self.np
+        size = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
         data = stream.read(size)
         if len(data) != size:
             raise ProbeFailure("inputs", "inputs.npz: %s is shorter than its header says" % name)
-        return np.frombuffer(data, dtype=dtype).reshape((count,) + tuple(row_shape)).copy()
+        return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
 
 
 def _header(np, stream, member):

@@ -11,7 +11,7 @@ import os
 import time
 import traceback
 
-from .batches import golden_batch_size, remove_work, run_batched
+from .batches import first_batch_of, golden_batch_size, remove_work, run_batched
 from .calibrate import apply_perturbation, calibration_record
 from .capture import CAPTURE_SCHEMA, PROBE_VERSION, write_capture
 from .errors import ProbeFailure, first_line
@@ -66,17 +66,16 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
         capture["timings"]["load_s"] = round(time.time() - began, 4)
 
         began = stage("run-model")
-        outputs = run_batched(tf, np, signature, input_set, batch_size, out_dir)
+        outputs = run_batched(tf, np, signature, input_set, batch_size, out_dir, first)
         capture["timings"]["run_s"] = round(time.time() - began, 4)
-        capture["batches"] = {"samples": input_set.rows, "batch_size": batch_size}
+        capture["batches"] = {"samples": input_set.rows, "batch_size": batch_size or input_set.rows}
         # Now that TensorFlow has touched the GPU (if any), see which CUDA libraries it really loaded.
         capture["fingerprint"]["cuda_libraries"]["loaded"] = loaded_libraries()
         capture["outputs"] = {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in outputs.items()}
         capture["status"] = "ok"
         began = stage("repeat-model")
-        first_rows = len(next(iter(first.values())))
-        capture["determinism"] = repeat_record(tf, np, signature, first,
-                                               {name: a[:first_rows] for name, a in outputs.items()})
+        capture["determinism"] = repeat_record(tf, np, signature, first, first_batch_of(input_set, batch_size,
+                                                                                         outputs))
         capture["timings"]["repeat_s"] = round(time.time() - began, 4)
         # Written with the stage: a probe killed while timing leaves its outputs and says why no latency.
         capture["latency"] = skipped("the probe stopped while measuring latency", latency_budget_s)
