@@ -45,14 +45,14 @@ def calibration_record(tf, np, signature, inputs, bundle_dir, out_dir):
     """{"perturbations": {name: {"description", "setting"?, "file"} or {"description", "skipped"}}}, each
     perturbation's outputs (over `inputs`: the first batch of the golden set) written to its file in out_dir."""
     found = {}
+    samples = _sample_count(inputs)
     in_process = (("repeat", lambda: run_signature(tf, np, signature, inputs)),
-                  ("per-sample", lambda: _one_sample_at_a_time(tf, np, signature, inputs)))
+                  ("per-sample", lambda: _one_sample_at_a_time(tf, np, signature, inputs, samples)))
     for name, run in in_process:
         try:
             found[name] = _saved(np, out_dir, name, run())
         except Exception as error:  # noqa: BLE001 - e.g. a model that cannot take batch 1: a skip
             found[name] = {"skipped": "it failed here: %s" % first_line(error)}
-    samples = len(next(iter(inputs.values())))
     for name, setting, environment in _child_perturbations():
         found[name] = _in_child(bundle_dir, out_dir, name, environment, samples)
         found[name]["setting"] = setting
@@ -67,10 +67,17 @@ def _saved(np, out_dir, name, outputs):
     return {"file": file_name}
 
 
-def _one_sample_at_a_time(tf, np, signature, inputs):
-    rows = min(len(value) for value in inputs.values())
+def _sample_count(inputs):
+    """The inputs' shared leading dimension; None when they share none (a scalar, a table beside the samples)."""
+    counts = {len(value) if getattr(value, "ndim", 0) else None for value in inputs.values()}
+    return counts.pop() if len(counts) == 1 else None
+
+
+def _one_sample_at_a_time(tf, np, signature, inputs, samples):
+    if not samples:
+        raise ValueError("the inputs share no sample count to cut one sample from")
     parts = [run_signature(tf, np, signature, {name: value[i:i + 1] for name, value in inputs.items()})
-             for i in range(rows)]
+             for i in range(samples)]
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
@@ -105,8 +112,9 @@ def _probe_command():
 def _in_child(bundle_dir, out_dir, name, environment, samples):
     work = tempfile.mkdtemp(prefix="envcheck-calibrate-")
     try:
-        command = _probe_command() + ["--bundle", bundle_dir, "--out", work, "--latency-budget", "0",
-                                      "--max-samples", str(samples)]
+        command = _probe_command() + ["--bundle", bundle_dir, "--out", work, "--latency-budget", "0"]
+        if samples:
+            command += ["--max-samples", str(samples)]
         if name in IN_CHILD:
             command += ["--perturb", name]
         child = subprocess.run(command, env=dict(os.environ, **environment), stdin=subprocess.DEVNULL,

@@ -68,8 +68,8 @@ class InputSet:
                 with archive.open(name + ".npy") as stream:
                     self._skip_header(stream)
                     dtype, shape = self.specs[name]
-                    rows = shape[0] if shape and self.rows is not None else None
-                    wanted = shape if rows is None else (self.rows,) + tuple(shape[1:])
+                    # (a set with a sample count may be limited to its first rows: --max-samples)
+                    wanted = shape if self.rows is None else (self.rows,) + tuple(shape[1:])
                     arrays[name] = self._read(stream, name, dtype, wanted)
             return arrays
 
