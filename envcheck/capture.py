@@ -225,8 +225,13 @@ def _outcome(capture_dir: Path, document: dict[str, Any] | None, problem: str | 
         return failure("no-outputs", f"{outputs_shown} is missing or unreadable: {unreadable}")
     return Capture(spec=spec, fingerprint=fingerprint, outputs=outputs, timings=document.get("timings", {}),
                    target_info=info, site=site, latency=document.get("latency"),
-                   determinism=document.get("determinism"),
+                   determinism=document.get("determinism"), layers=_layers(document.get("layers")),
                    calibration=_calibration(capture_dir, document.get("calibration")))
+
+
+def _layers(record: Any) -> dict[str, Any] | None:
+    """The probe's layer record, or None when it recorded none (its content is checked where it is compared)."""
+    return record if isinstance(record, dict) else None
 
 
 def _calibration(capture_dir: Path, record: Any) -> dict[str, Any] | None:

@@ -16,7 +16,8 @@ from envcheck import __version__
 from envcheck.capture import load_capture_dir, save_capture_dir
 from envcheck.compare.calibration import LAYER as CALIBRATION_LAYER
 from envcheck.compare.calibration import calibrated_layer, noise_scales
-from envcheck.compare.evaluate import evaluate
+from envcheck.compare.evaluate import evaluate, output_digest
+from envcheck.compare.localization import localize, unsupported
 from envcheck.compare.policy import Policy, build_policy, load_policy_file
 from envcheck.compare.policy_record import policy_record
 from envcheck.compare.verdict import FailOn, exit_code_for
@@ -67,8 +68,29 @@ def check_targets(golden: GoldenBundle, targets: Sequence[Target], policy: Polic
 
 def compare_captures(golden: GoldenBundle, capture_dirs: Sequence[Path], policy: Policy, record: dict[str, Any],
                      fail_on: FailOn = "fail") -> RunReport:
-    """Judge captures made elsewhere (`envcheck probe --out`) against the golden."""
-    return build_report(golden, [_captured(golden, Path(d)) for d in capture_dirs], policy, fail_on, record)
+    """Judge captures made elsewhere (`envcheck probe --out`) against the golden; two captures are also
+    localised against each other (where B's numbers first part from A's, the golden not involved)."""
+    outcomes = [_captured(golden, Path(d)) for d in capture_dirs]
+    report = build_report(golden, outcomes, policy, fail_on, record)
+    if len(outcomes) == 2:
+        report = dataclasses.replace(report, localization_between=localize_between(*outcomes))
+    return report
+
+
+def localize_between(first: Outcome, second: Outcome) -> dict[str, Any]:
+    """Where `second`'s numbers first part from `first`'s, by their layer records alone."""
+    names = {"a": _name(first), "b": _name(second)}
+    failed = next((o for o in (first, second) if isinstance(o, TargetFailure)), None)
+    if failed is not None:
+        return {**names, **unsupported(f"{_name(failed)} has no capture to compare ({failed.message})")}
+    assert isinstance(first, Capture) and isinstance(second, Capture)
+    differ = output_digest(first.outputs) != output_digest(second.outputs)
+    return {**names, **localize(first.layers, second.layers, outputs_drift=differ, against=names["a"],
+                               target_name=names["b"])}
+
+
+def _name(outcome: Outcome) -> str:
+    return outcome.site or outcome.spec
 
 
 def _captured(golden: GoldenBundle, directory: Path) -> Outcome:
@@ -111,7 +133,7 @@ def build_report(golden: GoldenBundle, outcomes: Sequence[Outcome], policy: Poli
     # A bundle written by envcheck is already redacted; one written elsewhere may not be: redact once here.
     reference = Reference(expected=golden.expected, fingerprint=redact_fingerprint(golden.fingerprint),
                           latency=golden.latency, determinism=golden.determinism,
-                          noise=noise_scales(golden.calibration))
+                          noise=noise_scales(golden.calibration), layers=golden.layers)
     results: list[TargetResult] = [evaluate(o, reference, policy, concurrent_probes) for o in outcomes]
     return RunReport(golden_path=str(golden.path), golden_sha256=golden.sha256, targets=tuple(results),
                      exit_code=int(exit_code_for((r.verdict for r in results), fail_on)), fail_on=fail_on,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import math
 import os
 import re
@@ -132,6 +133,9 @@ def _add_golden_commands(commands) -> None:
     create.add_argument("--no-calibrate", dest="calibrate", action="store_false",
                         help="skip measuring the reference's noise under benign perturbations (faster; the "
                              "tolerance is then the policy's alone)")
+    create.add_argument("--no-layers", dest="layers", action="store_false",
+                        help="record no layer summaries (then no check of this golden can say where in the model "
+                             "outputs drift)")
     _timeout_option(create)
     _docker_options(create)
     create.set_defaults(run=command_golden_create)
@@ -183,6 +187,9 @@ def _probing_options(parser: argparse.ArgumentParser, *, many_targets: bool, rec
     # No default here: None leaves the target's own (targets/probe_app.py), so `--help` imports nothing.
     parser.add_argument("--latency-budget", type=latency_budget, metavar="S",
                         help="seconds spent timing batch-1 calls after the outputs are captured (default 2; 0 disables)")
+    parser.add_argument("--no-layers", dest="layers", action="store_false", default=None,
+                        help="skip recording layer summaries even when the golden has a layer record (no "
+                             "localisation of drift, a shorter probe)")
     _docker_options(parser)
 
 
@@ -289,7 +296,7 @@ def _targets(specs: list[str], args: argparse.Namespace):
     # `golden create` has no --latency-budget: its reference latency is measured with the default budget.
     budget = getattr(args, "latency_budget", None)
     latency = {} if budget is None else {"latency_budget": budget}
-    return [parse_target(spec, **latency, **docker) for spec in specs]
+    return [parse_target(spec, layers=getattr(args, "layers", None), **latency, **docker) for spec in specs]
 
 
 def _golden_and_policy(args: argparse.Namespace):
@@ -407,6 +414,7 @@ def command_golden_create(args: argparse.Namespace) -> int:
                          timeout=args.timeout, allow_nonfinite=args.allow_nonfinite, calibrated=args.calibrate,
                          samples=args.samples, batch_size=args.batch_size or DEFAULT_BATCH_SIZE)
     _say(f"golden bundle written to {path}")
+    _say(_layers_line(json.loads((path / "manifest.json").read_text(encoding="utf-8")).get("layers")))
     return ExitCode.OK
 
 
@@ -443,7 +451,18 @@ def command_golden_verify(args: argparse.Namespace) -> int:
         _err(f"warning: the golden's own policy loosens the defaults: {warning}")
     for warning in loosenings(calibrated_layer(golden.calibration, build_policy(golden.policy))):
         _err(f"warning: the golden's calibration loosens the defaults: {warning}")
+    _say(_layers_line(golden.manifest.get("layers")))
     return ExitCode.OK
+
+
+def _layers_line(summary: dict | None) -> str:
+    """What the golden's layer record lets checks say about where outputs drift."""
+    if not summary:
+        return "layers: none recorded (checks cannot localise drift; recreate the golden to record them)"
+    if summary.get("status") != "ok":
+        return f"layers: unsupported ({summary.get('reason')}); checks still compare the outputs"
+    return (f"layers: {summary.get('tensors')} tensors recorded on {summary.get('samples')} samples "
+            "(checks localise drift to the first divergent operation)")
 
 
 # -------------------------------------------------------------------------------------- output

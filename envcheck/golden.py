@@ -6,6 +6,8 @@ A bundle is a directory:
     inputs.npz        the golden input set, keyed by signature input name
     expected.npz      the reference outputs, keyed by signature output name
     fingerprint.json  the reference environment's fingerprint (identifying values hashed)
+    layers.json       (optional) the reference's layer record: each intermediate tensor's summary, for
+                      localising drift (compare/localization.py); the manifest's `layers` summarises it
 Every command that reads a bundle verifies it first; any problem names the file. The manifest's
 format is envcheck/schemas/golden-1.schema.json (a newer schema is refused with an upgrade message).
 """
@@ -33,6 +35,7 @@ from envcheck.targets.probe_app import DEFAULT_BATCH_SIZE
 GOLDEN_SCHEMA = "envcheck.golden/1"
 MANIFEST_FILE = "manifest.json"
 REQUIRED_FILES = ("model/saved_model.pb", "inputs.npz", "expected.npz", "fingerprint.json")
+LAYERS_FILE = "layers.json"
 DEFAULT_GOLDEN = "golden/default"
 
 
@@ -46,6 +49,8 @@ class GoldenBundle:
     manifest: dict[str, Any]
     expected: dict[str, np.ndarray]
     fingerprint: dict[str, Any]
+    layers: dict[str, Any] | None = None
+    """The reference's layer record (layers.json); None: the golden has none."""
 
     @property
     def policy(self) -> dict[str, Any]:
@@ -117,7 +122,32 @@ def load_golden(path: str | Path | None = None) -> GoldenBundle:
     if not isinstance(fingerprint, dict):
         raise GoldenError(f"{root / 'fingerprint.json'}: not a JSON object")
     return GoldenBundle(path=root, sha256=sha256_file(manifest_path), manifest=manifest,
-                        expected=expected, fingerprint=fingerprint)
+                        expected=expected, fingerprint=fingerprint, layers=_load_layers(root, manifest["files"]))
+
+
+def _load_layers(root: Path, listed: dict[str, str]) -> dict[str, Any] | None:
+    """layers.json (already verified against the manifest), or None when the bundle has none."""
+    if LAYERS_FILE not in listed:
+        return None
+    path = root / LAYERS_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as error:
+        raise GoldenError(f"{path}: not a readable JSON layer record ({error})") from None
+    if not isinstance(record, dict):
+        raise GoldenError(f"{path}: not a JSON object")
+    return record
+
+
+def layers_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's `layers`: the record's status (and why, when unsupported), tensors, samples and size."""
+    summary: dict[str, Any] = {"file": LAYERS_FILE, "status": record.get("status")}
+    if record.get("status") == "ok":
+        summary.update(tensors=len(record.get("tensors") or []), samples=record.get("samples"), mode=record.get("mode"),
+                       unfused_equals_fused=record.get("unfused_equals_fused"))
+    else:
+        summary["reason"] = record.get("reason")
+    return summary
 
 
 def _check_manifest(manifest: Any, manifest_path: Path) -> None:
@@ -187,7 +217,8 @@ def reference_class(fingerprint: dict[str, Any]) -> dict[str, Any]:
 def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict[str, np.ndarray],
                  fingerprint: dict[str, Any], description: str, policy: dict[str, Any], force: bool,
                  latency: dict[str, Any] | None = None, determinism: dict[str, Any] | None = None,
-                 calibration: dict[str, Any] | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> Path:
+                 calibration: dict[str, Any] | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                 layers: dict[str, Any] | None = None) -> Path:
     """Assemble a bundle in a staging directory beside `out`, then swap it in (never half-written)."""
     out = Path(out)
     if out.exists() and not force:
@@ -201,6 +232,9 @@ def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict
         np.savez(staging / "expected.npz", **expected)  # type: ignore[arg-type]  # (numpy's stub)
         (staging / "fingerprint.json").write_text(
             json.dumps(redact_fingerprint(fingerprint), indent=1, sort_keys=True), encoding="utf-8")
+        if layers is not None:  # compact: about 0.7 KB per tensor
+            (staging / LAYERS_FILE).write_text(json.dumps(layers, sort_keys=True, separators=(",", ":")),
+                                               encoding="utf-8")
         files = {p.relative_to(staging).as_posix(): sha256_file(p)
                  for p in sorted(staging.rglob("*")) if p.is_file()}
         manifest = {
@@ -214,6 +248,7 @@ def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict
             **({"latency": latency} if latency else {}),
             **({"determinism": determinism} if determinism else {}),
             **({"calibration": calibration} if calibration else {}),
+            **({"layers": layers_summary(layers)} if layers is not None else {}),
             "batch_size": batch_size,
         }
         atomic_write_text(staging / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True))

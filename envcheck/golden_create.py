@@ -69,7 +69,8 @@ def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | Non
                             policy=policy, force=force,
                             latency=reference_latency(outcome.latency, outcome.fingerprint),
                             determinism=reference_determinism(outcome.determinism),
-                            calibration=_calibration(outcome, policy), batch_size=batch_size)
+                            calibration=_calibration(outcome, policy), batch_size=batch_size,
+                            layers=outcome.layers)
 
 
 def calibrate_golden(path: Path, target: Target, timeout: float) -> tuple[GoldenBundle, float | None]:
@@ -78,7 +79,7 @@ def calibrate_golden(path: Path, target: Target, timeout: float) -> tuple[Golden
     since noise measured in another environment than the golden's says less about it."""
     golden = load_golden(path)
     # Its latency would not be stored: measure none.
-    outcome = _reference_run(dataclasses.replace(target, latency_budget=0.0),  # type: ignore[type-var]
+    outcome = _reference_run(dataclasses.replace(target, latency_budget=0.0, layers=False),  # type: ignore[type-var]
                              golden.path, timeout, calibrated=True)
     moved = [compare_output(name, expected, outcome.outputs[name], Tolerance()) for name, expected in golden.expected.items()
              if name in outcome.outputs]

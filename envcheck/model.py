@@ -52,6 +52,9 @@ class Capture:
     calibration: dict[str, Any] | None = None
     """A probe run with --calibrate: each perturbation's description, setting and outputs (arrays) or why it
     was skipped; None otherwise."""
+    layers: dict[str, Any] | None = None
+    """The layer record (capture.json's `layers`: each intermediate tensor's summary, or `unsupported` and
+    why); None: the probe recorded no layers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,8 @@ class Reference:
     """Whether the reference repeated the golden pass bitwise, if recorded."""
     noise: dict[str, float] = field(default_factory=dict)
     """Per output, the calibrated noise (absolute); empty for a golden that was not calibrated."""
+    layers: dict[str, Any] | None = None
+    """The reference's layer record (layers.json); None: the golden has none, so nothing is localised."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +238,9 @@ class TargetResult:
     """Problems of the target itself (GPU fallback, driver too old, …), decided with the verdict."""
     latency: dict[str, Any] | None = None
     """The target's latency and its comparison with the golden's (compare/latency.py); None: not measured."""
+    localization: dict[str, Any] | None = None
+    """Where the target's numbers first part from the golden's (compare/localization.py); None: the golden
+    has no layer record or the target's probe recorded none (--no-layers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,3 +255,5 @@ class RunReport:
     envcheck_version: str
     policy: dict[str, Any] | None = None
     """The policy that applied: effective table and hash, each layer's source and hash, warnings."""
+    localization_between: dict[str, Any] | None = None
+    """`envcheck compare A B`: where capture B's numbers first part from capture A's ({a, b, …localization})."""

@@ -351,7 +351,7 @@ class Envcheck:
         from envcheck.targets import parse_target
 
         settings = self.settings
-        budget = {} if settings.latency_budget is None else {"latency_budget": settings.latency_budget}
+        budget: dict[str, Any] = {} if settings.latency_budget is None else {"latency_budget": settings.latency_budget}
         target = parse_target(spec, **budget, docker_host=settings.docker_host)
         report = check_targets(golden, [target], policy, record, timeout=settings.timeout, jobs=1,
                                fail_on=settings.fail_on)  # type: ignore[arg-type]
@@ -423,7 +423,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def update_golden(golden_dir: Path, reference: str, *, docker_host: str | None, timeout: float) -> dict[str, str]:
     """Run the golden's own model and inputs in the reference target (in the golden's batch size) and rewrite
-    its expected outputs, fingerprint, latency, determinism and calibration; its description, policy and
+    its expected outputs, fingerprint, latency, determinism, calibration and layer record; its description, policy and
     batch size stay. Returns what changed, for the summary."""
     from envcheck.golden import load_golden, write_bundle
     from envcheck.golden_create import create_golden
@@ -441,7 +441,7 @@ def update_golden(golden_dir: Path, reference: str, *, docker_host: str | None, 
         write_bundle(old.path, model_dir=fresh.path / "model", inputs_npz=fresh.path / "inputs.npz",
                      expected=fresh.expected, fingerprint=fresh.fingerprint, description=old.manifest.get("description", ""),
                      policy=old.policy, force=True, latency=fresh.latency, determinism=fresh.determinism,
-                     calibration=fresh.calibration, batch_size=batch_size)
+                     calibration=fresh.calibration, batch_size=batch_size, layers=fresh.layers)
     new = load_golden(old.path)
     return {"path": str(old.path), "reference": reference, "old_sha256": old.sha256, "new_sha256": new.sha256}
 

@@ -20,6 +20,8 @@ FIXTURE_CACHE = Path(os.environ.get("ENVCHECK_FIXTURE_CACHE", Path.home() / ".ca
 TF_OLDER_PYTHON = FIXTURE_CACHE / "venv-tf-older" / "bin" / "python"
 NO_TF_PYTHON = FIXTURE_CACHE / "venv-no-tf" / "bin" / "python"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+KERNEL_OPS = {"Conv2D", "DepthwiseConv2dNative", "MatMul", "BatchMatMulV2", "BatchMatMul", "Einsum"}
+"""Ops whose kernels oneDNN replaces (the convolution and matmul families): where turning it off shows first."""
 
 
 def require(condition: bool, what: str) -> None:

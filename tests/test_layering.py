@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from envcheck import capture
+from envcheck.compare import localization
 
 PACKAGE = Path(__file__).resolve().parents[1] / "envcheck"
 PROBE_PACKAGE = PACKAGE / "probe" / "envcheck_probe"  # packed into one zipapp by targets/probe_app.py
@@ -149,12 +150,13 @@ def test_probe_constants_agree_with_the_host_side():
                 for target in node.targets:
                     if isinstance(target, ast.Name):
                         constants.setdefault(target.id, []).append(node.value.value)
-    for name in ("CAPTURE_SCHEMA", "CAPTURE_FILE", "OUTPUTS_FILE"):
+    for name in ("CAPTURE_SCHEMA", "CAPTURE_FILE", "OUTPUTS_FILE", "LAYERS_SCHEMA"):
         assert len(constants.get(name, [])) == 1, f"{name}: defined {len(constants.get(name, []))} times in the probe"
     constants = {name: values[0] for name, values in constants.items()}
     assert constants["CAPTURE_SCHEMA"] == capture.CAPTURE_SCHEMA
     assert constants["CAPTURE_FILE"] == capture.CAPTURE_FILE
     assert constants["OUTPUTS_FILE"] == capture.OUTPUTS_FILE
+    assert constants["LAYERS_SCHEMA"] == localization.LAYERS_SCHEMA
 
 
 def test_help_imports_no_heavy_module():

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from envcheck.compare.outputs import compare_output
+from envcheck.compare.outputs import compare_output, ulp_at
 from envcheck.compare.policy import Policy
 from envcheck.model import Tolerance
 
@@ -73,9 +73,7 @@ def _tolerance(golden: np.ndarray, measured: float, floor: Tolerance) -> dict[st
     """An output's noise (never below one ULP of its largest value) and the tolerance it yields."""
     finite = golden[np.isfinite(golden)] if golden.dtype.kind == "f" else np.zeros(0)
     scale = float(np.abs(finite).max()) if finite.size else 0.0
-    # One ULP at the largest value; for an all-zero output, one ULP at 1 (not the smallest subnormal,
-    # which would make any error astronomically many noise units).
-    resolution = float(np.spacing(golden.dtype.type(scale or 1.0))) if golden.dtype.kind == "f" else 0.0
+    resolution = ulp_at(scale, golden.dtype) if golden.dtype.kind == "f" else 0.0
     noise = max(measured, resolution)
     atol = max(floor.atol, K * noise / scale) if scale > 0 and math.isfinite(noise) else floor.atol
     return {"noise": noise, "scale": scale, "atol": atol, "rtol": floor.rtol}

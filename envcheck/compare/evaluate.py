@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 
@@ -10,10 +11,11 @@ from envcheck.compare.explain import hints_for
 from envcheck.compare.findings import find_problems
 from envcheck.compare.fingerprint import diff_fingerprints
 from envcheck.compare.latency import compare_latency
+from envcheck.compare.localization import localize
 from envcheck.compare.outputs import compare_outputs
 from envcheck.compare.policy import Policy
 from envcheck.compare.verdict import decide_verdict
-from envcheck.model import Capture, Reference, Severity, TargetFailure, TargetResult
+from envcheck.model import Capture, OutputComparison, Reference, Severity, TargetFailure, TargetResult
 from envcheck.redact import redact_fingerprint, redact_target_info
 
 
@@ -41,7 +43,17 @@ def evaluate(outcome: Capture | TargetFailure, reference: Reference, policy: Pol
     return TargetResult(spec=outcome.spec, site=outcome.site, verdict=decide_verdict(outputs, diffs, findings),
                         error=None, outputs=outputs, fingerprint_diff=diffs, hints=hints_for(diffs, outputs),
                         fingerprint=fingerprint, target_info=target_info, timings=outcome.timings,
-                        output_digest=output_digest(outcome.outputs), findings=findings, latency=latency)
+                        output_digest=output_digest(outcome.outputs), findings=findings, latency=latency,
+                        localization=_localization(reference.layers, outcome.layers, outputs))
+
+
+def _localization(golden: dict[str, Any] | None, target: dict[str, Any] | None,
+                  outputs: tuple[OutputComparison, ...]) -> dict[str, Any] | None:
+    """Where the target first parts from the golden (`unsupported` and why where the golden's record is);
+    None when nothing was recorded to compare (a golden without a record, a probe run with --no-layers)."""
+    if golden is None or (target is None and golden.get("status") == "ok"):
+        return None
+    return localize(golden, target, outputs_drift=any(o.status != "identical" for o in outputs))
 
 
 def output_digest(outputs: dict[str, np.ndarray]) -> str:

@@ -432,6 +432,12 @@ def _feed(p99: dict[str, ChunkedPercentile], chunk: _Errors) -> None:
         p99["ulp"].feed(chunk.ulp)
 
 
+def ulp_at(scale: float, dtype: np.dtype) -> float:
+    """One ULP of `dtype` at the magnitude `scale`; at 0, one ULP at 1 (not the smallest subnormal, which would
+    make any error astronomically many ULP)."""
+    return float(np.spacing(dtype.type(scale or 1.0)))
+
+
 def _ulp_distance(golden: np.ndarray, actual: np.ndarray, as_int: type[np.signedinteger] | None = None
                   ) -> np.ndarray | None:
     """Units in the last place between two arrays of one float format: float16/32/64 by their dtype, or

@@ -10,7 +10,10 @@ Fields (additive changes keep the schema; a removal or a change of meaning bumps
              fingerprint {…} (identifying values hashed), target {…} (a remote daemon's address hashed), timings {…},
              output_digest (sha256 of all outputs; equal digests = bitwise-identical outputs),
              latency {status, target, golden, ratio_p50, ratio_p99, block_spread, hardware_class, message}
-             (present when the probe timed the model)}]
+             (present when the probe timed the model),
+             localization {status, summary, first_divergence, origins, origin_ops, largest_jump, growth_to_output,
+             fused_only, coverage, layers […]} (present when the golden has a layer record)}],
+  localization_between {a, b, …localization} (`envcheck compare A B`: where two captures part, no golden involved)
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ def report_to_dict(report: RunReport) -> dict[str, Any]:
         "summary": dict(Counter(t.verdict for t in report.targets)),
         **({"policy": report.policy} if report.policy is not None else {}),
         "targets": [_target(t) for t in report.targets],
+        **({"localization_between": report.localization_between} if report.localization_between else {}),
     }
 
 
@@ -62,6 +66,7 @@ def _target(result: TargetResult) -> dict[str, Any]:
         "timings": result.timings,
         "output_digest": result.output_digest,
         **({"latency": result.latency} if result.latency is not None else {}),
+        **({"localization": result.localization} if result.localization is not None else {}),
     }
 
 

@@ -25,6 +25,7 @@ SCHEMA_FILES = {
     "envcheck.golden/1": "golden-1.schema.json",
     "envcheck.capture/1": "capture-1.schema.json",
     "envcheck.report/1": "report-1.schema.json",
+    "envcheck.layers/1": "layers-1.schema.json",
     "policy": "policy-1.schema.json",
 }
 _VERSIONED = re.compile(r"^envcheck\.([a-z]+)/([0-9]+)$")

@@ -2,6 +2,7 @@
 a target that merely failed; parse_target builds one from a spec string."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 
@@ -18,22 +19,24 @@ IMAGE_REFERENCE = re.compile(rf"^(?:{_HOST}(?:\.{_HOST})*(?::[0-9]+)?/)?{_COMPON
                              r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$")
 
 
-def parse_target(spec: str, latency_budget: float = DEFAULT_LATENCY_BUDGET_S, **docker_options) -> Target:
+def parse_target(spec: str, latency_budget: float = DEFAULT_LATENCY_BUDGET_S, layers: bool | None = None,
+                 **docker_options) -> Target:
     """Build the target a spec names, its probe timing batch-1 calls for `latency_budget` seconds
-    (0: none). Docker is imported only when a docker: spec asks for it."""
+    (0: none) and recording layers as `layers` says (None: when the golden has a layer record). Docker is
+    imported only when a docker: spec asks for it."""
     kind, _, rest = spec.partition(":")
     if spec == "host":
         from envcheck.targets.host import InterpreterTarget
-        return InterpreterTarget.for_host(latency_budget=latency_budget)
+        return dataclasses.replace(InterpreterTarget.for_host(latency_budget=latency_budget), layers=layers)
     if kind == "python" and rest:
         from envcheck.targets.host import InterpreterTarget
-        return InterpreterTarget(spec=spec, python=rest, latency_budget=latency_budget)
+        return InterpreterTarget(spec=spec, python=rest, latency_budget=latency_budget, layers=layers)
     if kind == "docker" and rest:
         if not IMAGE_REFERENCE.match(rest):
             raise UsageError(f"docker:{rest}: not a valid image reference (names are lower case: "
                              "[registry/]name[:tag][@sha256:digest], or an image id)")
         from envcheck.targets.docker import DockerTarget
-        return DockerTarget(spec=spec, image=rest, latency_budget=latency_budget, **docker_options)
+        return DockerTarget(spec=spec, image=rest, latency_budget=latency_budget, layers=layers, **docker_options)
     raise UsageError(f"unknown target {spec!r}; expected {SPEC_HELP}")
 
 

@@ -60,6 +60,9 @@ class DockerTarget:
     """Seconds the probe spends timing batch-1 calls after the outputs (0: no latency measured)."""
     calibrate: bool = False
     """The probe also runs the calibration perturbations (a golden's reference target)."""
+    layers: bool | None = None
+    """Record the layer summaries: True (a golden's reference target), False (--no-layers), None (when the
+    golden has a layer record)."""
 
     def run(self, bundle_dir: Path, out_dir: Path, timeout: float) -> Capture | TargetFailure:
         """Probe the image; any failure (no image, no daemon, no Python, a crash) is a TargetFailure."""
@@ -164,7 +167,7 @@ class DockerTarget:
 
     def _run_options(self) -> dict[str, Any]:
         probe = [f"{WORK_DIR}/{PROBE_APP_NAME}", "--bundle", f"{WORK_DIR}/bundle", "--out", CAPTURE_DIR,
-                 *probe_arguments(self.latency_budget, self.calibrate)]
+                 *probe_arguments(self.latency_budget, self.calibrate, self.layers)]
         if self.image_python:
             entrypoint, command = [self.image_python], probe
         else:

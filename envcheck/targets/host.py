@@ -26,6 +26,9 @@ class InterpreterTarget:
     """Seconds the probe spends timing batch-1 calls after the outputs (0: no latency measured)."""
     calibrate: bool = False
     """The probe also runs the calibration perturbations (a golden's reference target)."""
+    layers: bool | None = None
+    """Record the layer summaries: True (a golden's reference target), False (--no-layers), None (when the
+    golden has a layer record)."""
 
     @classmethod
     def for_host(cls, latency_budget: float = DEFAULT_LATENCY_BUDGET_S) -> InterpreterTarget:
@@ -37,7 +40,7 @@ class InterpreterTarget:
         python = shutil.which(self.python) or self.python
         info = {"kind": "interpreter", "python": python}
         command = [python, str(probe_app_path()), "--bundle", str(Path(bundle_dir).resolve()),
-                   "--out", str(Path(out_dir).resolve()), *probe_arguments(self.latency_budget, self.calibrate)]
+                   "--out", str(Path(out_dir).resolve()), *probe_arguments(self.latency_budget, self.calibrate, self.layers)]
         try:
             # cwd = the capture directory, so files in the user's cwd cannot shadow imports.
             child = run_child(command, timeout=timeout, cwd=out_dir)

@@ -73,10 +73,12 @@ def probe_app_path() -> Path:
         return _written[PROBE_APP_NAME]
 
 
-def probe_arguments(latency_budget_s: float, calibrate: bool = False) -> list[str]:
+def probe_arguments(latency_budget_s: float, calibrate: bool = False, layers: bool | None = None) -> list[str]:
     """The probe's arguments after --bundle and --out: the latency budget (repr keeps every digit of the
-    float) and, for a golden's reference target, --calibrate."""
-    return ["--latency-budget", repr(float(latency_budget_s)), *(["--calibrate"] if calibrate else [])]
+    float), for a golden's reference target --calibrate, and --layers / --no-layers when `layers` is not
+    None (None: the probe records layers when the golden has a layer record)."""
+    layer_flag = [] if layers is None else ["--layers" if layers else "--no-layers"]
+    return ["--latency-budget", repr(float(latency_budget_s)), *(["--calibrate"] if calibrate else []), *layer_flag]
 
 
 def _launcher() -> bytes:

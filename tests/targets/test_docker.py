@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import docker_with_images, kill_quietly, require, spawn_envcheck
+from helpers import KERNEL_OPS, docker_with_images, kill_quietly, require, spawn_envcheck
 from envcheck.errors import ExitCode
 from envcheck.golden import builtin_golden_dir
 
@@ -64,6 +64,7 @@ def test_reference_and_nonroot_are_identical(run_cli, reference_golden, no_lefto
     code, _, _, report = _check(run_cli, reference_golden, _image(fixture))
     target = report["targets"][0]
     assert code == ExitCode.OK and target["verdict"] == "IDENTICAL", target["fingerprint_diff"]
+    assert target["localization"]["status"] == "identical"  # the probe recorded every layer in the container
     assert target["target"]["image"]["id"].startswith("sha256:")
     assert target["target"]["daemon"]["version"]
     if fixture == "nonroot":  # a non-root USER and an entrypoint that is not Python
@@ -82,6 +83,10 @@ def test_onednn_off_image_warns_and_names_the_variable(run_cli, reference_golden
     assert all(o["status"] == ("noise" if was_on else "identical") for o in target["outputs"].values())
     assert any(d["path"] == "env.TF_ENABLE_ONEDNN_OPTS" and d["target"] == "0" for d in target["fingerprint_diff"])
     assert any("TF_ENABLE_ONEDNN_OPTS" in hint for hint in target["hints"])
+    where = target["localization"]
+    assert where["status"] == ("ok" if was_on else "identical"), where
+    if was_on:  # the kernels oneDNN replaces: convolutions and matmuls
+        assert where["origins"][0]["op"] in KERNEL_OPS and where["origins"][0]["key"] in where["summary"]
 
 
 def test_older_tensorflow_image_fails_naming_the_version(run_cli, reference_golden, no_leftovers):
@@ -91,6 +96,9 @@ def test_older_tensorflow_image_fails_naming_the_version(run_cli, reference_gold
     version = next(d for d in target["fingerprint_diff"] if d["path"] == "tensorflow.version")
     assert version["severity"] == "fail" and version["target"].startswith("2.20")
     assert "tensorflow.version" in out
+    # TensorFlow 2.20 records the same graph: localisation works across the two releases.
+    where = target["localization"]
+    assert where["status"] in ("ok", "identical") and where["coverage"]["matched"] == where["coverage"]["reference"]
 
 
 @pytest.mark.parametrize("spec, extra, kind, says", [

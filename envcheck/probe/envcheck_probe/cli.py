@@ -44,6 +44,10 @@ def main(argv=None):
                         help="seconds spent timing batch-1 calls after the outputs are captured (0 disables)")
     parser.add_argument("--calibrate", action="store_true",
                         help="also run the model under benign perturbations (for golden create)")
+    layers = parser.add_mutually_exclusive_group()
+    layers.add_argument("--layers", action="store_true", default=None,
+                        help="record every layer's summary (default: when the golden has a layer record)")
+    layers.add_argument("--no-layers", dest="layers", action="store_false", help="record no layers")
     parser.add_argument("--perturb", choices=IN_CHILD, help=argparse.SUPPRESS)  # a calibration child
     parser.add_argument("--max-samples", type=int, help=argparse.SUPPRESS)  # a calibration child: the first batch
     args = parser.parse_args(argv)
@@ -61,7 +65,7 @@ def main(argv=None):
         atomic_write(os.path.join(args.out, "inputs.npz"), lambda handle: np.savez(handle, **inputs))
         return 0
     return probe(args.bundle, args.out, args.latency_budget, calibrate=args.calibrate, perturb=args.perturb,
-                 max_samples=args.max_samples)
+                 max_samples=args.max_samples, layers=args.layers)
 
 
 def run():

@@ -1,5 +1,6 @@
 """The probe's stages in order: fingerprint, import-tensorflow, load-model, run-model, repeat-model,
-measure-latency, and for `golden create` calibrate.
+measure-latency, record-layers (when the golden has a layer record, or for `golden create`), and for
+`golden create` calibrate.
 
 The capture is rewritten as each stage starts, so a process that dies inside one (SIGILL, an
 out-of-memory kill) leaves the fingerprint so far and the name of the stage that died. The golden pass
@@ -18,17 +19,20 @@ from .errors import ProbeFailure, first_line
 from .fingerprint import base_fingerprint
 from .inputs import InputSet
 from .latency import DEFAULT_BUDGET_S, latency_record, skipped
+from .layers import LAYERS_SCHEMA, golden_has_layers, layer_record
 from .libraries import loaded_libraries
 from .model import import_tensorflow, load_signature
 from .repeat import repeat_record
 from .tf_fingerprint import numpy_fingerprint, tensorflow_fingerprint
 
 
-def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=False, perturb=None, max_samples=None):
+def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=False, perturb=None, max_samples=None,
+          layers=None):
     """Run every stage on the bundle, leave the capture (and outputs) in out_dir; 0 when all ran.
     `calibrate`: also run the calibration perturbations (calibrate.py); `perturb`: this probe is one of
     them, and changes TensorFlow's configuration before the model loads; `max_samples`: run only the
-    first samples of the set (a calibration child)."""
+    first samples of the set (a calibration child); `layers`: record the layers (layers.py): True, False, or
+    None when the golden has a layer record."""
     started = time.time()
     capture = {
         "schema": CAPTURE_SCHEMA,
@@ -82,10 +86,14 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
         began = stage("measure-latency")
         capture["latency"] = latency_record(tf, np, signature, first, latency_budget_s)
         capture["timings"]["latency_s"] = round(time.time() - began, 4)
+        if layers or (layers is None and golden_has_layers(bundle_dir)):
+            # Written with the stage: a probe killed while recording says why it has no layer record.
+            capture["layers"] = {"schema": LAYERS_SCHEMA, "status": "unsupported",
+                                 "reason": "the probe stopped while recording the layers"}
+            _timed(stage, capture, "record-layers", "layers", lambda: layer_record(tf, np, signature, first))
         if calibrate:
-            began = stage("calibrate")
-            capture["calibration"] = calibration_record(tf, np, signature, first, bundle_dir, out_dir)
-            capture["timings"]["calibrate_s"] = round(time.time() - began, 4)
+            _timed(stage, capture, "calibrate", "calibration",
+                   lambda: calibration_record(tf, np, signature, first, bundle_dir, out_dir))
     except ProbeFailure as failure:
         capture["status"] = "error"
         capture["error"] = {"kind": failure.kind, "message": failure.message, "traceback": ""}
@@ -98,3 +106,10 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
     capture["timings"]["total_s"] = round(time.time() - started, 4)
     write_capture(out_dir, capture)
     return 0 if capture["status"] == "ok" else 1
+
+
+def _timed(stage, capture, name, field, record):
+    """Run an optional stage: its record under capture[field], its seconds under timings[field + "_s"]."""
+    began = stage(name)
+    capture[field] = record()
+    capture["timings"][field + "_s"] = round(time.time() - began, 4)
