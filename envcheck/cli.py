@@ -76,8 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     probe.set_defaults(run=command_probe)
 
     compare = commands.add_parser("compare", help="compare captures made elsewhere with the golden",
-                                  description="Compare capture directories (from `envcheck probe`) with the golden.",
-                                  epilog="example: envcheck compare capture-shenzhen/ --json shenzhen.json")
+                                  description="Compare capture directories (from `envcheck probe`) with the golden;\n"
+                                              "given two, also say where the second's numbers first part from the\n"
+                                              "first's (by their layer records).",
+                                  epilog="examples:\n  envcheck compare capture-shenzhen/ --json shenzhen.json\n"
+                                         "  envcheck compare capture-beijing/ capture-shenzhen/",
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     compare.add_argument("captures", nargs="+", type=Path, metavar="CAPTURE_DIR")
     _golden_option(compare)
     _comparison_options(compare)
@@ -412,7 +416,7 @@ def command_golden_create(args: argparse.Namespace) -> int:
     path = create_golden(out=args.out, target=targets[0], builtin=args.builtin, model=args.model,
                          inputs=args.inputs, description=args.description, force=args.force,
                          timeout=args.timeout, allow_nonfinite=args.allow_nonfinite, calibrated=args.calibrate,
-                         samples=args.samples, batch_size=args.batch_size or DEFAULT_BATCH_SIZE)
+                         samples=args.samples, batch_size=args.batch_size or DEFAULT_BATCH_SIZE, layers=args.layers)
     _say(f"golden bundle written to {path}")
     _say(_layers_line(json.loads((path / "manifest.json").read_text(encoding="utf-8")).get("layers")))
     return ExitCode.OK

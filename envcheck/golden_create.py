@@ -42,11 +42,12 @@ CALIBRATION_RUNS = 6
 def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | None, inputs: Path | None,
                   description: str, force: bool, timeout: float, allow_nonfinite: bool = False,
                   calibrated: bool = True, samples: int | None = None,
-                  batch_size: int = DEFAULT_BATCH_SIZE) -> Path:
+                  batch_size: int = DEFAULT_BATCH_SIZE, layers: bool = True) -> Path:
     """Run the model in `target` and write a golden bundle to `out`; returns its path. `calibrated`: measure
     the reference's noise under benign perturbations too (compare/calibration.py); `samples`: generate that
     many seeded inputs from the signature (the built-in model's own rows otherwise); `batch_size`: samples per
-    call, for this run and every probe of the golden."""
+    call, for this run and every probe of the golden; `layers`: record every layer's summary (layers.json), from
+    which checks localise drift."""
     check_destination(Path(out), force)
     with tempfile.TemporaryDirectory(prefix="envcheck-golden-") as work:
         staging = Path(work) / "bundle"
@@ -61,7 +62,8 @@ def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | Non
         check_inputs(staging / "inputs.npz", allow_nonfinite)
         # The reference probe reads its batch size where every probe does: the bundle's manifest.
         (staging / MANIFEST_FILE).write_text(json.dumps({"batch_size": batch_size}))
-        outcome = _reference_run(target, staging, timeout, calibrated)
+        outcome = _reference_run(dataclasses.replace(target, layers=layers),  # type: ignore[type-var]
+                                 staging, timeout, calibrated)
         policy = BUILTIN_POLICY if builtin else DEFAULT_POLICY
         return write_bundle(out, model_dir=staging / "model", inputs_npz=staging / "inputs.npz",
                             expected=outcome.outputs, fingerprint=outcome.fingerprint,

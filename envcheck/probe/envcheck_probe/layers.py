@@ -249,8 +249,10 @@ def _groups(tensors, samples):
 
 
 def _summary(np, graph, tensor, value):
-    values = value.astype(np.float64) if value.dtype.kind == "f" else _bfloat16_values(np, value)
-    finite = values[np.isfinite(values)]
+    values = value if value.dtype.kind == "f" else _bfloat16_values(np, value)
+    finite_mask = np.isfinite(values)
+    # Statistics in the tensor's own type (no float64 copy of a large activation), accumulated in float64.
+    finite = values.reshape(-1) if finite_mask.all() else values[finite_mask]
     flat = np.ascontiguousarray(value).reshape(-1)
     indices = sample_indices(np, flat.size)
     inputs = [graph.key_of(t) for t in tensor.op.inputs if t.dtype.name in _FLOAT_TYPES]
@@ -263,8 +265,8 @@ def _summary(np, graph, tensor, value):
         "nonfinite": int(values.size - finite.size),
         "min": float(finite.min()) if finite.size else None,
         "max": float(finite.max()) if finite.size else None,
-        "mean": float(finite.mean()) if finite.size else None,
-        "std": float(finite.std()) if finite.size else None,
+        "mean": float(finite.mean(dtype=np.float64)) if finite.size else None,
+        "std": float(finite.std(dtype=np.float64)) if finite.size else None,
         "sample": base64.b64encode(flat[indices].astype(flat.dtype.newbyteorder("<")).tobytes()).decode("ascii"),
         "inputs": sorted({key for key in inputs if key is not None}),
         # Computed inputs whose values are not recorded (a TensorList from a loop): this op's divergence
@@ -282,7 +284,7 @@ def sample_indices(np, size):
 
 def _bfloat16_values(np, value):
     bits = np.ascontiguousarray(value).view(np.uint16).astype(np.uint32) << 16
-    return bits.view(np.float32).astype(np.float64)
+    return bits.view(np.float32)
 
 
 def _digest(np, value):
