@@ -20,6 +20,7 @@ import numpy as np
 
 from envcheck import schemas
 from envcheck.compare.outputs import ulp_at
+from envcheck.localization_words import summary_sentence
 
 LAYERS_SCHEMA = "envcheck.layers/1"
 """Mirrors the probe's layers.py (tests/test_layering.py checks that they agree)."""
@@ -158,41 +159,6 @@ def _growth(layers: list[_Layer], starts: list[_Layer], reference: dict[str, Any
     name, worst = max(finals, key=lambda pair: pair[1].error_ulp or 0.0)
     return {"output": name, "key": worst.key, "error_ulp": _rounded(worst.error_ulp),
             "factor": _rounded((worst.error_ulp or 0.0) / starts[0].error_ulp)}
-
-
-def summary_sentence(localization: dict[str, Any]) -> str:
-    """One line for a person: where the numbers first part and what it grows to (or why nothing is said)."""
-    status = localization.get("status")
-    if status == "unsupported":
-        return f"localization unsupported: {localization.get('reason')}"
-    if status == "identical":
-        return "every recorded layer is bitwise identical"
-    if localization.get("fused_only"):
-        return ("every layer matches in unfused mode but the outputs drift: the difference is inside a fused "
-                "kernel (an op fusion that runs only when intermediates are not fetched)")
-    origins = localization.get("origins") or []
-    first = origins[0] if origins else localization.get("first_divergence") or {}
-    words = f"first divergence at `{first.get('key')}` ({first.get('op')})"
-    if first.get("error_ulp") is not None:
-        words += f", {_ulp_words(first['error_ulp'])}"
-    growth = localization.get("growth_to_output")
-    if growth and growth.get("factor"):
-        words += f", grows ×{_compact(growth['factor'])} to the output"
-    more = len(localization.get("origin_ops") or {}) and sum((localization.get("origin_ops") or {}).values()) - 1
-    if more:
-        kinds = ", ".join(f"{op} ×{count}" for op, count in (localization.get("origin_ops") or {}).items())
-        words += f" ({more} more origin(s); origins by op: {kinds})"
-    return words
-
-
-def _ulp_words(ulp: float) -> str:
-    if ulp == 0:
-        return "its bytes differ outside the elements kept"
-    return "below 1 ULP" if ulp < 1 else f"{_compact(ulp)} ULP"
-
-
-def _compact(value: float) -> str:
-    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
 
 
 def _error(mine: dict[str, Any], other: dict[str, Any]) -> float | None:

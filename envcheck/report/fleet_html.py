@@ -1,5 +1,6 @@
 """The fleet review page (templates/review.html): per golden, the verdict matrix with drill-down,
-equivalence classes, attribution and trend; then skipped files and the evidence of every latest run.
+equivalence classes, attribution, where drifting runs first part, latency and trend; then skipped files and
+the evidence of every latest run.
 
 A renderer only: it turns the views of an envcheck.review.Review (pandas tables) into plain rows, and
 the templates write and escape them; it reads no file and computes no table.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from envcheck.localization_words import tensor_text
 from envcheck.report.attribution import attribution_sentence
 from envcheck.report.html_common import render_page
 from envcheck.report.view import consistency_note, target_view
@@ -35,7 +37,7 @@ def render_review_html(review: Review) -> str:
         goldens.append({"label": section.golden.label, "counts": section.summary, "suffix": f"-{number}" if number else "",
                         "matrix": _matrix(section, anchors), "classes": _classes(section),
                         "attribution": _attribution(section), "trend": _trend(section),
-                        "latency": _latency(section)})
+                        "latency": _latency(section), "divergences": _divergences(section, anchors)})
     counts = {"reports": review.files_read, "skipped": len(review.skipped), "summary": review.summary}
     return render_page("review.html", title="envcheck fleet review", counts=counts, goldens=goldens,
                        skipped=review.skipped, evidence=evidence)
@@ -68,6 +70,13 @@ def _attribution(section: GoldenReview) -> list[dict[str, Any]]:
              "drifting": f"{r['drifting_with']} / {r['drifting_total']}", "others": f"{r['others_with']} / {r['others_total']}",
              "reads": attribution_sentence(r)}
             for _, r in section.attribution.head(25).iterrows()]
+
+
+def _divergences(section: GoldenReview, anchors: dict[tuple[str, str], str]) -> list[dict[str, Any]]:
+    """Where each latest run first parts from the golden; a row links to that run's evidence (and its chart)."""
+    return [{"site": row.site, "spec": row.spec, "verdict": row.verdict, "anchor": anchors[(row.site, row.spec)],
+             "where": tensor_text(row.first_divergence_key, row.first_divergence_op, row.first_divergence_ulp)}
+            for row in section.divergences.itertuples()]
 
 
 def _latency(section: GoldenReview) -> dict[str, Any] | None:

@@ -1,4 +1,5 @@
-"""`envcheck review` in the terminal: per golden the verdict matrix, equivalence classes and attribution; skipped files.
+"""`envcheck review` in the terminal: per golden the verdict matrix, equivalence classes, attribution and where
+drifting runs first part; skipped files.
 
 A renderer only: it lays out the views of an envcheck.review.Review; it reads no file and computes no table.
 """
@@ -13,6 +14,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from envcheck.localization_words import tensor_text
 from envcheck.report.attribution import attribution_sentence
 from envcheck.report.view import consistency_note
 from envcheck.report.vocabulary import VERDICT_STYLE
@@ -81,9 +83,24 @@ def _golden_part(section: GoldenReview) -> list[RenderableType]:
 
     for _, row in section.attribution.head(5).iterrows():
         parts.append(Text(f"drift co-occurs with: {attribution_sentence(row)}", "cyan"))
+    if not section.divergences.empty:
+        parts.append(_divergence_table(section))
     if not section.latency.empty:
         parts.append(_latency_table(section))
     return parts
+
+
+def _divergence_table(section: GoldenReview) -> Table:
+    """Where each drifting site's numbers first part from the golden's (the first origin of its latest run)."""
+    table = Table(title="first divergence per site × target (latest run)", title_justify="left")
+    for column in ("site", "target", "verdict", "first divergence"):
+        table.add_column(column, overflow="fold")
+    for row in list(section.divergences.itertuples())[:MAX_ROWS]:
+        table.add_row(Text(str(row.site)), Text(str(row.spec)), Text(str(row.verdict), VERDICT_STYLE.get(row.verdict, "")),
+                      Text(tensor_text(row.first_divergence_key, row.first_divergence_op, row.first_divergence_ulp)))
+    if len(section.divergences) > MAX_ROWS:
+        table.add_row("", Text(f"… {len(section.divergences) - MAX_ROWS} more (use --html or --csv)"), "", "")
+    return table
 
 
 def _latency_table(section: GoldenReview) -> Table:

@@ -10,17 +10,26 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import math
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from envcheck.report.view import clip, num, pct, text
+from envcheck.localization_words import tensor_text
+from envcheck.report.view import LocalizationView, clip, code_spans, num, pct, text
 from envcheck.report.vocabulary import VERDICT_COLOURS
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 BAR_COLOUR = "#d1495b"
+ORIGIN_COLOUR = "#0969da"
+"""The marker of an origin (an op whose kernel computes differently) on the per-layer chart."""
+UNKNOWN_COLOUR = "#afb8c1"
+"""A layer that diverges by an unknown amount."""
+MAX_TICKS = 7
+MAX_DECADES = 300
+"""The chart's top is 10^decades ULP: beyond this a float overflows (a hand-edited report's error is drawn at the top)."""
 
 # Data never becomes a class name: known values map to a fixed class, anything else to a neutral one.
 VERDICT_CLASSES = {"IDENTICAL": "v-identical", "PASS": "v-pass", "WARN": "v-warn", "FAIL": "v-fail", "ERROR": "v-error"}
@@ -60,6 +69,54 @@ def histogram(buckets: Any, title: str, width: int = 420, height: int = 150) -> 
             "label_y": height - 10, "bars": bars}
 
 
+def layer_chart(localization: LocalizationView, width: int = 640, height: int = 150) -> dict[str, Any] | None:
+    """The geometry of the error per layer along the topological order (x: layer, y: ULP at log10(1 + ULP),
+    so 0 lies on the baseline); a marker above each origin. None when no layer differs."""
+    layers = localization.layers
+    if all(layer.error_ulp == 0 for layer in layers):  # (no layers at all, too)
+        return None
+    known = [layer.error_ulp for layer in layers if layer.error_ulp]
+    decades = min(max(math.ceil(math.log10(max(known))), 0), MAX_DECADES) if known else 0
+    step = math.ceil((decades + 1) / (MAX_TICKS - 1))
+    scale = math.log10(1 + 10.0 ** decades)
+    left, right, top, bottom = 40, 8, 26, 22
+    plot, base = height - top - bottom, height - bottom
+    slot = (width - left - right) / len(layers)
+
+    def y(ulp: float) -> float:
+        return base - plot * math.log10(1 + ulp) / scale
+
+    bars, markers = [], []
+    for index, layer in enumerate(layers):
+        x = left + index * slot
+        if layer.error_ulp is None:
+            bar_top, colour, error = float(top), UNKNOWN_COLOUR, "error unknown"
+        else:
+            bar_top = min(max(y(layer.error_ulp), top), base - 1)
+            colour, error = BAR_COLOUR, f"{num(layer.error_ulp)} ULP"
+        if layer.error_ulp != 0:
+            bars.append({"x": f"{x + 0.5:.1f}", "y": f"{bar_top:.1f}", "width": f"{max(slot - 1, 1):.1f}",
+                         "height": f"{base - bar_top:.1f}", "colour": colour,
+                         "title": f"{layer.key} ({layer.op}): {error}"})
+        if layer.origin:
+            middle, at = x + slot / 2, max(bar_top - 6, top - 4)
+            markers.append({"x": f"{middle - 3.5:.1f}", "y": f"{at - 3.5:.1f}", "centre": f"{middle:.1f} {at:.1f}",
+                            "title": f"origin: {tensor_text(layer.key, layer.op, layer.error_ulp)}"})
+    ticks: list[tuple[float, str]] = []
+    for tick, label in _decades(decades, step):
+        if not ticks or y(ticks[-1][0]) - y(tick) >= 10:  # labels 9 px high never overlap
+            ticks.append((tick, label))
+    return {"title": f"error per layer vs {localization.against} (ULP, log scale; ◆ origin)", "width": width,
+            "height": height, "left": left, "right": width - right, "base": base, "label_y": height - 6,
+            "layers": len(layers), "bars": bars, "markers": markers, "colour": ORIGIN_COLOUR,
+            "ticks": [{"label": label, "y": f"{y(t):.1f}", "label_y": f"{y(t) + 3:.1f}"} for t, label in ticks]}
+
+
+def _decades(decades: int, step: int) -> list[tuple[float, str]]:
+    """The chart's ticks: 0, then every `step`-th power of ten up to 10^decades, with their labels."""
+    return [(0.0, "0"), *((10.0 ** d, str(10 ** d) if d < 5 else f"1e{d}") for d in range(0, decades + 1, step))]
+
+
 def _pairs(buckets: Any) -> list[tuple[Any, Any]]:
     # A hand-edited or foreign report may hold anything here: draw what has the (label, count) shape.
     return [(item[0], item[1]) for item in buckets or [] if isinstance(item, (list, tuple)) and len(item) == 2]
@@ -71,7 +128,7 @@ def environment() -> jinja2.Environment:
                              lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     env.filters.update(text=text, num=num, pct=pct, clip=clip)
     env.globals.update(verdict_class=verdict_class, severity_class=severity_class,
-                       histogram=histogram, bar_colour=BAR_COLOUR,
+                       histogram=histogram, layer_chart=layer_chart, code_spans=code_spans, bar_colour=BAR_COLOUR,
                        verdict_styles=[(verdict_class(v), c) for v, c in VERDICT_COLOURS.items()])
     return env
 

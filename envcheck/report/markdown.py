@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from envcheck.model import percent
-from envcheck.report.view import OutputView, ReportView, TargetView
+from envcheck.report.view import OutputView, ReportView, TargetView, code_spans
 
 HEADLINE = {0: "✅ envcheck passed", 1: "❌ envcheck found drift", 3: "⚠️ envcheck could not decide"}
 
@@ -56,6 +56,7 @@ def render_markdown(view: ReportView) -> str:
         latency = f" {md(t.latency.summary if t.latency else None)} |" if view.has_latency else ""
         lines.append(f"| `{md(t.spec, 'cell-code')}` | {md(t.site)} | **{md(t.verdict)}** | "
                      f"{md(t.outputs_summary)} | {md(t.diff_summary)} |{latency}")
+    lines += _where(view)
     for t in view.targets:
         if t.verdict in ("IDENTICAL", "PASS"):
             continue
@@ -63,6 +64,22 @@ def render_markdown(view: ReportView) -> str:
         lines += _details(t)
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
+
+
+def _where(view: ReportView) -> list[str]:
+    """Where the numbers first part: a line per target that is not IDENTICAL, and one for `compare A B`."""
+    lines = [f"- `{md(t.spec, 'code')}`{f' @ {md(t.site)}' if t.site else ''}: {sentence(t.where)}"
+             for t in view.targets if t.where]
+    between = view.localization_between
+    if between:
+        a, b = between.between or (None, None)
+        lines.append(f"- between `{md(a, 'code')}` and `{md(b, 'code')}`: {sentence(between.summary)}")
+    return ["", "Where the numbers first part:", "", *lines] if lines else []
+
+
+def sentence(text: str) -> str:
+    """A view's sentence in Markdown: its `…` spans (tensor keys) as code spans, everything else as text."""
+    return "".join(f"`{md(part, 'code')}`" if code else md(part) for part, code in code_spans(text))
 
 
 def _details(t: TargetView) -> list[str]:

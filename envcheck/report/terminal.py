@@ -11,7 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from envcheck.report.view import ReportView, TargetView, clip, text
+from envcheck.report.view import LocalizationView, ReportView, TargetView, clip, text
 from envcheck.report.vocabulary import DASH, SEVERITY_STYLE, STATUS_STYLE, VERDICT_STYLE
 
 MAX_INFO_DIFFS = 8
@@ -21,6 +21,8 @@ def render_terminal(view: ReportView) -> RenderableType:
     """The run as rich renderables: the summary table, a panel per target that is not IDENTICAL, the exit."""
     parts: list[RenderableType] = [_summary_table(view)]
     parts.extend(_details(target) for target in view.targets if target.verdict != "IDENTICAL")
+    if view.localization_between:
+        parts.append(Text.assemble(("where: ", "bold"), between_line(view.localization_between)))
     parts.append(Text.assemble(("exit ", "bold"), (str(view.exit_code), "bold"), f" — {view.exit_meaning}"))
     return Group(*parts)
 
@@ -54,6 +56,8 @@ def _details(target: TargetView) -> Panel:
         body.append(Text(f"  → {text(finding.get('hint'))}", "cyan"))
     if target.differing_outputs:
         body.extend(_evidence_line(o) for o in target.outputs)
+    if target.where:
+        body.append(Text.assemble(("where: ", "bold"), target.where))
     if target.decisive or target.info:
         table = Table(show_header=True, box=None, padding=(0, 1))
         for column in ("severity", "path", "golden → target"):
@@ -69,6 +73,12 @@ def _details(target: TargetView) -> Panel:
     body.extend(Text(f"hint: {hint}", "cyan") for hint in target.hints)
     title = Text.assemble(target.spec, "  ", _verdict(target))
     return Panel(Group(*body), title=title, title_align="left")
+
+
+def between_line(localization: LocalizationView) -> str:
+    """`between A and B: first divergence at …`: the localization of `envcheck compare A B`, on one line."""
+    a, b = localization.between or (DASH, DASH)
+    return f"between {a} and {b}: {localization.summary}"
 
 
 def _evidence_line(output) -> Text:
@@ -92,6 +102,8 @@ def render_plain(view: ReportView) -> str:
                      f" · fingerprint: {target.diff_summary}{latency}")
         if target.verdict != "IDENTICAL":
             lines.extend(f"{' ' * (width + 2)}{line}" for line in _plain_details(target))
+    if view.localization_between:
+        lines.append(f"where: {between_line(view.localization_between)}")
     lines.append(f"exit {view.exit_code} — {view.exit_meaning}")
     return "\n".join(lines) + "\n"
 
@@ -106,6 +118,8 @@ def _plain_details(target: TargetView) -> list[str]:
     for o in target.differing_outputs:
         lines.append(f"{o.name}: {o.status}" + (f" · {o.evidence}" if o.evidence else "")
                      + (f" — {o.reason}" if o.reason else ""))
+    if target.where:
+        lines.append(f"where: {target.where}")
     lines += [f"{d.severity} {d.path}: {d.change}" for d in target.decisive]
     if target.info:
         lines.append(f"{len(target.info)} info-level difference{'s' if len(target.info) > 1 else ''} "

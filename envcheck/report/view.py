@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from envcheck.localization_words import error_ulp, summary_sentence
+from envcheck.localization_words import first_origin as first_origin_of
 from envcheck.model import MEASURED_STATUSES, milliseconds, percent
 from envcheck.model import show_value as shown
 from envcheck.report.vocabulary import DASH, EXIT_MEANING, SEVERITIES, VERDICTS
@@ -61,6 +63,54 @@ class LatencyView:
 
 
 @dataclass(frozen=True)
+class TensorView:
+    """One recorded tensor of a localization (its first divergence, an origin): where, and how far off."""
+
+    key: str
+    op: str
+    index: int | None
+    error_ulp: float | None
+    error_abs: float | None
+
+
+@dataclass(frozen=True)
+class LayerPoint:
+    """One matched layer of the per-layer series, in topological order."""
+
+    key: str
+    op: str
+    error_ulp: float | None
+    """0: bitwise identical; None: the error is unknown (or the report's value is not a number)."""
+    origin: bool
+
+
+@dataclass(frozen=True)
+class LocalizationView:
+    """Where a target's numbers first part from the golden's (or capture b's from capture a's)."""
+
+    status: str
+    """ok, identical, unsupported (or whatever a hand-edited report holds, as text)."""
+    summary: str
+    """The one-line sentence: the report's own, else one made here from its fields."""
+    against: str
+    reason: str | None
+    first_origin: TensorView | None
+    """The first origin (an op that computes differently), else the first divergent tensor."""
+    origins: tuple[TensorView, ...]
+    origin_ops: tuple[tuple[str, int], ...]
+    """(op, number of origins) over all origins (the report lists the first few only)."""
+    layers: tuple[LayerPoint, ...]
+    between: tuple[str, str] | None
+    """(a, b): the two captures of `envcheck compare A B`; None for a target's localization."""
+    raw: Any
+
+    @property
+    def more_origins(self) -> int:
+        """Origins the report counts (origin_ops) beyond those it lists."""
+        return max(sum(count for _, count in self.origin_ops) - len(self.origins), 0)
+
+
+@dataclass(frozen=True)
 class TargetView:
     """Everything renderers show about one target."""
 
@@ -81,6 +131,15 @@ class TargetView:
     raw: dict[str, Any]
     """The target's entry in the JSON report, for what only one renderer shows."""
     latency: LatencyView | None = None
+    localization: LocalizationView | None = None
+
+    @property
+    def where(self) -> str | None:
+        """The localization sentence worth a line where evidence is shown for a target that is not IDENTICAL;
+        None when there is none, or when every recorded layer is bitwise identical."""
+        if self.localization is None or self.localization.status == "identical" or self.verdict == "IDENTICAL":
+            return None
+        return self.localization.summary
 
     @property
     def differences(self) -> tuple[DifferenceView, ...]:
@@ -108,6 +167,8 @@ class ReportView:
     """(verdict, count), worst first, verdicts with no target left out."""
     targets: tuple[TargetView, ...]
     document: dict[str, Any]
+    localization_between: LocalizationView | None = None
+    """`envcheck compare A B`: where capture b's numbers first part from capture a's."""
 
     @property
     def has_latency(self) -> bool:
@@ -129,7 +190,8 @@ def build_view(document: dict[str, Any]) -> ReportView:
                       exit_code=code, exit_meaning=EXIT_MEANING.get(code, ""), fail_on=text(document["fail_on"]),
                       created=text(document.get("created")), envcheck_version=text(document.get("envcheck_version")),
                       verdict_counts=tuple((verdict, counts[verdict]) for verdict in order), targets=targets,
-                      document=document)
+                      document=document, localization_between=localization_view(document.get("localization_between"),
+                                                                                between=True))
 
 
 def target_view(entry: dict[str, Any], anchor: str) -> TargetView:
@@ -146,7 +208,7 @@ def target_view(entry: dict[str, Any], anchor: str) -> TargetView:
         hints=tuple(text(h) for h in entry.get("hints") or ()),
         outputs_summary=text(error["kind"]) if error else ", ".join(f"{o.name}: {o.summary}" for o in outputs),
         diff_summary=_diff_summary(differences, findings), timings=entry.get("timings") or {}, raw=entry,
-        latency=_latency(entry.get("latency")))
+        latency=_latency(entry.get("latency")), localization=localization_view(entry.get("localization")))
 
 
 def _latency(entry: Any) -> LatencyView | None:
@@ -168,6 +230,57 @@ def _latency(entry: Any) -> LatencyView | None:
     return LatencyView(status=status, summary=summary, message=text(entry.get("message")), p50_s=p50,
                        p99_s=measured.get("p99_s"), ratio_p50=ratio if _is_number(ratio) else None, histogram=pairs,
                        raw=entry)
+
+
+def localization_view(entry: Any, between: bool = False) -> LocalizationView | None:
+    """The view of a `localization` (or, with `between`, a `localization_between`) entry; None when there is
+    none. Whatever a hand-edited report holds there renders: a value that is no object shows as text."""
+    if entry is None:
+        return None
+    if not isinstance(entry, dict):
+        return LocalizationView(status=DASH, summary=clip(entry), against=DASH, reason=None, first_origin=None,
+                                origins=(), origin_ops=(), layers=(), between=(DASH, DASH) if between else None,
+                                raw=entry)
+    status = text(entry.get("status"))
+    reason = text(entry["reason"]) if entry.get("reason") is not None else None
+    origins = tuple(_tensor(o) for o in _list(entry.get("origins")) if isinstance(o, dict))
+    first = first_origin_of(entry)
+    first_origin = _tensor(first) if first is not None else None
+    ops = entry.get("origin_ops")
+    origin_ops = tuple((text(op), n) for op, n in ops.items() if _is_number(n)) if isinstance(ops, dict) else ()
+    summary = entry.get("summary")
+    if status == "unsupported" or not isinstance(summary, str) or not summary.strip():
+        summary = summary_sentence(entry)
+    return LocalizationView(
+        status=status, summary=" ".join(summary.split()), against=text(entry.get("against")), reason=reason,
+        first_origin=first_origin, origins=origins, origin_ops=origin_ops,
+        layers=tuple(_layer(item) for item in _list(entry.get("layers")) if isinstance(item, (list, tuple))),
+        between=(text(entry.get("a")), text(entry.get("b"))) if between else None, raw=entry)
+
+
+def code_spans(sentence: str) -> list[tuple[str, bool]]:
+    """A sentence as (part, is code) pairs, its `…` spans the code (tensor keys): Markdown and HTML set them
+    as code, each part escaped there. A sentence with an odd number of backticks is all text."""
+    parts = sentence.split("`")
+    if len(parts) % 2 == 0:
+        return [(sentence, False)]
+    return [(part, index % 2 == 1) for index, part in enumerate(parts) if part]
+
+
+def _tensor(entry: dict[str, Any]) -> TensorView:
+    index = entry.get("index")
+    return TensorView(key=text(entry.get("key")), op=text(entry.get("op")),
+                      index=index if isinstance(index, int) and not isinstance(index, bool) else None,
+                      error_ulp=error_ulp(entry.get("error_ulp")), error_abs=error_ulp(entry.get("error_abs")))
+
+
+def _layer(item: list[Any] | tuple[Any, ...]) -> LayerPoint:
+    key, op, ulp, origin = (list(item) + [None] * 4)[:4]
+    return LayerPoint(key=text(key), op=text(op), error_ulp=error_ulp(ulp), origin=origin is True)
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _output(name: str, stats: dict[str, Any]) -> OutputView:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from envcheck.localization_words import first_origin
 from envcheck.model import ABSENT, VERDICT_RANK
 from envcheck.redact import REDACTED_PREFIX, hash_identifier
 
@@ -23,7 +24,8 @@ UNKNOWN_HOST = "unknown"
 """Shown for a host no target of its report named (a report of docker targets only, or of failures)."""
 RUN_COLUMNS = ["file", "target_index", "created", "date", "site", "host", "spec", "verdict", "exit_code",
                "golden_sha256", "golden_path", "output_digest", "outputs_identical", "error_kind", "max_ulp", "max_rel",
-               "consistency", "top1_agreement", "fail_diffs", "warn_diffs", "latency_p50_ms", "latency_ratio"]
+               "consistency", "top1_agreement", "fail_diffs", "warn_diffs", "latency_p50_ms", "latency_ratio",
+               "localization_status", "first_divergence_key", "first_divergence_op", "first_divergence_ulp"]
 INTERNAL_COLUMNS = ["verdict_rank", "place"]
 """Added to the runs for the views; not exported."""
 DIFF_COLUMNS = ["row", "path", "value", "severity"]
@@ -101,7 +103,8 @@ def _run_row(file: str, index: int, created: pd.Timestamp, document: dict, targe
             all(o["status"] == "identical" for o in outputs.values()) if outputs else None,
             (target.get("error") or {}).get("kind"), max(ulps) if ulps else None, max(rels) if rels else None,
             _lowest(outputs, "consistency"), _lowest(outputs, "top1_agreement_all"), severities.count("fail"),
-            severities.count("warn"), *_latency_columns(target.get("latency"))]
+            severities.count("warn"), *_latency_columns(target.get("latency")),
+            *_localization_columns(target.get("localization"))]
 
 
 def _lowest(outputs: dict[str, Any], rate: str) -> float | None:
@@ -120,6 +123,20 @@ def _latency_columns(latency: Any) -> tuple[float | None, float | None]:
     number = (int, float)
     return (round(p50 * 1000, 4) if isinstance(p50, number) else None,
             ratio if isinstance(ratio, number) and not isinstance(ratio, bool) else None)
+
+
+def _localization_columns(localization: Any) -> tuple[str | None, str | None, str | None, float | None]:
+    """(localization status, then key, op and error in ULP of the first origin, as localization_words picks
+    it; the renderers word these columns with its tensor_text). None where absent."""
+    if not isinstance(localization, dict):
+        return None, None, None, None
+    status = localization.get("status") if isinstance(localization.get("status"), str) else None
+    first = first_origin(localization)
+    if first is None or not isinstance(first.get("key"), str):
+        return status, None, None, None
+    op, ulp = first.get("op"), first.get("error_ulp")
+    return (status, first["key"], op if isinstance(op, str) else None,
+            ulp if isinstance(ulp, (int, float)) and not isinstance(ulp, bool) else None)
 
 
 def _is_docker(target: dict) -> bool:

@@ -41,6 +41,8 @@ class GoldenReview:
     """The worst verdict per site per day (views.trend)."""
     latency: pd.DataFrame
     """The median P50 latency (ms) per site per day (views.latency_trend); empty when no run timed the model."""
+    divergences: pd.DataFrame
+    """The latest runs with a first origin, where their numbers first part (views.first_divergences)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,6 @@ def review(paths: list[Path], since: str | None = None) -> Review:
             golden=golden, summary=views.counts(part), latest=current, evidence=views.evidence(part, current),
             matrix=views.verdict_matrix(part), consistency=views.consistency_matrix(part),
             classes=views.equivalence_classes(part), attribution=views.attribution(part), trend=views.trend(part),
-            latency=views.latency_trend(part)))
+            latency=views.latency_trend(part), divergences=views.first_divergences(part)))
     return Review(fleet=fleet, sections=sections, summary=views.counts(fleet), table=views.flat_table(fleet),
                   missing=missing)

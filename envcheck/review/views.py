@@ -144,6 +144,14 @@ def latency_trend(fleet: Fleet) -> pd.DataFrame:
     return timed.groupby(["place", "date"])["latency_p50_ms"].median().unstack("date").rename_axis(index="site")
 
 
+def first_divergences(fleet: Fleet) -> pd.DataFrame:
+    """The latest runs whose numbers part from the golden's somewhere named: site (and host, as in the matrix),
+    spec, verdict and the first origin's key, op and error in ULP; one golden's runs."""
+    _one_golden(fleet)
+    columns = ["place", "spec", "verdict", "first_divergence_key", "first_divergence_op", "first_divergence_ulp"]
+    return latest(fleet).dropna(subset=["first_divergence_key"])[columns].rename(columns={"place": "site"})
+
+
 def flat_table(fleet: Fleet) -> pd.DataFrame:
     """One row per golden × site × host × target × run, for CSV export."""
     return fleet.runs.drop(columns=INTERNAL_COLUMNS).sort_values(["golden_path", "golden_sha256", "site", "host",
