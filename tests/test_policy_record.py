@@ -40,11 +40,13 @@ def test_the_record_names_each_layer_and_hashes_the_effective_policy():
 
 @pytest.fixture
 def loosened_golden(tmp_path):
-    """The built-in golden with a manifest policy that ignores everything; it still verifies."""
+    """The built-in golden with a manifest policy that ignores everything (and no calibration layer over
+    it); it still verifies."""
     bundle = tmp_path / "golden"
     shutil.copytree(builtin_golden_dir(), bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["policy"] = GATE_OFF
+    manifest.pop("calibration", None)
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     return bundle
 
