@@ -31,6 +31,7 @@ from envcheck.model import Capture, TargetFailure
 CAPTURE_SCHEMA = "envcheck.capture/1"
 CAPTURE_FILE = "capture.json"
 OUTPUTS_FILE = "outputs.npz"
+TFLITE_OUTPUTS_FILE = "tflite-outputs.npz"
 CALIBRATION_FILE = re.compile(r"calibration-[a-z0-9-]+\.npz")
 """What the probe names a calibration perturbation's outputs (beside outputs.npz; never a path)."""
 
@@ -223,10 +224,27 @@ def _outcome(capture_dir: Path, document: dict[str, Any] | None, problem: str | 
         outputs = read_npz(capture_dir / OUTPUTS_FILE)
     except NpzError as unreadable:
         return failure("no-outputs", f"{outputs_shown} is missing or unreadable: {unreadable}")
+    tflite, tflite_outputs = _tflite(capture_dir, document.get("tflite"))
+    if document.get("edge") and tflite_outputs is None:
+        return failure("tflite-run", f"the TFLite outputs are missing or unreadable: {tflite.get('error') if tflite else ''}")
     return Capture(spec=spec, fingerprint=fingerprint, outputs=outputs, timings=document.get("timings", {}),
+                   tflite=tflite, tflite_outputs=tflite_outputs, edge=bool(document.get("edge")),
                    target_info=info, site=site, latency=document.get("latency"),
                    determinism=document.get("determinism"), layers=_layers(document.get("layers")),
                    calibration=_calibration(capture_dir, document.get("calibration")))
+
+
+def _tflite(capture_dir: Path, record: Any) -> tuple[dict[str, Any] | None, dict[str, np.ndarray] | None]:
+    """The probe's TFLite record and, when model.tflite ran, its outputs (an unreadable file is an error in the
+    record, never a failed capture: the SavedModel's outputs stand on their own)."""
+    if not isinstance(record, dict):
+        return None, None
+    if "outputs" not in record or record.get("error"):
+        return record, None
+    try:
+        return record, read_npz(capture_dir / TFLITE_OUTPUTS_FILE)
+    except NpzError as unreadable:
+        return {**record, "error": {"kind": "tflite-run", "message": f"{TFLITE_OUTPUTS_FILE}: {unreadable}"}}, None
 
 
 def _layers(record: Any) -> dict[str, Any] | None:
@@ -284,6 +302,11 @@ def save_capture_dir(outcome: Capture | TargetFailure, source_dir: Path, out_dir
         atomic_write_bytes(out_dir / OUTPUTS_FILE, _npz_bytes(outcome.outputs))
     else:  # never leave an earlier probe's outputs beside this failed capture
         (out_dir / OUTPUTS_FILE).unlink(missing_ok=True)
+    tflite_outputs = source_dir / TFLITE_OUTPUTS_FILE
+    if isinstance(outcome, Capture) and tflite_outputs.is_file():
+        atomic_write_bytes(out_dir / TFLITE_OUTPUTS_FILE, tflite_outputs.read_bytes())
+    else:
+        (out_dir / TFLITE_OUTPUTS_FILE).unlink(missing_ok=True)
     atomic_write_text(out_dir / CAPTURE_FILE, json.dumps(document, indent=1, sort_keys=True, default=str))
 
 

@@ -133,7 +133,8 @@ def build_report(golden: GoldenBundle, outcomes: Sequence[Outcome], policy: Poli
     # A bundle written by envcheck is already redacted; one written elsewhere may not be: redact once here.
     reference = Reference(expected=golden.expected, fingerprint=redact_fingerprint(golden.fingerprint),
                           latency=golden.latency, determinism=golden.determinism,
-                          noise=noise_scales(golden.calibration), layers=golden.layers)
+                          noise=noise_scales(golden.calibration), layers=golden.layers,
+                          tflite_expected=golden.tflite_expected)
     results: list[TargetResult] = [evaluate(o, reference, policy, concurrent_probes) for o in outcomes]
     return RunReport(golden_path=str(golden.path), golden_sha256=golden.sha256, targets=tuple(results),
                      exit_code=int(exit_code_for((r.verdict for r in results), fail_on)), fail_on=fail_on,

@@ -137,6 +137,12 @@ def _add_golden_commands(commands) -> None:
     create.add_argument("--no-calibrate", dest="calibrate", action="store_false",
                         help="skip measuring the reference's noise under benign perturbations (faster; the "
                              "tolerance is then the policy's alone)")
+    create.add_argument("--tflite", action="store_true",
+                        help="also convert the model to TFLite in the reference target and keep model.tflite and its "
+                             "outputs, so edge boxes with only a TFLite runtime can be checked (a model that does not "
+                             "convert is recorded as unsupported)")
+    create.add_argument("--edge", action="store_true",
+                        help="with --builtin: the built-in model's edge variant (no attention or GRU), with --tflite")
     create.add_argument("--no-layers", dest="layers", action="store_false",
                         help="record no layer summaries (then no check of this golden can say where in the model "
                              "outputs drift)")
@@ -163,7 +169,9 @@ def _add_golden_commands(commands) -> None:
 
 
 def _golden_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--golden", type=Path, metavar="DIR", help="golden bundle (default: built-in golden/default)")
+    parser.add_argument("--golden", type=Path, metavar="DIR",
+                        help="golden bundle directory, or builtin:edge for the built-in edge golden (default: the "
+                             "built-in golden/default)")
     parser.add_argument("--golden-sha256", metavar="HASH", type=_sha256_prefix,
                         help="refuse a golden whose manifest sha256 is not HASH (at least 12 hex digits): "
                              "CI pins the exact bundle it trusts")
@@ -412,13 +420,19 @@ def command_golden_create(args: argparse.Namespace) -> int:
     from envcheck.golden_create import create_golden
     from envcheck.targets.probe_app import DEFAULT_BATCH_SIZE
 
+    if args.edge and not args.builtin:
+        raise UsageError("--edge builds the built-in model's edge variant: use it with --builtin")
     targets = _targets([args.target], args)
     path = create_golden(out=args.out, target=targets[0], builtin=args.builtin, model=args.model,
                          inputs=args.inputs, description=args.description, force=args.force,
                          timeout=args.timeout, allow_nonfinite=args.allow_nonfinite, calibrated=args.calibrate,
-                         samples=args.samples, batch_size=args.batch_size or DEFAULT_BATCH_SIZE, layers=args.layers)
+                         samples=args.samples, batch_size=args.batch_size or DEFAULT_BATCH_SIZE, layers=args.layers,
+                         tflite=args.tflite or args.edge, edge=args.edge)
     _say(f"golden bundle written to {path}")
-    _say(_layers_line(json.loads((path / "manifest.json").read_text(encoding="utf-8")).get("layers")))
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    _say(_layers_line(manifest.get("layers")))
+    if "tflite" in manifest:
+        _say(_tflite_line(manifest["tflite"]))
     return ExitCode.OK
 
 
@@ -456,7 +470,17 @@ def command_golden_verify(args: argparse.Namespace) -> int:
     for warning in loosenings(calibrated_layer(golden.calibration, build_policy(golden.policy))):
         _err(f"warning: the golden's calibration loosens the defaults: {warning}")
     _say(_layers_line(golden.manifest.get("layers")))
+    if "tflite" in golden.manifest:
+        _say(_tflite_line(golden.manifest["tflite"]))
     return ExitCode.OK
+
+
+def _tflite_line(summary: dict) -> str:
+    """What the golden's TFLite model lets edge targets be checked against."""
+    if summary.get("status") != "ok":
+        return f"tflite: unsupported ({summary.get('reason')}); the SavedModel golden is unaffected"
+    return (f"tflite: model.tflite (schema {summary.get('schema_version')}, converted by TensorFlow "
+            f"{summary.get('tensorflow')}), expected outputs from {summary.get('runtime')} {summary.get('version')}")
 
 
 def _layers_line(summary: dict | None) -> str:

@@ -92,6 +92,11 @@ NUMPY = Hint(110, "NumPy differs ({change}): ufuncs may differ by ≤ 4 ULP and 
              "changes pre/post-processing.", explains_ulp=4)
 KERAS = Hint(120, "Keras differs ({path}: {change}): ~1e-7 per layer; Keras 3 cannot load legacy "
              "SavedModels with load_model.")
+TFLITE_RUNTIME = Hint(65, "The TFLite runtime differs ({path}: {change}): another runtime or release ships other "
+                      "kernels (XNNPACK's, FP16 paths); expect ~1e-6 relative on the tflite: outputs.", explains_rel=1e-6)
+TFLITE_RESOLVER = Hint(15, "{path} differs ({change}): XNNPACK and the builtin or reference kernels sum in another "
+                       "order; expect bitwise-different tflite: outputs, a few 1e-7 absolute (measured: 2.2e-7 on the "
+                       "built-in edge model).")
 PROTOBUF = Hint(130, "protobuf differs ({change}): no numeric effect, but a mismatch breaks TensorFlow's import.")
 
 # Severity: first entry with a severity that matches wins, so specific patterns come before broad
@@ -179,6 +184,15 @@ FIELDS: tuple[Field, ...] = (
     Field("env.NVIDIA_TF32_OVERRIDE", "warn", hint=TF32),
     Field("env.TF_USE_LEGACY_KERAS", "warn", hint=KERAS),
     Field("env.PROTOCOL_BUFFERS_*", "warn", hint=PROTOBUF),
+    # the TFLite runtime (a golden with model.tflite): which one runs is a fact, how it computes is judged by
+    # the tflite: outputs; the op resolver is the application's choice of kernels
+    Field("tflite.op_resolver", "warn", label="TFLite op resolver", hint=TFLITE_RESOLVER),
+    Field("tflite.op_resolver_words", "ignore"),
+    Field("tflite.runtime", "info", label="TFLite runtime", hint=TFLITE_RUNTIME),
+    Field("tflite.version", "info", label="TFLite runtime version", hint=TFLITE_RUNTIME),
+    Field("packages.ai-edge-litert", "info", hint=TFLITE_RUNTIME),
+    Field("packages.tflite-runtime", "info", hint=TFLITE_RUNTIME),
+    Field("tflite.*", "info"),
     # everything else is worth seeing but changes no verdict
     Field("*", "info"),
 )

@@ -6,6 +6,8 @@ A bundle is a directory:
     inputs.npz        the golden input set, keyed by signature input name
     expected.npz      the reference outputs, keyed by signature output name
     fingerprint.json  the reference environment's fingerprint (identifying values hashed)
+    model.tflite      (optional, golden create --tflite) the model converted once by the reference's TensorFlow,
+    tflite_expected.npz  and its outputs there; the manifest's `tflite` says how it was converted (or why not)
     layers.json       (optional) the reference's layer record: each intermediate tensor's summary, for
                       localising drift (compare/localization.py); the manifest's `layers` summarises it
 Every command that reads a bundle verifies it first; any problem names the file. The manifest's
@@ -36,7 +38,11 @@ GOLDEN_SCHEMA = "envcheck.golden/1"
 MANIFEST_FILE = "manifest.json"
 REQUIRED_FILES = ("model/saved_model.pb", "inputs.npz", "expected.npz", "fingerprint.json")
 LAYERS_FILE = "layers.json"
-DEFAULT_GOLDEN = "golden/default"
+TFLITE_FILE = "model.tflite"
+TFLITE_EXPECTED_FILE = "tflite_expected.npz"
+BUILTIN_PREFIX = "builtin:"
+BUILTIN_NAMES = ("default", "edge")
+"""The built-in goldens: golden/default, and golden/edge (the edge variant of its model, with model.tflite)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,8 @@ class GoldenBundle:
     fingerprint: dict[str, Any]
     layers: dict[str, Any] | None = None
     """The reference's layer record (layers.json); None: the golden has none."""
+    tflite_expected: dict[str, np.ndarray] | None = None
+    """model.tflite's outputs in the reference (tflite_expected.npz); None: the golden has no TFLite model."""
 
     @property
     def policy(self) -> dict[str, Any]:
@@ -82,17 +90,23 @@ def reseal(golden: GoldenBundle, **additions: Any) -> GoldenBundle:
     return load_golden(golden.path)
 
 
-def builtin_golden_dir() -> Path:
-    """The built-in golden: packaged beside the code when installed, else the repository's golden/."""
-    packaged = Path(__file__).parent / "_builtin_golden" / "default"
+def builtin_golden_dir(name: str = "default") -> Path:
+    """A built-in golden (`default`, or `edge`: the edge variant with model.tflite): packaged beside the code
+    when installed, else the repository's golden/NAME."""
+    packaged = Path(__file__).parent / "_builtin_golden" / name
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parents[1] / DEFAULT_GOLDEN
+    return Path(__file__).resolve().parents[1] / "golden" / name
 
 
 def resolve_golden_dir(path: str | Path | None) -> Path:
-    """The bundle directory to load: the given path, or the built-in golden."""
-    return builtin_golden_dir() if path is None else Path(path)
+    """The bundle directory to load: the given path, `builtin:NAME` for a built-in golden (builtin:edge), or
+    the built-in default golden."""
+    if path is None:
+        return builtin_golden_dir()
+    if str(path).startswith(BUILTIN_PREFIX) and str(path)[len(BUILTIN_PREFIX):] in BUILTIN_NAMES:
+        return builtin_golden_dir(str(path)[len(BUILTIN_PREFIX):])
+    return Path(path)
 
 
 def load_golden(path: str | Path | None = None) -> GoldenBundle:
@@ -122,7 +136,9 @@ def load_golden(path: str | Path | None = None) -> GoldenBundle:
     if not isinstance(fingerprint, dict):
         raise GoldenError(f"{root / 'fingerprint.json'}: not a JSON object")
     return GoldenBundle(path=root, sha256=sha256_file(manifest_path), manifest=manifest,
-                        expected=expected, fingerprint=fingerprint, layers=_load_layers(root, manifest["files"]))
+                        expected=expected, fingerprint=fingerprint, layers=_load_layers(root, manifest["files"]),
+                        tflite_expected=_load_npz(root / TFLITE_EXPECTED_FILE)
+                        if TFLITE_EXPECTED_FILE in manifest["files"] else None)
 
 
 def _load_layers(root: Path, listed: dict[str, str]) -> dict[str, Any] | None:
@@ -218,7 +234,8 @@ def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict
                  fingerprint: dict[str, Any], description: str, policy: dict[str, Any], force: bool,
                  latency: dict[str, Any] | None = None, determinism: dict[str, Any] | None = None,
                  calibration: dict[str, Any] | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                 layers: dict[str, Any] | None = None) -> Path:
+                 layers: dict[str, Any] | None = None, tflite: dict[str, Any] | None = None,
+                 tflite_model: Path | None = None, tflite_expected: dict[str, np.ndarray] | None = None) -> Path:
     """Assemble a bundle in a staging directory beside `out`, then swap it in (never half-written)."""
     out = Path(out)
     if out.exists() and not force:
@@ -232,6 +249,9 @@ def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict
         np.savez(staging / "expected.npz", **expected)  # type: ignore[arg-type]  # (numpy's stub)
         (staging / "fingerprint.json").write_text(
             json.dumps(redact_fingerprint(fingerprint), indent=1, sort_keys=True), encoding="utf-8")
+        if tflite_model is not None and tflite_expected is not None:
+            shutil.copyfile(tflite_model, staging / TFLITE_FILE)
+            np.savez(staging / TFLITE_EXPECTED_FILE, **tflite_expected)  # type: ignore[arg-type]
         if layers is not None:  # compact: about 0.7 KB per tensor
             (staging / LAYERS_FILE).write_text(json.dumps(layers, sort_keys=True, separators=(",", ":")),
                                                encoding="utf-8")
@@ -249,6 +269,7 @@ def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict
             **({"determinism": determinism} if determinism else {}),
             **({"calibration": calibration} if calibration else {}),
             **({"layers": layers_summary(layers)} if layers is not None else {}),
+            **({"tflite": tflite} if tflite is not None else {}),
             "batch_size": batch_size,
         }
         atomic_write_text(staging / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True))

@@ -21,9 +21,9 @@ from envcheck.compare.latency import reference_latency
 from envcheck.compare.outputs import compare_output
 from envcheck.compare.policy import build_policy
 from envcheck.errors import GoldenError, UsageError
-from envcheck.golden import MANIFEST_FILE, GoldenBundle, first_symlink, load_golden, reseal, write_bundle
+from envcheck.golden import MANIFEST_FILE, TFLITE_FILE, GoldenBundle, first_symlink, load_golden, reseal, write_bundle
 from envcheck.model import Capture, TargetFailure, Tolerance
-from envcheck.runner import run_target
+from envcheck.runner import run_probe_into, run_target
 from envcheck.targets.base import PROBE_DIR, Target
 from envcheck.targets.probe_app import DEFAULT_BATCH_SIZE, probe_app_path
 from envcheck.targets.process import run_child
@@ -34,6 +34,9 @@ DEFAULT_POLICY = {"tolerance": {"atol": 1e-5, "rtol": 1e-5}}
 BUILTIN_POLICY = {"tolerance": {"atol": 1e-5, "rtol": 1e-5, "outputs": {"class_probs": {"classification": True}}}}
 BUILTIN_DESCRIPTION = ("envcheck built-in golden: conv + batch norm + depthwise conv + GELU/tanh + attention + GRU, "
                        "two heads (class_probs, embedding); 24 seeded rows + 4 edge rows (zeros, ±1e3, 1e-30, σ=50)")
+EDGE_DESCRIPTION = ("envcheck built-in edge golden: conv + batch norm + depthwise conv + GELU/tanh, two heads "
+                    "(class_probs, embedding), with model.tflite; 24 seeded images + 4 edge images (zeros, 1e3, 1e-30, "
+                    "σ=50)")
 CHILD_TIMEOUT_S = 600.0
 CALIBRATION_RUNS = 6
 """Processes a calibrated reference run starts: the probe and its five child probes (calibrate.py)."""
@@ -42,19 +45,23 @@ CALIBRATION_RUNS = 6
 def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | None, inputs: Path | None,
                   description: str, force: bool, timeout: float, allow_nonfinite: bool = False,
                   calibrated: bool = True, samples: int | None = None,
-                  batch_size: int = DEFAULT_BATCH_SIZE, layers: bool = True) -> Path:
+                  batch_size: int = DEFAULT_BATCH_SIZE, layers: bool = True, tflite: bool = False,
+                  edge: bool = False) -> Path:
     """Run the model in `target` and write a golden bundle to `out`; returns its path. `calibrated`: measure
     the reference's noise under benign perturbations too (compare/calibration.py); `samples`: generate that
     many seeded inputs from the signature (the built-in model's own rows otherwise); `batch_size`: samples per
     call, for this run and every probe of the golden; `layers`: record every layer's summary (layers.json), from
-    which checks localise drift."""
+    which checks localise drift; `tflite`: convert the model to TFLite in the reference target and keep
+    model.tflite with its outputs there (a model that does not convert is recorded as unsupported); `edge`: with
+    `builtin`, the built-in model's edge variant (it converts)."""
     check_destination(Path(out), force)
     with tempfile.TemporaryDirectory(prefix="envcheck-golden-") as work:
         staging = Path(work) / "bundle"
         staging.mkdir()
         if builtin:
             _run_tf_child([str(BUILDER_FILE), "--out-model", str(staging / "model"),
-                           "--out-inputs", str(staging / "inputs.npz")], "building the built-in model")
+                           "--out-inputs", str(staging / "inputs.npz"), *(["--edge"] if edge else [])],
+                          "building the built-in model")
             if samples is not None:
                 _generate_inputs(staging, samples)
         else:
@@ -62,17 +69,19 @@ def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | Non
         check_inputs(staging / "inputs.npz", allow_nonfinite)
         # The reference probe reads its batch size where every probe does: the bundle's manifest.
         (staging / MANIFEST_FILE).write_text(json.dumps({"batch_size": batch_size}))
-        outcome = _reference_run(dataclasses.replace(target, layers=layers),  # type: ignore[type-var]
-                                 staging, timeout, calibrated)
+        probed = Path(work) / "capture"
+        outcome = _reference_run(dataclasses.replace(target, layers=layers, tflite=tflite),  # type: ignore[type-var]
+                                 staging, timeout, calibrated, probed)
         policy = BUILTIN_POLICY if builtin else DEFAULT_POLICY
+        edge_model = _edge_model(outcome, probed) if tflite else None
         return write_bundle(out, model_dir=staging / "model", inputs_npz=staging / "inputs.npz",
                             expected=outcome.outputs, fingerprint=outcome.fingerprint,
-                            description=description or (BUILTIN_DESCRIPTION if builtin else ""),
+                            description=description or _builtin_description(builtin, edge),
                             policy=policy, force=force,
                             latency=reference_latency(outcome.latency, outcome.fingerprint),
                             determinism=reference_determinism(outcome.determinism),
                             calibration=_calibration(outcome, policy), batch_size=batch_size,
-                            layers=outcome.layers)
+                            layers=outcome.layers, **(edge_model or {}))
 
 
 def calibrate_golden(path: Path, target: Target, timeout: float) -> tuple[GoldenBundle, float | None]:
@@ -89,13 +98,39 @@ def calibrate_golden(path: Path, target: Target, timeout: float) -> tuple[Golden
     return reseal(golden, calibration=_calibration(outcome, golden.policy)), max(apart) if apart else None
 
 
-def _reference_run(target: Target, bundle_dir: Path, timeout: float, calibrated: bool) -> Capture:
-    """The reference probe; calibrating, it runs the model in up to CALIBRATION_RUNS processes, each of
-    which --timeout bounds as it bounds one probe."""
+def _builtin_description(builtin: bool, edge: bool) -> str:
+    if not builtin:
+        return ""
+    return EDGE_DESCRIPTION if edge else BUILTIN_DESCRIPTION
+
+
+def _edge_model(outcome: Capture, probed: Path) -> dict:
+    """write_bundle's TFLite arguments from a reference run with --tflite: the manifest's record (how it was
+    converted and run, or why it does not convert), and when it converted the file and its outputs."""
+    record = outcome.tflite or {}
+    conversion = record.get("conversion") or {"status": "unsupported", "reason": "the reference probe did not convert"}
+    if conversion.get("status") == "ok" and record.get("error"):
+        conversion = {**conversion, "status": "unsupported",
+                      "reason": f"it converts but does not run here: {record['error'].get('message')}"}
+    if conversion.get("status") != "ok" or outcome.tflite_outputs is None:
+        return {"tflite": conversion}
+    summary = {**conversion, "runtime": record.get("runtime"), "version": record.get("version"),
+               "op_resolver": record.get("op_resolver")}
+    return {"tflite": summary, "tflite_model": probed / TFLITE_FILE, "tflite_expected": outcome.tflite_outputs}
+
+
+def _reference_run(target: Target, bundle_dir: Path, timeout: float, calibrated: bool,
+                   out_dir: Path | None = None) -> Capture:
+    """The reference probe (its capture left in `out_dir` when given); calibrating, it runs the model in up to
+    CALIBRATION_RUNS processes, each of which --timeout bounds as it bounds one probe."""
     if calibrated:
         target = dataclasses.replace(target, calibrate=True)  # type: ignore[type-var]
         timeout *= CALIBRATION_RUNS
-    outcome = run_target(target, bundle_dir, timeout)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        outcome = run_probe_into(target, bundle_dir, out_dir, timeout)
+    else:
+        outcome = run_target(target, bundle_dir, timeout)
     if isinstance(outcome, TargetFailure):
         raise GoldenError(f"the reference target {target.spec} could not run the model: {outcome.message}")
     return outcome

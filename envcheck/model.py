@@ -55,6 +55,13 @@ class Capture:
     layers: dict[str, Any] | None = None
     """The layer record (capture.json's `layers`: each intermediate tensor's summary, or `unsupported` and
     why); None: the probe recorded no layers."""
+    tflite: dict[str, Any] | None = None
+    """The TFLite record (capture.json's `tflite`: runtime, version, op resolver, a golden's conversion, or an
+    error); None: the golden has no model.tflite."""
+    tflite_outputs: dict[str, np.ndarray] | None = None
+    """model.tflite's outputs on the golden inputs (tflite-outputs.npz); None when it did not run."""
+    edge: bool = False
+    """The target has no TensorFlow, only a TFLite runtime: `outputs` is empty and tflite_outputs is all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +111,8 @@ class Reference:
     """Per output, the calibrated noise (absolute); empty for a golden that was not calibrated."""
     layers: dict[str, Any] | None = None
     """The reference's layer record (layers.json); None: the golden has none, so nothing is localised."""
+    tflite_expected: dict[str, np.ndarray] | None = None
+    """model.tflite's outputs in the reference (tflite_expected.npz); None: the golden has no TFLite model."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -350,3 +350,21 @@ def test_builtin_golden_rebuilds_from_code_with_the_same_inputs_and_outputs(run_
     assert sorted(c.name for c in comparisons) == ["class_probs", "embedding"]
     assert all(c.status in ("identical", "noise") for c in comparisons), comparisons
     assert rebuilt.manifest["policy"] == committed.manifest["policy"]
+
+
+def test_the_builtin_edge_golden_rebuilds_from_code_with_its_tflite_model(run_cli, tmp_path):
+    """golden/edge too is what the code makes: `golden create --builtin --edge` (the image branch alone, converted
+    to TFLite); its inputs bit for bit, its SavedModel and TFLite outputs within the noise band."""
+    from envcheck.compare.outputs import compare_outputs
+    from envcheck.compare.policy import build_policy
+    from envcheck.golden import load_golden
+    code, out, err, _ = run_cli("golden", "create", "--builtin", "--edge", "--out", str(tmp_path / "rebuilt"),
+                                "--no-calibrate")
+    assert code == ExitCode.OK, err
+    assert "tflite: model.tflite (schema 3" in out
+    rebuilt, committed = load_golden(tmp_path / "rebuilt"), load_golden("builtin:edge")
+    with np.load(rebuilt.path / "inputs.npz") as new, np.load(committed.path / "inputs.npz") as old:
+        assert sorted(new.files) == sorted(old.files) == ["image"] and new["image"].tobytes() == old["image"].tobytes()
+    policy = build_policy(committed.policy)
+    for old, new in ((committed.expected, rebuilt.expected), (committed.tflite_expected, rebuilt.tflite_expected)):
+        assert all(c.status in ("identical", "noise") for c in compare_outputs(old, new, policy))

@@ -48,6 +48,10 @@ TODAY_SEVERITY = (
     ("env.TF_SET_ONEDNN_FPMATH_MODE", "warn"), ("env.TF_XLA_FLAGS", "warn"), ("env.XLA_FLAGS", "warn"),
     ("env.TF_DETERMINISTIC_OPS", "warn"), ("env.TF_CUDNN_*", "warn"), ("env.NVIDIA_TF32_OVERRIDE", "warn"),
     ("env.TF_USE_LEGACY_KERAS", "warn"), ("env.PROTOCOL_BUFFERS_*", "warn"),
+    # the TFLite runtime: which one is a fact, the op resolver (the application's kernels) warns
+    ("tflite.op_resolver", "warn"), ("tflite.op_resolver_words", "ignore"), ("tflite.runtime", "info"),
+    ("tflite.version", "info"), ("packages.ai-edge-litert", "info"), ("packages.tflite-runtime", "info"),
+    ("tflite.*", "info"),
     # everything else is worth seeing but changes no verdict
     ("*", "info"),
 )
@@ -57,6 +61,9 @@ TODAY_CAUSES = (
      "{path} differs ({change}): oneDNN custom ops change the kernels' summation order; expect "
      'bitwise-different outputs within ~15 ULP. Since TF 2.9 oneDNN is on by default only on CPUs with '
      'avx512_vnni, avx512_bf16, avx_vnni or AMX.'),
+    (('tflite.op_resolver',), None, None,
+     '{path} differs ({change}): XNNPACK and the builtin or reference kernels sum in another order; expect '
+     'bitwise-different tflite: outputs, a few 1e-7 absolute (measured: 2.2e-7 on the built-in edge model).'),
     (('env.ONEDNN_MAX_CPU_ISA', 'env.DNNL_MAX_CPU_ISA'), 12, None,
      '{path} differs ({change}): oneDNN dispatches to kernels for another instruction set (this is also '
      'how an older CPU is emulated); expect 0–12 ULP.'),
@@ -72,6 +79,9 @@ TODAY_CAUSES = (
     (('tensorflow.version', 'tensorflow.git_version', 'packages.tensorflow*', 'tensorflow.distribution*'), None, 1e-06,
      'The TensorFlow build differs ({path}: {change}): kernels and defaults change between releases; '
      "expect ~1e-6 relative, more when a default changes. Pin the image to the golden's version."),
+    (('tflite.runtime', 'tflite.version', 'packages.ai-edge-litert', 'packages.tflite-runtime'), None, 1e-06,
+     'The TFLite runtime differs ({path}: {change}): another runtime or release ships other kernels '
+     "(XNNPACK's, FP16 paths); expect ~1e-6 relative on the tflite: outputs."),
     (('tensorflow.build_info*', 'tensorflow.compiler_version'), None, None,
      'TensorFlow was built differently ({path}: {change}): compiler, CUDA or cuDNN of the build changed.'),
     (('env.TF_XLA_FLAGS', 'env.XLA_FLAGS', 'tensorflow.jit'), 14, None,

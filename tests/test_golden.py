@@ -111,6 +111,15 @@ def test_builtin_golden_verifies_and_is_small():
     assert total < 1_000_000
 
 
+def test_the_builtin_edge_golden_verifies_with_its_tflite_model():
+    golden = load_golden("builtin:edge")
+    assert golden.path == builtin_golden_dir("edge")
+    assert golden.manifest["tflite"]["status"] == "ok" and golden.manifest["tflite"]["schema_version"] == 3
+    assert golden.tflite_expected is not None and set(golden.tflite_expected) == set(golden.expected)
+    assert golden.layers is not None and golden.layers["status"] == "ok"
+    assert sum(p.stat().st_size for p in golden.path.rglob("*") if p.is_file()) < 1_000_000
+
+
 @pytest.mark.parametrize("corrupt, names, says", CORRUPTIONS)
 def test_corrupt_bundle_is_rejected_naming_the_file(golden_copy, corrupt, names, says):
     corrupt(golden_copy)

@@ -17,6 +17,7 @@ def test_wheel_carries_the_builtin_golden_and_finds_it(tmp_path):
     (wheel,) = tmp_path.glob("envcheck-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "envcheck/_builtin_golden/default/manifest.json" in names
+    assert "envcheck/_builtin_golden/edge/model.tflite" in names
     assert "envcheck/probe/envcheck_probe/cli.py" in names
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:

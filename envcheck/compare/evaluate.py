@@ -14,6 +14,7 @@ from envcheck.compare.latency import compare_latency
 from envcheck.compare.localization import localize
 from envcheck.compare.outputs import compare_outputs
 from envcheck.compare.policy import Policy
+from envcheck.compare.tflite import edge_golden_fingerprint, tflite_comparisons, tflite_findings
 from envcheck.compare.verdict import decide_verdict
 from envcheck.model import Capture, OutputComparison, Reference, Severity, TargetFailure, TargetResult
 from envcheck.redact import redact_fingerprint, redact_target_info
@@ -27,12 +28,15 @@ def evaluate(outcome: Capture | TargetFailure, reference: Reference, policy: Pol
     fingerprint = redact_fingerprint(outcome.fingerprint)
     target_info = redact_target_info(outcome.target_info)
     golden = reference.fingerprint
+    if isinstance(outcome, Capture) and outcome.edge:
+        golden = edge_golden_fingerprint(golden, fingerprint)
     findings = find_problems(fingerprint, golden, policy)
     if isinstance(outcome, TargetFailure):
         return TargetResult(spec=outcome.spec, site=outcome.site, verdict="ERROR", error=outcome, outputs=(),
                             fingerprint_diff=(), hints=(), fingerprint=fingerprint, target_info=target_info,
                             timings=outcome.timings, output_digest=None, findings=findings)
-    outputs = compare_outputs(reference.expected, outcome.outputs, policy, noise=reference.noise)
+    outputs = () if outcome.edge else compare_outputs(reference.expected, outcome.outputs, policy, noise=reference.noise)
+    outputs += tflite_comparisons(reference.tflite_expected, outcome, policy)
     diffs = diff_fingerprints(golden, fingerprint, policy)
     def severity_of(code: str) -> Severity | None:
         return policy.user_severity(f"finding.{code}")
@@ -40,10 +44,12 @@ def evaluate(outcome: Capture | TargetFailure, reference: Reference, policy: Pol
     latency, slowness = compare_latency(outcome.latency, fingerprint, reference.latency, policy.latency, severity_of,
                                         concurrent_probes)
     findings += slowness + determinism_findings(outcome.determinism, reference.determinism, severity_of)
+    findings += tflite_findings(outcome, reference.tflite_expected is not None)
     return TargetResult(spec=outcome.spec, site=outcome.site, verdict=decide_verdict(outputs, diffs, findings),
                         error=None, outputs=outputs, fingerprint_diff=diffs, hints=hints_for(diffs, outputs),
                         fingerprint=fingerprint, target_info=target_info, timings=outcome.timings,
-                        output_digest=output_digest(outcome.outputs), findings=findings, latency=latency,
+                        output_digest=output_digest(outcome.tflite_outputs or {} if outcome.edge else outcome.outputs),
+                        findings=findings, latency=latency,
                         localization=_localization(reference.layers, outcome.layers, outputs))
 
 
@@ -53,7 +59,9 @@ def _localization(golden: dict[str, Any] | None, target: dict[str, Any] | None,
     None when nothing was recorded to compare (a golden without a record, a probe run with --no-layers)."""
     if golden is None or (target is None and golden.get("status") == "ok"):
         return None
-    return localize(golden, target, outputs_drift=any(o.status != "identical" for o in outputs))
+    # The SavedModel's outputs only: the TFLite ones (tflite:, parity:) are another model.
+    saved_model = [o for o in outputs if ":" not in o.name]
+    return localize(golden, target, outputs_drift=any(o.status != "identical" for o in saved_model))
 
 
 def output_digest(outputs: dict[str, np.ndarray]) -> str:

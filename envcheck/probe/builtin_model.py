@@ -3,11 +3,12 @@
 The host tool never imports TensorFlow, so `envcheck golden create --builtin` runs this file in a
 subprocess with the reference interpreter:
 
-    python builtin_model.py --out-model DIR --out-inputs FILE.npz
+    python builtin_model.py --out-model DIR --out-inputs FILE.npz [--edge]
 
 The model is small but touches the kernels that drift between environments: convolutions,
 batch normalisation with non-trivial statistics, matmuls, GELU/tanh/softmax, multi-head attention
-and a GRU. Weights and inputs are seeded, so a rebuild gives the same bundle contents.
+and a GRU. Weights and inputs are seeded, so a rebuild gives the same bundle contents. `--edge` builds its
+edge variant, the image branch alone (no attention, no GRU), which converts to TFLite with builtin ops.
 """
 import argparse
 import os
@@ -20,7 +21,7 @@ SERIES_SHAPE = (12, 6)
 NUM_CLASSES = 10
 
 
-def build_model():
+def build_model(edge=False):
     import numpy as np
     import keras
     from keras import layers
@@ -39,19 +40,21 @@ def build_model():
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dense(32, activation="tanh")(x)
 
-    s = layers.Dense(16)(series)
-    s = s + layers.MultiHeadAttention(num_heads=2, key_dim=8)(s, s)
-    s = layers.LayerNormalization()(s)
-    s = layers.GRU(16)(s)
-
-    h = layers.Concatenate()([x, s])
-    h = layers.Dense(48, activation="gelu")(h)
+    if edge:  # Keras 3's GRU keeps a TensorList without a static element shape: no TFLite builtin op for it
+        h = layers.Dense(48, activation="gelu")(x)
+    else:
+        s = layers.Dense(16)(series)
+        s = s + layers.MultiHeadAttention(num_heads=2, key_dim=8)(s, s)
+        s = layers.LayerNormalization()(s)
+        s = layers.GRU(16)(s)
+        h = layers.Concatenate()([x, s])
+        h = layers.Dense(48, activation="gelu")(h)
     logits = layers.Dense(NUM_CLASSES)(h)
     outputs = {
         "class_probs": layers.Softmax(name="class_probs")(logits),
         "embedding": layers.Dense(8, name="embedding")(h),
     }
-    model = keras.Model(inputs={"image": image, "series": series}, outputs=outputs)
+    model = keras.Model(inputs={"image": image} if edge else {"image": image, "series": series}, outputs=outputs)
 
     # NOTE: fresh BatchNorm layers hold mean 0 / variance 1, which makes them an identity and
     # hides their kernels; give them seeded statistics like a trained model has.
@@ -68,7 +71,7 @@ def build_model():
     return model
 
 
-def build_inputs():
+def build_inputs(edge=False):
     """Seeded realistic rows, then edge rows: zeros, large magnitudes, tiny (subnormal-adjacent) values."""
     import numpy as np
 
@@ -79,24 +82,28 @@ def build_inputs():
                    rng.normal(0.0, 50.0, IMAGE_SHAPE)]
     edges_series = [np.zeros(SERIES_SHAPE), np.full(SERIES_SHAPE, -1e3), np.full(SERIES_SHAPE, 1e-30),
                     rng.normal(0.0, 50.0, SERIES_SHAPE)]
-    return {
+    inputs = {
         "image": np.concatenate([image, np.stack(edges_image)]).astype("float32"),
         "series": np.concatenate([series, np.stack(edges_series)]).astype("float32"),
     }
+    if edge:
+        del inputs["series"]
+    return inputs
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-model", required=True, help="directory to write the SavedModel to")
     parser.add_argument("--out-inputs", required=True, help="npz file to write the golden inputs to")
+    parser.add_argument("--edge", action="store_true", help="the edge variant (converts to TFLite)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
 
-    model = build_model()
+    model = build_model(edge=args.edge)
     model.export(args.out_model, format="tf_saved_model", verbose=False)
-    np.savez(args.out_inputs, **build_inputs())
+    np.savez(args.out_inputs, **build_inputs(edge=args.edge))
     return 0
 
 

@@ -63,6 +63,8 @@ class DockerTarget:
     layers: bool | None = None
     """Record the layer summaries: True (a golden's reference target), False (--no-layers), None (when the
     golden has a layer record)."""
+    tflite: bool = False
+    """Convert the model to TFLite and run it too (a golden's reference target, golden create --tflite)."""
 
     def run(self, bundle_dir: Path, out_dir: Path, timeout: float) -> Capture | TargetFailure:
         """Probe the image; any failure (no image, no daemon, no Python, a crash) is a TargetFailure."""
@@ -167,7 +169,7 @@ class DockerTarget:
 
     def _run_options(self) -> dict[str, Any]:
         probe = [f"{WORK_DIR}/{PROBE_APP_NAME}", "--bundle", f"{WORK_DIR}/bundle", "--out", CAPTURE_DIR,
-                 *probe_arguments(self.latency_budget, self.calibrate, self.layers)]
+                 *probe_arguments(self.latency_budget, self.calibrate, self.layers, self.tflite)]
         if self.image_python:
             entrypoint, command = [self.image_python], probe
         else:
@@ -241,8 +243,8 @@ def image_identity(image) -> dict[str, Any]:
 
 
 def probe_archive(bundle_dir: Path) -> bytes:
-    """A tar of envcheck/{probe.pyz, bundle/model/…, bundle/inputs.npz, bundle/manifest.json, capture/} to
-    unpack under /tmp (the probe reads the golden's batch size from the manifest).
+    """A tar of envcheck/{probe.pyz, bundle/model/…, bundle/inputs.npz, bundle/manifest.json, bundle/model.tflite,
+    capture/} to unpack under /tmp (the probe reads the golden's batch size from the manifest).
 
     Owned by root and world-readable; capture/ is world-writable (sticky), so the probe can write it
     whatever user the image runs as.
@@ -269,8 +271,9 @@ def probe_archive(bundle_dir: Path) -> bytes:
             add_dir(directory, mode)
         add_bytes(f"envcheck/{PROBE_APP_NAME}", probe_app_bytes())
         add_file("envcheck/bundle/inputs.npz", bundle_dir / "inputs.npz")
-        if (bundle_dir / "manifest.json").is_file():
-            add_file("envcheck/bundle/manifest.json", bundle_dir / "manifest.json")
+        for optional in ("manifest.json", "model.tflite"):  # the batch size and layers; the edge model
+            if (bundle_dir / optional).is_file():
+                add_file(f"envcheck/bundle/{optional}", bundle_dir / optional)
         for path in sorted((bundle_dir / "model").rglob("*")):
             name = f"envcheck/bundle/{path.relative_to(bundle_dir).as_posix()}"
             add_dir(name, 0o755) if path.is_dir() else add_file(name, path)

@@ -29,6 +29,8 @@ class InterpreterTarget:
     layers: bool | None = None
     """Record the layer summaries: True (a golden's reference target), False (--no-layers), None (when the
     golden has a layer record)."""
+    tflite: bool = False
+    """Convert the model to TFLite and run it too (a golden's reference target, golden create --tflite)."""
 
     @classmethod
     def for_host(cls, latency_budget: float = DEFAULT_LATENCY_BUDGET_S) -> InterpreterTarget:
@@ -40,7 +42,8 @@ class InterpreterTarget:
         python = shutil.which(self.python) or self.python
         info = {"kind": "interpreter", "python": python}
         command = [python, str(probe_app_path()), "--bundle", str(Path(bundle_dir).resolve()),
-                   "--out", str(Path(out_dir).resolve()), *probe_arguments(self.latency_budget, self.calibrate, self.layers)]
+                   "--out", str(Path(out_dir).resolve()),
+                   *probe_arguments(self.latency_budget, self.calibrate, self.layers, self.tflite)]
         try:
             # cwd = the capture directory, so files in the user's cwd cannot shadow imports.
             child = run_child(command, timeout=timeout, cwd=out_dir)

@@ -73,12 +73,14 @@ def probe_app_path() -> Path:
         return _written[PROBE_APP_NAME]
 
 
-def probe_arguments(latency_budget_s: float, calibrate: bool = False, layers: bool | None = None) -> list[str]:
+def probe_arguments(latency_budget_s: float, calibrate: bool = False, layers: bool | None = None,
+                    tflite: bool = False) -> list[str]:
     """The probe's arguments after --bundle and --out: the latency budget (repr keeps every digit of the
-    float), for a golden's reference target --calibrate, and --layers / --no-layers when `layers` is not
-    None (None: the probe records layers when the golden has a layer record)."""
+    float), for a golden's reference target --calibrate and --tflite (convert the model), and --layers /
+    --no-layers when `layers` is not None (None: the probe records layers when the golden has a layer record)."""
     layer_flag = [] if layers is None else ["--layers" if layers else "--no-layers"]
-    return ["--latency-budget", repr(float(latency_budget_s)), *(["--calibrate"] if calibrate else []), *layer_flag]
+    return ["--latency-budget", repr(float(latency_budget_s)), *(["--calibrate"] if calibrate else []), *layer_flag,
+            *(["--tflite"] if tflite else [])]
 
 
 def _launcher() -> bytes:

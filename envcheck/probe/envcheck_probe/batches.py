@@ -27,13 +27,15 @@ def golden_batch_size(bundle_dir):
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def run_batched(tf, np, signature, input_set, batch_size, out_dir, first):
-    """Every sample through the model, `batch_size` at a time; outputs.npz written to out_dir. Returns the
-    outputs by name (memory maps of files under WORK_DIR when the set took more than one batch). `first` is
-    input_set.first(batch_size), already read: the whole set when it runs in one call."""
+def run_batched(tf, np, signature, input_set, batch_size, out_dir, first, run=None, file_name=OUTPUTS_FILE):
+    """Every sample through the model, `batch_size` at a time; outputs.npz (or `file_name`) written to out_dir.
+    Returns the outputs by name (memory maps of files under WORK_DIR when the set took more than one batch).
+    `first` is input_set.first(batch_size), already read: the whole set when it runs in one call. `run`: how
+    one batch is run (a TFLite interpreter's), the signature when None."""
+    run = run or (lambda batch: run_signature(tf, np, signature, batch))
     if input_set.in_one_call(batch_size):
-        outputs = run_signature(tf, np, signature, first)
-        write_outputs(np, out_dir, outputs)
+        outputs = run(first)
+        write_outputs(np, out_dir, outputs, file_name)
         return outputs
     work = os.path.join(out_dir, WORK_DIR)
     remove_work(out_dir)  # what an earlier probe killed here left behind
@@ -41,7 +43,7 @@ def run_batched(tf, np, signature, input_set, batch_size, out_dir, first):
     maps, done = {}, 0
     for batch in input_set.batches(batch_size):
         count = len(next(iter(batch.values())))
-        for name, array in run_signature(tf, np, signature, batch).items():
+        for name, array in run(batch).items():
             if array.ndim == 0 or array.shape[0] != count:
                 raise ProbeFailure("model-run", "output %r is not one row per sample (shape %s for a batch of %d): "
                                    "make the golden with --batch-size %d to run the set as one batch"
@@ -57,7 +59,7 @@ def run_batched(tf, np, signature, input_set, batch_size, out_dir, first):
         array.flush()
         files[name] = path
     maps.clear()
-    atomic_write(os.path.join(out_dir, OUTPUTS_FILE), lambda handle: _pack(files, handle))
+    atomic_write(os.path.join(out_dir, file_name), lambda handle: _pack(files, handle))
     return {name: np.load(path, mmap_mode="r") for name, path in files.items()}
 
 

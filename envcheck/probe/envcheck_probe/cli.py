@@ -44,6 +44,8 @@ def main(argv=None):
                         help="seconds spent timing batch-1 calls after the outputs are captured (0 disables)")
     parser.add_argument("--calibrate", action="store_true",
                         help="also run the model under benign perturbations (for golden create)")
+    parser.add_argument("--tflite", action="store_true",
+                        help="convert the model to TFLite and run it too (for golden create --tflite)")
     layers = parser.add_mutually_exclusive_group()
     layers.add_argument("--layers", action="store_true", default=None,
                         help="record every layer's summary (default: when the golden has a layer record)")
@@ -65,7 +67,7 @@ def main(argv=None):
         atomic_write(os.path.join(args.out, "inputs.npz"), lambda handle: np.savez(handle, **inputs))
         return 0
     return probe(args.bundle, args.out, args.latency_budget, calibrate=args.calibrate, perturb=args.perturb,
-                 max_samples=args.max_samples, layers=args.layers)
+                 max_samples=args.max_samples, layers=args.layers, tflite=args.tflite)
 
 
 def run():

@@ -14,7 +14,7 @@ import traceback
 
 from .batches import first_batch_of, golden_batch_size, remove_work, run_batched
 from .calibrate import apply_perturbation, calibration_record
-from .capture import CAPTURE_SCHEMA, PROBE_VERSION, write_capture
+from .capture import CAPTURE_SCHEMA, PROBE_VERSION, write_capture, write_outputs
 from .errors import ProbeFailure, first_line
 from .fingerprint import base_fingerprint
 from .inputs import InputSet
@@ -24,15 +24,18 @@ from .libraries import loaded_libraries
 from .model import import_tensorflow, load_signature
 from .repeat import repeat_record
 from .tf_fingerprint import numpy_fingerprint, tensorflow_fingerprint
+from .tflite import beside_tensorflow, bundle_has_tflite, run_tflite, runtime_fingerprint
 
 
 def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=False, perturb=None, max_samples=None,
-          layers=None):
+          layers=None, tflite=False):
     """Run every stage on the bundle, leave the capture (and outputs) in out_dir; 0 when all ran.
     `calibrate`: also run the calibration perturbations (calibrate.py); `perturb`: this probe is one of
     them, and changes TensorFlow's configuration before the model loads; `max_samples`: run only the
     first samples of the set (a calibration child); `layers`: record the layers (layers.py): True, False, or
-    None when the golden has a layer record."""
+    None when the golden has a layer record; `tflite`: convert the model to TFLite and run it (golden create
+    --tflite). A golden with a model.tflite is run with TFLite too, and is all an edge target (no TensorFlow)
+    runs."""
     started = time.time()
     capture = {
         "schema": CAPTURE_SCHEMA,
@@ -54,7 +57,11 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
 
     try:
         began = stage("import-tensorflow")
-        tf, np = import_tensorflow()
+        imported = _tensorflow_or_edge(bundle_dir)
+        if isinstance(imported, str):  # an edge target: only a TFLite runtime, and the golden has a model.tflite
+            edge_probe(capture, stage, bundle_dir, out_dir, imported)
+            return _finish(capture, out_dir, started)
+        tf, np = imported
         capture["timings"]["import_s"] = round(time.time() - began, 4)
         capture["fingerprint"]["numpy"] = numpy_fingerprint(np)
         capture["fingerprint"]["tensorflow"] = tensorflow_fingerprint(tf, capture["fingerprint"]["packages"])
@@ -77,10 +84,11 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
         capture["fingerprint"]["cuda_libraries"]["loaded"] = loaded_libraries()
         capture["outputs"] = {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in outputs.items()}
         capture["status"] = "ok"
-        began = stage("repeat-model")
-        capture["determinism"] = repeat_record(tf, np, signature, first, first_batch_of(input_set, batch_size,
-                                                                                         outputs))
-        capture["timings"]["repeat_s"] = round(time.time() - began, 4)
+        if tflite or bundle_has_tflite(bundle_dir):
+            _timed(stage, capture, "run-tflite", "tflite", lambda: _tflite_beside(
+                capture, tf, np, bundle_dir, input_set, batch_size, out_dir, first, convert_first=tflite))
+        _timed(stage, capture, "repeat-model", "determinism", lambda: repeat_record(
+            tf, np, signature, first, first_batch_of(input_set, batch_size, outputs)), timing="repeat_s")
         # Written with the stage: a probe killed while timing leaves its outputs and says why no latency.
         capture["latency"] = skipped("the probe stopped while measuring latency", latency_budget_s)
         began = stage("measure-latency")
@@ -102,14 +110,58 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
         capture["error"] = {"kind": "probe-internal",
                             "message": "%s: %s" % (type(error).__name__, first_line(error)),
                             "traceback": traceback.format_exc()[-4000:]}
+    return _finish(capture, out_dir, started)
+
+
+def _finish(capture, out_dir, started):
     remove_work(out_dir)
     capture["timings"]["total_s"] = round(time.time() - started, 4)
     write_capture(out_dir, capture)
     return 0 if capture["status"] == "ok" else 1
 
 
-def _timed(stage, capture, name, field, record):
-    """Run an optional stage: its record under capture[field], its seconds under timings[field + "_s"]."""
+def _tensorflow_or_edge(bundle_dir):
+    """(tensorflow, numpy); or, where TensorFlow is not importable but the golden has a model.tflite, why not
+    (the probe then runs as an edge target's)."""
+    try:
+        return import_tensorflow()
+    except ProbeFailure as failure:
+        if failure.kind != "tensorflow-not-importable" or not bundle_has_tflite(bundle_dir):
+            raise
+        return failure.message
+
+
+def _tflite_beside(capture, tf, np, *arguments, **options):
+    """The TFLite record of a target with TensorFlow, its runtime in the fingerprint (tflite.beside_tensorflow)."""
+    try:
+        capture["fingerprint"]["tflite"] = runtime_fingerprint()
+    except ProbeFailure as failure:
+        capture["fingerprint"]["tflite"] = {"runtime": None, "error": failure.message}
+    return beside_tensorflow(tf, np, *arguments, **options)
+
+
+def edge_probe(capture, stage, bundle_dir, out_dir, why_no_tensorflow):
+    """The probe of a target without TensorFlow: the golden's model.tflite on the golden inputs, and a
+    fingerprint without a TensorFlow section (that is what an edge box is, not drift)."""
+    began = stage("run-tflite")
+    try:
+        import numpy as np
+    except ImportError as error:
+        raise ProbeFailure("numpy-not-importable", "numpy is not importable here: %s" % error) from error
+    capture["fingerprint"]["numpy"] = numpy_fingerprint(np)
+    capture["fingerprint"]["tflite"] = runtime_fingerprint()
+    capture["edge"] = {"tensorflow": why_no_tensorflow}
+    input_set = InputSet(np, os.path.join(bundle_dir, "inputs.npz"))
+    batch_size = golden_batch_size(bundle_dir)
+    capture["tflite"] = run_tflite(np, bundle_dir, input_set, batch_size, out_dir, input_set.first(batch_size))
+    write_outputs(np, out_dir, {})  # no SavedModel outputs: the TFLite ones are in tflite-outputs.npz
+    capture["outputs"] = {}
+    capture["timings"]["tflite_s"] = round(time.time() - began, 4)
+    capture["status"] = "ok"
+
+
+def _timed(stage, capture, name, field, record, timing=None):
+    """Run a stage: its record under capture[field], its seconds under timings[timing or field + "_s"]."""
     began = stage(name)
     capture[field] = record()
-    capture["timings"][field + "_s"] = round(time.time() - began, 4)
+    capture["timings"][timing or field + "_s"] = round(time.time() - began, 4)
