@@ -423,8 +423,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def update_golden(golden_dir: Path, reference: str, *, docker_host: str | None, timeout: float) -> dict[str, str]:
     """Run the golden's own model and inputs in the reference target (in the golden's batch size) and rewrite
-    its expected outputs, fingerprint, latency, determinism, calibration and layer record; its description, policy and
-    batch size stay. Returns what changed, for the summary."""
+    its expected outputs, fingerprint, latency, determinism, calibration, layer record and TFLite model; its
+    description, policy and batch size stay. Returns what changed, for the summary."""
     from envcheck.golden import load_golden, write_bundle
     from envcheck.golden_create import create_golden
     from envcheck.targets import parse_target
@@ -436,12 +436,15 @@ def update_golden(golden_dir: Path, reference: str, *, docker_host: str | None, 
         fresh_dir = create_golden(out=Path(work) / "bundle", target=parse_target(reference, docker_host=docker_host),
                                   builtin=False, model=old.path / "model", inputs=old.path / "inputs.npz",
                                   description=old.manifest.get("description", ""), force=False, timeout=timeout,
-                                  batch_size=batch_size)
+                                  batch_size=batch_size, tflite="tflite" in old.manifest)
         fresh = load_golden(fresh_dir)
         write_bundle(old.path, model_dir=fresh.path / "model", inputs_npz=fresh.path / "inputs.npz",
                      expected=fresh.expected, fingerprint=fresh.fingerprint, description=old.manifest.get("description", ""),
                      policy=old.policy, force=True, latency=fresh.latency, determinism=fresh.determinism,
-                     calibration=fresh.calibration, batch_size=batch_size, layers=fresh.layers)
+                     calibration=fresh.calibration, batch_size=batch_size, layers=fresh.layers,
+                     tflite=fresh.manifest.get("tflite"),
+                     tflite_model=fresh.path / "model.tflite" if fresh.tflite_expected is not None else None,
+                     tflite_expected=fresh.tflite_expected)
     new = load_golden(old.path)
     return {"path": str(old.path), "reference": reference, "old_sha256": old.sha256, "new_sha256": new.sha256}
 
