@@ -84,7 +84,8 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
         capture["fingerprint"]["cuda_libraries"]["loaded"] = loaded_libraries()
         capture["outputs"] = {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in outputs.items()}
         capture["status"] = "ok"
-        if tflite or bundle_has_tflite(bundle_dir):
+        # (A calibration child, which runs only the first samples, leaves TFLite to its parent.)
+        if tflite or (bundle_has_tflite(bundle_dir) and max_samples is None):
             _timed(stage, capture, "run-tflite", "tflite", lambda: _tflite_beside(
                 capture, tf, np, bundle_dir, input_set, batch_size, out_dir, first, convert_first=tflite))
         _timed(stage, capture, "repeat-model", "determinism", lambda: repeat_record(
