@@ -226,7 +226,8 @@ def _outcome(capture_dir: Path, document: dict[str, Any] | None, problem: str | 
         return failure("no-outputs", f"{outputs_shown} is missing or unreadable: {unreadable}")
     tflite, tflite_outputs = _tflite(capture_dir, document.get("tflite"))
     if document.get("edge") and tflite_outputs is None:
-        return failure("tflite-run", f"the TFLite outputs are missing or unreadable: {tflite.get('error') if tflite else ''}")
+        why = ((tflite or {}).get("error") or {}).get("message", "no record of the run")
+        return failure("tflite-run", f"the TFLite outputs are missing or unreadable: {why}")
     return Capture(spec=spec, fingerprint=fingerprint, outputs=outputs, timings=document.get("timings", {}),
                    tflite=tflite, tflite_outputs=tflite_outputs, edge=bool(document.get("edge")),
                    target_info=info, site=site, latency=document.get("latency"),

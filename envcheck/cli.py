@@ -368,12 +368,13 @@ def command_probe(args: argparse.Namespace) -> int:
 
 def _check_capture_destination(out: Path) -> None:
     """Before probing: --out is a new directory, an empty one, or an earlier capture to replace."""
-    from envcheck.capture import CAPTURE_FILE, OUTPUTS_FILE
+    from envcheck.capture import CAPTURE_FILE, OUTPUTS_FILE, TFLITE_OUTPUTS_FILE
 
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a directory")
     if out.is_dir():
-        unexpected = sorted(p.name for p in out.iterdir() if p.name not in (CAPTURE_FILE, OUTPUTS_FILE))
+        unexpected = sorted(p.name for p in out.iterdir() if p.name not in (CAPTURE_FILE, OUTPUTS_FILE,
+                                                                                      TFLITE_OUTPUTS_FILE))
         if unexpected:
             raise UsageError(f"--out {out}: directory holds other files ({', '.join(unexpected[:3])}); "
                              "choose a new or empty directory")

@@ -137,8 +137,21 @@ def load_golden(path: str | Path | None = None) -> GoldenBundle:
         raise GoldenError(f"{root / 'fingerprint.json'}: not a JSON object")
     return GoldenBundle(path=root, sha256=sha256_file(manifest_path), manifest=manifest,
                         expected=expected, fingerprint=fingerprint, layers=_load_layers(root, manifest["files"]),
-                        tflite_expected=_load_npz(root / TFLITE_EXPECTED_FILE)
-                        if TFLITE_EXPECTED_FILE in manifest["files"] else None)
+                        tflite_expected=_load_tflite_expected(root, manifest))
+
+
+def _load_tflite_expected(root: Path, manifest: dict[str, Any]) -> dict[str, np.ndarray] | None:
+    """tflite_expected.npz when the golden has a TFLite model: model.tflite, its outputs and a manifest `tflite`
+    of status ok come together or not at all."""
+    listed = manifest["files"]
+    present = {name for name in (TFLITE_FILE, TFLITE_EXPECTED_FILE) if name in listed}
+    ok = (manifest.get("tflite") or {}).get("status") == "ok"
+    if not present and not ok:
+        return None
+    if present != {TFLITE_FILE, TFLITE_EXPECTED_FILE} or not ok:
+        raise GoldenError(f"{root / MANIFEST_FILE}: {TFLITE_FILE}, {TFLITE_EXPECTED_FILE} and a `tflite` record of "
+                          "status ok belong together, and this bundle has only part of them")
+    return _load_npz(root / TFLITE_EXPECTED_FILE)
 
 
 def _load_layers(root: Path, listed: dict[str, str]) -> dict[str, Any] | None:

@@ -92,6 +92,9 @@ def calibrate_golden(path: Path, target: Target, timeout: float) -> tuple[Golden
     # Its latency would not be stored: measure none.
     outcome = _reference_run(dataclasses.replace(target, latency_budget=0.0, layers=False),  # type: ignore[type-var]
                              golden.path, timeout, calibrated=True)
+    if outcome.edge or not outcome.calibration:
+        raise GoldenError(f"{target.spec} has no TensorFlow to calibrate the golden's SavedModel with; calibrate in "
+                          "the reference target the golden was made in")
     moved = [compare_output(name, expected, outcome.outputs[name], Tolerance()) for name, expected in golden.expected.items()
              if name in outcome.outputs]
     apart = [m.max_abs for m in moved if m.status != "identical" and m.max_abs is not None]

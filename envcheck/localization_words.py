@@ -58,6 +58,8 @@ def summary_sentence(localization: Any) -> str:
     if first is None:
         return f"localization {status}: no divergent layer named"
     words = "first divergence at " + tensor_text(first.get("key"), first.get("op"), first.get("error_ulp"), quote="`")
+    if first.get("nonfinite") is True:
+        words += ", where NaN/Inf elements appear or vanish"
     growth = localization.get("growth_to_output")
     factor = error_ulp(growth.get("factor")) if isinstance(growth, dict) else None
     if factor:

@@ -26,6 +26,29 @@ MEASURED_STATUSES = ("noise", "accepted", "drift")
 """Output statuses that carry numbers (identical has none to show, a mismatch none at all)."""
 FAILING_STATUSES = ("drift", "mismatch")
 """Output statuses that fail their target."""
+TFLITE_PREFIX = "tflite:"
+"""An output comparison of a target's model.tflite outputs with the golden's (compare/tflite.py)."""
+PARITY_PREFIX = "parity:"
+"""An output comparison of a target's model.tflite outputs with its own SavedModel's: conversion parity, which
+is never bitwise, so within its band it is shown but decides nothing; beyond it, it fails like any output."""
+
+
+def is_parity(name: str) -> bool:
+    """A conversion-parity comparison (PARITY_PREFIX)."""
+    return name.startswith(PARITY_PREFIX)
+
+
+def model_output_name(name: str) -> str:
+    """The model's own output a comparison is of: `class_probs` for `tflite:class_probs` (the policy's key)."""
+    for prefix in (TFLITE_PREFIX, PARITY_PREFIX):
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def is_saved_model_output(name: str) -> bool:
+    """An output of the golden's SavedModel itself (not a TFLite comparison)."""
+    return not name.startswith((TFLITE_PREFIX, PARITY_PREFIX))
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,3 +150,16 @@ def test_golden_create_help_names_the_default_batch_size(capsys):
     with pytest.raises(SystemExit):
         main(["golden", "create", "--help"])
     assert f"(default {DEFAULT_BATCH_SIZE};" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_bundle_with_half_a_tflite_model_is_refused(tmp_path):
+    import shutil
+    bundle = tmp_path / "edge"
+    shutil.copytree(builtin_golden_dir("edge"), bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "tflite_expected.npz").unlink()
+    del manifest["files"]["tflite_expected.npz"]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(GoldenError) as caught:
+        load_golden(bundle)
+    assert "belong together" in str(caught.value)

@@ -16,7 +16,16 @@ from envcheck.compare.outputs import compare_outputs
 from envcheck.compare.policy import Policy
 from envcheck.compare.tflite import edge_golden_fingerprint, tflite_comparisons, tflite_findings
 from envcheck.compare.verdict import decide_verdict
-from envcheck.model import Capture, OutputComparison, Reference, Severity, TargetFailure, TargetResult
+from envcheck.model import (
+    Capture,
+    OutputComparison,
+    Reference,
+    Severity,
+    TargetFailure,
+    TargetResult,
+    is_parity,
+    is_saved_model_output,
+)
 from envcheck.redact import redact_fingerprint, redact_target_info
 
 
@@ -45,7 +54,9 @@ def evaluate(outcome: Capture | TargetFailure, reference: Reference, policy: Pol
                                         concurrent_probes)
     findings += slowness + determinism_findings(outcome.determinism, reference.determinism, severity_of)
     findings += tflite_findings(outcome, reference.tflite_expected is not None)
-    return TargetResult(spec=outcome.spec, site=outcome.site, verdict=decide_verdict(outputs, diffs, findings),
+    # Parity within its band is shown, never decides: a converted model is not bitwise its SavedModel.
+    judged = [o for o in outputs if not (is_parity(o.name) and o.status in ("identical", "noise"))]
+    return TargetResult(spec=outcome.spec, site=outcome.site, verdict=decide_verdict(judged, diffs, findings),
                         error=None, outputs=outputs, fingerprint_diff=diffs, hints=hints_for(diffs, outputs),
                         fingerprint=fingerprint, target_info=target_info, timings=outcome.timings,
                         output_digest=output_digest(outcome.tflite_outputs or {} if outcome.edge else outcome.outputs),
@@ -60,7 +71,7 @@ def _localization(golden: dict[str, Any] | None, target: dict[str, Any] | None,
     if golden is None or (target is None and golden.get("status") == "ok"):
         return None
     # The SavedModel's outputs only: the TFLite ones (tflite:, parity:) are another model.
-    saved_model = [o for o in outputs if ":" not in o.name]
+    saved_model = [o for o in outputs if is_saved_model_output(o.name)]
     return localize(golden, target, outputs_drift=any(o.status != "identical" for o in saved_model))
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from envcheck import fields
-from envcheck.model import MEASURED_STATUSES, FingerprintDifference, OutputComparison
+from envcheck.model import MEASURED_STATUSES, TFLITE_PREFIX, FingerprintDifference, OutputComparison, is_parity
 
 
 @dataclass(frozen=True)
@@ -21,9 +21,6 @@ class Cause:
     """Typical relative error this cause alone produces."""
 
 
-PARITY = "parity:"
-"""Output comparisons of the target's TFLite model against its own SavedModel (compare/tflite.py)."""
-
 # Beyond this multiple of a cause's typical relative error, the cause alone does not explain it.
 REL_MARGIN = 10
 
@@ -35,8 +32,10 @@ CAUSES: tuple[Cause, ...] = tuple(Cause(globs, hint.text, hint.explains_ulp, hin
 
 def hints_for(diffs: Iterable[FingerprintDifference], outputs: Iterable[OutputComparison]) -> tuple[str, ...]:
     """The likely causes of the measured drift, most specific first, each checked against the numbers."""
-    every, outputs = list(diffs), list(outputs)
+    every, everything = list(diffs), list(outputs)
     diffs = [d for d in every if d.severity != "info"]
+    # Parity (TFLite against the site's own SavedModel) is the conversion's, not the environment's.
+    outputs = [o for o in everything if not is_parity(o.name)]
     hints = []
     for cause in CAUSES:
         match = next((d for d in diffs if any(fnmatch.fnmatchcase(d.path, p) for p in cause.patterns)), None)
@@ -46,8 +45,8 @@ def hints_for(diffs: Iterable[FingerprintDifference], outputs: Iterable[OutputCo
     if any(o.p99_rel is not None and o.p99_rel > 1e-4 for o in drifted):
         hints.append("Relative error above 1e-4 is reduced-precision territory (bf16, TF32, mixed precision), "
                      "not float32 round-off.")
-    hints += _tflite_hints(every, outputs)
-    if any(o.status in MEASURED_STATUSES for o in outputs if not o.name.startswith(PARITY)) and not diffs:
+    hints += _tflite_hints(every, everything)
+    if any(o.status in MEASURED_STATUSES for o in outputs) and not diffs:
         hints.append("Outputs differ but no fingerprint difference explains it: look for non-determinism or "
                      "a cause the probe cannot see (GPU autotuning, a changed model file, hardware faults).")
     return tuple(hints)
@@ -57,12 +56,12 @@ def _tflite_hints(diffs: list[FingerprintDifference], outputs: list[OutputCompar
     """Where the TFLite outputs moved: another runtime (an info-level fact until its outputs move), and the
     converted model against the SavedModel at the same site."""
     hints = []
-    moved = [o for o in outputs if o.name.startswith("tflite:") and o.status in MEASURED_STATUSES]
+    moved = [o for o in outputs if o.name.startswith(TFLITE_PREFIX) and o.status in MEASURED_STATUSES]
     # (At info level, its default, the registry's own hint for it is not given: it is given here.)
     runtime = next((d for d in diffs if d.path in ("tflite.runtime", "tflite.version") and d.severity == "info"), None)
     if moved and runtime is not None:
         hints.append(fields.TFLITE_RUNTIME.text.format(path=runtime.path, change=runtime.change))
-    parity = [o for o in outputs if o.name.startswith(PARITY) and o.status in MEASURED_STATUSES]
+    parity = [o for o in outputs if is_parity(o.name) and o.status in MEASURED_STATUSES]
     if parity:
         worst = max(parity, key=lambda o: o.max_abs or 0.0)
         hints.append(f"The TFLite model differs from the SavedModel here ({worst.name} up to {worst.max_abs:.3g}): the "

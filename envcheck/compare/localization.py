@@ -12,6 +12,7 @@ in ULP of the reference tensor's largest magnitude. Localisation describes; it n
 from __future__ import annotations
 
 import base64
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,8 @@ class _Layer:
     """A lower bound of the largest element error (absolute); None when the values cannot be compared."""
     error_ulp: float | None
     origin: bool
+    nonfinite: bool = False
+    """Its count of NaN/Inf elements changed: the error is unbounded, not a number of ULP."""
 
 
 def unsupported(reason: str) -> dict[str, Any]:
@@ -65,10 +68,11 @@ def localize(reference: Any, target: Any, *, outputs_drift: bool, against: str =
             continue
         diverges = mine["sha256"] != other["sha256"]
         status[mine["key"]] = diverges
-        error = _error(mine, other) if diverges else 0.0
+        nonfinite = mine.get("nonfinite", 0) != other.get("nonfinite", 0)
+        error = None if nonfinite else _error(mine, other) if diverges else 0.0
         origin = diverges and not mine.get("opaque_inputs") and not other.get("opaque_inputs") and all(
             status.get(key) is False for key in mine.get("inputs", []))
-        layers.append(_Layer(index, mine["key"], mine["op"], diverges, error, _in_ulp(error, mine), origin))
+        layers.append(_Layer(index, mine["key"], mine["op"], diverges, error, _in_ulp(error, mine), origin, nonfinite))
     if not layers:
         return unsupported("no tensor of one record matches the other's (another model or another TensorFlow graph)")
     return _summarise(layers, reference, target, outputs_drift, against)
@@ -122,7 +126,7 @@ def _summarise(layers: list[_Layer], reference: dict[str, Any], target: dict[str
 
 def _entry(layer: _Layer) -> dict[str, Any]:
     return {"key": layer.key, "op": layer.op, "index": layer.index, "error_abs": _rounded(layer.error),
-            "error_ulp": _rounded(layer.error_ulp)}
+            "error_ulp": _rounded(layer.error_ulp), **({"nonfinite": True} if layer.nonfinite else {})}
 
 
 def _largest_jump(layers: list[_Layer], reference: dict[str, Any]) -> dict[str, Any] | None:
@@ -189,11 +193,12 @@ def _sample(tensor: dict[str, Any]) -> np.ndarray | None:
 
 def _in_ulp(error: float | None, tensor: dict[str, Any]) -> float | None:
     scale = max(abs(tensor.get("min") or 0.0), abs(tensor.get("max") or 0.0))
-    if error is None:
+    if error is None or not math.isfinite(error) or not math.isfinite(scale):
         return None
     dtype = "float32" if tensor["dtype"] == "bfloat16" else tensor["dtype"]
     return error / ulp_at(scale, np.dtype(dtype))
 
 
 def _rounded(value: float | None) -> float | None:
-    return None if value is None else float(f"{value:.4g}")
+    """Four significant digits; None for none or a non-finite value (JSON has no NaN or Infinity)."""
+    return None if value is None or not math.isfinite(value) else float(f"{value:.4g}")

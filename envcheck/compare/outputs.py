@@ -104,7 +104,7 @@ def compare_outputs(golden: dict[str, np.ndarray], actual: dict[str, np.ndarray]
         elif name not in golden:
             results.append(_mismatch(name, tolerance, "output not in the golden (the model's signature changed)"))
         else:
-            compared = compare_output(name, golden[name], actual[name], tolerance, policy.classification.get(name),
+            compared = compare_output(name, golden[name], actual[name], tolerance, policy.classification_for(name),
                                       (logical_dtypes or {}).get(name))
             results.append(accept(in_noise_units(compared, (noise or {}).get(name)), policy.min_consistency,
                                   policy.min_top1_agreement))

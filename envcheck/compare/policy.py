@@ -39,7 +39,7 @@ from typing import Any, get_args
 from envcheck import fields, schemas
 from envcheck.compare.latency import LatencyPolicy
 from envcheck.errors import PolicyError, UsageError
-from envcheck.model import Severity, Tolerance
+from envcheck.model import Severity, Tolerance, model_output_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -70,8 +70,13 @@ class Policy:
     meet it)."""
 
     def tolerance_for(self, output: str) -> Tolerance:
-        """The tolerance band of one output (its own, else the default)."""
-        return self.output_tolerances.get(output, self.default_tolerance)
+        """The tolerance band of one output (its own, else the default); a TFLite comparison of an output
+        (`tflite:NAME`, `parity:NAME`) has that output's."""
+        return self.output_tolerances.get(model_output_name(output), self.default_tolerance)
+
+    def classification_for(self, output: str) -> bool | None:
+        """Whether the top-1 check is forced on or off for one output (None: auto-detect), as tolerance_for."""
+        return self.classification.get(model_output_name(output))
 
     def user_severity(self, path: str) -> Severity | None:
         """The severity the user's policy gives `path`, or None when no rule of theirs matches."""

@@ -15,10 +15,7 @@ import numpy as np
 
 from envcheck.compare.outputs import compare_outputs
 from envcheck.compare.policy import Policy
-from envcheck.model import Capture, Finding, OutputComparison
-
-TFLITE_PREFIX = "tflite:"
-PARITY_PREFIX = "parity:"
+from envcheck.model import PARITY_PREFIX, TFLITE_PREFIX, Capture, Finding, OutputComparison
 
 
 def tflite_comparisons(expected: dict[str, np.ndarray] | None, capture: Capture,
@@ -26,9 +23,10 @@ def tflite_comparisons(expected: dict[str, np.ndarray] | None, capture: Capture,
     """The TFLite outputs against the golden's (`expected`: its tflite_expected, None when it has none), and
     against the target's own SavedModel outputs where it has both."""
     found: tuple[OutputComparison, ...] = ()
-    if expected is not None and (capture.tflite_outputs is not None or capture.edge):
-        found += compare_outputs(_named(TFLITE_PREFIX, expected), _named(TFLITE_PREFIX, capture.tflite_outputs or {}),
-                                 policy)
+    if capture.edge or (expected is not None and capture.tflite_outputs is not None):
+        # (An edge capture against a golden without TFLite outputs: every output is a mismatch, never a pass.)
+        found += compare_outputs(_named(TFLITE_PREFIX, expected or {}),
+                                 _named(TFLITE_PREFIX, capture.tflite_outputs or {}), policy)
     if capture.tflite_outputs is not None and capture.outputs:
         found += compare_outputs(_named(PARITY_PREFIX, capture.outputs), _named(PARITY_PREFIX, capture.tflite_outputs),
                                  policy)
@@ -41,10 +39,12 @@ def tflite_findings(capture: Capture, golden_has_tflite: bool) -> tuple[Finding,
     error = (capture.tflite or {}).get("error")
     if not golden_has_tflite or not isinstance(error, dict):
         return ()
+    hint = {"tflite-resolver": "Set ENVCHECK_TFLITE_RESOLVER to default, builtin or reference.",
+            "tflite-load": "The runtime here cannot load the golden's model.tflite: compare its version with the "
+                           "golden's converter (manifest `tflite`) and the edge boxes' runtime."}.get(
+        str(error.get("kind")), "Run model.tflite with the runtime the edge boxes use to see where it fails.")
     return (Finding(code="tflite-failed", severity="warn",
-                    message=f"model.tflite did not run here: {error.get('message')}",
-                    hint="Install a TFLite runtime (ai-edge-litert, or tflite-runtime) of the version the edge "
-                         "boxes use, so this target checks the converted model too."),)
+                    message=f"model.tflite did not run here: {error.get('message')}", hint=hint),)
 
 
 def edge_golden_fingerprint(golden: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
@@ -52,9 +52,11 @@ def edge_golden_fingerprint(golden: dict[str, Any], target: dict[str, Any]) -> d
     libraries TensorFlow loaded, and its packages only those the target has too (TensorFlow's own dependencies
     are not expected on an edge box)."""
     trimmed = {key: value for key, value in golden.items() if key != "tensorflow"}
-    libraries, theirs_loaded = golden.get("cuda_libraries"), (target.get("cuda_libraries") or {}).get("loaded")
+    libraries, theirs = golden.get("cuda_libraries"), target.get("cuda_libraries") or {}
     if isinstance(libraries, dict):
-        trimmed["cuda_libraries"] = {**libraries, "loaded": theirs_loaded}
+        trimmed["cuda_libraries"] = {key: value for key, value in libraries.items() if key != "loaded"}
+        if "loaded" in theirs:
+            trimmed["cuda_libraries"]["loaded"] = theirs["loaded"]
     packages, theirs = golden.get("packages"), target.get("packages")
     if isinstance(packages, dict) and isinstance(theirs, dict):
         trimmed["packages"] = {name: version for name, version in packages.items() if name in theirs}

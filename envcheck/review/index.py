@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from envcheck.localization_words import first_origin
-from envcheck.model import ABSENT, VERDICT_RANK
+from envcheck.model import ABSENT, VERDICT_RANK, is_parity
 from envcheck.redact import REDACTED_PREFIX, hash_identifier
 
 NO_SITE = "(no site)"
@@ -89,7 +89,8 @@ class IndexBuilder:
 
 
 def _run_row(file: str, index: int, created: pd.Timestamp, document: dict, target: dict, machine: str) -> list[Any]:
-    outputs = target.get("outputs") or {}
+    # Parity (a TFLite model against its own SavedModel) is the conversion's, not the site's drift.
+    outputs = {name: o for name, o in (target.get("outputs") or {}).items() if not is_parity(str(name))}
     ulps = [o["max_ulp"] for o in outputs.values() if o.get("max_ulp") is not None]
     rels = [o["max_rel"] for o in outputs.values() if o.get("max_rel") is not None]
     severities = [d.get("severity") for d in target.get("fingerprint_diff") or []]

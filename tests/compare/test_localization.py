@@ -95,3 +95,20 @@ def test_a_record_that_cannot_be_used_is_unsupported_never_an_exception(edit, sa
 def test_no_record_at_all_is_unsupported_naming_the_side():
     assert "the target has no layer record" in localize(chain(), None, outputs_drift=False)["reason"]
     assert "the golden has no layer record" in localize([], chain(), outputs_drift=False)["reason"]
+
+
+def test_nan_appearing_is_named_never_a_number_of_ulp():
+    theirs = chain()
+    theirs["tensors"][1].update(sha256="1" * 64, nonfinite=3)
+    where = localize(chain(), theirs, outputs_drift=True)
+    first = where["first_divergence"]
+    assert first["key"] == "b:0" and first["nonfinite"] is True and first["error_ulp"] is None
+    assert "NaN/Inf elements appear or vanish" in where["summary"]
+
+
+def test_absurd_statistics_never_put_nan_or_infinity_in_a_report():
+    import json
+    theirs = chain(b_shift=1)
+    theirs["tensors"][1]["max"] = 1e308
+    theirs["tensors"][1]["min"] = -1e308
+    json.dumps(localize(chain(), theirs, outputs_drift=True), allow_nan=False)

@@ -56,3 +56,26 @@ def test_the_edge_view_of_the_golden_drops_what_only_tensorflow_brings():
     assert "tensorflow" not in seen and seen["packages"] == {"numpy": "2.4.0"}
     assert seen["numpy"] == {"version": "2.4.0"}  # NumPy is on both: still compared
     assert seen["cuda_libraries"] == {"installed": {}, "loaded": {}}
+
+
+def test_parity_noise_is_shown_but_leaves_an_identical_target_identical():
+    from envcheck.compare.evaluate import evaluate
+    from envcheck.model import Reference
+    converted = LOGITS + np.float32(2e-7)
+    site = capture(outputs={"y": LOGITS}, tflite_outputs={"y": converted})
+    result = evaluate(site, Reference(expected={"y": LOGITS}, fingerprint={}, tflite_expected={"y": converted}),
+                      build_policy())
+    assert {o.name: o.status for o in result.outputs} == {"y": "identical", "tflite:y": "identical",
+                                                          "parity:y": "noise"}
+    assert result.verdict == "IDENTICAL"
+    assert not any("no fingerprint difference explains it" in hint for hint in result.hints)
+    far = capture(outputs={"y": LOGITS}, tflite_outputs={"y": LOGITS + np.float32(0.5)})
+    failed = evaluate(far, Reference(expected={"y": LOGITS}, fingerprint={}, tflite_expected={"y": LOGITS}),
+                      build_policy())
+    assert failed.verdict == "FAIL"  # beyond its band, parity fails like any output
+
+
+def test_an_outputs_policy_reaches_its_tflite_comparisons():
+    policy = build_policy({"tolerance": {"outputs": {"y": {"atol": 0.1, "classification": False}}}})
+    assert policy.tolerance_for("tflite:y") == policy.tolerance_for("parity:y") == policy.tolerance_for("y")
+    assert policy.classification_for("tflite:y") is False

@@ -124,3 +124,17 @@ def test_a_model_that_does_not_convert_is_unsupported_and_the_savedmodel_golden_
     code, _, _, report = run_cli("check", "--golden", str(golden), "--latency-budget", "0")
     target = report["targets"][0]
     assert (code, target["verdict"], set(target["outputs"])) == (ExitCode.OK, "IDENTICAL", {"class_probs", "embedding"})
+
+
+def test_a_broken_tensorflow_is_an_error_not_an_edge_box(run_cli, tmp_path, monkeypatch):
+    """TensorFlow installed but failing to import (here: a package whose import raises, first on the path) is
+    the server's failure, whatever the golden carries: only a target without TensorFlow is run as an edge box."""
+    broken = tmp_path / "site" / "tensorflow"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('libcudnn.so.9: cannot open shared object file')\n")
+    monkeypatch.setenv("PYTHONPATH", str(broken.parent))
+    code, _, _, report = run_cli("check", "--golden", "builtin:edge", "--latency-budget", "0")
+    target = report["targets"][0]
+    assert (code, target["verdict"], target["error"]["kind"]) == (ExitCode.UNDECIDED, "ERROR",
+                                                                   "tensorflow-not-importable")
+    assert "libcudnn" in target["error"]["message"]

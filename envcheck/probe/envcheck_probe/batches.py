@@ -13,6 +13,8 @@ from .files import atomic_write
 from .model import run_signature
 
 WORK_DIR = ".envcheck-batches"
+WORK_DIRS = (WORK_DIR, ".envcheck-batches-tflite")
+"""One per model run in a probe (the SavedModel's, the TFLite model's): each keeps its outputs' files."""
 """Beside the capture while the probe runs; removed before it ends (the capture's files are flat)."""
 
 
@@ -27,7 +29,8 @@ def golden_batch_size(bundle_dir):
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def run_batched(tf, np, signature, input_set, batch_size, out_dir, first, run=None, file_name=OUTPUTS_FILE):
+def run_batched(tf, np, signature, input_set, batch_size, out_dir, first, run=None, file_name=OUTPUTS_FILE,
+                work_dir=WORK_DIR):
     """Every sample through the model, `batch_size` at a time; outputs.npz (or `file_name`) written to out_dir.
     Returns the outputs by name (memory maps of files under WORK_DIR when the set took more than one batch).
     `first` is input_set.first(batch_size), already read: the whole set when it runs in one call. `run`: how
@@ -37,8 +40,8 @@ def run_batched(tf, np, signature, input_set, batch_size, out_dir, first, run=No
         outputs = run(first)
         write_outputs(np, out_dir, outputs, file_name)
         return outputs
-    work = os.path.join(out_dir, WORK_DIR)
-    remove_work(out_dir)  # what an earlier probe killed here left behind
+    work = os.path.join(out_dir, work_dir)
+    shutil.rmtree(work, ignore_errors=True)  # what an earlier probe killed here left behind
     os.makedirs(work)
     maps, done = {}, 0
     for batch in input_set.batches(batch_size):
@@ -79,5 +82,6 @@ def _pack(files, handle):
 
 
 def remove_work(out_dir):
-    """Remove the streamed outputs' directory (the probe's last step)."""
-    shutil.rmtree(os.path.join(out_dir, WORK_DIR), ignore_errors=True)
+    """Remove the streamed outputs' directories (the probe's last step)."""
+    for work_dir in WORK_DIRS:
+        shutil.rmtree(os.path.join(out_dir, work_dir), ignore_errors=True)

@@ -16,6 +16,7 @@ import tempfile
 from .capture import write_outputs
 from .cpu import cpu_info
 from .errors import first_line
+from .inputs import sample_count
 from .model import run_signature
 
 CHILD_TIMEOUT_S = 600
@@ -45,7 +46,7 @@ def calibration_record(tf, np, signature, inputs, bundle_dir, out_dir):
     """{"perturbations": {name: {"description", "setting"?, "file"} or {"description", "skipped"}}}, each
     perturbation's outputs (over `inputs`: the first batch of the golden set) written to its file in out_dir."""
     found = {}
-    samples = _sample_count(inputs)
+    samples = sample_count(inputs)
     in_process = (("repeat", lambda: run_signature(tf, np, signature, inputs)),
                   ("per-sample", lambda: _one_sample_at_a_time(tf, np, signature, inputs, samples)))
     for name, run in in_process:
@@ -65,12 +66,6 @@ def _saved(np, out_dir, name, outputs):
     file_name = FILE_PREFIX + name + ".npz"
     write_outputs(np, out_dir, outputs, file_name)
     return {"file": file_name}
-
-
-def _sample_count(inputs):
-    """The inputs' shared leading dimension; None when they share none (a scalar, a table beside the samples)."""
-    counts = {len(value) if getattr(value, "ndim", 0) else None for value in inputs.values()}
-    return counts.pop() if len(counts) == 1 else None
 
 
 def _one_sample_at_a_time(tf, np, signature, inputs, samples):

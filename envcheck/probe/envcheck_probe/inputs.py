@@ -104,3 +104,9 @@ def _header(np, stream, member):
     if fortran and len(shape) > 1:
         raise ProbeFailure("inputs", "inputs.npz: %s is in Fortran order; save it C-contiguous" % member)
     return dtype, tuple(shape)
+
+
+def sample_count(inputs):
+    """The inputs' shared leading dimension; None when they share none (a scalar, a table beside the samples)."""
+    counts = {len(value) if getattr(value, "ndim", 0) else None for value in inputs.values()}
+    return counts.pop() if len(counts) == 1 else None

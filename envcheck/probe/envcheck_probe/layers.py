@@ -18,6 +18,7 @@ import re
 import time
 
 from .errors import first_line
+from .inputs import sample_count
 from .model import run_signature
 
 LAYERS_SCHEMA = "envcheck.layers/1"
@@ -71,21 +72,16 @@ def layer_record(tf, np, signature, inputs, budget_s=DEFAULT_BUDGET_S):
         if key in by_key and name in fused:
             outputs[name] = key
             equal[name] = by_key[key]["sha256"] == _digest(np, np.asarray(fused[name]))
-    return {"schema": LAYERS_SCHEMA, "status": "ok", "mode": MODE, "samples": _rows(inputs),
+    return {"schema": LAYERS_SCHEMA, "status": "ok", "mode": MODE, "samples": sample_count(inputs),
             "complete": complete, "tensors": tensors, "outputs": outputs, "unfused_equals_fused": equal,
             "seconds": round(time.time() - started, 3)}
 
 
 def _first_samples(inputs):
-    rows = _rows(inputs)
+    rows = sample_count(inputs)
     if rows is None:
         return inputs
     return {name: value[:LAYER_SAMPLES] for name, value in inputs.items()}
-
-
-def _rows(inputs):
-    counts = {len(value) if getattr(value, "ndim", 0) else None for value in inputs.values()}
-    return counts.pop() if len(counts) == 1 else None
 
 
 class _LayerGraph:
@@ -222,7 +218,7 @@ def _record_tensors(tf, np, graph, inputs, deadline):
     """Every tensor's summary in topological order, fetched in groups of at most MAX_FETCH_BYTES; (records,
     complete) where complete is False when the deadline stopped it."""
     records = []
-    for group in _groups(graph.tensors, _rows(inputs) or 1):
+    for group in _groups(graph.tensors, sample_count(inputs) or 1):
         if records and time.time() > deadline:
             return records, False
         values = graph.fetch(tf, inputs, group)

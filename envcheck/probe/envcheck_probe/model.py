@@ -22,6 +22,15 @@ def import_tensorflow():
     return tf, np
 
 
+def tensorflow_installed():
+    """Whether a `tensorflow` package is there at all, importable or not."""
+    import importlib.util
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def load_signature(tf, model_dir):
     """(the loaded SavedModel, its serving_default signature), or a model-load ProbeFailure."""
     try:

@@ -1,6 +1,8 @@
 """The probe's stages in order: fingerprint, import-tensorflow, load-model, run-model, repeat-model,
-measure-latency, record-layers (when the golden has a layer record, or for `golden create`), and for
-`golden create` calibrate.
+measure-latency, run-tflite (when the golden has a model.tflite, or for `golden create --tflite`),
+record-layers (when the golden has a layer record, or for `golden create`), and for `golden create`
+calibrate. Where TensorFlow is not installed and the golden has a model.tflite, the probe is an edge box's:
+fingerprint, import-tensorflow, run-tflite.
 
 The capture is rewritten as each stage starts, so a process that dies inside one (SIGILL, an
 out-of-memory kill) leaves the fingerprint so far and the name of the stage that died. The golden pass
@@ -21,7 +23,7 @@ from .inputs import InputSet
 from .latency import DEFAULT_BUDGET_S, latency_record, skipped
 from .layers import LAYERS_SCHEMA, golden_has_layers, layer_record
 from .libraries import loaded_libraries
-from .model import import_tensorflow, load_signature
+from .model import import_tensorflow, load_signature, tensorflow_installed
 from .repeat import repeat_record
 from .tf_fingerprint import numpy_fingerprint, tensorflow_fingerprint
 from .tflite import beside_tensorflow, bundle_has_tflite, run_tflite, runtime_fingerprint
@@ -84,10 +86,6 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
         capture["fingerprint"]["cuda_libraries"]["loaded"] = loaded_libraries()
         capture["outputs"] = {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in outputs.items()}
         capture["status"] = "ok"
-        # (A calibration child, which runs only the first samples, leaves TFLite to its parent.)
-        if tflite or (bundle_has_tflite(bundle_dir) and max_samples is None):
-            _timed(stage, capture, "run-tflite", "tflite", lambda: _tflite_beside(
-                capture, tf, np, bundle_dir, input_set, batch_size, out_dir, first, convert_first=tflite))
         _timed(stage, capture, "repeat-model", "determinism", lambda: repeat_record(
             tf, np, signature, first, first_batch_of(input_set, batch_size, outputs)), timing="repeat_s")
         # Written with the stage: a probe killed while timing leaves its outputs and says why no latency.
@@ -95,6 +93,10 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
         began = stage("measure-latency")
         capture["latency"] = latency_record(tf, np, signature, first, latency_budget_s)
         capture["timings"]["latency_s"] = round(time.time() - began, 4)
+        # (A calibration child, which runs only the first samples, leaves TFLite to its parent.)
+        if tflite or (bundle_has_tflite(bundle_dir) and max_samples is None):
+            _timed(stage, capture, "run-tflite", "tflite", lambda: _tflite_beside(
+                capture, tf, np, bundle_dir, input_set, batch_size, out_dir, first, convert_first=tflite))
         if layers or (layers is None and golden_has_layers(bundle_dir)):
             # Written with the stage: a probe killed while recording says why it has no layer record.
             capture["layers"] = {"schema": LAYERS_SCHEMA, "status": "unsupported",
@@ -127,9 +129,11 @@ def _tensorflow_or_edge(bundle_dir):
     try:
         return import_tensorflow()
     except ProbeFailure as failure:
-        if failure.kind != "tensorflow-not-importable" or not bundle_has_tflite(bundle_dir):
+        # Only where TensorFlow is not installed at all: a broken install (a missing library, a NumPy ABI
+        # mismatch) on a server is its failure, never an edge box.
+        if failure.kind != "tensorflow-not-importable" or not bundle_has_tflite(bundle_dir) or tensorflow_installed():
             raise
-        return failure.message
+        return "TensorFlow is not installed"
 
 
 def _tflite_beside(capture, tf, np, *arguments, **options):

@@ -9,7 +9,7 @@ kernels). The outputs go to tflite-outputs.npz; the capture's `tflite` records r
 """
 import os
 
-from .batches import run_batched
+from .batches import WORK_DIRS, run_batched
 from .errors import ProbeFailure, first_line
 
 TFLITE_FILE = "model.tflite"
@@ -99,7 +99,8 @@ def run_tflite(np, bundle_dir, input_set, batch_size, out_dir, first, model_path
             raise ProbeFailure("tflite-run", "running model.tflite failed: %s: %s"
                                % (type(error).__name__, first_line(error))) from error
 
-    outputs = run_batched(None, np, None, input_set, batch_size, out_dir, first, run=run, file_name=TFLITE_OUTPUTS_FILE)
+    outputs = run_batched(None, np, None, input_set, batch_size, out_dir, first, run=run, file_name=TFLITE_OUTPUTS_FILE,
+                          work_dir=WORK_DIRS[1])
     return {"runtime": runtime, "version": version, "op_resolver": name,
             "outputs": {key: {"shape": list(a.shape), "dtype": str(a.dtype)} for key, a in outputs.items()}}
 
