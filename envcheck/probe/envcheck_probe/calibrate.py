@@ -107,7 +107,8 @@ def _probe_command():
 def _in_child(bundle_dir, out_dir, name, environment, samples):
     work = tempfile.mkdtemp(prefix="envcheck-calibrate-")
     try:
-        command = _probe_command() + ["--bundle", bundle_dir, "--out", work, "--latency-budget", "0", "--no-layers"]
+        command = _probe_command() + ["--bundle", bundle_dir, "--out", work, "--latency-budget", "0", "--no-layers",
+                                     "--no-tflite"]
         if samples:
             command += ["--max-samples", str(samples)]
         if name in IN_CHILD:

@@ -44,8 +44,10 @@ def main(argv=None):
                         help="seconds spent timing batch-1 calls after the outputs are captured (0 disables)")
     parser.add_argument("--calibrate", action="store_true",
                         help="also run the model under benign perturbations (for golden create)")
-    parser.add_argument("--tflite", action="store_true",
+    tflite = parser.add_mutually_exclusive_group()
+    tflite.add_argument("--tflite", action="store_true", default=None,
                         help="convert the model to TFLite and run it too (for golden create --tflite)")
+    tflite.add_argument("--no-tflite", dest="tflite", action="store_false", help=argparse.SUPPRESS)  # a child
     layers = parser.add_mutually_exclusive_group()
     layers.add_argument("--layers", action="store_true", default=None,
                         help="record every layer's summary (default: when the golden has a layer record)")

@@ -30,14 +30,14 @@ from .tflite import beside_tensorflow, bundle_has_tflite, run_tflite, runtime_fi
 
 
 def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=False, perturb=None, max_samples=None,
-          layers=None, tflite=False):
+          layers=None, tflite=None):
     """Run every stage on the bundle, leave the capture (and outputs) in out_dir; 0 when all ran.
     `calibrate`: also run the calibration perturbations (calibrate.py); `perturb`: this probe is one of
     them, and changes TensorFlow's configuration before the model loads; `max_samples`: run only the
     first samples of the set (a calibration child); `layers`: record the layers (layers.py): True, False, or
-    None when the golden has a layer record; `tflite`: convert the model to TFLite and run it (golden create
-    --tflite). A golden with a model.tflite is run with TFLite too, and is all an edge target (no TensorFlow)
-    runs."""
+    None when the golden has a layer record; `tflite`: True converts the model to TFLite and runs it (golden
+    create --tflite), None runs the golden's model.tflite when it has one (all an edge target, without
+    TensorFlow, runs), False runs none (a calibration child)."""
     started = time.time()
     capture = {
         "schema": CAPTURE_SCHEMA,
@@ -93,10 +93,9 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
         began = stage("measure-latency")
         capture["latency"] = latency_record(tf, np, signature, first, latency_budget_s)
         capture["timings"]["latency_s"] = round(time.time() - began, 4)
-        # (A calibration child, which runs only the first samples, leaves TFLite to its parent.)
-        if tflite or (bundle_has_tflite(bundle_dir) and max_samples is None):
+        if tflite or (tflite is None and bundle_has_tflite(bundle_dir)):
             _timed(stage, capture, "run-tflite", "tflite", lambda: _tflite_beside(
-                capture, tf, np, bundle_dir, input_set, batch_size, out_dir, first, convert_first=tflite))
+                capture, tf, np, bundle_dir, input_set, batch_size, out_dir, first, convert_first=bool(tflite)))
         if layers or (layers is None and golden_has_layers(bundle_dir)):
             # Written with the stage: a probe killed while recording says why it has no layer record.
             capture["layers"] = {"schema": LAYERS_SCHEMA, "status": "unsupported",
