@@ -53,6 +53,17 @@ def probe_containers_left(client) -> list[str]:
     return [c.name for c in client.containers.list(all=True, filters={"label": "envcheck.probe"})]
 
 
+def set_at(document, path: tuple, value) -> None:
+    """Set (or, with value KeyError, delete) the entry at `path` (keys and list indexes) of a JSON document."""
+    *parents, last = path
+    for part in parents:
+        document = document[part]
+    if value is KeyError:
+        del document[last]
+    else:
+        document[last] = value
+
+
 def tensorflow_installed() -> bool:
     return subprocess.run([sys.executable, "-c", "import importlib.util as u, sys; "
                            "sys.exit(u.find_spec('tensorflow') is None)"]).returncode == 0

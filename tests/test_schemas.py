@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import RECORDED_REPORTS
+from helpers import RECORDED_REPORTS, set_at
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -144,13 +144,7 @@ def test_fields_may_be_added_to_reports_and_captures_but_not_to_the_manifest(pro
 
 def _set(path: tuple, value):
     def change(document):
-        *parents, last = path
-        for part in parents:
-            document = document[part]
-        if value is KeyError:
-            del document[last]
-        else:
-            document[last] = value
+        set_at(document, path, value)
     return change
 
 

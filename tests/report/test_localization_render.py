@@ -26,6 +26,7 @@ from envcheck.report.terminal import render_plain, render_terminal
 from envcheck.report.view import build_view
 from envcheck.review import review
 from envcheck.schemas import REPORT_SCHEMA
+from helpers import set_at
 
 QUERY = "functional_1/multi_head_attention_1/query_1/MatMul:0"
 FIRST = f"{QUERY} (BatchMatMulV2), 1 ULP"
@@ -326,14 +327,7 @@ def test_reports_with_localizations_validate(shenzhen, recorded_reports):
 def test_broken_localizations_are_named(shenzhen, path, value, says):
     """What the schema knows of a localization is checked, and the problem located."""
     document = copy.deepcopy(shenzhen)
-    *parents, last = path
-    holder = document
-    for part in parents:
-        holder = holder[part]
-    if value is KeyError:
-        del holder[last]
-    else:
-        holder[last] = value
+    set_at(document, path, value)
     found = [str(p) for p in schemas.problems(REPORT_SCHEMA, document)]
     assert any(says in problem for problem in found), found
 
