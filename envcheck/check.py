@@ -60,10 +60,12 @@ def layered_policy(golden: GoldenBundle, policy_file: Path | None) -> tuple[Poli
 
 def check_targets(golden: GoldenBundle, targets: Sequence[Target], policy: Policy, record: dict[str, Any], *,
                   timeout: float, jobs: int = 1, site: str | None = None, fail_on: FailOn = "fail",
-                  progress: ProgressListener | None = None) -> RunReport:
-    """Probe every target (up to `jobs` at once) and judge each against the golden."""
+                  progress: ProgressListener | None = None, others_at_once: int = 0) -> RunReport:
+    """Probe every target (up to `jobs` at once) and judge each against the golden; `others_at_once`: probes
+    of other checks running meanwhile (a fleet's other sites), so that latencies are shown, not judged."""
     outcomes = run_targets(targets, golden.path, timeout=timeout, jobs=jobs, site=site, progress=progress)
-    return build_report(golden, outcomes, policy, fail_on, record, concurrent_probes=min(jobs, len(targets)))
+    return build_report(golden, outcomes, policy, fail_on, record,
+                        concurrent_probes=min(jobs, len(targets)) + others_at_once)
 
 
 def compare_captures(golden: GoldenBundle, capture_dirs: Sequence[Path], policy: Policy, record: dict[str, Any],
@@ -134,7 +136,7 @@ def build_report(golden: GoldenBundle, outcomes: Sequence[Outcome], policy: Poli
     reference = Reference(expected=golden.expected, fingerprint=redact_fingerprint(golden.fingerprint),
                           latency=golden.latency, determinism=golden.determinism,
                           noise=noise_scales(golden.calibration), layers=golden.layers,
-                          tflite_expected=golden.tflite_expected)
+                          tflite_expected=golden.tflite_expected, image=golden.reference_image)
     results: list[TargetResult] = [evaluate(o, reference, policy, concurrent_probes) for o in outcomes]
     return RunReport(golden_path=str(golden.path), golden_sha256=golden.sha256, targets=tuple(results),
                      exit_code=int(exit_code_for((r.verdict for r in results), fail_on)), fail_on=fail_on,

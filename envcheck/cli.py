@@ -102,7 +102,38 @@ def build_parser() -> argparse.ArgumentParser:
     review.set_defaults(run=command_review)
 
     _add_golden_commands(commands)
+    _add_fleet_commands(commands)
     return parser
+
+
+def _add_fleet_commands(commands) -> None:
+    fleet = commands.add_parser("fleet", help="check every site of an inventory (fleet.toml); the latest verdict per site")
+    fleet_commands = fleet.add_subparsers(dest="fleet_command", required=True, metavar="ACTION")
+    run = fleet_commands.add_parser(
+        "run", help="check every site of the inventory, one report per site",
+        description="Check every site of the inventory on its own Docker endpoint, up to --jobs sites at once; one "
+                    "JSON report per site under REPORTS_DIR/<site>/; exit with the worst code (3 over 1 over 0).",
+        epilog="examples:\n  envcheck fleet run fleet.toml\n  envcheck fleet run fleet.toml --sites shenzhen-3,beijing-1 "
+               "--jobs 4 --reports-dir reports/\n\ninventory (fleet.toml):\n  golden = \"golden/vision\"\n  [[site]]\n"
+               "  name = \"shenzhen-3\"\n  docker_host = \"ssh://ops@edge-17\"\n"
+               "  targets = [\"docker:factory/vision:1.4\", \"docker:factory/vision:1.5\"]\n"
+               "  labels = { region = \"south\", line = \"3\" }",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("inventory", type=Path, metavar="FLEET.toml")
+    run.add_argument("--sites", type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+                     metavar="A,B", help="only these sites (default: all)")
+    run.add_argument("--jobs", type=_positive_int, default=4, help="sites checked at once (default 4)")
+    run.add_argument("--reports-dir", type=Path, default=Path(DEFAULT_REPORTS_DIR), metavar="DIR",
+                     help=f"one folder per site, one JSON report per run (default {DEFAULT_REPORTS_DIR}/)")
+    run.add_argument("--fail-on", choices=("warn", "fail"), default="fail",
+                     help="'warn' makes WARN targets fail the gate too (default: fail)")
+    _timeout_option(run)
+    run.set_defaults(run=command_fleet_run)
+    status = fleet_commands.add_parser("status", help="the latest verdict per site, from the stored reports",
+                                       epilog="example: envcheck fleet status --reports-dir reports/")
+    status.add_argument("--reports-dir", type=Path, default=Path(DEFAULT_REPORTS_DIR), metavar="DIR",
+                        help=f"where `fleet run` wrote the reports (default {DEFAULT_REPORTS_DIR}/)")
+    status.set_defaults(run=command_fleet_status)
 
 
 def _add_golden_commands(commands) -> None:
@@ -386,6 +417,58 @@ def _check_capture_destination(out: Path) -> None:
         raise UsageError(f"--out {out}: cannot write there ({error.strerror or error})") from None
 
 
+def command_fleet_run(args: argparse.Namespace) -> int:
+    """`envcheck fleet run`: every site of the inventory, concurrently; a report per site; the worst exit code."""
+    from envcheck.fleet import load_inventory, run_fleet, select, worst_exit_code
+
+    sites = select(load_inventory(args.inventory), args.sites)
+    index = {site.name: number for number, site in enumerate(sites)}
+    with _progress([f"{site.name} ({site.docker_host or 'local daemon'})" for site in sites], doing="checking…",
+                   done="checked") as progress:
+        runs = run_fleet(sites, args.reports_dir, jobs=args.jobs, timeout=args.timeout, fail_on=args.fail_on,
+                         on_start=lambda site: progress.started(index[site.name], site.name),
+                         on_finish=lambda run: progress.finished(index[run.site.name], run.site.name, run))
+    for run in runs:
+        _say(f"{run.site.name:<20} exit {run.exit_code}  {_site_outcome(run)}"
+             + (f"  report: {run.path}" if run.path else ""))
+    code = worst_exit_code(runs)
+    _say(f"exit {code} — " + EXIT_WORDS[code])
+    return code
+
+
+def _site_outcome(run) -> str:  # (run: fleet.SiteRun)
+    """`2 IDENTICAL · 1 ERROR (image-not-found)`, or why the site could not be checked at all."""
+    if run.report is None:
+        return f"not checked: {run.error}"
+    from collections import Counter
+
+    counts = Counter(target.verdict for target in run.report.targets)
+    errors = sorted({target.error.kind for target in run.report.targets if target.error})
+    return " · ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items())) + (
+        f" ({', '.join(errors)})" if errors else "")
+
+
+def command_fleet_status(args: argparse.Namespace) -> int:
+    """`envcheck fleet status`: the latest stored verdict per site."""
+    from envcheck.fleet import fleet_status
+
+    found = fleet_status(args.reports_dir)
+    if not found:
+        _err(f"no site reports under {args.reports_dir} (run `envcheck fleet run` first)")
+        return ExitCode.UNDECIDED
+    for entry in found:
+        if entry.problem:
+            _say(f"{entry.site:<20} ?      {entry.problem}")
+            continue
+        verdicts = " · ".join(f"{n} {v}" for v, n in sorted(entry.verdicts.items()))
+        _say(f"{entry.site:<20} {entry.worst or '-':<9} {entry.created}  exit {entry.exit_code}  {verdicts}")
+    return ExitCode.OK
+
+
+EXIT_WORDS = {0: "every site matched the golden within policy", 1: "drift at one or more sites",
+              3: "one or more sites could not be decided"}
+
+
 def command_review(args: argparse.Namespace) -> int:
     """Review many JSON reports: the terminal view first, then the CSV and HTML files, each written atomically."""
     from envcheck.files import atomic_write_text
@@ -603,13 +686,14 @@ class _progress:
     """Progress on stderr while targets run: a live line per target on a terminal, a plain line per
     start and finish otherwise (CI logs). Names are data, never markup."""
 
-    def __init__(self, specs: list[str]):
+    def __init__(self, specs: list[str], doing: str = "probing…", done: str = "captured"):
         import time
 
         from rich.console import Console
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.clock = time.monotonic
+        self.doing, self.done = doing, done
         self.began: dict[int, float] = {}
         self.total = len(specs)
         self.console = Console(stderr=True)
@@ -629,9 +713,9 @@ class _progress:
     def started(self, index: int, spec: str) -> None:
         self.began[index] = self.clock()
         if not self.live:
-            _err(f"[{index + 1}/{self.total}] {spec}: probing…")
+            _err(f"[{index + 1}/{self.total}] {spec}: {self.doing}")
         self.progress.start_task(self.tasks[index])
-        self.progress.update(self.tasks[index], state="[cyan]probing…")
+        self.progress.update(self.tasks[index], state=f"[cyan]{self.doing}")
 
     def finished(self, index: int, spec: str, outcome) -> None:
         from rich.markup import escape
@@ -639,9 +723,9 @@ class _progress:
         failed = getattr(outcome, "kind", None)
         if not self.live:
             seconds = self.clock() - self.began.get(index, self.clock())
-            _err(f"[{index + 1}/{self.total}] {spec}: {'failed: ' + failed if failed else 'captured'} "
+            _err(f"[{index + 1}/{self.total}] {spec}: {'failed: ' + failed if failed else self.done} "
                  f"({seconds:.1f} s)")
-        state = f"[magenta]failed: {escape(failed)}" if failed else "[green]captured"
+        state = f"[magenta]failed: {escape(failed)}" if failed else f"[green]{escape(self.done)}"
         self.progress.update(self.tasks[index], state=state, completed=1)
         self.progress.stop_task(self.tasks[index])
 

@@ -76,6 +76,11 @@ class GoldenBundle:
         return self.manifest.get("calibration")
 
     @property
+    def reference_image(self) -> dict[str, Any] | None:
+        """The image the golden was made in ({ref, id, tags, repo_digests}); None: not made in a Docker target."""
+        return self.manifest.get("reference_image")
+
+    @property
     def latency(self) -> dict[str, Any] | None:
         """The reference target's latency and hardware class (None: the golden measured none)."""
         return self.manifest.get("latency")
@@ -248,7 +253,8 @@ def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict
                  latency: dict[str, Any] | None = None, determinism: dict[str, Any] | None = None,
                  calibration: dict[str, Any] | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                  layers: dict[str, Any] | None = None, tflite: dict[str, Any] | None = None,
-                 tflite_model: Path | None = None, tflite_expected: dict[str, np.ndarray] | None = None) -> Path:
+                 tflite_model: Path | None = None, tflite_expected: dict[str, np.ndarray] | None = None,
+                 reference_image: dict[str, Any] | None = None) -> Path:
     """Assemble a bundle in a staging directory beside `out`, then swap it in (never half-written)."""
     out = Path(out)
     if out.exists() and not force:
@@ -283,6 +289,7 @@ def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict
             **({"calibration": calibration} if calibration else {}),
             **({"layers": layers_summary(layers)} if layers is not None else {}),
             **({"tflite": tflite} if tflite is not None else {}),
+            **({"reference_image": reference_image} if reference_image else {}),
             "batch_size": batch_size,
         }
         atomic_write_text(staging / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True))

@@ -81,7 +81,8 @@ def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | Non
                             latency=reference_latency(outcome.latency, outcome.fingerprint),
                             determinism=reference_determinism(outcome.determinism),
                             calibration=_calibration(outcome, policy), batch_size=batch_size,
-                            layers=outcome.layers, **(edge_model or {}))
+                            layers=outcome.layers, reference_image=reference_image(outcome.target_info),
+                            **(edge_model or {}))
 
 
 def calibrate_golden(path: Path, target: Target, timeout: float) -> tuple[GoldenBundle, float | None]:
@@ -99,6 +100,15 @@ def calibrate_golden(path: Path, target: Target, timeout: float) -> tuple[Golden
              if name in outcome.outputs]
     apart = [m.max_abs for m in moved if m.status != "identical" and m.max_abs is not None]
     return reseal(golden, calibration=_calibration(outcome, golden.policy)), max(apart) if apart else None
+
+
+def reference_image(target_info: dict) -> dict | None:
+    """The manifest's `reference_image` from a Docker reference target's facts; None for any other target."""
+    image = target_info.get("image") if target_info.get("kind") == "docker" else None
+    if not isinstance(image, dict) or not image.get("id"):
+        return None
+    return {"ref": target_info.get("image_ref") or image["id"], "id": image["id"], "tags": list(image.get("tags") or []),
+            "repo_digests": list(image.get("repo_digests") or [])}
 
 
 def _builtin_description(builtin: bool, edge: bool) -> str:

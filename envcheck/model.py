@@ -136,6 +136,8 @@ class Reference:
     """The reference's layer record (layers.json); None: the golden has none, so nothing is localised."""
     tflite_expected: dict[str, np.ndarray] | None = None
     """model.tflite's outputs in the reference (tflite_expected.npz); None: the golden has no TFLite model."""
+    image: dict[str, Any] | None = None
+    """The Docker image the golden was made in ({ref, id, tags, repo_digests}); None: another kind of target."""
 
 
 @dataclass(frozen=True, slots=True)

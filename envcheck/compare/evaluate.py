@@ -10,6 +10,8 @@ from envcheck.compare.determinism import determinism_findings
 from envcheck.compare.explain import hints_for
 from envcheck.compare.findings import find_problems
 from envcheck.compare.fingerprint import diff_fingerprints
+from envcheck.compare.image import CODE as IMAGE_FINDING
+from envcheck.compare.image import image_findings
 from envcheck.compare.latency import compare_latency
 from envcheck.compare.localization import localize
 from envcheck.compare.outputs import compare_outputs
@@ -54,6 +56,7 @@ def evaluate(outcome: Capture | TargetFailure, reference: Reference, policy: Pol
                                         concurrent_probes)
     findings += slowness + determinism_findings(outcome.determinism, reference.determinism, severity_of)
     findings += tflite_findings(outcome, reference.tflite_expected is not None)
+    findings += image_findings(outcome.target_info, reference.image, severity_of(IMAGE_FINDING))
     # Parity within its band is shown, never decides: a converted model is not bitwise its SavedModel.
     judged = [o for o in outputs if not (is_parity(o.name) and o.status in ("identical", "noise"))]
     return TargetResult(spec=outcome.spec, site=outcome.site, verdict=decide_verdict(judged, diffs, findings),

@@ -31,7 +31,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
@@ -39,12 +38,8 @@ from typing import Any, get_args
 from envcheck import fields, schemas
 from envcheck.compare.latency import LatencyPolicy
 from envcheck.errors import PolicyError, UsageError
+from envcheck.files import read_toml
 from envcheck.model import Severity, Tolerance, model_output_name
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 # First match wins. Paths are dotted, list items as [i] (see compare/fingerprint.py); the rules and
 # their order come from the field registry (envcheck/fields.py, docs/fields.md).
@@ -102,14 +97,7 @@ class PolicyFileError(PolicyError, UsageError):
 
 def load_policy_file(path: Path) -> dict[str, Any]:
     """The TOML file as a table, checked against the policy schema (PolicyFileError names the key)."""
-    try:
-        table = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PolicyFileError(f"{path}: policy file not found") from None
-    except OSError as error:
-        raise PolicyFileError(f"{path}: cannot read the policy file ({error.strerror})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise PolicyFileError(f"{path}: not valid TOML ({error})") from None
+    table = read_toml(path, "policy file", PolicyFileError)
     validate_policy(table, str(path))
     return table
 

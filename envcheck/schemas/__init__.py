@@ -27,6 +27,7 @@ SCHEMA_FILES = {
     "envcheck.report/1": "report-1.schema.json",
     "envcheck.layers/1": "layers-1.schema.json",
     "policy": "policy-1.schema.json",
+    "fleet": "fleet-1.schema.json",
 }
 _VERSIONED = re.compile(r"^envcheck\.([a-z]+)/([0-9]+)$")
 _BARE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -10,11 +10,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import re
 import shlex
 import signal
+import subprocess
 import tarfile
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +77,11 @@ class DockerTarget:
         def failure(kind: str, message: str) -> TargetFailure:
             return TargetFailure(spec=self.spec, kind=kind, message=message, target_info=info)
 
+        # An ssh:// endpoint is tried with ssh itself first: a refused key or an unknown host is then said in
+        # ssh's words, and no docker client is left with a dead ssh pipe to break at exit.
+        refused = ssh_diagnosis(self.docker_host, seconds=min(timeout, 15.0))
+        if refused:
+            return failure("daemon-unreachable", f"cannot reach the Docker daemon at {self._daemon_name()}: {refused}")
         try:
             client = connect(self.docker_host, answer_within=timeout)
         except (requests.exceptions.RequestException, docker.errors.DockerException) as error:
@@ -95,7 +103,7 @@ class DockerTarget:
         except (requests.exceptions.RequestException, docker.errors.DockerException) as error:
             return failure("docker-error", f"the Docker daemon at {self._daemon_name()} failed: {_first_line(error)}")
         finally:
-            client.close()
+            close_client(client)
 
     def _daemon_name(self) -> str:
         # Messages reach shared reports: a remote daemon is named by its hashed address.
@@ -219,10 +227,64 @@ def connect(docker_host: str | None, answer_within: float = CLIENT_TIMEOUT_S) ->
     try:
         client.ping()
     except BaseException:
-        client.close()
+        close_client(client)
         raise
     client.api.timeout = CLIENT_TIMEOUT_S
     return client
+
+
+def close_client(client: docker.DockerClient) -> None:
+    """Close the client; a transport that cannot close cleanly (an ssh that already exited) is closed anyway."""
+    with contextlib.suppress(Exception):
+        client.close()
+
+
+def _tolerate_dead_ssh() -> None:
+    """The docker SDK's ssh socket writes to its ssh process when it closes, and raises BrokenPipeError when
+    that process has already exited; urllib3 closes pooled connections again at interpreter exit, where the
+    error would print as a traceback. Closing a socket whose ssh is gone is done: make it say nothing."""
+    try:
+        from docker.transport import sshconn
+    except ImportError:  # without paramiko there is no ssh transport at all
+        return
+    original = sshconn.SSHSocket.close
+    if getattr(original, "envcheck_tolerant", False):
+        return
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            original(self)
+
+    close.envcheck_tolerant = True  # type: ignore[attr-defined]
+    sshconn.SSHSocket.close = close
+
+
+_tolerate_dead_ssh()
+
+
+def ssh_diagnosis(docker_host: str | None, seconds: float = 15.0) -> str | None:
+    """Why an ssh:// endpoint failed, in ssh's own words (the docker SDK only sees a broken pipe): a refused key,
+    an unknown host, no `docker` there. None for other endpoints, or when ssh itself succeeds. The user and host
+    are left out: the message reaches shared reports."""
+    if not docker_host or not docker_host.startswith("ssh://"):
+        return None
+    url = urllib.parse.urlparse(docker_host)
+    command = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(seconds)}"]
+    command += ["-l", url.username] if url.username else []
+    command += ["-p", str(url.port)] if url.port else []
+    command += ["--", url.hostname or "", "docker version --format '{{.Server.Version}}'"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 5, stdin=subprocess.DEVNULL,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"ssh could not be run: {error}"
+    lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    if done.returncode == 0 or not lines:
+        return None
+    said = re.sub(r"^\S+@\S+: ", "", lines[-1])
+    for name in filter(None, (url.hostname, url.username)):
+        said = said.replace(name, "…")
+    return f"ssh failed: {said}"
 
 
 def daemon_identity(client: docker.DockerClient, docker_host: str | None) -> dict[str, Any]:

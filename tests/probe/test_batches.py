@@ -108,7 +108,7 @@ def test_the_repeat_compares_values_not_pointers_and_bfloat16_by_its_bits(probe,
     pytest.param({"a": np.zeros((5, 2)), "scale": np.float32(2.0)}, None, id="a-scalar"),
 ])
 def test_calibration_cuts_single_samples_only_from_a_set_with_one_sample_count(probe, inputs, samples):
-    assert probe.calibrate._sample_count(inputs) == samples
+    assert probe.inputs.sample_count(inputs) == samples
     if samples is None:  # slicing a table to one row would be another model input, not a perturbation
         with pytest.raises(ValueError, match="no sample count"):
             probe.calibrate._one_sample_at_a_time(None, np, None, inputs, samples)

@@ -5,9 +5,11 @@ the command that sets them up.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -257,3 +259,99 @@ def test_gpus_on_a_daemon_without_gpu_support_is_a_plain_error(run_cli, referenc
         assert target["error"]["kind"] == "gpus-unavailable" and "--gpus all" in target["error"]["message"]
     else:  # a machine with GPUs and the toolkit: the probe saw them
         assert target["fingerprint"]["gpu"]["gpus"]
+
+
+def test_a_fleet_run_checks_every_site_on_its_own_daemon_and_isolates_the_unreachable_one(
+        run_cli, reference_golden, second_daemon, via_ssh, tmp_path):
+    """`envcheck fleet run` over the local daemon, a second dockerd, an ssh endpoint (a real sshd) and a site
+    whose daemon refuses: four reports, one folder each, the unreachable site an ERROR row naming it, the exit
+    code the worst (3)."""
+    url, client = second_daemon
+    ssh_url, _, _ = via_ssh
+    refused = socket.socket()
+    refused.bind(("127.0.0.1", 0))
+    port = refused.getsockname()[1]
+    refused.close()
+    inventory = tmp_path / "fleet.toml"
+    inventory.write_text(f'''golden = "{reference_golden}"
+[[site]]
+name = "beijing-1"
+docker_host = "unix:///var/run/docker.sock"
+targets = ["{_image("reference")}", "{_image("onednn-off")}"]
+labels = {{ region = "north" }}
+[[site]]
+name = "shenzhen-3"
+docker_host = "{url}"
+targets = ["{_image("reference")}"]
+[[site]]
+name = "wuhan-2"
+docker_host = "tcp://127.0.0.1:{port}"
+targets = ["{_image("reference")}"]
+[[site]]
+name = "edge-17"
+docker_host = "{ssh_url}"
+targets = ["{_image("reference")}"]
+''')
+    reports = tmp_path / "reports"
+    code, out, err, _ = run_cli("fleet", "run", str(inventory), "--reports-dir", str(reports), "--jobs", "4",
+                                "--timeout", "120")
+    assert code == ExitCode.UNDECIDED, out + err
+    assert "wuhan-2" in out and "daemon-unreachable" in out and "Traceback" not in err
+    by_site = {folder.name: json.loads(next(folder.glob("envcheck-*.json")).read_text())
+               for folder in reports.iterdir()}
+    assert set(by_site) == {"beijing-1", "shenzhen-3", "wuhan-2", "edge-17"}
+    assert [t["verdict"] for t in by_site["shenzhen-3"]["targets"]] == ["IDENTICAL"]
+    assert [t["verdict"] for t in by_site["edge-17"]["targets"]] == ["IDENTICAL"]
+    assert by_site["beijing-1"]["targets"][0]["verdict"] == "IDENTICAL" and by_site["beijing-1"]["labels"] == {
+        "region": "north"}
+    assert by_site["wuhan-2"]["targets"][0]["error"]["kind"] == "daemon-unreachable"
+    assert all(t["site"] == site for site, document in by_site.items() for t in document["targets"])
+    assert client.containers.list(all=True, filters={"label": "envcheck.probe"}) == []
+    code, out, _, _ = run_cli("fleet", "status", "--reports-dir", str(reports))
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert code == ExitCode.OK and lines["wuhan-2"].split()[1] == "ERROR" and lines["shenzhen-3"].split()[1] == "IDENTICAL"
+
+
+def test_a_tag_rebuilt_since_the_golden_is_a_finding_naming_both_images(run_cli, docker_client, tmp_path,
+                                                                         no_leftovers):
+    """The golden is made in an image under a tag; the tag then moves to another build (here: the onednn-off
+    image, tagged over it). The check of that tag names both image ids."""
+    moving = "envcheck-test/moving:1"
+    reference, other = (docker_client.images.get(f"{PREFIX}/{name}") for name in ("reference", "onednn-off"))
+    reference.tag(moving)
+    try:
+        golden = tmp_path / "golden"
+        made = subprocess.run([sys.executable, "-m", "envcheck", "golden", "create", "--model",
+                               str(builtin_golden_dir() / "model"), "--inputs", str(builtin_golden_dir() / "inputs.npz"),
+                               "--target", f"docker:{moving}", "--out", str(golden), "--no-calibrate", "--no-layers"],
+                              capture_output=True, text=True)
+        assert made.returncode == 0, made.stderr
+        assert json.loads((golden / "manifest.json").read_text())["reference_image"]["id"] == reference.id
+        _, _, _, same = _check(run_cli, golden, f"docker:{moving}")
+        assert "image-differs-from-golden" not in [f["code"] for f in same["targets"][0]["findings"]]
+        other.tag(moving)
+        _, _, _, report = _check(run_cli, golden, f"docker:{moving}")
+        (finding,) = [f for f in report["targets"][0]["findings"] if f["code"] == "image-differs-from-golden"]
+        assert other.id.removeprefix("sha256:")[:12] in finding["message"]
+        assert reference.id.removeprefix("sha256:")[:12] in finding["message"]
+        assert report["targets"][0]["verdict"] in ("WARN", "FAIL")
+    finally:
+        docker_client.images.remove(moving, noprune=True)
+
+
+def test_an_ssh_site_is_checked_through_a_real_sshd(run_cli, reference_golden, via_ssh, no_leftovers):
+    url, _, _ = via_ssh
+    code, _, err, report = run_cli("check", "--golden", str(reference_golden), "--target", _image("reference"),
+                                   "--docker-host", url, "--site", "edge-17")
+    target = report["targets"][0]
+    assert code == ExitCode.OK and target["verdict"] == "IDENTICAL", (err, target["error"])
+    assert target["target"]["daemon"]["version"]
+
+
+def test_a_refused_ssh_key_is_a_plain_error_naming_the_reason(run_cli, reference_golden, via_ssh, no_leftovers):
+    _, refused, _ = via_ssh
+    code, out, err, report = run_cli("check", "--golden", str(reference_golden), "--target", _image("reference"),
+                                     "--docker-host", refused, "--timeout", "60")
+    error = report["targets"][0]["error"]
+    assert code == ExitCode.UNDECIDED and error["kind"] == "daemon-unreachable", error
+    assert "Permission denied" in error["message"] and "Traceback" not in err + out

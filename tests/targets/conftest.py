@@ -1,0 +1,92 @@
+"""Remote Docker endpoints made for real on this machine: an sshd on loopback with key authentication."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import require
+
+SSHD = Path("/usr/sbin/sshd")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ssh_endpoint(tmp_path_factory):
+    """An edge box's ssh:// Docker endpoint: Debian's sshd on 127.0.0.1, key authentication only, a user in
+    the docker group (so `docker system dial-stdio` reaches the daemon). Yields (url, refused_url, ssh_dir):
+    `ssh://edge-ok:PORT` logs in with the authorised key; `ssh://edge-refused:PORT` offers a key it refuses.
+    The hosts are named in an ssh config (ssh_dir/config), as an operator's ~/.ssh/config names them; an `ssh`
+    on PATH that reads it (ssh_dir/bin) stands in for that file, so the test never touches the real one."""
+    require(SSHD.exists() and shutil.which("ssh") is not None and shutil.which("useradd") is not None,
+            "openssh-server and openssh-client (apt-get install openssh-server)")
+    root = tmp_path_factory.mktemp("ssh")
+    user = f"envchk{os.getpid() % 100000}"
+    # The user's home must be reachable by the user (sshd reads authorized_keys as them): not under pytest's
+    # root-only temporary folder.
+    home = Path(tempfile.mkdtemp(prefix="envcheck-ssh-home-"))
+    home.chmod(0o755)
+    # (`--password '*'`: no password, but not a locked account, which sshd without PAM refuses.)
+    subprocess.run(["useradd", "--home-dir", str(home), "--no-create-home", "--groups", "docker", "--shell",
+                    "/bin/sh", "--password", "*", user], check=True, capture_output=True)
+    daemon = None
+    try:
+        for key in ("client", "stranger", "host"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / key)], check=True)
+        ssh_home = home / ".ssh"
+        ssh_home.mkdir(mode=0o700)
+        shutil.copy(root / "client.pub", ssh_home / "authorized_keys")
+        subprocess.run(["chown", "-R", f"{user}:{user}", str(ssh_home)], check=True)
+        port = _free_port()
+        config = root / "sshd_config"
+        config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'host'}\nPidFile {root / 'sshd.pid'}\n"
+                          "AuthorizedKeysFile .ssh/authorized_keys\nPasswordAuthentication no\n"
+                          "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nStrictModes no\nUsePAM no\n"
+                          f"AllowUsers {user}\n")
+        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
+        daemon = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stderr=open(root / "sshd.log", "wb"))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"sshd did not start: {(root / 'sshd.log').read_text()[-2000:]}")
+        client = root / "client-ssh"
+        (client / "bin").mkdir(parents=True)
+        common = (f"  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentitiesOnly yes\n"
+                  "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n  BatchMode yes\n")
+        (client / "config").write_text(f"Host edge-ok\n  IdentityFile {root / 'client'}\n{common}"
+                                       f"Host edge-refused\n  IdentityFile {root / 'stranger'}\n{common}")
+        wrapper = client / "bin" / "ssh"
+        wrapper.write_text(f"#!/bin/sh\nexec {shutil.which('ssh')} -F {client / 'config'} \"$@\"\n")
+        wrapper.chmod(0o755)
+        # The port in the URL: the docker SDK passes `-p 22` for an ssh:// URL without one.
+        yield f"ssh://edge-ok:{port}", f"ssh://edge-refused:{port}", client
+    finally:
+        if daemon is not None:
+            daemon.terminate()
+            daemon.wait(timeout=30)
+        subprocess.run(["pkill", "-u", user], check=False)
+        subprocess.run(["userdel", user], check=False, capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def via_ssh(ssh_endpoint, monkeypatch):
+    """The ssh endpoint's client configuration in effect for this test (PATH finds its `ssh` first)."""
+    _, _, client = ssh_endpoint
+    monkeypatch.setenv("PATH", f"{client / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    return ssh_endpoint
