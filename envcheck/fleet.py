@@ -38,6 +38,8 @@ class Site:
     golden: str | None = None
     """A path (resolved against the inventory's folder) or builtin:NAME; None: the built-in golden."""
     policy: Path | None = None
+    tls: tuple[str, str, str] | None = None
+    """(CA, client certificate, client key) for a tcp:// daemon with --tlsverify."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,7 @@ def load_inventory(path: Path) -> list[Site]:
         raise UsageError(f"{path}: site names must be unique ({', '.join(twice)} more than once)")
     return [Site(name=entry["name"], targets=tuple(entry["targets"]), docker_host=entry.get("docker_host"),
                  labels=dict(entry.get("labels") or {}), golden=_golden(entry.get("golden", table.get("golden")), folder),
-                 policy=_relative(entry.get("policy", table.get("policy")), folder))
+                 policy=_relative(entry.get("policy", table.get("policy")), folder), tls=_tls(entry.get("tls"), folder))
             for entry in table["site"]]
 
 
@@ -115,7 +117,7 @@ def check_site(site: Site, reports_dir: Path, *, timeout: float, fail_on: FailOn
     try:
         golden = load_pinned_golden(Path(site.golden) if site.golden else None)
         policy, record = layered_policy(golden, site.policy)
-        targets = [parse_target(spec, docker_host=site.docker_host) for spec in site.targets]
+        targets = [parse_target(spec, docker_host=site.docker_host, tls=site.tls) for spec in site.targets]
         report = check_targets(golden, targets, policy, record, timeout=timeout, site=site.name, fail_on=fail_on,
                                others_at_once=others_at_once)
     except EnvcheckError as error:
@@ -178,6 +180,12 @@ def _golden(value: Any, folder: Path) -> str | None:
     if value is None or str(value).startswith(BUILTIN_PREFIX):
         return value
     return str(_relative(value, folder))
+
+
+def _tls(table: dict[str, str] | None, folder: Path) -> tuple[str, str, str] | None:
+    if table is None:
+        return None
+    return (str(_relative(table["ca"], folder)), str(_relative(table["cert"], folder)), str(_relative(table["key"], folder)))
 
 
 def _relative(value: Any, folder: Path) -> Path | None:

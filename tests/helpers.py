@@ -5,6 +5,7 @@ locally but fails in CI (CI=true), so a green CI run means everything really ran
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -138,3 +139,26 @@ def kill_quietly(*pids: int | None) -> None:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def make_tls(folder: Path, name: str) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl (as `docker` docs
+    describe for --tlsverify): {ca, server_cert, server_key, cert, key}, all PEM files in `folder`."""
+    require(shutil.which("openssl") is not None, "openssl")
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {part: folder / f"{name}-{part}.pem" for part in ("ca", "ca_key", "server_cert", "server_key", "cert", "key")}
+
+    def openssl(*arguments: str) -> None:
+        subprocess.run(["openssl", *arguments], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name} test CA",
+            "-keyout", str(files["ca_key"]), "-out", str(files["ca"]))
+    for role, subject, usage in (("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+                                 ("client", "/CN=envcheck", "extendedKeyUsage=clientAuth")):
+        key, cert = (files["server_key"], files["server_cert"]) if role == "server" else (files["key"], files["cert"])
+        request, extensions = folder / f"{name}-{role}.csr", folder / f"{name}-{role}.ext"
+        extensions.write_text(usage + "\n")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", str(key), "-out", str(request))
+        openssl("x509", "-req", "-in", str(request), "-CA", str(files["ca"]), "-CAkey", str(files["ca_key"]),
+                "-CAcreateserial", "-days", "2", "-extfile", str(extensions), "-out", str(cert))
+    return files

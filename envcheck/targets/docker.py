@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import docker.constants
 import docker.errors
+import docker.tls
 import docker.types
 import requests.exceptions
 
@@ -68,6 +70,8 @@ class DockerTarget:
     golden has a layer record)."""
     tflite: bool = False
     """Convert the model to TFLite and run it too (a golden's reference target, golden create --tflite)."""
+    tls: tuple[str, str, str] | None = None
+    """(CA, client certificate, client key) files for a tcp:// daemon started with --tlsverify (mutual TLS)."""
 
     def run(self, bundle_dir: Path, out_dir: Path, timeout: float) -> Capture | TargetFailure:
         """Probe the image; any failure (no image, no daemon, no Python, a crash) is a TargetFailure."""
@@ -83,7 +87,7 @@ class DockerTarget:
         if refused:
             return failure("daemon-unreachable", f"cannot reach the Docker daemon at {self._daemon_name()}: {refused}")
         try:
-            client = connect(self.docker_host, answer_within=timeout)
+            client = connect(self.docker_host, answer_within=timeout, tls=self.tls)
         except (requests.exceptions.RequestException, docker.errors.DockerException) as error:
             if _timed_out(error):
                 return failure("daemon-timeout", f"the Docker daemon at {self._daemon_name()} accepted the connection "
@@ -212,16 +216,18 @@ def cancel_containers() -> None:
             container.kill()
 
 
-def connect(docker_host: str | None, answer_within: float = CLIENT_TIMEOUT_S) -> docker.DockerClient:
-    """A client for `docker_host`, or for DOCKER_HOST / the default socket.
+def connect(docker_host: str | None, answer_within: float = CLIENT_TIMEOUT_S,
+            tls: tuple[str, str, str] | None = None) -> docker.DockerClient:
+    """A client for `docker_host` (with `tls`: mutual TLS, the daemon's certificate verified against the CA), or
+    for DOCKER_HOST / the default socket.
 
     The first call (ping) must answer within `answer_within` seconds, so a daemon that accepts the
     connection and then hangs costs no more than the target's own timeout; later calls get the
     ordinary client timeout (an image upload can be slow)."""
     ping_timeout = max(1, min(answer_within, CLIENT_TIMEOUT_S))
     if docker_host:
-        client = docker.DockerClient(base_url=docker_host, timeout=ping_timeout,
-                                     use_ssh_client=docker_host.startswith("ssh://"))
+        client = _tls_client(docker_host, tls, ping_timeout) if tls else docker.DockerClient(
+            base_url=docker_host, timeout=ping_timeout, use_ssh_client=docker_host.startswith("ssh://"))
     else:
         client = docker.from_env(timeout=ping_timeout)
     try:
@@ -230,6 +236,24 @@ def connect(docker_host: str | None, answer_within: float = CLIENT_TIMEOUT_S) ->
         close_client(client)
         raise
     client.api.timeout = CLIENT_TIMEOUT_S
+    return client
+
+
+def _tls_client(docker_host: str, tls: tuple[str, str, str], timeout: float) -> docker.DockerClient:
+    """A client that verifies the daemon against the site's CA and shows its own certificate. requests lets
+    REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace a session's CA (its trust_env), so the client trusts no
+    environment; and since the SDK asks the daemon's API version before that could be said, the version is
+    asked first by a client of the oldest API."""
+    secured = docker.tls.TLSConfig(client_cert=(tls[1], tls[2]), ca_cert=tls[0], verify=True)
+    asking = docker.APIClient(base_url=docker_host, tls=secured, timeout=timeout,
+                              version=docker.constants.MINIMUM_DOCKER_API_VERSION)
+    asking.trust_env = False
+    try:
+        version = asking.version(api_version=False)["ApiVersion"]
+    finally:
+        asking.close()
+    client = docker.DockerClient(base_url=docker_host, tls=secured, timeout=timeout, version=version)
+    client.api.trust_env = False
     return client
 
 

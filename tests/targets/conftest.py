@@ -90,3 +90,4 @@ def via_ssh(ssh_endpoint, monkeypatch):
     _, _, client = ssh_endpoint
     monkeypatch.setenv("PATH", f"{client / 'bin'}{os.pathsep}{os.environ['PATH']}")
     return ssh_endpoint
+

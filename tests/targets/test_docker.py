@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import KERNEL_OPS, docker_with_images, kill_quietly, require, spawn_envcheck
+from helpers import KERNEL_OPS, docker_with_images, kill_quietly, make_tls, require, spawn_envcheck
 from envcheck.errors import ExitCode
 from envcheck.golden import builtin_golden_dir
 
@@ -180,25 +180,37 @@ def test_golden_created_from_an_image_records_the_image_fingerprint(reference_go
     assert fingerprint["tensorflow"]["version"] == "2.21.0"
 
 
+SECOND_TLS: dict = {}
+"""The second daemon's TLS endpoint (set by the second_daemon fixture): url, files, stranger."""
+
+
 @pytest.fixture(scope="module")
 def second_daemon(docker_client, tmp_path_factory):
-    """Another dockerd on this machine, with its own socket, data-root, pid file and bridge: a second site."""
+    """Another dockerd on this machine, with its own socket, data-root, pid file and bridge: a second site. It
+    also listens on tcp://127.0.0.1 with --tlsverify (certificates made for the test): SECOND_TLS holds that
+    URL, the client's (CA, cert, key), and a client certificate of another CA, which the daemon refuses."""
     require(shutil.which("dockerd") is not None and shutil.which("ip") is not None, "dockerd and ip")
     root = Path(tempfile_dir := tmp_path_factory.mktemp("site2"))
+    tls, stranger = make_tls(root / "tls", "site2"), make_tls(root / "tls", "stranger")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        tls_port = free.getsockname()[1]
     bridge = f"envchk{os.getpid() % 10000}"
     subprocess.run(["ip", "link", "add", "name", bridge, "type", "bridge"], check=True)
     subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
-    socket = root / "docker.sock"
-    daemon = subprocess.Popen(["dockerd", "--host", f"unix://{socket}", "--data-root", str(root / "data"),
+    unix_socket = root / "docker.sock"
+    daemon = subprocess.Popen(["dockerd", "--host", f"unix://{unix_socket}", "--host", f"tcp://127.0.0.1:{tls_port}",
+                               "--tlsverify", "--tlscacert", str(tls["ca"]), "--tlscert", str(tls["server_cert"]),
+                               "--tlskey", str(tls["server_key"]), "--data-root", str(root / "data"),
                                "--exec-root", str(root / "exec"), "--pidfile", str(root / "docker.pid"),
                                "--bridge", bridge, "--iptables=false", "--ip-masq=false"],
                               stdout=subprocess.DEVNULL, stderr=open(root / "dockerd.log", "wb"))
     try:
         import docker
         for _ in range(60):
-            if socket.exists():
+            if unix_socket.exists():
                 try:
-                    client = docker.DockerClient(base_url=f"unix://{socket}", timeout=600)
+                    client = docker.DockerClient(base_url=f"unix://{unix_socket}", timeout=600)
                     client.ping()
                     break
                 except docker.errors.DockerException:
@@ -208,7 +220,9 @@ def second_daemon(docker_client, tmp_path_factory):
             pytest.fail(f"second dockerd did not start: {(root / 'dockerd.log').read_text()[-2000:]}")
         # Ship the reference image to the second site the way a factory would receive it: save/load.
         client.images.load(docker_client.images.get(f"{PREFIX}/reference").save(named=True, chunk_size=1 << 20))
-        yield f"unix://{socket}", client
+        SECOND_TLS.update(url=f"tcp://127.0.0.1:{tls_port}", files=(str(tls["ca"]), str(tls["cert"]), str(tls["key"])),
+                          stranger=(str(tls["ca"]), str(stranger["cert"]), str(stranger["key"])))
+        yield f"unix://{unix_socket}", client
         client.close()
     finally:
         daemon.send_signal(signal.SIGTERM)
@@ -355,3 +369,33 @@ def test_a_refused_ssh_key_is_a_plain_error_naming_the_reason(run_cli, reference
     error = report["targets"][0]["error"]
     assert code == ExitCode.UNDECIDED and error["kind"] == "daemon-unreachable", error
     assert "Permission denied" in error["message"] and "Traceback" not in err + out
+
+
+def test_a_tcp_site_with_mutual_tls_is_checked_and_a_stranger_certificate_is_refused(run_cli, reference_golden,
+                                                                                       second_daemon, tmp_path):
+    """The second dockerd's tcp:// listener with --tlsverify: the inventory's client certificate gets in; one
+    from another CA is an ERROR naming the TLS failure, without a traceback, and the other site still runs."""
+    inventory = tmp_path / "fleet.toml"
+    ca, cert, key = SECOND_TLS["files"]
+    _, stranger_cert, stranger_key = SECOND_TLS["stranger"]
+    inventory.write_text(f'''golden = "{reference_golden}"
+[[site]]
+name = "plant-tls"
+docker_host = "{SECOND_TLS['url']}"
+targets = ["{_image("reference")}"]
+tls = {{ ca = "{ca}", cert = "{cert}", key = "{key}" }}
+[[site]]
+name = "plant-stranger"
+docker_host = "{SECOND_TLS['url']}"
+targets = ["{_image("reference")}"]
+tls = {{ ca = "{ca}", cert = "{stranger_cert}", key = "{stranger_key}" }}
+''')
+    reports = tmp_path / "reports"
+    code, out, err, _ = run_cli("fleet", "run", str(inventory), "--reports-dir", str(reports), "--timeout", "120")
+    assert code == ExitCode.UNDECIDED and "Traceback" not in out + err
+    by_site = {folder.name: json.loads(next(folder.glob("envcheck-*.json")).read_text())["targets"][0]
+               for folder in reports.iterdir()}
+    assert by_site["plant-tls"]["verdict"] == "IDENTICAL", by_site["plant-tls"]["error"]
+    refused = by_site["plant-stranger"]["error"]
+    assert refused["kind"] == "daemon-unreachable" and ("certificate" in refused["message"].lower()
+                                                         or "ssl" in refused["message"].lower()), refused
