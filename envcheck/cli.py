@@ -127,6 +127,11 @@ def _add_fleet_commands(commands) -> None:
                      help=f"one folder per site, one JSON report per run (default {DEFAULT_REPORTS_DIR}/)")
     run.add_argument("--fail-on", choices=("warn", "fail"), default="fail",
                      help="'warn' makes WARN targets fail the gate too (default: fail)")
+    cache = run.add_mutually_exclusive_group()
+    cache.add_argument("--cache", type=Path, metavar="DIR",
+                       help="reuse a Docker target's capture when nothing it depends on changed (image id, golden, "
+                            "probe, the machine and daemon; default REPORTS_DIR/.cache)")
+    cache.add_argument("--no-cache", action="store_true", help="probe every target afresh")
     _timeout_option(run)
     run.set_defaults(run=command_fleet_run)
     status = fleet_commands.add_parser("status", help="the latest verdict per site, from the stored reports",
@@ -425,7 +430,9 @@ def command_fleet_run(args: argparse.Namespace) -> int:
     index = {site.name: number for number, site in enumerate(sites)}
     with _progress([f"{site.name} ({site.docker_host or 'local daemon'})" for site in sites], doing="checking…",
                    done="checked") as progress:
+        cache_dir = None if args.no_cache else (args.cache or args.reports_dir / ".cache")
         runs = run_fleet(sites, args.reports_dir, jobs=args.jobs, timeout=args.timeout, fail_on=args.fail_on,
+                         cache_dir=cache_dir,
                          on_start=lambda site: progress.started(index[site.name], site.name),
                          on_finish=lambda run: progress.finished(index[run.site.name], run.site.name, run))
     for run in runs:
@@ -444,8 +451,9 @@ def _site_outcome(run) -> str:  # (run: fleet.SiteRun)
 
     counts = Counter(target.verdict for target in run.report.targets)
     errors = sorted({target.error.kind for target in run.report.targets if target.error})
+    cached = sum(1 for target in run.report.targets if (target.target_info.get("cache") or {}).get("hit"))
     return " · ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items())) + (
-        f" ({', '.join(errors)})" if errors else "")
+        f" ({', '.join(errors)})" if errors else "") + (f", {cached} from the cache" if cached else "")
 
 
 def command_fleet_status(args: argparse.Namespace) -> int:

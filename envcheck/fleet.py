@@ -92,14 +92,15 @@ def select(sites: list[Site], names: Sequence[str] | None) -> list[Site]:
 
 
 def run_fleet(sites: Sequence[Site], reports_dir: Path, *, jobs: int, timeout: float, fail_on: FailOn = "fail",
-              on_start: Callable[[Site], None] | None = None,
+              cache_dir: Path | None = None, on_start: Callable[[Site], None] | None = None,
               on_finish: Callable[[SiteRun], None] | None = None) -> list[SiteRun]:
     """Check every site, up to `jobs` at once, each site's targets one after another; every report is
-    written to reports_dir/<site>/ before its site counts as finished."""
+    written to reports_dir/<site>/ before its site counts as finished. `cache_dir`: Docker targets reuse a
+    capture when nothing it depends on changed (targets/cache.py)."""
     def one(site: Site) -> SiteRun:
         if on_start:
             on_start(site)
-        outcome = check_site(site, reports_dir, timeout=timeout, fail_on=fail_on,
+        outcome = check_site(site, reports_dir, timeout=timeout, fail_on=fail_on, cache_dir=cache_dir,
                              others_at_once=min(jobs, len(sites)) - 1)
         if on_finish:
             on_finish(outcome)
@@ -110,14 +111,15 @@ def run_fleet(sites: Sequence[Site], reports_dir: Path, *, jobs: int, timeout: f
 
 
 def check_site(site: Site, reports_dir: Path, *, timeout: float, fail_on: FailOn = "fail",
-               others_at_once: int = 0) -> SiteRun:
+               cache_dir: Path | None = None, others_at_once: int = 0) -> SiteRun:
     """One site: its golden and policy, its targets on its endpoint, its report written atomically. A golden
     or policy that cannot be used is the site's error (no report), never the fleet's. `others_at_once`: sites
     checked meanwhile (their probes may share this machine: latencies are then shown, not judged)."""
     try:
         golden = load_pinned_golden(Path(site.golden) if site.golden else None)
         policy, record = layered_policy(golden, site.policy)
-        targets = [parse_target(spec, docker_host=site.docker_host, tls=site.tls) for spec in site.targets]
+        targets = [parse_target(spec, docker_host=site.docker_host, tls=site.tls, cache_dir=cache_dir)
+                   for spec in site.targets]
         report = check_targets(golden, targets, policy, record, timeout=timeout, site=site.name, fail_on=fail_on,
                                others_at_once=others_at_once)
     except EnvcheckError as error:
@@ -155,7 +157,9 @@ class SiteStatus:
 def fleet_status(reports_dir: Path) -> list[SiteStatus]:
     """The latest report of every site folder under reports_dir (a report that cannot be read says why)."""
     found = []
-    for folder in sorted(p for p in Path(reports_dir).iterdir() if p.is_dir()) if Path(reports_dir).is_dir() else []:
+    folders = sorted(p for p in Path(reports_dir).iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if Path(reports_dir).is_dir() else []
+    for folder in folders:  # (.cache and other dot-folders are no sites)
         reports = sorted(folder.glob(REPORT_PATTERN))
         if not reports:
             continue

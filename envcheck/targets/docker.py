@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import io
 import re
 import shlex
@@ -30,8 +31,10 @@ import docker.types
 import requests.exceptions
 
 from envcheck.errors import Interrupted
+from envcheck.files import sha256_file
 from envcheck.model import Capture, TargetFailure
 from envcheck.redact import redact_daemon_url
+from envcheck.targets import cache
 from envcheck.targets.base import CANCELLED
 from envcheck.targets.exits import ChildExit, read_outcome
 from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S, PROBE_APP_NAME, probe_app_bytes, probe_arguments
@@ -72,6 +75,8 @@ class DockerTarget:
     """Convert the model to TFLite and run it too (a golden's reference target, golden create --tflite)."""
     tls: tuple[str, str, str] | None = None
     """(CA, client certificate, client key) files for a tcp:// daemon started with --tlsverify (mutual TLS)."""
+    cache_dir: Path | None = None
+    """Reuse a capture when nothing it depends on changed (targets/cache.py); None: always probe."""
 
     def run(self, bundle_dir: Path, out_dir: Path, timeout: float) -> Capture | TargetFailure:
         """Probe the image; any failure (no image, no daemon, no Python, a crash) is a TargetFailure."""
@@ -100,7 +105,9 @@ class DockerTarget:
             if isinstance(image, TargetFailure):
                 return image
             info.update(image_identity(image))
-            return self._probe(client, image, Path(bundle_dir), Path(out_dir), timeout, info)
+            if self.cache_dir is None:
+                return self._probe(client, image, Path(bundle_dir), Path(out_dir), timeout, info)
+            return self._cached_probe(client, image, Path(bundle_dir), Path(out_dir), timeout, info)
         except requests.exceptions.Timeout as error:
             return failure("daemon-timeout", f"the Docker daemon at {self._daemon_name()} stopped answering: "
                            f"{_first_line(error)}")
@@ -108,6 +115,33 @@ class DockerTarget:
             return failure("docker-error", f"the Docker daemon at {self._daemon_name()} failed: {_first_line(error)}")
         finally:
             close_client(client)
+
+    def _cached_probe(self, client, image, bundle_dir: Path, out_dir: Path, timeout: float,
+                      info: dict) -> Capture | TargetFailure:
+        """The cached capture when its key matches; else a probe, kept in the cache when it succeeded."""
+        assert self.cache_dir is not None
+        parts = self._cache_key_parts(client, image, bundle_dir)
+        key = cache.cache_key(parts)
+        cached = cache.load(self.cache_dir, key, self.spec, info)
+        if cached is not None:
+            return cached
+        outcome = self._probe(client, image, bundle_dir, out_dir, timeout, info)
+        if isinstance(outcome, Capture):
+            cache.store(self.cache_dir, key, out_dir, parts)
+        return outcome
+
+    def _cache_key_parts(self, client, image, bundle_dir: Path) -> dict[str, Any]:
+        """Everything a capture of this image depends on (targets/cache.py says why each)."""
+        machine = client.info()
+        parts: dict[str, Any] = {
+            "image_id": image.id, "golden_sha256": sha256_file(bundle_dir / "manifest.json"),
+            "probe_sha256": hashlib.sha256(probe_app_bytes()).hexdigest(), "run": self._run_options(),
+            "daemon": {key: machine.get(key) for key in ("Name", "KernelVersion", "OperatingSystem", "Architecture",
+                                                         "NCPU", "MemTotal", "ServerVersion", "DefaultRuntime")},
+            "runtimes": sorted(machine.get("Runtimes") or {})}
+        if not self.docker_host or self.docker_host.startswith("unix://"):
+            parts["machine"] = cache.local_machine()
+        return parts
 
     def _daemon_name(self) -> str:
         # Messages reach shared reports: a remote daemon is named by its hashed address.

@@ -399,3 +399,39 @@ tls = {{ ca = "{ca}", cert = "{stranger_cert}", key = "{stranger_key}" }}
     refused = by_site["plant-stranger"]["error"]
     assert refused["kind"] == "daemon-unreachable" and ("certificate" in refused["message"].lower()
                                                          or "ssl" in refused["message"].lower()), refused
+
+
+def test_the_cache_reuses_an_unchanged_image_and_never_a_rebuilt_tag(run_cli, reference_golden, docker_client,
+                                                                     tmp_path, no_leftovers):
+    """A second fleet run over the same image comes from the cache (the report says so, and when it was
+    captured); the tag rebuilt (moved to the onednn-off image) is probed afresh and its drift seen: the cache
+    never turns a changed image into a stale PASS. A damaged entry is probed afresh too."""
+    moving = "envcheck-test/cached:1"
+    docker_client.images.get(f"{PREFIX}/reference").tag(moving)
+    inventory = tmp_path / "fleet.toml"
+    inventory.write_text(f'golden = "{reference_golden}"\n[[site]]\nname = "plant-1"\ntargets = ["docker:{moving}"]\n')
+    reports = tmp_path / "reports"
+
+    def run() -> dict:
+        code, out, err, _ = run_cli("fleet", "run", str(inventory), "--reports-dir", str(reports))
+        assert "Traceback" not in err
+        latest = sorted((reports / "plant-1").glob("envcheck-*.json"))[-1]
+        return json.loads(latest.read_text())["targets"][0]
+
+    try:
+        cold = run()
+        assert cold["verdict"] == "IDENTICAL" and "cache" not in cold["target"]
+        warm = run()
+        assert warm["target"]["cache"]["hit"] is True and warm["target"]["cache"]["captured"]
+        assert (warm["verdict"], warm["output_digest"]) == (cold["verdict"], cold["output_digest"])
+        docker_client.images.get(f"{PREFIX}/onednn-off").tag(moving)
+        rebuilt = run()
+        assert "cache" not in rebuilt["target"]
+        assert any(d["path"] == "env.TF_ENABLE_ONEDNN_OPTS" for d in rebuilt["fingerprint_diff"])
+        assert rebuilt["verdict"] == "WARN"
+        (entry,) = [p for p in (reports / ".cache").iterdir()
+                    if json.loads((p / "entry.json").read_text())["parts"]["image_id"] == rebuilt["target"]["image"]["id"]]
+        (entry / "outputs.npz").write_bytes(b"tampered")
+        assert "cache" not in run()["target"]  # the damaged entry is not used
+    finally:
+        docker_client.images.remove(moving, noprune=True)
