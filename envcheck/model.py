@@ -26,6 +26,8 @@ MEASURED_STATUSES = ("noise", "accepted", "drift")
 """Output statuses that carry numbers (identical has none to show, a mismatch none at all)."""
 FAILING_STATUSES = ("drift", "mismatch")
 """Output statuses that fail their target."""
+IMAGE_DIFFERS_FROM_GOLDEN = "image-differs-from-golden"
+"""The finding of a target whose tag names another image than the golden was made in (compare/image.py)."""
 TFLITE_PREFIX = "tflite:"
 """An output comparison of a target's model.tflite outputs with the golden's (compare/tflite.py)."""
 PARITY_PREFIX = "parity:"

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from envcheck.model import IMAGE_DIFFERS_FROM_GOLDEN as CODE
 from envcheck.model import Finding, Severity
-
-CODE = "image-differs-from-golden"
 
 
 def image_findings(target_info: dict[str, Any], reference_image: dict[str, Any] | None,

@@ -1,6 +1,6 @@
 """The fleet review page (templates/review.html): per golden, the verdict matrix with drill-down,
-equivalence classes, attribution, where drifting runs first part, latency and trend; then skipped files and
-the evidence of every latest run.
+equivalence classes, attribution, where drifting runs first part, latency, trend and the images each Docker
+tag resolved to; then skipped files and the evidence of every latest run.
 
 A renderer only: it turns the views of an envcheck.review.Review (pandas tables) into plain rows, and
 the templates write and escape them; it reads no file and computes no table.
@@ -37,7 +37,8 @@ def render_review_html(review: Review) -> str:
         goldens.append({"label": section.golden.label, "counts": section.summary, "suffix": f"-{number}" if number else "",
                         "matrix": _matrix(section, anchors), "classes": _classes(section),
                         "attribution": _attribution(section), "trend": _trend(section),
-                        "latency": _latency(section), "divergences": _divergences(section, anchors)})
+                        "latency": _latency(section), "divergences": _divergences(section, anchors),
+                        "images": _images(section)})
     counts = {"reports": review.files_read, "skipped": len(review.skipped), "summary": review.summary}
     return render_page("review.html", title="envcheck fleet review", counts=counts, goldens=goldens,
                        skipped=review.skipped, evidence=evidence)
@@ -77,6 +78,14 @@ def _divergences(section: GoldenReview, anchors: dict[tuple[str, str], str]) -> 
     return [{"site": row.site, "spec": row.spec, "verdict": row.verdict, "anchor": anchors[(row.site, row.spec)],
              "where": tensor_text(row.first_divergence_key, row.first_divergence_op, row.first_divergence_ulp)}
             for row in section.divergences.itertuples()]
+
+
+def _images(section: GoldenReview) -> list[dict[str, Any]]:
+    """Each Docker tag × image id with its sites; every row names its tag, so the table sorts and filters."""
+    return [{"tag": image.image_ref, "id": image.image_id, "short": image.short_id, "sites": ", ".join(image.sites),
+             "count": int(image.count), "several": int(image.images_under_tag) if image.several_images else None,
+             "differs": bool(image.differs_from_golden)}
+            for image in section.images.itertuples()]
 
 
 def _latency(section: GoldenReview) -> dict[str, Any] | None:

@@ -1,5 +1,5 @@
-"""`envcheck review` in the terminal: per golden the verdict matrix, equivalence classes, attribution and where
-drifting runs first part; skipped files.
+"""`envcheck review` in the terminal: per golden the verdict matrix, equivalence classes, attribution, where
+drifting runs first part, latency and the images each Docker tag resolved to; skipped files.
 
 A renderer only: it lays out the views of an envcheck.review.Review; it reads no file and computes no table.
 """
@@ -87,6 +87,8 @@ def _golden_part(section: GoldenReview) -> list[RenderableType]:
         parts.append(_divergence_table(section))
     if not section.latency.empty:
         parts.append(_latency_table(section))
+    if not section.images.empty:
+        parts.append(_images_table(section))
     return parts
 
 
@@ -112,6 +114,28 @@ def _latency_table(section: GoldenReview) -> Table:
         table.add_column(str(date), justify="right")
     for site, cells in list(history.iterrows())[:MAX_ROWS]:
         table.add_row(Text(str(site)), *("" if math.isnan(value) else f"{value:.3g}" for value in cells))
+    return table
+
+
+def _images_table(section: GoldenReview) -> Table:
+    """Each Docker tag's image ids and where each ran: a tag rebuilt at some sites shows as several ids, marked."""
+    table = Table(title="Images per tag", title_justify="left")
+    for column in ("tag", "image", "sites", "note"):
+        table.add_column(column, overflow="fold")
+    previous = None
+    for image in section.images.head(MAX_ROWS).itertuples():
+        # A tag is named once, on its first image's row, with the warning when it has several. (Tags come
+        # from reports: Text, never markup.)
+        tag = Text()
+        if image.image_ref != previous:
+            tag.append(str(image.image_ref))
+            if image.several_images:
+                tag.append(f"  ⚠ {image.images_under_tag} images under this tag", "bold yellow")
+        previous = image.image_ref
+        table.add_row(tag, Text(str(image.short_id)), Text(_few(image.sites)),
+                      Text("not the golden's image", "yellow") if image.differs_from_golden else "")
+    if len(section.images) > MAX_ROWS:
+        table.add_row("", Text(f"… {len(section.images) - MAX_ROWS} more (use --html or --csv)"), "", "")
     return table
 
 

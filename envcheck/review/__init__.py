@@ -4,7 +4,8 @@
     read.py     one file's bytes → a report that passed envcheck/schemas/report-1.schema.json, or why not
     load.py     find → read → drop duplicates, future and pre---since reports → index, each file read once
     index.py    the index: one DataFrame row per report × target, decisive differences, newest evidence
-    views.py    pandas views of the index: per golden, latest runs, matrix, classes, attribution, trend, CSV table
+    views.py    pandas views of the index: per golden, latest runs, matrix, classes, attribution, trend, images per
+                tag, CSV table
     service.py  `review(paths, since) -> Review`: all of the above, what the renderers are given
 
 pandas lives in this package only. The renderers (terminal, HTML, CSV) stay in envcheck/report/ with every

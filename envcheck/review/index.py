@@ -25,7 +25,8 @@ UNKNOWN_HOST = "unknown"
 RUN_COLUMNS = ["file", "target_index", "created", "date", "site", "host", "spec", "verdict", "exit_code",
                "golden_sha256", "golden_path", "output_digest", "outputs_identical", "error_kind", "max_ulp", "max_rel",
                "consistency", "top1_agreement", "fail_diffs", "warn_diffs", "latency_p50_ms", "latency_ratio",
-               "localization_status", "first_divergence_key", "first_divergence_op", "first_divergence_ulp"]
+               "localization_status", "first_divergence_key", "first_divergence_op", "first_divergence_ulp",
+               "image_ref", "image_id"]
 INTERNAL_COLUMNS = ["verdict_rank", "place"]
 """Added to the runs for the views; not exported."""
 DIFF_COLUMNS = ["row", "path", "value", "severity"]
@@ -105,7 +106,7 @@ def _run_row(file: str, index: int, created: pd.Timestamp, document: dict, targe
             (target.get("error") or {}).get("kind"), max(ulps) if ulps else None, max(rels) if rels else None,
             _lowest(outputs, "consistency"), _lowest(outputs, "top1_agreement_all"), severities.count("fail"),
             severities.count("warn"), *_latency_columns(target.get("latency")),
-            *_localization_columns(target.get("localization"))]
+            *_localization_columns(target.get("localization")), *_image_columns(target)]
 
 
 def _lowest(outputs: dict[str, Any], rate: str) -> float | None:
@@ -138,6 +139,22 @@ def _localization_columns(localization: Any) -> tuple[str | None, str | None, st
     op, ulp = first.get("op"), first.get("error_ulp")
     return (status, first["key"], op if isinstance(op, str) else None,
             ulp if isinstance(ulp, (int, float)) and not isinstance(ulp, bool) else None)
+
+
+def _image_columns(target: dict) -> tuple[str | None, str | None]:
+    """(the image reference as the user wrote it, the image id it resolved to) of a Docker target; None for
+    any other target, and for a value that is missing or not a text (the schema leaves `target` free, so a
+    hand-edited report may hold anything there). A target whose image was not found has a reference only."""
+    info = target.get("target")
+    if not _is_docker(target) or not isinstance(info, dict):
+        return None, None
+    image = info.get("image")
+    return _text(info.get("image_ref")), _text(image.get("id") if isinstance(image, dict) else None)
+
+
+def _text(value: Any) -> str | None:
+    """A non-empty text as it is; None for anything else."""
+    return value if isinstance(value, str) and value else None
 
 
 def _is_docker(target: dict) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from envcheck.model import VERDICT_RANK
+from envcheck.model import IMAGE_DIFFERS_FROM_GOLDEN, VERDICT_RANK
 from envcheck.review.index import INTERNAL_COLUMNS, Fleet
 
 
@@ -150,6 +150,36 @@ def first_divergences(fleet: Fleet) -> pd.DataFrame:
     _one_golden(fleet)
     columns = ["place", "spec", "verdict", "first_divergence_key", "first_divergence_op", "first_divergence_ulp"]
     return latest(fleet).dropna(subset=["first_divergence_key"])[columns].rename(columns={"place": "site"})
+
+
+IMAGE_COLUMNS = ["image_ref", "image_id", "short_id", "sites", "count", "images_under_tag", "several_images",
+                 "differs_from_golden"]
+
+
+def images_per_tag(fleet: Fleet) -> pd.DataFrame:
+    """The image ids each Docker image reference (tag) resolved to in the latest runs, so "the same image
+    everywhere" is checked rather than assumed: one row per tag × image id (IMAGE_COLUMNS) with its sites (and
+    hosts, as in the matrix), how many, how many ids the tag has, whether that is several, and whether a run of
+    it was told its image differs from the golden's. Tags with several images first. Targets whose image was
+    never inspected (not found, not pulled) name no id: they neither confirm nor contradict a tag."""
+    current = latest(fleet).dropna(subset=["image_ref", "image_id"])
+    if current.empty:
+        return pd.DataFrame(columns=IMAGE_COLUMNS)
+    differs = [_has_finding(target, IMAGE_DIFFERS_FROM_GOLDEN) for target in evidence(fleet, current)]
+    images = current.assign(differs=differs).groupby(["image_ref", "image_id"]).agg(
+        sites=("place", lambda s: sorted(set(s))), differs_from_golden=("differs", "any")).reset_index()
+    images["short_id"] = images["image_id"].str.removeprefix("sha256:").str[:12]  # as `docker images` shows it
+    images["count"] = images["sites"].map(len)
+    images["images_under_tag"] = images.groupby("image_ref")["image_id"].transform("size")
+    images["several_images"] = images["images_under_tag"] > 1
+    images = images.sort_values(["several_images", "image_ref", "count", "image_id"],
+                                ascending=[False, True, False, True])
+    return images[IMAGE_COLUMNS].reset_index(drop=True)
+
+
+def _has_finding(target: dict[str, Any], code: str) -> bool:
+    """Whether a target entry carries a finding with this code."""
+    return any(finding.get("code") == code for finding in target.get("findings") or [])
 
 
 def flat_table(fleet: Fleet) -> pd.DataFrame:

@@ -91,3 +91,37 @@ def via_ssh(ssh_endpoint, monkeypatch):
     monkeypatch.setenv("PATH", f"{client / 'bin'}{os.pathsep}{os.environ['PATH']}")
     return ssh_endpoint
 
+
+
+@pytest.fixture(scope="session")
+def podman_endpoint(tmp_path_factory):
+    """Podman's Docker-compatible API (`podman system service`) on its own socket and storage, with the
+    reference fixture image loaded into it (saved from Docker, as a factory would receive it). Its containers'
+    rlimits are set within this machine's hard limits (containers.conf), as a box's own Podman would be."""
+    require(shutil.which("podman") is not None, "podman (apt-get install podman)")
+    import docker
+
+    root = tmp_path_factory.mktemp("podman")
+    config = root / "containers.conf"
+    config.write_text('[containers]\ndefault_ulimits = ["nofile=16384:16384", "nproc=4096:4096"]\n')
+    socket_path = root / "podman.sock"
+    service = subprocess.Popen(["podman", "--root", str(root / "storage"), "--runroot", str(root / "run"), "system",
+                                "service", "--time=0", f"unix://{socket_path}"],
+                               env={**os.environ, "CONTAINERS_CONF": str(config)},
+                               stdout=subprocess.DEVNULL, stderr=open(root / "podman.log", "wb"))
+    try:
+        deadline = time.monotonic() + 30
+        while not socket_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        client = docker.DockerClient(base_url=f"unix://{socket_path}", timeout=600)
+        client.ping()
+        local = docker.from_env(timeout=600)
+        client.images.load(local.images.get("envcheck-fixture/reference").save(named=True, chunk_size=1 << 20))
+        local.close()
+        yield f"unix://{socket_path}", client
+        client.close()
+    finally:
+        service.terminate()
+        service.wait(timeout=60)
+        subprocess.run(["podman", "--root", str(root / "storage"), "--runroot", str(root / "run"), "system", "reset",
+                        "--force"], capture_output=True, check=False)

@@ -276,12 +276,13 @@ def test_gpus_on_a_daemon_without_gpu_support_is_a_plain_error(run_cli, referenc
 
 
 def test_a_fleet_run_checks_every_site_on_its_own_daemon_and_isolates_the_unreachable_one(
-        run_cli, reference_golden, second_daemon, via_ssh, tmp_path):
-    """`envcheck fleet run` over the local daemon, a second dockerd, an ssh endpoint (a real sshd) and a site
-    whose daemon refuses: four reports, one folder each, the unreachable site an ERROR row naming it, the exit
-    code the worst (3)."""
+        run_cli, reference_golden, second_daemon, via_ssh, podman_endpoint, tmp_path):
+    """`envcheck fleet run` over four real endpoints, the local daemon, a second dockerd, an ssh endpoint (a
+    real sshd) and Podman's Docker-compatible API, and a site whose daemon refuses: five reports, one folder
+    each, the unreachable site an ERROR row naming it, the exit code the worst (3)."""
     url, client = second_daemon
     ssh_url, _, _ = via_ssh
+    podman_url, podman = podman_endpoint
     refused = socket.socket()
     refused.bind(("127.0.0.1", 0))
     port = refused.getsockname()[1]
@@ -305,15 +306,21 @@ targets = ["{_image("reference")}"]
 name = "edge-17"
 docker_host = "{ssh_url}"
 targets = ["{_image("reference")}"]
+[[site]]
+name = "nanjing-podman"
+docker_host = "{podman_url}"
+targets = ["{_image("reference")}"]
 ''')
     reports = tmp_path / "reports"
-    code, out, err, _ = run_cli("fleet", "run", str(inventory), "--reports-dir", str(reports), "--jobs", "4",
+    code, out, err, _ = run_cli("fleet", "run", str(inventory), "--reports-dir", str(reports), "--jobs", "5",
                                 "--timeout", "120")
     assert code == ExitCode.UNDECIDED, out + err
     assert "wuhan-2" in out and "daemon-unreachable" in out and "Traceback" not in err
     by_site = {folder.name: json.loads(next(folder.glob("envcheck-*.json")).read_text())
-               for folder in reports.iterdir()}
-    assert set(by_site) == {"beijing-1", "shenzhen-3", "wuhan-2", "edge-17"}
+               for folder in reports.iterdir() if not folder.name.startswith(".")}
+    assert set(by_site) == {"beijing-1", "shenzhen-3", "wuhan-2", "edge-17", "nanjing-podman"}
+    assert [t["verdict"] for t in by_site["nanjing-podman"]["targets"]] == ["IDENTICAL"]
+    assert podman.containers.list(all=True) == []
     assert [t["verdict"] for t in by_site["shenzhen-3"]["targets"]] == ["IDENTICAL"]
     assert [t["verdict"] for t in by_site["edge-17"]["targets"]] == ["IDENTICAL"]
     assert by_site["beijing-1"]["targets"][0]["verdict"] == "IDENTICAL" and by_site["beijing-1"]["labels"] == {
@@ -394,7 +401,7 @@ tls = {{ ca = "{ca}", cert = "{stranger_cert}", key = "{stranger_key}" }}
     code, out, err, _ = run_cli("fleet", "run", str(inventory), "--reports-dir", str(reports), "--timeout", "120")
     assert code == ExitCode.UNDECIDED and "Traceback" not in out + err
     by_site = {folder.name: json.loads(next(folder.glob("envcheck-*.json")).read_text())["targets"][0]
-               for folder in reports.iterdir()}
+               for folder in reports.iterdir() if not folder.name.startswith(".")}
     assert by_site["plant-tls"]["verdict"] == "IDENTICAL", by_site["plant-tls"]["error"]
     refused = by_site["plant-stranger"]["error"]
     assert refused["kind"] == "daemon-unreachable" and ("certificate" in refused["message"].lower()
