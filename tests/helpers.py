@@ -162,3 +162,37 @@ def make_tls(folder: Path, name: str) -> dict[str, Path]:
         openssl("x509", "-req", "-in", str(request), "-CA", str(files["ca"]), "-CAkey", str(files["ca_key"]),
                 "-CAcreateserial", "-days", "2", "-extfile", str(extensions), "-out", str(cert))
     return files
+
+
+SSHD = Path("/usr/sbin/sshd")
+
+
+def start_sshd(folder: Path, address: str, user: str, authorized_key: Path) -> tuple[subprocess.Popen, int]:
+    """Debian's sshd on `address` (a loopback address) and a free port, key authentication only, `user` (root
+    included) allowed with `authorized_key` alone; (process, port). The caller terminates it."""
+    require(SSHD.exists() and shutil.which("ssh-keygen") is not None, "openssh-server (apt-get install openssh-server)")
+    import socket as sockets
+
+    folder.mkdir(parents=True, exist_ok=True)
+    host_key = folder / "host_key"
+    if not host_key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+    with sockets.socket() as free:
+        free.bind((address, 0))
+        port = free.getsockname()[1]
+    config = folder / "sshd_config"
+    config.write_text(f"Port {port}\nListenAddress {address}\nHostKey {host_key}\nPidFile {folder / 'sshd.pid'}\n"
+                      f"AuthorizedKeysFile {authorized_key}\nPasswordAuthentication no\n"
+                      "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nStrictModes no\nUsePAM no\n"
+                      f"PermitRootLogin prohibit-password\nAllowUsers {user}\n"
+                      "Subsystem sftp /usr/lib/openssh/sftp-server\n")  # how Ansible copies files
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
+    daemon = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stderr=open(folder / "sshd.log", "wb"))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with sockets.socket() as probe:
+            if probe.connect_ex((address, port)) == 0:
+                return daemon, port
+        time.sleep(0.2)
+    daemon.terminate()
+    pytest.fail(f"sshd did not start: {(folder / 'sshd.log').read_text()[-2000:]}")

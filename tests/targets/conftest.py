@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -11,16 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import require
-
-SSHD = Path("/usr/sbin/sshd")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
+from helpers import require, start_sshd
 
 @pytest.fixture(scope="session")
 def ssh_endpoint(tmp_path_factory):
@@ -29,7 +19,7 @@ def ssh_endpoint(tmp_path_factory):
     `ssh://edge-ok:PORT` logs in with the authorised key; `ssh://edge-refused:PORT` offers a key it refuses.
     The hosts are named in an ssh config (ssh_dir/config), as an operator's ~/.ssh/config names them; an `ssh`
     on PATH that reads it (ssh_dir/bin) stands in for that file, so the test never touches the real one."""
-    require(SSHD.exists() and shutil.which("ssh") is not None and shutil.which("useradd") is not None,
+    require(shutil.which("ssh") is not None and shutil.which("useradd") is not None,
             "openssh-server and openssh-client (apt-get install openssh-server)")
     root = tmp_path_factory.mktemp("ssh")
     user = f"envchk{os.getpid() % 100000}"
@@ -42,28 +32,13 @@ def ssh_endpoint(tmp_path_factory):
                     "/bin/sh", "--password", "*", user], check=True, capture_output=True)
     daemon = None
     try:
-        for key in ("client", "stranger", "host"):
+        for key in ("client", "stranger"):
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / key)], check=True)
         ssh_home = home / ".ssh"
         ssh_home.mkdir(mode=0o700)
         shutil.copy(root / "client.pub", ssh_home / "authorized_keys")
         subprocess.run(["chown", "-R", f"{user}:{user}", str(ssh_home)], check=True)
-        port = _free_port()
-        config = root / "sshd_config"
-        config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'host'}\nPidFile {root / 'sshd.pid'}\n"
-                          "AuthorizedKeysFile .ssh/authorized_keys\nPasswordAuthentication no\n"
-                          "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nStrictModes no\nUsePAM no\n"
-                          f"AllowUsers {user}\n")
-        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
-        daemon = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stderr=open(root / "sshd.log", "wb"))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
-        else:
-            pytest.fail(f"sshd did not start: {(root / 'sshd.log').read_text()[-2000:]}")
+        daemon, port = start_sshd(root / "sshd", "127.0.0.1", user, ssh_home / "authorized_keys")
         client = root / "client-ssh"
         (client / "bin").mkdir(parents=True)
         common = (f"  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentitiesOnly yes\n"
