@@ -3,12 +3,13 @@
 The key is the sha256 of everything a capture depends on: the image id (never the tag), the golden's manifest
 sha256, the probe's own bytes (probe.pyz: envcheck's and the probe's version at once) and its arguments, the
 container's limits, and the machine that runs it as the daemon describes it (its name, kernel, OS, CPUs,
-memory, daemon version, runtimes; for a local daemon also this machine's CPU model and flags). The comparison
+memory, daemon version, runtimes; for a local daemon also this machine's CPU model and flags and NVIDIA driver). The comparison
 is made again on every run, so a changed policy needs no new capture. An entry holds the capture files and the
 sha256 of each, checked before use: a damaged entry is removed and the target probed afresh.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -31,8 +32,11 @@ def cache_key(parts: dict[str, Any]) -> str:
 
 
 def local_machine() -> dict[str, Any]:
-    """This machine's CPU model and flags (for a daemon on this machine: what the daemon does not say)."""
-    model, flags = None, None
+    """This machine's CPU model and flags and NVIDIA driver (for a daemon on this machine: what the daemon does
+    not say)."""
+    model, flags, driver = None, None, None
+    with contextlib.suppress(OSError, IndexError):
+        driver = Path("/proc/driver/nvidia/version").read_text(encoding="utf-8", errors="replace").splitlines()[0]
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
             name, _, value = line.partition(":")
@@ -42,7 +46,7 @@ def local_machine() -> dict[str, Any]:
                 flags = sorted(value.split())
     except OSError:
         pass
-    return {"cpu_model": model, "cpu_flags": flags}
+    return {"cpu_model": model, "cpu_flags": flags, "nvidia_driver": driver}
 
 
 def load(cache_dir: Path, key: str, spec: str, target_info: dict[str, Any]) -> Capture | None:
