@@ -54,6 +54,16 @@ def probe_containers_left(client) -> list[str]:
     return [c.name for c in client.containers.list(all=True, filters={"label": "envcheck.probe"})]
 
 
+def write_reports(folder: Path, reports: dict) -> Path:
+    """Each report dict as NAME.json in `folder` (made if need be), which is returned."""
+    import json
+
+    folder.mkdir(exist_ok=True)
+    for name, report in reports.items():
+        (folder / f"{name}.json").write_text(json.dumps(report))
+    return folder
+
+
 def set_at(document, path: tuple, value) -> None:
     """Set (or, with value KeyError, delete) the entry at `path` (keys and list indexes) of a JSON document."""
     *parents, last = path

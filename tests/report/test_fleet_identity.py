@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import json
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from envcheck.errors import ExitCode
 from envcheck.report.fleet_html import render_review_html
 from envcheck.review import review, views
+from helpers import write_reports
 from envcheck.review.load import load_fleet
 
 GOLDEN_B = {"path": "golden/onednn-off", "sha256": "b" * 64}
@@ -47,19 +47,12 @@ def edited(recorded: dict, *, created: str, golden: dict | None = None, site: st
     return report
 
 
-def write(folder: Path, reports: dict[str, dict]) -> Path:
-    folder.mkdir(exist_ok=True)
-    for name, report in reports.items():
-        (folder / f"{name}.json").write_text(json.dumps(report))
-    return folder
-
-
 @pytest.fixture
 def two_goldens(recorded_reports, tmp_path) -> Path:
     """Golden A (the recorded one): beijing-1 and wuhan-2 as recorded. Golden B: plant-b computes the
     same bits as wuhan-2 and is IDENTICAL to B; plant-c drifts from B."""
     wuhan = recorded_reports["wuhan-2-onednn-off"]
-    return write(tmp_path / "fleet", {
+    return write_reports(tmp_path / "fleet", {
         "beijing-1": edited(recorded_reports["beijing-1"], created="2026-11-21T08:00:00Z"),
         "wuhan-2": edited(wuhan, created="2026-11-21T08:00:00Z"),
         "plant-b": edited(wuhan, created="2026-11-22T08:00:00Z", golden=GOLDEN_B, site="plant-b", hostname=MACHINE_1,
@@ -85,7 +78,7 @@ def test_two_goldens_are_two_sections(two_goldens, recorded_reports):
 def test_one_golden_at_two_paths_is_one_section(recorded_reports, tmp_path):
     """A golden is its content: copied to another path on another machine, it is the same golden."""
     moved = dict(recorded_reports["beijing-1"]["golden"], path="/opt/goldens/default")
-    folder = write(tmp_path / "fleet", {
+    folder = write_reports(tmp_path / "fleet", {
         "here": edited(recorded_reports["xian-4-avx2"], created="2026-11-21T08:00:00Z"),
         "there": edited(recorded_reports["wuhan-2-onednn-off"], created="2026-11-22T08:00:00Z", golden=moved)})
     ((golden, _),) = views.by_golden(load_fleet([folder]))
@@ -120,13 +113,13 @@ def test_several_goldens_are_announced_in_terminal_and_html(two_goldens, run_cli
 
 
 def test_one_golden_keeps_the_single_review(recorded_reports, tmp_path):
-    html = render_review_html(review([write(tmp_path / "one", {"b": recorded_reports["beijing-1"]})]))
+    html = render_review_html(review([write_reports(tmp_path / "one", {"b": recorded_reports["beijing-1"]})]))
     assert "goldens: reviewing" not in html and "<h2>Latest verdict per site × target</h2>" in html
 
 
 def test_two_machines_without_site_are_two_rows(recorded_reports, tmp_path):
     xian = recorded_reports["xian-4-avx2"]
-    folder = write(tmp_path / "fleet", {
+    folder = write_reports(tmp_path / "fleet", {
         "m1": edited(xian, created="2026-11-21T08:00:00Z", site=None, hostname=MACHINE_1),
         "m2": edited(xian, created="2026-11-21T09:00:00Z", site=None, hostname=MACHINE_2)})
     fleet = load_fleet([folder])
@@ -136,7 +129,7 @@ def test_two_machines_without_site_are_two_rows(recorded_reports, tmp_path):
 
 def test_the_same_machine_twice_is_one_row_with_two_runs(recorded_reports, tmp_path):
     xian = recorded_reports["xian-4-avx2"]
-    folder = write(tmp_path / "fleet", {
+    folder = write_reports(tmp_path / "fleet", {
         "day1": edited(xian, created="2026-11-21T08:00:00Z", site=None, hostname=MACHINE_1),
         "day2": edited(xian, created="2026-11-22T08:00:00Z", site=None, hostname=MACHINE_1, verdict="PASS")})
     fleet = load_fleet([folder])
@@ -148,7 +141,7 @@ def test_the_same_machine_twice_is_one_row_with_two_runs(recorded_reports, tmp_p
 
 def test_a_named_site_on_two_machines_shows_both(recorded_reports, tmp_path):
     xian = recorded_reports["xian-4-avx2"]
-    folder = write(tmp_path / "fleet", {
+    folder = write_reports(tmp_path / "fleet", {
         "m1": edited(xian, created="2026-11-21T08:00:00Z", hostname=MACHINE_1),
         "m2": edited(xian, created="2026-11-21T09:00:00Z", hostname=MACHINE_2),
         "other": edited(recorded_reports["chengdu-5-bf16"], created="2026-11-21T08:00:00Z")})
@@ -159,7 +152,7 @@ def test_a_named_site_on_two_machines_shows_both(recorded_reports, tmp_path):
 def test_docker_targets_are_placed_on_the_machine_that_ran_them(recorded_reports, tmp_path):
     """A container's hostname is its container id, new every run: beijing-1's images sit on the row of
     its host target's machine. A report of images only names no machine: its host is unknown."""
-    folder = write(tmp_path / "fleet", {
+    folder = write_reports(tmp_path / "fleet", {
         "beijing": edited(recorded_reports["beijing-1"], created="2026-11-21T08:00:00Z", site=None),
         "shenzhen": edited(recorded_reports["shenzhen-3"], created="2026-11-21T08:00:00Z", site=None)})
     matrix = views.verdict_matrix(load_fleet([folder]))
@@ -172,7 +165,7 @@ def test_docker_targets_of_a_report_from_several_machines_have_no_host(recorded_
     other = copy.deepcopy(report["targets"][0])
     other["spec"], other["fingerprint"]["host"]["hostname"] = "python:/opt/venv/bin/python", MACHINE_1
     report["targets"].append(other)
-    runs = load_fleet([write(tmp_path / "fleet", {"compare": report})]).runs.set_index("spec")["host"]
+    runs = load_fleet([write_reports(tmp_path / "fleet", {"compare": report})]).runs.set_index("spec")["host"]
     assert runs.to_dict() == {"host": "sha256:31156843e3d77d17", "docker:envcheck-fixture/reference": "",
                               "docker:envcheck-fixture/nonroot": "", "python:/opt/venv/bin/python": MACHINE_1}
 
@@ -186,14 +179,14 @@ def test_docker_targets_are_placed_on_their_daemons_machine(recorded_reports, tm
         for target in report["targets"]:
             target["target"].setdefault("daemon", {})["name"] = machine
         reports[name] = report
-    runs = load_fleet([write(tmp_path / "fleet", reports)]).runs
+    runs = load_fleet([write_reports(tmp_path / "fleet", reports)]).runs
     assert set(runs["host"]) == {MACHINE_1, MACHINE_2}
 
 
 def test_missing_or_raw_hostnames(recorded_reports, tmp_path):
     """A fingerprint without host is an unknown host; a raw hostname is hashed, never shown."""
     xian = recorded_reports["xian-4-avx2"]
-    folder = write(tmp_path / "fleet", {
+    folder = write_reports(tmp_path / "fleet", {
         "none": edited(xian, created="2026-11-21T08:00:00Z", site=None, hostname=None),
         "raw": edited(xian, created="2026-11-21T09:00:00Z", site=None, hostname="press-line-7.plant.example")})
     fleet = load_fleet([folder])

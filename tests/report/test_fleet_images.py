@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import csv
 import io
-import json
 import re
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from envcheck.report.fleet_html import render_review_html
 from envcheck.report.fleet_terminal import render_review
 from envcheck.review import review, views
 from envcheck.review.load import load_fleet
+from helpers import write_reports
 
 TAG = "factory/vision:1.4"
 IMAGE_A, IMAGE_B = "sha256:" + "a1" * 32, "sha256:" + "b2" * 32
@@ -44,19 +44,11 @@ def plant(recorded: dict, site: str, image_id: str, tag: str = TAG, findings: li
     return report
 
 
-def write(folder: Path, reports: dict[str, dict]) -> Path:
-    """Each report as NAME.json in `folder`, which is returned."""
-    folder.mkdir(exist_ok=True)
-    for name, report in reports.items():
-        (folder / f"{name}.json").write_text(json.dumps(report))
-    return folder
-
-
 @pytest.fixture
 def three_plants(recorded_reports, tmp_path) -> Path:
     """plant-a and plant-c: the tag is image A; plant-b: image B, and told so (image-differs-from-golden)."""
     beijing = recorded_reports["beijing-1"]
-    return write(tmp_path / "fleet", {"plant-a": plant(beijing, "plant-a", IMAGE_A),
+    return write_reports(tmp_path / "fleet", {"plant-a": plant(beijing, "plant-a", IMAGE_A),
                                       "plant-b": plant(beijing, "plant-b", IMAGE_B, findings=[DIFFERS]),
                                       "plant-c": plant(beijing, "plant-c", IMAGE_A)})
 
@@ -98,7 +90,7 @@ def test_view_groups_sites_by_image_id_per_tag(three_plants):
 def test_view_reads_the_latest_run_of_each_site(three_plants, recorded_reports):
     """plant-b rolled back to image A the next day: the tag is one image again."""
     fixed = dict(plant(recorded_reports["beijing-1"], "plant-b", IMAGE_A), created="2026-11-26T12:00:00Z")
-    write(three_plants, {"plant-b-later": fixed})
+    write_reports(three_plants, {"plant-b-later": fixed})
     (section,) = review([three_plants]).sections
     tag = section.images[section.images["image_ref"] == TAG]
     assert len(tag) == 1 and tag.iloc[0]["sites"] == ["plant-a", "plant-b", "plant-c"]
@@ -126,7 +118,7 @@ def test_page_marks_a_tag_with_two_images(three_plants):
 
 
 def test_hostile_tag_is_escaped(three_plants, recorded_reports):
-    write(three_plants, {"plant-d": plant(recorded_reports["beijing-1"], "plant-d", IMAGE_A, tag=HOSTILE_TAG)})
+    write_reports(three_plants, {"plant-d": plant(recorded_reports["beijing-1"], "plant-d", IMAGE_A, tag=HOSTILE_TAG)})
     result = review([three_plants])
     table = images_table(render_review_html(result))
     assert "<script>" not in table and "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in table
@@ -141,7 +133,7 @@ def test_csv_has_the_image_columns(three_plants):
 
 
 def test_no_docker_targets_no_table(recorded_reports, tmp_path):
-    result = review([write(tmp_path / "fleet", {"xian-4": recorded_reports["xian-4-avx2"]})])
+    result = review([write_reports(tmp_path / "fleet", {"xian-4": recorded_reports["xian-4-avx2"]})])
     assert result.sections[0].images.empty
     assert "Images per tag" not in console_text(render_review(result))
     assert 'id="images"' not in render_review_html(result)
@@ -158,7 +150,7 @@ def test_garbage_image_entries_do_not_crash(garbage, recorded_reports, tmp_path)
     for target in report["targets"]:
         if target["spec"] == NONROOT:
             target["target"] = {key: value for key, value in target["target"].items() if key not in garbage} | garbage
-    result = review([write(tmp_path / "fleet", {"plant-x": report})])
+    result = review([write_reports(tmp_path / "fleet", {"plant-x": report})])
     (section,) = result.sections
     assert list(section.images["image_ref"]) == [TAG]  # the nonroot image is left out, the rest shown
     nonroot = result.fleet.runs[result.fleet.runs["spec"] == NONROOT].iloc[0]
@@ -170,7 +162,7 @@ def test_garbage_image_entries_do_not_crash(garbage, recorded_reports, tmp_path)
 
 def test_an_image_that_was_not_found_names_its_tag_but_no_id(recorded_reports, tmp_path):
     """shenzhen-3's missing image: its reference is in the table, its id unknown; it is no row of the view."""
-    result = review([write(tmp_path / "fleet", {"shenzhen-3": recorded_reports["shenzhen-3"]})])
+    result = review([write_reports(tmp_path / "fleet", {"shenzhen-3": recorded_reports["shenzhen-3"]})])
     runs = result.fleet.runs.set_index("spec")
     assert runs.loc["docker:envcheck-fixture/missing", "image_ref"] == "envcheck-fixture/missing"
     assert pd.isna(runs.loc["docker:envcheck-fixture/missing", "image_id"])

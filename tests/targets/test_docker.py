@@ -275,6 +275,18 @@ def test_gpus_on_a_daemon_without_gpu_support_is_a_plain_error(run_cli, referenc
         assert target["fingerprint"]["gpu"]["gpus"]
 
 
+def fleet_toml(golden: Path, *sites: dict) -> str:
+    """An inventory: `golden` for every site, each site a dict of its keys (name, docker_host, targets, labels,
+    tls) written as TOML."""
+    def value(item) -> str:
+        if isinstance(item, dict):
+            return "{ " + ", ".join(f"{key} = {json.dumps(str(v))}" for key, v in item.items()) + " }"
+        return json.dumps(item)
+
+    return f"golden = {json.dumps(str(golden))}\n" + "".join(
+        "[[site]]\n" + "".join(f"{key} = {value(item)}\n" for key, item in site.items()) for site in sites)
+
+
 def test_a_fleet_run_checks_every_site_on_its_own_daemon_and_isolates_the_unreachable_one(
         run_cli, reference_golden, second_daemon, via_ssh, podman_endpoint, tmp_path):
     """`envcheck fleet run` over four real endpoints, the local daemon, a second dockerd, an ssh endpoint (a
@@ -288,29 +300,15 @@ def test_a_fleet_run_checks_every_site_on_its_own_daemon_and_isolates_the_unreac
     port = refused.getsockname()[1]
     refused.close()
     inventory = tmp_path / "fleet.toml"
-    inventory.write_text(f'''golden = "{reference_golden}"
-[[site]]
-name = "beijing-1"
-docker_host = "unix:///var/run/docker.sock"
-targets = ["{_image("reference")}", "{_image("onednn-off")}"]
-labels = {{ region = "north" }}
-[[site]]
-name = "shenzhen-3"
-docker_host = "{url}"
-targets = ["{_image("reference")}"]
-[[site]]
-name = "wuhan-2"
-docker_host = "tcp://127.0.0.1:{port}"
-targets = ["{_image("reference")}"]
-[[site]]
-name = "edge-17"
-docker_host = "{ssh_url}"
-targets = ["{_image("reference")}"]
-[[site]]
-name = "nanjing-podman"
-docker_host = "{podman_url}"
-targets = ["{_image("reference")}"]
-''')
+    reference = _image("reference")
+    inventory.write_text(fleet_toml(
+        reference_golden,
+        {"name": "beijing-1", "docker_host": "unix:///var/run/docker.sock", "targets": [reference, _image("onednn-off")],
+         "labels": {"region": "north"}},
+        {"name": "shenzhen-3", "docker_host": url, "targets": [reference]},
+        {"name": "wuhan-2", "docker_host": f"tcp://127.0.0.1:{port}", "targets": [reference]},
+        {"name": "edge-17", "docker_host": ssh_url, "targets": [reference]},
+        {"name": "nanjing-podman", "docker_host": podman_url, "targets": [reference]}))
     reports = tmp_path / "reports"
     code, out, err, _ = run_cli("fleet", "run", str(inventory), "--reports-dir", str(reports), "--jobs", "5",
                                 "--timeout", "120")
@@ -385,18 +383,12 @@ def test_a_tcp_site_with_mutual_tls_is_checked_and_a_stranger_certificate_is_ref
     inventory = tmp_path / "fleet.toml"
     ca, cert, key = SECOND_TLS["files"]
     _, stranger_cert, stranger_key = SECOND_TLS["stranger"]
-    inventory.write_text(f'''golden = "{reference_golden}"
-[[site]]
-name = "plant-tls"
-docker_host = "{SECOND_TLS['url']}"
-targets = ["{_image("reference")}"]
-tls = {{ ca = "{ca}", cert = "{cert}", key = "{key}" }}
-[[site]]
-name = "plant-stranger"
-docker_host = "{SECOND_TLS['url']}"
-targets = ["{_image("reference")}"]
-tls = {{ ca = "{ca}", cert = "{stranger_cert}", key = "{stranger_key}" }}
-''')
+    inventory.write_text(fleet_toml(
+        reference_golden,
+        {"name": "plant-tls", "docker_host": SECOND_TLS["url"], "targets": [_image("reference")],
+         "tls": {"ca": ca, "cert": cert, "key": key}},
+        {"name": "plant-stranger", "docker_host": SECOND_TLS["url"], "targets": [_image("reference")],
+         "tls": {"ca": ca, "cert": stranger_cert, "key": stranger_key}}))
     reports = tmp_path / "reports"
     code, out, err, _ = run_cli("fleet", "run", str(inventory), "--reports-dir", str(reports), "--timeout", "120")
     assert code == ExitCode.UNDECIDED and "Traceback" not in out + err
@@ -416,7 +408,7 @@ def test_the_cache_reuses_an_unchanged_image_and_never_a_rebuilt_tag(run_cli, re
     moving = "envcheck-test/cached:1"
     docker_client.images.get(f"{PREFIX}/reference").tag(moving)
     inventory = tmp_path / "fleet.toml"
-    inventory.write_text(f'golden = "{reference_golden}"\n[[site]]\nname = "plant-1"\ntargets = ["docker:{moving}"]\n')
+    inventory.write_text(fleet_toml(reference_golden, {"name": "plant-1", "targets": [f"docker:{moving}"]}))
     reports = tmp_path / "reports"
 
     def run() -> dict:
