@@ -38,7 +38,7 @@ class Fleet:
 
     runs: pd.DataFrame
     """One row per report × target (RUN_COLUMNS), plus `verdict_rank` and `place` (the row label of its
-    site and host: see _places)."""
+    site and host: see places)."""
     diffs: pd.DataFrame
     """Warn- and fail-severity fingerprint differences: row (index into runs), path, value, severity."""
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -80,11 +80,26 @@ class IndexBuilder:
                 self._newest[identity] = (row, created)
                 self._targets[row] = target
 
+    @property
+    def runs(self) -> list[list[Any]]:
+        """The run rows added so far (RUN_COLUMNS), in order: the review's on-disk index keeps them."""
+        return self._runs
+
+    @property
+    def diffs(self) -> list[list[Any]]:
+        """The diff rows added so far (DIFF_COLUMNS; `row` is a position in `runs`)."""
+        return self._diffs
+
+    @property
+    def newest_targets(self) -> dict[int, dict[str, Any]]:
+        """The full target entry of each newest run row, by row."""
+        return self._targets
+
     def build(self, skipped: list[tuple[str, str]], files_read: int, files_before_since: int) -> Fleet:
         """The Fleet of every report added."""
         frame = pd.DataFrame(self._runs, columns=RUN_COLUMNS)
         frame["verdict_rank"] = frame["verdict"].map(VERDICT_RANK)
-        frame["place"] = _places(frame)
+        frame["place"] = places(frame)
         return Fleet(runs=frame, diffs=pd.DataFrame(self._diffs, columns=DIFF_COLUMNS), skipped=skipped,
                      files_read=files_read, files_before_since=files_before_since, newest_targets=self._targets)
 
@@ -190,7 +205,7 @@ def _machine(targets: list[dict]) -> str:
     return names.pop() if len(names) == 1 else ""
 
 
-def _places(runs: pd.DataFrame) -> pd.Series:
+def places(runs: pd.DataFrame) -> pd.Series:
     """The row label of each run's site and host: the site alone while it is the only host seen there
     (as a review looked before hosts were told apart), else "site · host 1a2b3c4d". A run without a
     site always shows its host, so two machines checked without --site are two rows."""

@@ -1,0 +1,203 @@
+"""The review's incremental index (envcheck/review/store.py): a review with it gives the fleet a review
+reading every file gives, whatever changed between reviews, and a broken or stale index is rebuilt."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from envcheck.review import store
+from envcheck.review.find import INDEX_FOLDER, report_files
+from envcheck.review.index import Fleet
+from envcheck.review.load import load_every_file, load_fleet
+from envcheck.review.read import parse_since
+
+
+@pytest.fixture
+def fleet_dir(recorded_reports, tmp_path) -> Path:
+    """The recorded reports on two days, a copy of one, a future one, and files that are no reports."""
+    root = tmp_path / "fleet"
+    root.mkdir()
+    for name, report in recorded_reports.items():
+        (root / f"{name}-day1.json").write_text(json.dumps(dict(report, created="2026-11-20T08:00:00Z")))
+    newer = json.dumps(dict(recorded_reports["beijing-1"], created="2026-11-21T08:00:00.5Z"))
+    (root / "beijing-1-day2.json").write_text(newer)
+    (root / "zz-copy-of-beijing-day2.json").write_text(newer)
+    (root / "future.json").write_text(json.dumps(dict(recorded_reports["wuhan-2-onednn-off"],
+                                                      created="2099-01-01T00:00:00Z")))
+    (root / "truncated.json").write_text(json.dumps(recorded_reports["xian-4-avx2"])[:500])
+    (root / "foreign.json").write_text('{"schema": "cyclonedx/1.5", "components": []}')
+    return root
+
+
+@pytest.fixture(autouse=True)
+def index_always_usable(monkeypatch):
+    """No test here passes by falling back to reading every file; a few reports are indexed too."""
+    monkeypatch.setattr(store, "MIN_FILES", 0)
+    def fallback(*args):
+        raise AssertionError("the index was not used")
+    monkeypatch.setattr("envcheck.review.load.load_every_file", fallback)
+
+
+def reference(paths: list[Path], since: pd.Timestamp | None = None) -> Fleet:
+    files, skipped = report_files(paths)
+    return load_every_file(files, skipped, since)
+
+
+def assert_same(fleet: Fleet, expected: Fleet) -> None:
+    """Identical tables (dtypes included), skips, counts and newest evidence."""
+    pd.testing.assert_frame_equal(fleet.runs, expected.runs)
+    pd.testing.assert_frame_equal(fleet.diffs, expected.diffs)
+    runs = fleet.runs.sort_values(["file", "target_index"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(runs, expected.runs.sort_values(["file", "target_index"]).reset_index(drop=True))
+    assert fleet.skipped == expected.skipped
+    assert (fleet.files_read, fleet.files_before_since) == (expected.files_read, expected.files_before_since)
+    assert fleet.newest_targets == expected.newest_targets
+
+
+def stored_paths(root: Path) -> set[str]:
+    return {Path(p).name for p in store.read_index(root / INDEX_FOLDER).files}
+
+
+def test_cold_then_warm_is_the_fleet_of_every_file_read(fleet_dir, monkeypatch):
+    cold = load_fleet([fleet_dir])
+    assert (fleet_dir / INDEX_FOLDER / "files.parquet").exists()
+    assert_same(cold, reference([fleet_dir]))
+    assert any("duplicate of" in why for _, why in cold.skipped)
+    assert any("created in the future" in why for _, why in cold.skipped)
+
+    expected = reference([fleet_dir])
+
+    def no_read(path):
+        raise AssertionError(f"{path} read again")
+    monkeypatch.setattr("envcheck.review.load.read_bytes", no_read)  # (the newest evidence: the next test)
+    monkeypatch.setattr("envcheck.review.load._newest_targets", lambda *args: expected.newest_targets)
+    assert_same(load_fleet([fleet_dir]), expected)
+
+
+def test_warm_keeps_the_newest_evidence_by_reading_only_those_files(fleet_dir, monkeypatch):
+    load_fleet([fleet_dir])
+    read: list[str] = []
+    original = store.reading.read_bytes
+
+    def counting(path):
+        read.append(Path(path).name)
+        return original(path)
+    monkeypatch.setattr("envcheck.review.load.read_bytes", counting)
+    warm = load_fleet([fleet_dir])
+    read_by_review = list(read)
+    assert_same(warm, reference([fleet_dir]))
+    newest_files = {Path(warm.runs.at[row, "file"]).name for row in warm.newest_targets}
+    assert set(read_by_review) == newest_files and len(read_by_review) == len(newest_files)
+
+
+def test_new_changed_and_deleted_reports(fleet_dir, recorded_reports):
+    load_fleet([fleet_dir])
+    (fleet_dir / "chengdu-day2.json").write_text(json.dumps(dict(recorded_reports["chengdu-5-bf16"],
+                                                                 created="2026-11-22T08:00:00Z")))
+    changed = copy.deepcopy(recorded_reports["shenzhen-3"])
+    changed["created"] = "2026-11-23T08:00:00Z"
+    changed["targets"][0]["site"] = "moved-site"
+    path = fleet_dir / "shenzhen-3-day1.json"
+    stat = path.stat()
+    path.write_text(json.dumps(changed))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    (fleet_dir / "xian-4-avx2-day1.json").unlink()
+
+    fleet = load_fleet([fleet_dir])
+    assert_same(fleet, reference([fleet_dir]))
+    assert "moved-site" in set(fleet.runs["site"]) and "chengdu-day2.json" in stored_paths(fleet_dir)
+    assert not any(f.endswith("xian-4-avx2-day1.json") for f in fleet.runs["file"])
+    assert "xian-4-avx2-day1.json" not in stored_paths(fleet_dir)
+    assert_same(load_fleet([fleet_dir]), reference([fleet_dir]))
+
+
+def test_a_deleted_original_leaves_its_copy_counted(fleet_dir):
+    load_fleet([fleet_dir])
+    (fleet_dir / "beijing-1-day2.json").unlink()
+    fleet = load_fleet([fleet_dir])
+    assert_same(fleet, reference([fleet_dir]))
+    assert any(f.endswith("zz-copy-of-beijing-day2.json") for f in fleet.runs["file"])
+
+
+@pytest.mark.parametrize("since", ["2026-11-21", "2026-11-20", "2030-01-01"])
+def test_since_and_duplicates_behave_as_without_index(fleet_dir, since):
+    load_fleet([fleet_dir])  # the index holds every report, whatever --since a later review gives
+    start = parse_since(since)
+    assert_same(load_fleet([fleet_dir], start), reference([fleet_dir], start))
+    assert_same(load_fleet([fleet_dir]), reference([fleet_dir]))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "one part missing", "parts of two writes"])
+def test_a_corrupt_index_is_rebuilt_silently(fleet_dir, damage):
+    load_fleet([fleet_dir])
+    folder = fleet_dir / INDEX_FOLDER
+    if damage == "garbage":
+        (folder / "runs.parquet").write_bytes(b"not parquet at all")
+    elif damage == "truncated":
+        data = (folder / "files.parquet").read_bytes()
+        (folder / "files.parquet").write_bytes(data[: len(data) // 2])
+    elif damage == "one part missing":
+        (folder / "diffs.parquet").unlink()
+    else:
+        kept = (folder / "runs.parquet").read_bytes()
+        (fleet_dir / "new.json").write_text((fleet_dir / "beijing-1-day1.json").read_text().replace("08:00", "09:00"))
+        load_fleet([fleet_dir])
+        (folder / "runs.parquet").write_bytes(kept)
+    assert store.read_index(folder).runs is None
+    assert_same(load_fleet([fleet_dir]), reference([fleet_dir]))
+    assert store.read_index(folder).runs is not None
+
+
+def test_a_stale_index_is_rebuilt(fleet_dir, monkeypatch):
+    load_fleet([fleet_dir])
+    folder = fleet_dir / INDEX_FOLDER
+    assert store.read_index(folder).files
+    monkeypatch.setattr(store, "FORMAT_VERSION", store.FORMAT_VERSION + 1)
+    assert not store.read_index(folder).files
+    assert_same(load_fleet([fleet_dir]), reference([fleet_dir]))
+    assert store.read_index(folder).files
+    monkeypatch.setattr(store, "RUN_COLUMNS", [*store.RUN_COLUMNS, "a_new_column"])
+    assert not store.read_index(folder).files
+
+
+def test_the_index_folder_is_no_report_folder_and_a_read_only_one_is_no_error(fleet_dir, tmp_path):
+    load_fleet([fleet_dir])
+    files, _ = report_files([fleet_dir])
+    assert not any(INDEX_FOLDER in str(f) for f in files)
+    (fleet_dir / INDEX_FOLDER / "stray.json").write_text("{}")
+    assert_same(load_fleet([fleet_dir]), reference([fleet_dir]))
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    (readonly / "a.json").write_text((fleet_dir / "beijing-1-day1.json").read_text())
+    readonly.chmod(0o555)
+    try:
+        assert_same(load_fleet([readonly]), reference([readonly]))
+    finally:
+        readonly.chmod(0o755)
+
+
+def test_a_handful_of_reports_is_not_indexed(fleet_dir, monkeypatch):
+    monkeypatch.setattr(store, "MIN_FILES", 100)
+    monkeypatch.undo()  # (the autouse fixture's fallback guard too: these files are read without an index)
+    monkeypatch.setattr(store, "MIN_FILES", 100)
+    assert_same(load_fleet([fleet_dir]), reference([fleet_dir]))
+    assert not (fleet_dir / INDEX_FOLDER).exists()
+
+
+def test_mixed_int_and_float_numbers_keep_the_dtypes_of_a_full_read(fleet_dir, recorded_reports):
+    """A JSON number is an int in one report and a float in another: only the rows a review keeps decide
+    the column's dtype, as they do when every file is read."""
+    report = copy.deepcopy(recorded_reports["beijing-1"])
+    for target in report["targets"]:
+        for output in (target.get("outputs") or {}).values():
+            if output.get("max_ulp") is not None:
+                output["max_ulp"] = 1.5
+    (fleet_dir / "floats.json").write_text(json.dumps(dict(report, created="2026-11-01T00:00:00Z")))
+    load_fleet([fleet_dir])
+    for since in (None, parse_since("2026-11-20")):
+        assert_same(load_fleet([fleet_dir], since), reference([fleet_dir], since))
