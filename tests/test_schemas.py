@@ -1,7 +1,8 @@
 """The published JSON Schemas (envcheck/schemas/*.schema.json): valid draft 2020-12, usable on their own
 by any tool, satisfied by every real document (recorded reports, the committed golden, a capture the
 real probe wrote), strict where it matters, open to added fields, and refusing newer versions with an
-upgrade message. The fast shortcut agrees with jsonschema on valid and broken documents."""
+upgrade message. The fast shortcut agrees with jsonschema on valid and broken documents; the typed
+check of bytes (typed.py) never accepts a broken one."""
 from __future__ import annotations
 
 import copy
@@ -254,10 +255,9 @@ JSON_VALUES = st.one_of(
                     st.one_of(st.integers(-1, 2), st.text(max_size=2), st.booleans()), max_size=3))
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_shortcut_agrees_with_jsonschema(data):
-    name, original = data.draw(st.sampled_from(CORPUS))
+def _mutated(data, corpus) -> tuple[str, dict]:
+    """A corpus document with one or two values replaced, deleted or added (Hypothesis draws which)."""
+    name, original = data.draw(st.sampled_from(corpus))
     document = copy.deepcopy(original)
     for _ in range(data.draw(st.integers(1, 2))):
         path = data.draw(st.sampled_from(list(_paths(document))[1:] or [()]))
@@ -274,9 +274,54 @@ def test_shortcut_agrees_with_jsonschema(data):
             holder[data.draw(st.sampled_from(["extra", "polcy", "error", "stage"]))] = data.draw(JSON_VALUES)
         else:
             holder[last] = data.draw(JSON_VALUES)
+    return name, document
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_shortcut_agrees_with_jsonschema(data):
+    name, document = _mutated(data, CORPUS)
     shortcut = schemas._shortcut(name)
     assert shortcut is not None
     assert shortcut(document) == schemas._validator(name).is_valid(document)
+
+
+TYPED_CORPUS = [(name, document) for name, document in CORPUS if name in (REPORT_SCHEMA, CAPTURE_SCHEMA)]
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_typed_check_of_bytes_never_says_yes_to_an_invalid_document(data):
+    """typed.py may refuse a valid document (jsonschema then decides), never accept an invalid one;
+    written as json.dumps writes it (NaN included), parsed as the review parses it."""
+    name, document = _mutated(data, TYPED_CORPUS)
+    content = json.dumps(document).encode()
+    typed = schemas._bytes_check(name)
+    assert typed is not None
+    if typed(content, schemas.loads(content)):
+        assert schemas._validator(name).is_valid(document)
+
+
+@pytest.mark.parametrize("name, document", TYPED_CORPUS + [(REPORT_SCHEMA, json.loads(p.read_bytes())) for p in REPORTS],
+                         ids=[name for name, _ in TYPED_CORPUS] + [p.name for p in REPORTS])
+def test_typed_check_says_yes_to_real_documents(name, document):
+    """What envcheck writes takes the fast path (else the review would be as slow as before)."""
+    content = json.dumps(document).encode()
+    assert schemas._bytes_check(name)(content, document) and schemas._validator(name).is_valid(document)
+
+
+@pytest.mark.parametrize("content", [b'{"a": NaN}', b"\xef\xbb\xbf[1]", '{"a": "\u00e9"}'.encode("utf-16"),
+                                     b'"\\ud800"', b"[1e400, 123456789012345678901234567890, -0.0]", b'{"a":1,"a":2}'])
+def test_loads_reads_what_json_reads(content):
+    assert repr(schemas.loads(content)) == repr(json.loads(content))
+
+
+@pytest.mark.parametrize("content", [b"{", b"", b"[1,]", b"\xff"])
+def test_loads_refuses_what_json_refuses(content):
+    with pytest.raises(ValueError):
+        json.loads(content)
+    with pytest.raises(ValueError):
+        schemas.loads(content)
 
 
 @pytest.mark.parametrize("name, document", CORPUS, ids=[name for name, _ in CORPUS])

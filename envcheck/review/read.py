@@ -5,7 +5,6 @@ are UTC pandas timestamps, the unit every later step compares.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,11 @@ from envcheck import schemas
 from envcheck.schemas import REPORT_SCHEMA
 
 
-def read_bytes(path: Path) -> bytes | str:
+def read_bytes(path: str | Path) -> bytes | str:
     """The file's bytes, or why they could not be read."""
     try:
-        return path.read_bytes()
+        with open(path, "rb") as file:
+            return file.read()
     except OSError as error:
         return f"unreadable: {error.strerror}"
 
@@ -27,7 +27,7 @@ def parse_report(content: bytes) -> tuple[dict[str, Any] | None, str | None]:
     """(report, None) or (None, why it is skipped): checked against envcheck/schemas/report-1.schema.json,
     so every later step can rely on the keys and types it reads; never raises for a bad file."""
     try:
-        document = json.loads(content)
+        document = schemas.loads(content)
     except (ValueError, RecursionError) as error:  # (UnicodeDecodeError is a ValueError)
         return None, f"not valid JSON (truncated or malformed): {str(error)[:200]}"
     if not isinstance(document, dict):
@@ -35,7 +35,7 @@ def parse_report(content: bytes) -> tuple[dict[str, Any] | None, str | None]:
     schema = document.get("schema")
     if not (isinstance(schema, str) and schema.startswith("envcheck.report/")):
         return None, f"not an envcheck report (schema {schema!r}, expected {REPORT_SCHEMA!r})"
-    problem = schemas.check(document, REPORT_SCHEMA, "this report")
+    problem = schemas.check(document, REPORT_SCHEMA, "this report", content)
     if problem:
         return None, problem.removeprefix("this report: ")
     try:
