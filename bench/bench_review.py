@@ -59,13 +59,18 @@ def templates() -> tuple[list[dict], list[dict]]:
     return matching, drifting
 
 
-def build_fleet(directory: Path, count: int, seed: int = 1, first: int = 0) -> None:
-    """Reports number `first` to `first + count` - 1: site × image on each day, day after day."""
+def first_day(largest: int) -> datetime.date:
+    """The fleet's first day: its last report (the largest size, and 2 % more added) is dated today, so
+    that none is refused as dated in the future."""
+    return datetime.date.today() - datetime.timedelta(days=-(-largest * 102 // 100 // (SITES * IMAGES)))
+
+
+def build_fleet(directory: Path, count: int, start: datetime.date, seed: int = 1, first: int = 0) -> None:
+    """Reports number `first` to `first + count` - 1: site × image on each day, day after day from `start`."""
     rng = random.Random(seed + first)
     base = json.loads((RECORDED / "beijing-1.json").read_text())
     matching, drifting = templates()
     drifting_sites = set(random.Random(seed).sample(range(SITES), 6))  # the "Shenzhen" problem: a few sites drift
-    start = datetime.date(2026, 11, 1)
     for number in range(first, first + count):
         day, slot = divmod(number, SITES * IMAGES)
         site, image = divmod(slot, IMAGES)
@@ -97,22 +102,23 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     args = parser.parse_args()
     timings = {}
+    start = first_day(max(args.sizes))
     for size in sorted(args.sizes):
         with tempfile.TemporaryDirectory(prefix="envcheck-fleet-") as work:
             reports = Path(work) / "reports"
             reports.mkdir()
-            build_fleet(reports, size)
+            build_fleet(reports, size, start)
             floor, _ = measure([sys.executable, "-c", FLOOR, str(reports)])
             command = [sys.executable, "-m", "envcheck", "review", str(reports), "--csv", f"{work}/fleet.csv",
                        "--html", f"{work}/fleet.html"]
             cold, cold_kib = measure(command)
-            build_fleet(reports, size // 100, first=size)  # 1 % new reports, the next days
+            build_fleet(reports, size // 100, start, first=size)  # 1 % new reports, the next days
             new_floor, _ = measure([sys.executable, "-c", FLOOR, str(reports)])
             warm, warm_kib = measure(command)
             every, _ = measure_load(reports, "every")
             shutil.rmtree(reports / ".envcheck-review-index")
             load_cold, load_cold_kib = measure_load(reports)
-            build_fleet(reports, size // 100, first=size + size // 100)
+            build_fleet(reports, size // 100, start, first=size + size // 100)
             load_warm, _ = measure_load(reports)
             timings[size] = cold
             print(f"{size:>6} reports: first review (cold index)/floor {cold / floor:4.2f}, re-review with 1 % new "

@@ -12,7 +12,6 @@ index cannot stand in for (a value it cannot type, a file changed under the revi
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from envcheck import schemas
 from envcheck.model import VERDICT_RANK
 from envcheck.review import store
-from envcheck.review.find import report_files_with_status
+from envcheck.review.find import Found, report_files_with_status
 from envcheck.review.index import DIFF_COLUMNS, RUN_COLUMNS, Fleet, IndexBuilder, places
 from envcheck.review.read import parse_report, read_bytes, utc_time
 from envcheck.review.store import Content, IndexUnusable
@@ -47,7 +47,7 @@ def load_fleet(paths: list[Path], since: pd.Timestamp | None = None) -> Fleet:
             return _load_indexed(folder, found, list(skipped), since)
         except IndexUnusable:
             pass
-    return load_every_file([path for path, _ in found], skipped, since)
+    return load_every_file([Path(file.path) for file in found], skipped, since)
 
 
 def load_every_file(files: list[Path], skipped: list[tuple[str, str]], since: pd.Timestamp | None) -> Fleet:
@@ -98,103 +98,139 @@ class _Fresh:
 
 @dataclass
 class _Pass:
-    """One pass over the files with the index: what each file is, and which runs count."""
+    """One pass over the files with the index: which runs count, and what the index will hold."""
 
-    fresh: _Fresh = field(default_factory=_Fresh)
-    entries: dict[str, tuple[int, int, str]] = field(default_factory=dict)
-    """The index's next files: absolute path → (size, mtime_ns, sha256)."""
-    contents: dict[str, Content] = field(default_factory=dict)
-    included: list[tuple[str, str]] = field(default_factory=list)
-    """(file, content) of every report kept, in the order the files were found."""
-    older: int = 0
+    fresh: _Fresh
+    files: store.Files
+    """Every readable file found (one row per path): the index's next files."""
+    changed: bool
+    """Whether `files` differ from the stored ones (the index is then written again)."""
+    included: list[str]
+    """The file of every report kept, in the order the files were found…"""
+    included_contents: list[str]
+    """… and its content (sha256)."""
+    older: int
 
 
-def _load_indexed(folder: Path, files: list[tuple[Path, os.stat_result]], skipped: list[tuple[str, str]],
+def _load_indexed(folder: Path, found: list[Found], skipped: list[tuple[str, str]],
                   since: pd.Timestamp | None) -> Fleet:
     stored = store.read_index(folder)
-    walk = _walk(stored, files, skipped, since)
-    fresh, included = walk.fresh, walk.included
+    walk = _walk(stored, found, skipped, since)
+    fresh = walk.fresh
     runs_table = store.combine(stored.runs, store.encode(STORED_RUN_COLUMNS, *_rows(fresh, "runs")))
     diffs_table = store.combine(stored.diffs, store.encode(DIFF_COLUMNS, *_rows(fresh, "diffs")))
     run_spans, diff_spans = store.spans(runs_table), store.spans(diffs_table)
 
-    kept, run_counts = store.take(runs_table, run_spans, [c for _, c in included])
+    kept, run_counts = store.take(runs_table, run_spans, walk.included_contents)
     runs = store.decode(kept, STORED_RUN_COLUMNS)
-    runs.insert(FILE, "file", np.repeat(np.array([f for f, _ in included], dtype=object), run_counts))
+    runs.insert(FILE, "file", np.repeat(np.array(walk.included, dtype=object), run_counts))
     if runs.empty:
         runs = pd.DataFrame([], columns=RUN_COLUMNS)
-    kept_diffs, diff_counts = store.take(diffs_table, diff_spans, [c for _, c in included])
+    kept_diffs, diff_counts = store.take(diffs_table, diff_spans, walk.included_contents)
     diffs = store.decode(kept_diffs, DIFF_COLUMNS)
     if not diffs.empty:  # a stored diff's row counts within its report: shifted to where that report's rows are
         first_rows = np.cumsum(run_counts) - run_counts
         diffs["row"] = diffs["row"].to_numpy() + np.repeat(first_rows, diff_counts)
     runs["verdict_rank"] = runs["verdict"].map(VERDICT_RANK)
     runs["place"] = places(runs)
-    fleet = Fleet(runs=runs, diffs=diffs, skipped=skipped, files_read=len(included), files_before_since=walk.older,
-                  newest_targets=_newest_targets(runs, fresh, run_counts, included))
+    fleet = Fleet(runs=runs, diffs=diffs, skipped=skipped, files_read=len(walk.included),
+                  files_before_since=walk.older, newest_targets=_newest_targets(runs, walk, run_counts))
 
-    if walk.entries != stored.files:
-        shas = dict.fromkeys(sha for _, _, sha in walk.entries.values())
-        order = [sha for sha in shas if walk.contents[sha].problem is None]
-        store.write_index(folder, walk.entries, walk.contents, store.take(runs_table, run_spans, order)[0],
-                          store.take(diffs_table, diff_spans, order)[0])
+    if walk.changed:
+        reports = pd.unique(walk.files.sha256[pd.isna(walk.files.problem)]).tolist()
+        store.write_index(folder, walk.files, store.take(runs_table, run_spans, reports)[0],
+                          store.take(diffs_table, diff_spans, reports)[0])
     return fleet
 
 
-def _walk(stored: store.Stored, files: list[tuple[Path, os.stat_result]], skipped: list[tuple[str, str]],
+def _walk(stored: store.Stored, found: list[Found], skipped: list[tuple[str, str]],
           since: pd.Timestamp | None) -> _Pass:
-    """The decisions of load_every_file, taken on what the index knows of a file that has not changed
-    and on what reading tells of one that has (or is new)."""
-    walk = _Pass()
-    seen: dict[str, str] = {}
-    latest_plausible = (pd.Timestamp.now(tz="UTC") + FUTURE_SLACK).value
-    since_ns = since.value if since is not None else None
+    """The decisions of load_every_file, taken on what the index knows of the files that have not
+    changed and on what reading tells of the others: as columns (100,000 files are matched against the
+    index by one hash join), with a Python step only for each file read."""
+    count, old = len(found), stored.files
     here = os.getcwd()
-    for path, status in files:  # (status: taken before the read, so a later change is seen next time)
-        name = str(path)
-        key = name if os.path.isabs(name) else os.path.join(here, name)
-        known = stored.files.get(key)
-        data: bytes | None = None
-        if known is not None and known[0] == status.st_size and known[1] == status.st_mtime_ns:
-            digest = known[2]
-        else:
-            content = read_bytes(path)
-            if isinstance(content, str):
-                skipped.append((str(path), content))
-                continue
-            data, digest = content, hashlib.sha256(content).hexdigest()
-        walk.entries[key] = (status.st_size, status.st_mtime_ns, digest)
-        if digest in seen:  # the same report copied twice counts once
-            skipped.append((str(path), f"duplicate of {seen[digest]}"))
+    shown = np.array([file.path for file in found], dtype=object)
+    keys = np.array([path if os.path.isabs(path) else os.path.join(here, path) for path in shown], dtype=object)
+    sizes = np.fromiter((file.size for file in found), np.int64, count)
+    mtimes = np.fromiter((file.mtime_ns for file in found), np.int64, count)
+    # (sizes and times were taken before any read, so a change made during this review is seen next time)
+    at = pd.Index(old.path, dtype=object).get_indexer(keys) if len(old) else np.full(count, -1)
+    unchanged = at >= 0
+    unchanged[unchanged] = (old.size[at[unchanged]] == sizes[unchanged]) & (old.mtime_ns[at[unchanged]] == mtimes[unchanged])
+    digests = np.empty(count, dtype=object)
+    digests[unchanged] = old.sha256[at[unchanged]]
+    reasons: list[tuple[int, str]] = []  # (file number, why it is skipped)
+    known = set(old.sha256.tolist())
+    fresh, parsed = _Fresh(), {}
+    for number in np.flatnonzero(~unchanged).tolist():  # new or changed: read now, parsed unless known
+        content = read_bytes(shown[number])
+        if isinstance(content, str):
+            reasons.append((number, content))
             continue
-        seen[digest] = str(path)
-        described = stored.contents.get(digest) or _parse(path, data, digest, walk.fresh)
-        walk.contents[digest] = described
-        if described.problem is not None:
-            skipped.append((str(path), described.problem))
-        elif described.created_ns is None or described.created_text is None:
-            raise IndexUnusable(f"{path}: no time")
-        elif described.created_ns > latest_plausible:
-            skipped.append((str(path), _future(described.created_text)))
-        elif since_ns is not None and described.created_ns < since_ns:
-            walk.older += 1
-        else:
-            walk.included.append((str(path), digest))
-    return walk
+        digests[number] = digest = hashlib.sha256(content).hexdigest()
+        if digest not in known and digest not in parsed:
+            parsed[digest] = _parse(shown[number], content, digest, fresh)
+    readable = np.ones(count, dtype=bool)
+    readable[[number for number, _ in reasons]] = False
+    order = np.flatnonzero(readable)
+
+    # The same report copied twice counts once: the first file found with a content stands for it.
+    repeated = pd.Series(digests[order], dtype=object).duplicated().to_numpy()
+    unique = order[~repeated]
+    first_file = dict(zip(digests[unique].tolist(), shown[unique].tolist(), strict=True))
+    reasons += [(number, f"duplicate of {first_file[digests[number]]}") for number in order[repeated].tolist()]
+
+    described = _describe(old, digests[unique], parsed)
+    has_problem = pd.notna(described.problem)
+    if (~has_problem & ~described.has_time).any():
+        raise IndexUnusable("a report without a time")
+    future = ~has_problem & (described.created_ns > (pd.Timestamp.now(tz="UTC") + FUTURE_SLACK).value)
+    older = ~has_problem & ~future & (described.created_ns < since.value if since is not None else False)
+    reasons += zip(unique[has_problem].tolist(), described.problem[has_problem].tolist(), strict=True)
+    reasons += [(number, _future(text))
+                for number, text in zip(unique[future].tolist(), described.created_text[future].tolist(), strict=True)]
+    skipped.extend((shown[number], why) for number, why in sorted(reasons, key=lambda reason: reason[0]))
+    included = unique[~has_problem & ~future & ~older]
+
+    # The index's next files: every readable one, described by its content, once per path.
+    once = order[~pd.Series(keys[order], dtype=object).duplicated().to_numpy()]
+    content_at = pd.Index(digests[unique], dtype=object).get_indexer(digests[once])
+    files = described.take(content_at)
+    files.path, files.size, files.mtime_ns = keys[once], sizes[once], mtimes[once]
+    changed = not (unchanged[once].all() and len(once) == len(old))
+    return _Pass(fresh=fresh, files=files, changed=changed, included=shown[included].tolist(),
+                 included_contents=digests[included].tolist(), older=int(older.sum()))
 
 
-def _parse(path: Path, data: bytes | None, digest: str, fresh: _Fresh) -> Content:
+def _describe(old: store.Files, digests: np.ndarray, parsed: dict[str, Content]) -> store.Files:
+    """What each content is (one row per content, in order; path, size and time left blank): as the index
+    knows it, else as parsed now."""
+    described = store.Files.blank(len(digests))
+    first = np.flatnonzero(~pd.Series(old.sha256, dtype=object).duplicated().to_numpy())  # (copies: one each)
+    at = pd.Index(old.sha256[first], dtype=object).get_indexer(digests) if len(first) else np.full(len(digests), -1)
+    known = at >= 0
+    described.put(np.flatnonzero(known), old.take(first[at[known]]))
+    described.sha256 = digests
+    for position in np.flatnonzero(~known).tolist():
+        content = parsed[digests[position]]
+        described.problem[position] = content.problem
+        described.has_time[position] = content.created_ns is not None
+        described.created_ns[position] = content.created_ns or 0
+        described.created_text[position] = content.created_text
+    return described
+
+
+def _parse(path: str, data: bytes, digest: str, fresh: _Fresh) -> Content:
     """What a content the index does not know is: parsed, and its rows added to the fresh ones (whatever
     its date: the index keeps every report's rows, --since and the clock are applied on each review)."""
-    if data is None:  # the index named this content but lost its description: read it again
-        raise IndexUnusable(f"{path}: content {digest[:12]} not described")
     document, problem = parse_report(data)
     if document is None:
         return Content(problem or "unreadable")
     created = utc_time(document["created"])
     fresh.start[digest] = len(fresh.contents)
     fresh.contents.extend([digest] * len(document["targets"]))
-    fresh.builder.add(str(path), created, document)
+    fresh.builder.add(path, created, document)
     return Content(None, created.value, document["created"])
 
 
@@ -210,19 +246,19 @@ def _rows(fresh: _Fresh, part: str) -> tuple[list[list[Any]], list[str]]:
     return ([[runs[d[0]][position], *d[1:]] for d in diffs], [fresh.contents[d[0]] for d in diffs])
 
 
-def _newest_targets(runs: pd.DataFrame, fresh: _Fresh, run_counts: np.ndarray,
-                    included: list[tuple[str, str]]) -> dict[int, dict[str, Any]]:
+def _newest_targets(runs: pd.DataFrame, walk: _Pass, run_counts: np.ndarray) -> dict[int, dict[str, Any]]:
     """The full target entry of the newest run of each identity (a later file wins a tie, as in
     IndexBuilder): kept from this review's read when its file was read now, else read again (sha-checked)."""
     if runs.empty:
         return {}
     newest = runs.sort_values("created", kind="stable").groupby(IDENTITY, sort=False, dropna=False).tail(1).index
-    owner = np.repeat(np.arange(len(included)), run_counts)
+    owner = np.repeat(np.arange(len(walk.included)), run_counts)
+    fresh = walk.fresh
     kept: dict[int, dict[str, Any]] = fresh.builder.newest_targets
     targets: dict[int, dict[str, Any]] = {}
     again: dict[int, list[tuple[int, int]]] = {}
     for row in sorted(int(r) for r in newest):
-        _, digest = included[owner[row]]
+        digest = walk.included_contents[owner[row]]
         index = int(runs.at[row, "target_index"])
         start = fresh.start.get(digest)
         if start is not None and start + index in kept:
@@ -230,11 +266,11 @@ def _newest_targets(runs: pd.DataFrame, fresh: _Fresh, run_counts: np.ndarray,
         else:
             again.setdefault(int(owner[row]), []).append((row, index))
     for which, wanted in again.items():
-        file, digest = included[which]
-        data = read_bytes(Path(file))
+        file, digest = walk.included[which], walk.included_contents[which]
+        data = read_bytes(file)
         if isinstance(data, str) or hashlib.sha256(data).hexdigest() != digest:
             raise IndexUnusable(f"{file} changed during the review")
-        document = json.loads(data)  # the very bytes that passed parse_report when they were indexed
+        document = schemas.loads(data)  # the very bytes that passed parse_report when they were indexed
         for row, index in wanted:
             targets[row] = document["targets"][index]
     return {row: targets[row] for row in sorted(targets)}

@@ -5,6 +5,7 @@ It lives beside the reports, in `<first folder reviewed>/.envcheck-review-index/
 inside it), as three Parquet files: the files (absolute path, size, mtime_ns, sha256, and what their content
 was: the reason it is skipped, or its `created`), the run rows and the decisive differences, both keyed by
 the content's sha256 (copies of one report share their rows; `file` is filled in when a review loads them).
+A review matches the files it finds against the stored ones as columns (load.py), never file by file.
 
 Why Parquet (pyarrow): the rows are a table of typed columns, which Parquet stores as such, compressed
 column by column (100,000 runs take a few MB); pyarrow reads it back in milliseconds straight into the
@@ -25,7 +26,7 @@ import hashlib
 import json
 import os
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -71,12 +72,51 @@ class Content(NamedTuple):
 
 
 @dataclass
-class Stored:
-    """An index as read: files by absolute path (size, mtime_ns, sha256), contents by sha256, and the rows
-    (None when there is no usable index)."""
+class Files:
+    """Report files as columns, one row per file: absolute path, size, mtime_ns, sha256 of the content,
+    and what the content is (problem, or created_ns with has_time, and created_text). Columns, not a dict
+    of tuples: 100,000 files are matched against the index with one hash join, not 100,000 lookups."""
 
-    files: dict[str, tuple[int, int, str]] = field(default_factory=dict)
-    contents: dict[str, Content] = field(default_factory=dict)
+    path: np.ndarray
+    size: np.ndarray
+    mtime_ns: np.ndarray
+    sha256: np.ndarray
+    problem: np.ndarray
+    created_ns: np.ndarray
+    """0 where has_time is False (a skipped content has no time)."""
+    has_time: np.ndarray
+    created_text: np.ndarray
+
+    @classmethod
+    def blank(cls, count: int = 0) -> Files:
+        """`count` files of which nothing is known yet."""
+        def nothing() -> np.ndarray:
+            return np.full(count, None, dtype=object)
+
+        def zeros(kind: type = np.int64) -> np.ndarray:
+            return np.zeros(count, dtype=kind)
+
+        return cls(path=nothing(), size=zeros(), mtime_ns=zeros(), sha256=nothing(), problem=nothing(),
+                   created_ns=zeros(), has_time=zeros(bool), created_text=nothing())
+
+    def __len__(self) -> int:
+        return len(self.path)
+
+    def take(self, rows: np.ndarray) -> Files:
+        """The files at positions `rows`, in that order."""
+        return Files(**{column.name: getattr(self, column.name)[rows] for column in fields(self)})
+
+    def put(self, rows: np.ndarray, other: Files) -> None:
+        """Set the files at positions `rows` to `other`'s, in order."""
+        for column in fields(self):
+            getattr(self, column.name)[rows] = getattr(other, column.name)
+
+
+@dataclass
+class Stored:
+    """An index as read: its files, and the rows (None when there is no usable index)."""
+
+    files: Files = field(default_factory=Files.blank)
     runs: pa.Table | None = None
     diffs: pa.Table | None = None
 
@@ -121,11 +161,11 @@ def read_index(folder: Path | None) -> Stored:
         if stamp.get("stamp") != _stamp():
             return Stored()
         files = tables["files"]
-        columns = [files.column(name).to_pylist() for name in FILE_COLUMNS]
-        stored = Stored(runs=tables["runs"], diffs=tables["diffs"])
-        paths, sizes, mtimes, shas = columns[:4]
-        stored.files = dict(zip(paths, zip(sizes, mtimes, shas, strict=True), strict=True))
-        stored.contents = dict(zip(shas, map(Content, *columns[4:]), strict=True))
+        if any(files.column(name).null_count for name in ("path", "size", "mtime_ns", "sha256")):
+            return Stored()
+        stored = Stored(files=_files_of(files), runs=tables["runs"], diffs=tables["diffs"])
+        if not pd.Index(stored.files.path, dtype=object).is_unique:  # (one row per path: matched by a hash join)
+            return Stored()
         for part in ("runs", "diffs"):
             if CONTENT not in tables[part].column_names:
                 return Stored()
@@ -166,21 +206,34 @@ def combine(*tables: pa.Table | None) -> pa.Table:
         raise IndexUnusable(str(error)) from None
 
 
-def spans(table: pa.Table) -> dict[str, tuple[int, int]]:
-    """content → (first row, row count) in `table`, whose rows of one content are together."""
+class Spans(NamedTuple):
+    """Where each content's rows are in a table whose rows of one content are together."""
+
+    contents: pd.Index
+    starts: np.ndarray
+    counts: np.ndarray
+
+
+def spans(table: pa.Table) -> Spans:
+    """The contents of `table` with their first row and row count; IndexUnusable when a content's rows
+    are not together (an index written by something else)."""
     if table.num_rows == 0:
-        return {}
+        return Spans(pd.Index([], dtype=object), np.array([], dtype=np.int64), np.array([], dtype=np.int64))
     keys = np.asarray(table.column(CONTENT).to_numpy(zero_copy_only=False), dtype=object)
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    ends = np.r_[starts[1:], len(keys)]
-    return {keys[s]: (int(s), int(e - s)) for s, e in zip(starts, ends, strict=True)}
+    counts = np.r_[starts[1:], len(keys)] - starts
+    contents = pd.Index(keys[starts], dtype=object)
+    if not contents.is_unique:
+        raise IndexUnusable("a content's rows are apart")
+    return Spans(contents, starts, counts)
 
 
-def take(table: pa.Table, where: dict[str, tuple[int, int]], contents: list[str]) -> tuple[pa.Table, np.ndarray]:
-    """The rows of `contents`, in that order, and how many each has."""
-    found = [where.get(c, (0, 0)) for c in contents]
-    starts = np.array([s for s, _ in found], dtype=np.int64)
-    counts = np.array([n for _, n in found], dtype=np.int64)
+def take(table: pa.Table, where: Spans, contents: list[str]) -> tuple[pa.Table, np.ndarray]:
+    """The rows of `contents`, in that order (none for a content without rows), and how many each has."""
+    at = where.contents.get_indexer(contents) if len(where.contents) else np.full(len(contents), -1)
+    present = at >= 0
+    starts = np.where(present, where.starts[at] if len(at) and len(where.starts) else 0, 0).astype(np.int64)
+    counts = np.where(present, where.counts[at] if len(at) and len(where.counts) else 0, 0).astype(np.int64)
     total = int(counts.sum())
     offsets = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total, dtype=np.int64)
     return table.take(pa.array(offsets, pa.int64())), counts
@@ -211,20 +264,31 @@ def decode(table: pa.Table, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(data, columns=columns)
 
 
-def write_index(folder: Path, files: dict[str, tuple[int, int, str]], contents: dict[str, Content],
-                runs: pa.Table, diffs: pa.Table) -> None:
+def _files_of(table: pa.Table) -> Files:
+    """The files part as columns (an int column with gaps is read through a mask: as floats it would lose
+    the last digits of a time in ns)."""
+    def column(name: str) -> np.ndarray:
+        return np.asarray(table.column(name).to_numpy(zero_copy_only=False))
+
+    created = table.column("created_ns")
+    return Files(path=column("path"), size=column("size"), mtime_ns=column("mtime_ns"), sha256=column("sha256"),
+                 problem=column("problem"),
+                 created_ns=np.asarray(pc.fill_null(created, 0).to_numpy(zero_copy_only=False), dtype=np.int64),
+                 has_time=np.asarray(created.is_valid().to_numpy(zero_copy_only=False), dtype=bool),
+                 created_text=column("created_text"))
+
+
+def write_index(folder: Path, files: Files, runs: pa.Table, diffs: pa.Table) -> None:
     """Store the index (each part written whole under a temporary name, then renamed); a folder that cannot
     be written leaves the review without an index, not failed."""
-    kept = [f"{path}" for path in files]
-    sizes, mtimes, shas = zip(*files.values(), strict=True) if files else ((), (), ())
-    described = [contents[sha] for sha in shas]
     tables = {
         "runs": runs, "diffs": diffs,
-        "files": pa.table({"path": pa.array(kept, pa.string()), "size": pa.array(sizes, pa.int64()),
-                           "mtime_ns": pa.array(mtimes, pa.int64()), "sha256": pa.array(shas, pa.string()),
-                           "problem": pa.array([c.problem for c in described], pa.string()),
-                           "created_ns": pa.array([c.created_ns for c in described], pa.int64()),
-                           "created_text": pa.array([c.created_text for c in described], pa.string())})}
+        "files": pa.table({"path": pa.array(files.path, pa.string()), "size": pa.array(files.size, pa.int64()),
+                           "mtime_ns": pa.array(files.mtime_ns, pa.int64()),
+                           "sha256": pa.array(files.sha256, pa.string()),
+                           "problem": pa.array(files.problem, pa.string()),
+                           "created_ns": pa.array(files.created_ns, pa.int64(), mask=~files.has_time),
+                           "created_text": pa.array(files.created_text, pa.string())})}
     stamp = json.dumps({"stamp": _stamp(), "write": uuid.uuid4().hex}).encode()
     temporary: list[Path] = []
     try:

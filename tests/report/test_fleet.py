@@ -10,7 +10,7 @@ import pytest
 
 from envcheck.errors import ExitCode, UsageError
 from envcheck.report.fleet_html import render_review_html
-from envcheck.review import review, views
+from envcheck.review import read, review, views
 from envcheck.review.load import load_fleet
 from envcheck.review.read import parse_since
 
@@ -83,13 +83,13 @@ def test_review_exits_3_only_when_nothing_is_readable(tmp_path, run_cli):
 def test_review_reads_every_file_once(fleet_dir, monkeypatch):
     """Loading, every view and the page with its evidence: no report file is opened a second time."""
     reads: list[str] = []
-    original = Path.read_bytes
+    original = read.read_bytes
 
-    def counted(path: Path) -> bytes:
-        reads.append(path.name)
+    def counted(path) -> bytes | str:
+        reads.append(Path(path).name)
         return original(path)
 
-    monkeypatch.setattr(Path, "read_bytes", counted)
+    monkeypatch.setattr("envcheck.review.load.read_bytes", counted)
     result = review([fleet_dir])
     page = render_review_html(result)
     assert sorted(reads) == sorted(p.name for p in fleet_dir.glob("*.json")) and 'id="matrix"' in page

@@ -60,7 +60,7 @@ def assert_same(fleet: Fleet, expected: Fleet) -> None:
 
 
 def stored_paths(root: Path) -> set[str]:
-    return {Path(p).name for p in store.read_index(root / INDEX_FOLDER).files}
+    return {Path(p).name for p in store.read_index(root / INDEX_FOLDER).files.path}
 
 
 def test_cold_then_warm_is_the_fleet_of_every_file_read(fleet_dir, monkeypatch):
@@ -156,13 +156,13 @@ def test_a_corrupt_index_is_rebuilt_silently(fleet_dir, damage):
 def test_a_stale_index_is_rebuilt(fleet_dir, monkeypatch):
     load_fleet([fleet_dir])
     folder = fleet_dir / INDEX_FOLDER
-    assert store.read_index(folder).files
+    assert len(store.read_index(folder).files)
     monkeypatch.setattr(store, "FORMAT_VERSION", store.FORMAT_VERSION + 1)
-    assert not store.read_index(folder).files
+    assert not len(store.read_index(folder).files)
     assert_same(load_fleet([fleet_dir]), reference([fleet_dir]))
-    assert store.read_index(folder).files
+    assert len(store.read_index(folder).files)
     monkeypatch.setattr(store, "RUN_COLUMNS", [*store.RUN_COLUMNS, "a_new_column"])
-    assert not store.read_index(folder).files
+    assert not len(store.read_index(folder).files)
 
 
 def test_the_index_folder_is_no_report_folder_and_a_read_only_one_is_no_error(fleet_dir, tmp_path):
