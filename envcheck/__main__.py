@@ -3,4 +3,5 @@ import sys
 
 from envcheck.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # (a worker process of a large review imports this module again: it must not run)
+    sys.exit(main())

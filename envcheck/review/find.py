@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 MAX_REPORT_BYTES = 64 << 20
 """A real report is kilobytes to a few megabytes; anything far larger is not read at all."""
@@ -16,12 +16,22 @@ INDEX_FOLDER = ".envcheck-review-index"
 """The review's own index (store.py), kept beside the reports: never searched for reports."""
 
 
-class Found(NamedTuple):
-    """A report file as found: its path (as the review shows it), size and modification time."""
+@dataclass
+class Found:
+    """The report files found, as columns: path (as the review shows it), size and modification time."""
 
-    path: str
-    size: int
-    mtime_ns: int
+    paths: list[str] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    mtimes_ns: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def add(self, path: str, status: os.stat_result) -> None:
+        """One more file, with the status it was found with."""
+        self.paths.append(path)
+        self.sizes.append(status.st_size)
+        self.mtimes_ns.append(status.st_mtime_ns)
 
 
 def report_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -29,14 +39,14 @@ def report_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     (path, why) for the candidates that cannot be reports: special files (a FIFO would block) and
     files too large to be one. A file named on the command line is a candidate whatever its suffix."""
     found, skipped = report_files_with_status(paths)
-    return [Path(file.path) for file in found], skipped
+    return [Path(path) for path in found.paths], skipped
 
 
-def report_files_with_status(paths: list[Path]) -> tuple[list[Found], list[tuple[str, str]]]:
+def report_files_with_status(paths: list[Path]) -> tuple[Found, list[tuple[str, str]]]:
     """report_files, each file with the size and modification time it was found with (what the review's
     index compares): one stat per file, taken before the file is read. Paths stay texts: a review of
     100,000 files would spend longer building Path objects than reading its index."""
-    files: list[Found] = []
+    files = Found()
     skipped: list[tuple[str, str]] = []
     seen_folders: set[str] = set()
 
@@ -59,10 +69,9 @@ def report_files_with_status(paths: list[Path]) -> tuple[list[Found], list[tuple
         with os.scandir(path) as listing:
             children = sorted(listing, key=lambda child: child.name)
         for child in children:  # (one loop, no call per file: a fleet folder holds 100,000 of them)
-            if child.name == INDEX_FOLDER:
-                continue
-            if not child.name.endswith(".json"):
-                if _is_dir(child):
+            name = child.name
+            if not name.endswith(".json"):
+                if name != INDEX_FOLDER and _is_dir(child):
                     visit_folder(child.path)
                 continue
             try:
@@ -70,7 +79,9 @@ def report_files_with_status(paths: list[Path]) -> tuple[list[Found], list[tuple
             except OSError as error:
                 skipped.append((child.path, f"unreadable: {error.strerror}"))
                 continue
-            if stat.S_ISDIR(status.st_mode):  # a folder named like a report
+            if stat.S_ISREG(status.st_mode) and status.st_size <= MAX_REPORT_BYTES:  # a report file, usually
+                files.add(child.path, status)
+            elif stat.S_ISDIR(status.st_mode):  # a folder named like a report
                 visit_folder(child.path)
             else:
                 take(child.path, status, False)
@@ -82,7 +93,7 @@ def report_files_with_status(paths: list[Path]) -> tuple[list[Found], list[tuple
             skipped.append((path, f"too large to be a report ({status.st_size >> 20} MB > "
                                   f"{MAX_REPORT_BYTES >> 20} MB)"))
         elif named or path.endswith(".json"):
-            files.append(Found(path, status.st_size, status.st_mtime_ns))
+            files.add(path, status)
 
     for path in paths:
         visit(str(Path(path)), named=True)  # (as Path shows it: "./a/" is "a")

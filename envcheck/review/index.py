@@ -30,6 +30,7 @@ RUN_COLUMNS = ["file", "target_index", "created", "date", "site", "host", "spec"
 INTERNAL_COLUMNS = ["verdict_rank", "place"]
 """Added to the runs for the views; not exported."""
 DIFF_COLUMNS = ["row", "path", "value", "severity"]
+GOLDEN, SITE, HOST = (RUN_COLUMNS.index(name) for name in ("golden_sha256", "site", "host"))
 
 
 @dataclass
@@ -49,6 +50,8 @@ class Fleet:
     newest_targets: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
     """The full target entry of every run that is the newest of its golden × site × host × target, by row
     (the rows `views.latest` picks): the evidence a page shows, kept from the one read of its file."""
+    latest_runs: pd.DataFrame | None = field(default=None, init=False, repr=False, compare=False)
+    """views.latest, once computed (every view starts from it; dataclasses.replace starts a part afresh)."""
 
 
 class IndexBuilder:
@@ -63,16 +66,13 @@ class IndexBuilder:
 
     def add(self, file: str, created: pd.Timestamp, document: dict[str, Any]) -> None:
         """Add a report's targets as rows; `document` is a report that passed the schema."""
-        machine = _machine(document["targets"])
-        for index, target in enumerate(document["targets"]):
-            row = len(self._runs)
-            values = _run_row(file, index, created, document, target, machine)
-            self._runs.append(values)
-            for d in target.get("fingerprint_diff") or []:
-                if d.get("severity") in ("fail", "warn"):
-                    self._diffs.append([row, d["path"], _value_text(d.get("target")), d["severity"]])
-            identity = (document["golden"]["sha256"], values[RUN_COLUMNS.index("site")],
-                        values[RUN_COLUMNS.index("host")], target["spec"])
+        first = len(self._runs)
+        runs, diffs = report_rows(file, created, document)
+        self._runs += runs
+        self._diffs += [[first + d[0], *d[1:]] for d in diffs]
+        for index, (target, values) in enumerate(zip(document["targets"], runs, strict=True)):
+            row = first + index
+            identity = (values[GOLDEN], values[SITE], values[HOST], target["spec"])
             previous = self._newest.get(identity)
             if previous is None or created >= previous[1]:
                 if previous is not None:
@@ -102,6 +102,18 @@ class IndexBuilder:
         frame["place"] = places(frame)
         return Fleet(runs=frame, diffs=pd.DataFrame(self._diffs, columns=DIFF_COLUMNS), skipped=skipped,
                      files_read=files_read, files_before_since=files_before_since, newest_targets=self._targets)
+
+
+def report_rows(file: str, created: pd.Timestamp, document: dict[str, Any]) -> tuple[list[list[Any]], list[list[Any]]]:
+    """A report's rows: one run per target (RUN_COLUMNS) and its warn- and fail-severity fingerprint
+    differences (DIFF_COLUMNS, `row` counted within the report); `document` passed the schema."""
+    machine = _machine(document["targets"])
+    runs, diffs = [], []
+    for index, target in enumerate(document["targets"]):
+        runs.append(_run_row(file, index, created, document, target, machine))
+        diffs += [[index, d["path"], _value_text(d.get("target")), d["severity"]]
+                  for d in target.get("fingerprint_diff") or [] if d.get("severity") in ("fail", "warn")]
+    return runs, diffs
 
 
 def _run_row(file: str, index: int, created: pd.Timestamp, document: dict, target: dict, machine: str) -> list[Any]:

@@ -13,26 +13,25 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from envcheck import schemas
 from envcheck.model import VERDICT_RANK
 from envcheck.review import store
+from envcheck.review.batch import FILE, STORED_RUN_COLUMNS, read_batches
 from envcheck.review.find import Found, report_files_with_status
 from envcheck.review.index import DIFF_COLUMNS, RUN_COLUMNS, Fleet, IndexBuilder, places
-from envcheck.review.read import parse_report, read_bytes, utc_time
+from envcheck.review.read import parse_report, read_bytes
 from envcheck.review.store import Content, IndexUnusable
 
 FUTURE_SLACK = pd.Timedelta(days=1)
 """A report dated later than now + this is suspicious (a wrong clock), and would stay 'latest' for ever."""
-FILE = RUN_COLUMNS.index("file")
-STORED_RUN_COLUMNS = [name for name in RUN_COLUMNS if name != "file"]
-"""A stored run is filed under its content: `file` is the path it is found at in this review."""
 IDENTITY = ["golden_sha256", "site", "host", "spec"]
 """A target's identity (index.py): the newest run of each is the one whose full entry a page shows."""
 
@@ -47,7 +46,7 @@ def load_fleet(paths: list[Path], since: pd.Timestamp | None = None) -> Fleet:
             return _load_indexed(folder, found, list(skipped), since)
         except IndexUnusable:
             pass
-    return load_every_file([Path(file.path) for file in found], skipped, since)
+    return load_every_file([Path(path) for path in found.paths], skipped, since)
 
 
 def load_every_file(files: list[Path], skipped: list[tuple[str, str]], since: pd.Timestamp | None) -> Fleet:
@@ -66,11 +65,10 @@ def load_every_file(files: list[Path], skipped: list[tuple[str, str]], since: pd
             skipped.append((str(path), f"duplicate of {seen[digest]}"))
             continue
         seen[digest] = str(path)
-        document, problem = parse_report(content)
-        if document is None:
+        document, created, problem = parse_report(content)
+        if document is None or created is None:
             skipped.append((str(path), problem or "unreadable"))
             continue
-        created = utc_time(document["created"])
         if created > latest_plausible:
             skipped.append((str(path), _future(document["created"])))
             continue
@@ -87,20 +85,12 @@ def _future(created: str) -> str:
 
 
 @dataclass
-class _Fresh:
-    """The reports parsed in this review: their rows in one IndexBuilder, where each content's rows start."""
-
-    builder: IndexBuilder = field(default_factory=IndexBuilder)
-    start: dict[str, int] = field(default_factory=dict)
-    contents: list[str] = field(default_factory=list)
-    """The content (sha256) of each builder row."""
-
-
-@dataclass
 class _Pass:
     """One pass over the files with the index: which runs count, and what the index will hold."""
 
-    fresh: _Fresh
+    runs: list[pa.Table]
+    diffs: list[pa.Table]
+    """The rows of the reports parsed in this review (batch.py)."""
     files: store.Files
     """Every readable file found (one row per path): the index's next files."""
     changed: bool
@@ -112,13 +102,12 @@ class _Pass:
     older: int
 
 
-def _load_indexed(folder: Path, found: list[Found], skipped: list[tuple[str, str]],
+def _load_indexed(folder: Path, found: Found, skipped: list[tuple[str, str]],
                   since: pd.Timestamp | None) -> Fleet:
     stored = store.read_index(folder)
     walk = _walk(stored, found, skipped, since)
-    fresh = walk.fresh
-    runs_table = store.combine(stored.runs, store.encode(STORED_RUN_COLUMNS, *_rows(fresh, "runs")))
-    diffs_table = store.combine(stored.diffs, store.encode(DIFF_COLUMNS, *_rows(fresh, "diffs")))
+    runs_table = store.combine(stored.runs, *walk.runs)
+    diffs_table = store.combine(stored.diffs, *walk.diffs)
     run_spans, diff_spans = store.spans(runs_table), store.spans(diffs_table)
 
     kept, run_counts = store.take(runs_table, run_spans, walk.included_contents)
@@ -143,35 +132,77 @@ def _load_indexed(folder: Path, found: list[Found], skipped: list[tuple[str, str
     return fleet
 
 
-def _walk(stored: store.Stored, found: list[Found], skipped: list[tuple[str, str]],
+@dataclass
+class _Listing:
+    """The files found, as columns: as shown, by absolute path (the index's key), size and mtime_ns."""
+
+    shown: np.ndarray
+    keys: np.ndarray
+    sizes: np.ndarray
+    mtimes: np.ndarray
+
+    @classmethod
+    def of(cls, found: Found) -> _Listing:
+        here = os.getcwd()
+        keys = [path if path.startswith("/") else os.path.join(here, path) for path in found.paths]
+        return cls(np.array(found.paths, dtype=object), np.array(keys, dtype=object),
+                   np.array(found.sizes, dtype=np.int64), np.array(found.mtimes_ns, dtype=np.int64))
+
+
+@dataclass
+class _Read:
+    """What each file's content is, as far as the index or a read tells."""
+
+    unchanged: np.ndarray
+    """Whether the file is the one the index knows (path, size and mtime_ns): it was not read."""
+    digests: np.ndarray
+    reasons: list[tuple[int, str]]
+    """(file number, why it cannot be read)."""
+    parsed: dict[str, Content]
+    """The contents parsed now, by sha256."""
+    runs: list[pa.Table]
+    diffs: list[pa.Table]
+
+
+def _read(old: store.Files, files: _Listing) -> _Read:
+    """The files matched against the index's (one hash join on the path), and those new or changed read."""
+    at = pd.Index(old.path, dtype=object).get_indexer(files.keys) if len(old) else np.full(len(files.keys), -1)
+    unchanged = at >= 0
+    same = at[unchanged]
+    unchanged[unchanged] = (old.size[same] == files.sizes[unchanged]) & (old.mtime_ns[same] == files.mtimes[unchanged])
+    # (sizes and times were taken before any read, so a change made during this review is seen next time)
+    read = _Read(unchanged, np.empty(len(files.keys), dtype=object), [], {}, [], [])
+    read.digests[unchanged] = old.sha256[at[unchanged]]
+    new_or_changed = np.flatnonzero(~unchanged).tolist()
+    start = 0
+    for batch in read_batches(files.shown[new_or_changed].tolist(), set(old.sha256.tolist())):
+        numbers = new_or_changed[start:start + len(batch.digests)]
+        start += len(numbers)
+        kept = set()
+        for number, problem, digest, content in zip(numbers, batch.problems, batch.digests, batch.contents,
+                                                    strict=True):
+            if problem is not None:
+                read.reasons.append((number, problem))
+                continue
+            read.digests[number] = digest
+            if content is not None and digest not in read.parsed:  # (not parsed already by an earlier batch)
+                read.parsed[digest] = content
+                kept.add(digest)
+        runs, diffs = batch.rows_of(kept)
+        read.runs.append(runs)
+        read.diffs.append(diffs)
+    return read
+
+
+def _walk(stored: store.Stored, found: Found, skipped: list[tuple[str, str]],
           since: pd.Timestamp | None) -> _Pass:
     """The decisions of load_every_file, taken on what the index knows of the files that have not
     changed and on what reading tells of the others: as columns (100,000 files are matched against the
     index by one hash join), with a Python step only for each file read."""
-    count, old = len(found), stored.files
-    here = os.getcwd()
-    shown = np.array([file.path for file in found], dtype=object)
-    keys = np.array([path if os.path.isabs(path) else os.path.join(here, path) for path in shown], dtype=object)
-    sizes = np.fromiter((file.size for file in found), np.int64, count)
-    mtimes = np.fromiter((file.mtime_ns for file in found), np.int64, count)
-    # (sizes and times were taken before any read, so a change made during this review is seen next time)
-    at = pd.Index(old.path, dtype=object).get_indexer(keys) if len(old) else np.full(count, -1)
-    unchanged = at >= 0
-    unchanged[unchanged] = (old.size[at[unchanged]] == sizes[unchanged]) & (old.mtime_ns[at[unchanged]] == mtimes[unchanged])
-    digests = np.empty(count, dtype=object)
-    digests[unchanged] = old.sha256[at[unchanged]]
-    reasons: list[tuple[int, str]] = []  # (file number, why it is skipped)
-    known = set(old.sha256.tolist())
-    fresh, parsed = _Fresh(), {}
-    for number in np.flatnonzero(~unchanged).tolist():  # new or changed: read now, parsed unless known
-        content = read_bytes(shown[number])
-        if isinstance(content, str):
-            reasons.append((number, content))
-            continue
-        digests[number] = digest = hashlib.sha256(content).hexdigest()
-        if digest not in known and digest not in parsed:
-            parsed[digest] = _parse(shown[number], content, digest, fresh)
-    readable = np.ones(count, dtype=bool)
+    old, files = stored.files, _Listing.of(found)
+    read = _read(old, files)
+    digests, shown, reasons = read.digests, files.shown, list(read.reasons)
+    readable = np.ones(len(shown), dtype=bool)
     readable[[number for number, _ in reasons]] = False
     order = np.flatnonzero(readable)
 
@@ -181,7 +212,7 @@ def _walk(stored: store.Stored, found: list[Found], skipped: list[tuple[str, str
     first_file = dict(zip(digests[unique].tolist(), shown[unique].tolist(), strict=True))
     reasons += [(number, f"duplicate of {first_file[digests[number]]}") for number in order[repeated].tolist()]
 
-    described = _describe(old, digests[unique], parsed)
+    described = _describe(old, digests[unique], read.parsed)
     has_problem = pd.notna(described.problem)
     if (~has_problem & ~described.has_time).any():
         raise IndexUnusable("a report without a time")
@@ -194,12 +225,11 @@ def _walk(stored: store.Stored, found: list[Found], skipped: list[tuple[str, str
     included = unique[~has_problem & ~future & ~older]
 
     # The index's next files: every readable one, described by its content, once per path.
-    once = order[~pd.Series(keys[order], dtype=object).duplicated().to_numpy()]
-    content_at = pd.Index(digests[unique], dtype=object).get_indexer(digests[once])
-    files = described.take(content_at)
-    files.path, files.size, files.mtime_ns = keys[once], sizes[once], mtimes[once]
-    changed = not (unchanged[once].all() and len(once) == len(old))
-    return _Pass(fresh=fresh, files=files, changed=changed, included=shown[included].tolist(),
+    once = order[~pd.Series(files.keys[order], dtype=object).duplicated().to_numpy()]
+    kept = described.take(pd.Index(digests[unique], dtype=object).get_indexer(digests[once]))
+    kept.path, kept.size, kept.mtime_ns = files.keys[once], files.sizes[once], files.mtimes[once]
+    changed = not (read.unchanged[once].all() and len(once) == len(old))
+    return _Pass(runs=read.runs, diffs=read.diffs, files=kept, changed=changed, included=shown[included].tolist(),
                  included_contents=digests[included].tolist(), older=int(older.sum()))
 
 
@@ -221,56 +251,24 @@ def _describe(old: store.Files, digests: np.ndarray, parsed: dict[str, Content])
     return described
 
 
-def _parse(path: str, data: bytes, digest: str, fresh: _Fresh) -> Content:
-    """What a content the index does not know is: parsed, and its rows added to the fresh ones (whatever
-    its date: the index keeps every report's rows, --since and the clock are applied on each review)."""
-    document, problem = parse_report(data)
-    if document is None:
-        return Content(problem or "unreadable")
-    created = utc_time(document["created"])
-    fresh.start[digest] = len(fresh.contents)
-    fresh.contents.extend([digest] * len(document["targets"]))
-    fresh.builder.add(path, created, document)
-    return Content(None, created.value, document["created"])
-
-
-def _rows(fresh: _Fresh, part: str) -> tuple[list[list[Any]], list[str]]:
-    """The fresh rows as IndexBuilder collected them (lists in RUN_COLUMNS or DIFF_COLUMNS order), without
-    `file` for runs (a stored run is filed under its content), and with a diff's row counted within its
-    report; and the content of each."""
-    runs: list[list[Any]] = fresh.builder.runs
-    if part == "runs":
-        return [row[:FILE] + row[FILE + 1:] for row in runs], fresh.contents
-    diffs: list[list[Any]] = fresh.builder.diffs
-    position = RUN_COLUMNS.index("target_index")
-    return ([[runs[d[0]][position], *d[1:]] for d in diffs], [fresh.contents[d[0]] for d in diffs])
-
-
 def _newest_targets(runs: pd.DataFrame, walk: _Pass, run_counts: np.ndarray) -> dict[int, dict[str, Any]]:
     """The full target entry of the newest run of each identity (a later file wins a tie, as in
-    IndexBuilder): kept from this review's read when its file was read now, else read again (sha-checked)."""
+    IndexBuilder): read again from its file, checked to be the content that was indexed (a few hundred
+    files for a fleet of any length: one per site × host × target)."""
     if runs.empty:
         return {}
     newest = runs.sort_values("created", kind="stable").groupby(IDENTITY, sort=False, dropna=False).tail(1).index
     owner = np.repeat(np.arange(len(walk.included)), run_counts)
-    fresh = walk.fresh
-    kept: dict[int, dict[str, Any]] = fresh.builder.newest_targets
-    targets: dict[int, dict[str, Any]] = {}
-    again: dict[int, list[tuple[int, int]]] = {}
+    wanted: dict[int, list[tuple[int, int]]] = {}
     for row in sorted(int(r) for r in newest):
-        digest = walk.included_contents[owner[row]]
-        index = int(runs.at[row, "target_index"])
-        start = fresh.start.get(digest)
-        if start is not None and start + index in kept:
-            targets[row] = kept[start + index]
-        else:
-            again.setdefault(int(owner[row]), []).append((row, index))
-    for which, wanted in again.items():
+        wanted.setdefault(int(owner[row]), []).append((row, int(runs.at[row, "target_index"])))
+    targets: dict[int, dict[str, Any]] = {}
+    for which, rows in wanted.items():
         file, digest = walk.included[which], walk.included_contents[which]
         data = read_bytes(file)
         if isinstance(data, str) or hashlib.sha256(data).hexdigest() != digest:
             raise IndexUnusable(f"{file} changed during the review")
         document = schemas.loads(data)  # the very bytes that passed parse_report when they were indexed
-        for row, index in wanted:
+        for row, index in rows:
             targets[row] = document["targets"][index]
     return {row: targets[row] for row in sorted(targets)}

@@ -23,26 +23,26 @@ def read_bytes(path: str | Path) -> bytes | str:
         return f"unreadable: {error.strerror}"
 
 
-def parse_report(content: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    """(report, None) or (None, why it is skipped): checked against envcheck/schemas/report-1.schema.json,
-    so every later step can rely on the keys and types it reads; never raises for a bad file."""
+def parse_report(content: bytes) -> tuple[dict[str, Any] | None, pd.Timestamp | None, str | None]:
+    """(report, its `created` as UTC, None) or (None, None, why it is skipped): checked against
+    envcheck/schemas/report-1.schema.json, so every later step can rely on the keys and types it reads;
+    never raises for a bad file."""
     try:
         document = schemas.loads(content)
     except (ValueError, RecursionError) as error:  # (UnicodeDecodeError is a ValueError)
-        return None, f"not valid JSON (truncated or malformed): {str(error)[:200]}"
+        return None, None, f"not valid JSON (truncated or malformed): {str(error)[:200]}"
     if not isinstance(document, dict):
-        return None, f"not an envcheck report (a JSON {type(document).__name__}, not an object)"
+        return None, None, f"not an envcheck report (a JSON {type(document).__name__}, not an object)"
     schema = document.get("schema")
     if not (isinstance(schema, str) and schema.startswith("envcheck.report/")):
-        return None, f"not an envcheck report (schema {schema!r}, expected {REPORT_SCHEMA!r})"
+        return None, None, f"not an envcheck report (schema {schema!r}, expected {REPORT_SCHEMA!r})"
     problem = schemas.check(document, REPORT_SCHEMA, "this report", content)
     if problem:
-        return None, problem.removeprefix("this report: ")
+        return None, None, problem.removeprefix("this report: ")
     try:
-        utc_time(document["created"])
+        return document, utc_time(document["created"]), None
     except (ValueError, TypeError, OverflowError):
-        return None, f"bad 'created' time {document['created']!r}"
-    return document, None
+        return None, None, f"bad 'created' time {document['created']!r}"
 
 
 def utc_time(text: str) -> pd.Timestamp:

@@ -57,10 +57,14 @@ class Review:
     """One per golden, by golden path then sha; empty when no run was read."""
     summary: str
     """ "5 sites · 7 targets · 10 runs" over the whole fleet."""
-    table: pd.DataFrame
-    """One row per golden × site × host × target × run (views.flat_table): the CSV export."""
     missing: list[str]
     """Paths given that do not exist."""
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per golden × site × host × target × run (views.flat_table): the CSV export, sorted when
+        it is asked for (100,000 runs take a while, and only the CSV shows them all)."""
+        return views.flat_table(self.fleet)
 
     @property
     def files_read(self) -> int:
@@ -101,5 +105,5 @@ def review(paths: list[Path], since: str | None = None) -> Review:
             classes=views.equivalence_classes(part), attribution=views.attribution(part), trend=views.trend(part),
             latency=views.latency_trend(part), divergences=views.first_divergences(part),
             images=views.images_per_tag(part)))
-    return Review(fleet=fleet, sections=sections, summary=views.counts(fleet), table=views.flat_table(fleet),
+    return Review(fleet=fleet, sections=sections, summary=views.counts(fleet),
                   missing=missing)

@@ -62,12 +62,15 @@ def _one_golden(fleet: Fleet) -> None:
 
 
 def latest(fleet: Fleet) -> pd.DataFrame:
-    """The newest run of every golden × site × host × target, in row-label order."""
-    if fleet.runs.empty:
-        return fleet.runs
-    ordered = fleet.runs.sort_values("created", kind="stable")
-    newest = ordered.groupby(["golden_sha256", "site", "host", "spec"], sort=False).tail(1)
-    return newest.sort_values(["place", "spec"])
+    """The newest run of every golden × site × host × target, in row-label order (computed once per fleet:
+    treat it as read-only)."""
+    if fleet.latest_runs is None:
+        if fleet.runs.empty:
+            return fleet.runs
+        ordered = fleet.runs.sort_values("created", kind="stable")
+        newest = ordered.groupby(["golden_sha256", "site", "host", "spec"], sort=False).tail(1)
+        fleet.latest_runs = newest.sort_values(["place", "spec"])
+    return fleet.latest_runs
 
 
 def verdict_matrix(fleet: Fleet) -> pd.DataFrame:

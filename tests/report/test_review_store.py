@@ -5,12 +5,13 @@ from __future__ import annotations
 import copy
 import json
 import os
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from envcheck.review import store
+from envcheck.review import batch, store
 from envcheck.review.find import INDEX_FOLDER, report_files
 from envcheck.review.index import Fleet
 from envcheck.review.load import load_every_file, load_fleet
@@ -201,3 +202,40 @@ def test_mixed_int_and_float_numbers_keep_the_dtypes_of_a_full_read(fleet_dir, r
     load_fleet([fleet_dir])
     for since in (None, parse_since("2026-11-20")):
         assert_same(load_fleet([fleet_dir], since), reference([fleet_dir], since))
+
+
+@pytest.fixture
+def in_batches(monkeypatch) -> list[int]:
+    """Every first review read in batches of two files by two worker processes, whatever the machine's CPUs:
+    the copy of beijing-1-day2.json is parsed in another batch than the original. Yields how many batches
+    each pool was given."""
+    monkeypatch.setattr(batch, "PARALLEL_FILES", 2)
+    monkeypatch.setattr(batch, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(batch, "MAX_WORKERS", 2)
+    pools: list[int] = []
+    real = batch._in_workers
+
+    def counted(batches, known, workers):
+        pools.append(len(batches))
+        return real(batches, known, workers)
+
+    monkeypatch.setattr(batch, "_in_workers", counted)
+    return pools
+
+
+def test_worker_processes_give_the_fleet_of_every_file_read(fleet_dir, in_batches):
+    """A large first review parses in worker processes: the same fleet, a copy in two batches counted once."""
+    fleet = load_fleet([fleet_dir])
+    assert in_batches and in_batches[0] > 2
+    assert_same(fleet, reference([fleet_dir]))
+    assert_same(load_fleet([fleet_dir]), reference([fleet_dir]))  # and the index they built
+
+
+def test_without_worker_processes_the_batches_are_read_here(fleet_dir, in_batches, monkeypatch):
+    """Where processes cannot start (a sandbox, a program that does not guard its __main__), the review
+    reads the same batches itself."""
+    def broken(*args):
+        raise BrokenProcessPool("a worker died")
+
+    monkeypatch.setattr(batch, "_in_workers", broken)
+    assert_same(load_fleet([fleet_dir]), reference([fleet_dir]))

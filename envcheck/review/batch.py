@@ -1,0 +1,113 @@
+"""Reading the reports a review's index does not know yet: each file read, hashed, parsed, checked against
+the schema and reduced to the index's rows; split between worker processes when there are many (the first
+review of a large fleet, where parsing and checking 100,000 reports is the whole cost).
+
+A batch's rows are typed Arrow tables keyed by content (store.encode), as the index stores them: a worker
+sends back a few buffers, not 100,000 Python lists, and the review joins them to the stored rows as they are.
+"""
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, NamedTuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from envcheck.review import store
+from envcheck.review.index import DIFF_COLUMNS, RUN_COLUMNS, report_rows
+from envcheck.review.read import parse_report, read_bytes
+from envcheck.review.store import Content
+
+FILE = RUN_COLUMNS.index("file")
+STORED_RUN_COLUMNS = [name for name in RUN_COLUMNS if name != "file"]
+"""A stored run is filed under its content: `file` is the path it is found at in a review."""
+PARALLEL_FILES = 2000
+"""From this many files to read, worker processes share them (below, starting them costs more than they save)."""
+MAX_WORKERS = 8
+
+
+class Batch(NamedTuple):
+    """Files read together. Per file: why it cannot be read (else None), its content's sha256, and what the
+    content is (None where it was not parsed: a content the index knows, or one met earlier in the batch).
+    Then the rows of the contents parsed: runs without `file`, a difference's `row` counted within its report."""
+
+    problems: list[str | None]
+    digests: list[str]
+    contents: list[Content | None]
+    runs: pa.Table
+    diffs: pa.Table
+
+    def rows_of(self, keep: set[str]) -> tuple[pa.Table, pa.Table]:
+        """The rows of the contents in `keep` only (another batch parsed the others first)."""
+        parsed = {digest for digest, content in zip(self.digests, self.contents, strict=True) if content is not None}
+        if parsed <= keep:
+            return self.runs, self.diffs
+        wanted = pa.array(sorted(keep & parsed), pa.string())
+        return tuple(table.filter(pc.is_in(table.column(store.CONTENT), value_set=wanted))
+                     for table in (self.runs, self.diffs))
+
+
+def read_batch(paths: list[str], known: frozenset[str] | set[str]) -> Batch:
+    """Each file read and hashed; parsed and reduced to rows unless its content is `known` or came earlier
+    in `paths`. IndexUnusable when the rows cannot be typed. (Module level: worker processes run it.)"""
+    problems: list[str | None] = []
+    digests: list[str] = []
+    contents: list[Content | None] = []
+    runs: list[list[Any]] = []
+    run_contents: list[str] = []
+    diffs: list[list[Any]] = []
+    diff_contents: list[str] = []
+    parsed: set[str] = set()
+    for path in paths:
+        data = read_bytes(path)
+        digest = "" if isinstance(data, str) else hashlib.sha256(data).hexdigest()
+        problems.append(data if isinstance(data, str) else None)
+        digests.append(digest)
+        if isinstance(data, str) or digest in known or digest in parsed:
+            contents.append(None)
+            continue
+        parsed.add(digest)
+        document, created, problem = parse_report(data)
+        if document is None or created is None:
+            contents.append(Content(problem or "unreadable"))
+            continue
+        # (rows of every report, whatever its date: --since and the clock are applied on each review)
+        contents.append(Content(None, created.value, document["created"]))
+        report_runs, report_diffs = report_rows(path, created, document)
+        runs += [row[:FILE] + row[FILE + 1:] for row in report_runs]
+        run_contents += [digest] * len(report_runs)
+        diffs += report_diffs
+        diff_contents += [digest] * len(report_diffs)
+    return Batch(problems, digests, contents, store.encode(STORED_RUN_COLUMNS, runs, run_contents),
+                 store.encode(DIFF_COLUMNS, diffs, diff_contents))
+
+
+def read_batches(paths: list[str], known: set[str]) -> list[Batch]:
+    """read_batch over `paths`, in order, in batches: in worker processes (one per usable CPU) when there
+    are enough files to repay starting them, else here."""
+    workers = min(usable_cpus(), MAX_WORKERS)
+    if len(paths) < PARALLEL_FILES or workers < 2:
+        return [read_batch(paths, known)]
+    size = -(-len(paths) // (workers * 4))  # a few batches each: a slow one does not hold the rest back
+    batches = [paths[start:start + size] for start in range(0, len(paths), size)]
+    try:
+        return _in_workers(batches, known, workers)
+    except (OSError, BrokenProcessPool, RuntimeError):  # no processes here (a sandbox, an unguarded __main__)
+        return [read_batch(batch, known) for batch in batches]
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a container's or taskset's share, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _in_workers(batches: list[list[str]], known: set[str], workers: int) -> list[Batch]:
+    # forkserver, not fork: this process holds pyarrow's threads, which a forked child would inherit stopped.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(pool.map(read_batch, batches, [frozenset(known)] * len(batches)))
