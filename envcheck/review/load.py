@@ -5,9 +5,11 @@ future); a report older than --since is counted but not indexed.
 
 A file whose path, size and modification time are those the review's index (store.py) recorded is not
 read: its sha256, its reason to be skipped or its rows come from the index, and the same decisions as
-above are taken on them. The full target entries of the latest runs (the evidence a page shows) are kept
-from the files read now, or read again for the few latest runs that came from the index. Whatever the
-index cannot stand in for (a value it cannot type, a file changed under the review), every file is read.
+above are taken on them; new and changed files are read in batches (batch.py), in worker processes when
+there are many. The full target entries of the latest runs (the evidence a page shows) are read again from
+their files, checked against the sha256 that was indexed: one file per site × host × target, however long
+the fleet's history. Whatever the index cannot stand in for (a value it cannot type, a file changed under
+the review), every file is read.
 """
 from __future__ import annotations
 
