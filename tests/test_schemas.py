@@ -310,6 +310,24 @@ def test_typed_check_says_yes_to_real_documents(name, document):
     assert schemas._bytes_check(name)(content, document) and schemas._validator(name).is_valid(document)
 
 
+@pytest.mark.parametrize("schema", [
+    {"type": "string", "enum": ["a", 1]},  # an enum value its type refuses
+    {"enum": ["a", "b"], "const": "a"},
+    {"type": "object", "propertyNames": {"type": "integer"}},  # msgspec would read the key "1" as 1
+    {"type": "object", "propertyNames": {"enum": [1]}},
+    {"type": "array", "prefixItems": [{"type": "string"}, {"type": "string"}], "maxItems": 1},
+    {"type": "number", "maximum": 2 ** 53},  # an integer read into a float is rounded near the bound
+    {"type": "string", "format": "date"},  # a keyword it does not know
+    {"type": "object", "properties": {"a": {}}, "additionalProperties": False},
+])
+def test_what_cannot_be_typed_soundly_is_not_typed(schema):
+    """typed.py refuses to translate rather than translate loosely (fast.py and jsonschema then decide)."""
+    from envcheck.schemas.typed import Untranslatable, compile_bytes_check
+
+    with pytest.raises(Untranslatable):
+        compile_bytes_check(schema)
+
+
 @pytest.mark.parametrize("content", [b'{"a": NaN}', b"\xef\xbb\xbf[1]", '{"a": "\u00e9"}'.encode("utf-16"),
                                      b'"\\ud800"', b"[1e400, 123456789012345678901234567890, -0.0]", b'{"a":1,"a":2}'])
 def test_loads_reads_what_json_reads(content):

@@ -10,17 +10,19 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pandas.errors import OutOfBoundsDatetime
 
 from envcheck.review import store
 from envcheck.review.index import DIFF_COLUMNS, RUN_COLUMNS, report_rows
 from envcheck.review.read import parse_report, read_bytes
-from envcheck.review.store import Content
+from envcheck.review.store import Content, IndexUnusable
 
 FILE = RUN_COLUMNS.index("file")
 STORED_RUN_COLUMNS = [name for name in RUN_COLUMNS if name != "file"]
@@ -75,8 +77,12 @@ def read_batch(paths: list[str], known: frozenset[str] | set[str]) -> Batch:
         if document is None or created is None:
             contents.append(Content(problem or "unreadable"))
             continue
+        try:  # (a time pandas holds but not in ns, such as the year 2300, cannot be stored in the index)
+            created_ns = created.value
+        except (OverflowError, OutOfBoundsDatetime):
+            raise IndexUnusable(f"{path}: created {document['created']!r} beyond the index's times") from None
         # (rows of every report, whatever its date: --since and the clock are applied on each review)
-        contents.append(Content(None, created.value, document["created"]))
+        contents.append(Content(None, created_ns, document["created"]))
         report_runs, report_diffs = report_rows(path, created, document)
         runs += [row[:FILE] + row[FILE + 1:] for row in report_runs]
         run_contents += [digest] * len(report_runs)
@@ -87,16 +93,16 @@ def read_batch(paths: list[str], known: frozenset[str] | set[str]) -> Batch:
 
 
 def read_batches(paths: list[str], known: set[str]) -> list[Batch]:
-    """read_batch over `paths`, in order, in batches: in worker processes (one per usable CPU) when there
-    are enough files to repay starting them, else here."""
+    """read_batch over `paths`, in order, in batches: in worker processes (one per usable CPU) when
+    there are enough files to repay starting them and workers can start safely, else here."""
     workers = min(usable_cpus(), MAX_WORKERS)
-    if len(paths) < PARALLEL_FILES or workers < 2:
+    if len(paths) < PARALLEL_FILES or workers < 2 or not workers_can_start():
         return [read_batch(paths, known)]
     size = -(-len(paths) // (workers * 4))  # a few batches each: a slow one does not hold the rest back
     batches = [paths[start:start + size] for start in range(0, len(paths), size)]
     try:
         return _in_workers(batches, known, workers)
-    except (OSError, BrokenProcessPool, RuntimeError):  # no processes here (a sandbox, an unguarded __main__)
+    except (OSError, BrokenProcessPool):  # no processes after all (a sandbox's limits): the same work here
         return [read_batch(batch, known) for batch in batches]
 
 
@@ -105,9 +111,35 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def workers_can_start() -> bool:
+    """Whether worker processes can start without side effects. A forkserver worker imports the program's
+    main module again: only envcheck's own (`python -m envcheck`, the `envcheck` command, both guarded) or
+    none (`python -c`, a notebook) is safe; another program's may not guard its top level. A daemonic
+    process (a multiprocessing pool's worker) may not have children, and forkserver is POSIX only."""
+    if "forkserver" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
+        return False
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return (getattr(main, "__file__", None) is None or getattr(spec, "name", None) == "envcheck.__main__"
+            or getattr(getattr(main, "main", None), "__module__", None) == "envcheck.cli")
+
+
+_WORKER: dict[str, frozenset[str]] = {"known": frozenset()}
+"""In a worker: the contents the review's index knows (sent once, when the worker starts, not with each batch)."""
+
+
+def _remember(known: frozenset[str]) -> None:
+    _WORKER["known"] = known
+
+
+def _read_in_worker(paths: list[str]) -> Batch:
+    return read_batch(paths, _WORKER["known"])
+
+
 def _in_workers(batches: list[list[str]], known: set[str], workers: int) -> list[Batch]:
     # forkserver, not fork: this process holds pyarrow's threads, which a forked child would inherit stopped.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(read_batch, batches, [frozenset(known)] * len(batches)))
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_remember,
+                             initargs=(frozenset(known),)) as pool:
+        return list(pool.map(_read_in_worker, batches))

@@ -35,6 +35,8 @@ _KNOWN = {
     "array": {"type", "items", "prefixItems", "minItems", "maxItems"},
     "object": {"type", "properties", "required", "additionalProperties", "propertyNames", "minProperties"},
 }
+_SAFE_FLOAT_BOUND = 2 ** 53
+"""msgspec reads a JSON integer into a float field: beyond 2**53 the rounding could let one past a bound."""
 _struct_names = itertools.count()
 
 
@@ -75,9 +77,13 @@ def translate(schema: Any) -> Any:
         return translate(_merge([part for part in parts + [rest] if part not in ({}, True)]))
     if "enum" in schema or "const" in schema:
         values = schema["enum"] if "enum" in schema else [schema["const"]]
-        if set(schema) - {"enum", "const", "type"} or not all(type(v) in (str, int) for v in values):
-            raise Untranslatable(f"enum {values!r}")
-        return Literal[tuple(values)]  # (stricter than `type` beside it: the values are those types)
+        kinds = schema.get("type", ["string", "integer"])
+        allowed = {kinds} if isinstance(kinds, str) else set(kinds)
+        if set(schema) - {"enum", "type"} and set(schema) - {"const", "type"}:  # (both, or other keywords)
+            raise Untranslatable(f"enum with {sorted(schema)}")
+        if not all(_fits(value, allowed) for value in values):
+            raise Untranslatable(f"enum {values!r} beside type {kinds!r}")
+        return Literal[tuple(values)]  # (each value one its `type` allows)
     kinds = schema.get("type")
     if kinds is None:  # keywords of objects only: typed as an object (stricter: other values refused)
         kinds = "object"
@@ -86,6 +92,14 @@ def translate(schema: Any) -> Any:
     if "null" in kinds:
         types.append(type(None))
     return functools.reduce(operator.or_, types)
+
+
+def _fits(value: Any, allowed: set[str]) -> bool:
+    """Whether an enum value is a text or an integer (what a Literal holds exactly: a JSON 1.0 is refused where
+    1 is listed, stricter, never looser) of a type the schema allows beside the enum."""
+    if type(value) is str:
+        return "string" in allowed
+    return type(value) is int and bool({"integer", "number"} & allowed)
 
 
 def residual(schema: Any) -> Any:
@@ -155,6 +169,9 @@ def _one(kind: str, schema: dict[str, Any]) -> Any:
     if kind == "string":
         return _limited(str, pattern=schema.get("pattern"), min_length=schema.get("minLength"))
     if kind in ("number", "integer"):
+        bounds = [schema[key] for key in ("minimum", "maximum") if key in schema]
+        if kind == "number" and any(abs(bound) >= _SAFE_FLOAT_BOUND for bound in bounds):
+            raise Untranslatable(f"a bound of {bounds} on a number")
         return _limited(float if kind == "number" else int, ge=schema.get("minimum"), le=schema.get("maximum"))
     if kind == "boolean":
         return bool
@@ -165,17 +182,29 @@ def _one(kind: str, schema: dict[str, Any]) -> Any:
 
 def _array(schema: dict[str, Any]) -> Any:
     if "prefixItems" in schema:  # exactly those items (stricter where more or fewer are allowed)
-        if len(schema["prefixItems"]) < schema.get("minItems", 0):
-            raise Untranslatable("minItems beyond prefixItems")
+        length = len(schema["prefixItems"])
+        if not schema.get("minItems", 0) <= length <= schema.get("maxItems", length):
+            raise Untranslatable("minItems or maxItems beyond prefixItems")
         return tuple[tuple(translate(sub) for sub in schema["prefixItems"])]  # type: ignore[misc]
     return _limited(list[translate(schema.get("items", True))],  # type: ignore[misc]
                     min_length=schema.get("minItems"), max_length=schema.get("maxItems"))
 
 
+def _key(names: Any) -> Any:
+    """The type of an object's keys under `propertyNames`: keys are texts, so only rules on texts are typed
+    (msgspec would read the key "1" as the integer 1)."""
+    meaningful = _meaningful(names)
+    if residual(names) is not None or not isinstance(meaningful, dict) or meaningful.get("type", "string") != "string":
+        raise Untranslatable(f"propertyNames {names!r}")
+    if not all(isinstance(value, str) for value in meaningful.get("enum", []) + [meaningful.get("const", "")]):
+        raise Untranslatable(f"propertyNames {names!r}")
+    return translate(dict(meaningful, type="string"))
+
+
 def _object(schema: dict[str, Any]) -> Any:
     properties = schema.get("properties", {})
     required = list(schema.get("required", ()))
-    key = translate(schema["propertyNames"]) if "propertyNames" in schema else str
+    key = _key(schema["propertyNames"]) if "propertyNames" in schema else str
     if not properties and not required:
         return _limited(dict[key, translate(schema.get("additionalProperties", True))],  # type: ignore[misc,valid-type]
                         min_length=schema.get("minProperties"))

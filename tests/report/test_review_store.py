@@ -211,6 +211,7 @@ def in_batches(monkeypatch) -> list[int]:
     each pool was given."""
     monkeypatch.setattr(batch, "PARALLEL_FILES", 2)
     monkeypatch.setattr(batch, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(batch, "workers_can_start", lambda: True)  # (pytest's own __main__ is guarded)
     monkeypatch.setattr(batch, "MAX_WORKERS", 2)
     pools: list[int] = []
     real = batch._in_workers
@@ -238,4 +239,29 @@ def test_without_worker_processes_the_batches_are_read_here(fleet_dir, in_batche
         raise BrokenProcessPool("a worker died")
 
     monkeypatch.setattr(batch, "_in_workers", broken)
+    assert_same(load_fleet([fleet_dir]), reference([fleet_dir]))
+
+
+@pytest.mark.parametrize("main, safe", [
+    ({"__file__": "/home/me/my_review.py"}, False),  # another program's script: its top level would run again
+    ({"__file__": "/usr/lib/python3/envcheck/__main__.py", "__spec__": "envcheck.__main__"}, True),
+    ({}, True),  # python -c, a notebook
+])
+def test_workers_start_only_where_the_main_module_is_safe_to_import_again(main, safe, monkeypatch):
+    import sys
+    import types
+
+    module = types.ModuleType("__main__")
+    for name, value in main.items():
+        setattr(module, name, types.SimpleNamespace(name=value) if name == "__spec__" else value)
+    monkeypatch.setitem(sys.modules, "__main__", module)
+    assert batch.workers_can_start() is safe
+
+
+@pytest.mark.parametrize("created", ["2300-01-01T00:00:00Z", "1600-01-01T00:00:00Z"])
+def test_a_time_the_index_cannot_hold_is_reviewed_as_without_index(fleet_dir, recorded_reports, monkeypatch,
+                                                                   created):
+    """A year pandas holds but not in nanoseconds: the review reads every file instead of failing."""
+    monkeypatch.setattr("envcheck.review.load.load_every_file", load_every_file)
+    (fleet_dir / "odd-time.json").write_text(json.dumps(dict(recorded_reports["chengdu-5-bf16"], created=created)))
     assert_same(load_fleet([fleet_dir]), reference([fleet_dir]))
