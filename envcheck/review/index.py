@@ -80,21 +80,6 @@ class IndexBuilder:
                 self._newest[identity] = (row, created)
                 self._targets[row] = target
 
-    @property
-    def runs(self) -> list[list[Any]]:
-        """The run rows added so far (RUN_COLUMNS), in order: the review's on-disk index keeps them."""
-        return self._runs
-
-    @property
-    def diffs(self) -> list[list[Any]]:
-        """The diff rows added so far (DIFF_COLUMNS; `row` is a position in `runs`)."""
-        return self._diffs
-
-    @property
-    def newest_targets(self) -> dict[int, dict[str, Any]]:
-        """The full target entry of each newest run row, by row."""
-        return self._targets
-
     def build(self, skipped: list[tuple[str, str]], files_read: int, files_before_since: int) -> Fleet:
         """The Fleet of every report added."""
         frame = pd.DataFrame(self._runs, columns=RUN_COLUMNS)

@@ -48,7 +48,6 @@ CONTENT = "__content__"
 """The key column of the stored runs and diffs: the sha256 of the report they were extracted from."""
 IS_INT = "__is_int__"
 UNIT = "__unit__"
-FILE_COLUMNS = ["path", "size", "mtime_ns", "sha256", "problem", "created_ns", "created_text"]
 PARTS = ("runs", "diffs", "files")
 META_KEY = b"envcheck.review.index"
 UNITS = ["s", "ms", "us", "ns"]
