@@ -231,8 +231,8 @@ def take(table: pa.Table, where: Spans, contents: list[str]) -> tuple[pa.Table, 
     """The rows of `contents`, in that order (none for a content without rows), and how many each has."""
     at = where.contents.get_indexer(contents) if len(where.contents) else np.full(len(contents), -1)
     present = at >= 0
-    starts = np.where(present, where.starts[at] if len(at) and len(where.starts) else 0, 0).astype(np.int64)
-    counts = np.where(present, where.counts[at] if len(at) and len(where.counts) else 0, 0).astype(np.int64)
+    starts, counts = np.zeros(len(contents), dtype=np.int64), np.zeros(len(contents), dtype=np.int64)
+    starts[present], counts[present] = where.starts[at[present]], where.counts[at[present]]
     total = int(counts.sum())
     offsets = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total, dtype=np.int64)
     if total == table.num_rows and (offsets == np.arange(total)).all():  # every row, in order: nothing to copy
