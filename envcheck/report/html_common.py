@@ -2,6 +2,8 @@
 
 Both pages are Jinja2 templates (templates/) rendered with autoescape on, so every value taken from a
 report is escaped by construction, in text, attributes and inline SVG alike; no template marks data safe.
+Every value a template writes passes through textsafe.html_text first (the environment's `finalize`): a
+control character, a bidi override or a lone surrogate in data shows as its escape.
 A page is self-contained (inline CSS and SVG, one inline script; nothing fetched) and its
 Content-Security-Policy allows that script and that style by their sha256, never 'unsafe-inline'.
 """
@@ -19,6 +21,7 @@ import jinja2
 from envcheck.localization_words import tensor_text
 from envcheck.report.view import LocalizationView, clip, code_spans, num, pct, text
 from envcheck.report.vocabulary import VERDICT_COLOURS
+from envcheck.textsafe import html_text
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -122,10 +125,16 @@ def _pairs(buckets: Any) -> list[tuple[Any, Any]]:
     return [(item[0], item[1]) for item in buckets or [] if isinstance(item, (list, tuple)) and len(item) == 2]
 
 
+def _written(value: Any) -> Any:
+    """What a template writes for a value: data's text through html_text; markup the templates made
+    themselves (a macro's output) as it is."""
+    return html_text(value) if isinstance(value, str) and not hasattr(value, "__html__") else value
+
+
 @functools.cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True,
-                             lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+                             lstrip_blocks=True, undefined=jinja2.StrictUndefined, finalize=_written)
     env.filters.update(text=text, num=num, pct=pct, clip=clip)
     env.globals.update(verdict_class=verdict_class, severity_class=severity_class,
                        histogram=histogram, layer_chart=layer_chart, code_spans=code_spans, bar_colour=BAR_COLOUR,

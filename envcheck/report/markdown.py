@@ -1,47 +1,35 @@
 """A compact Markdown summary fit for a merge-request comment.
 
-Every value from the report goes through `md`, so data shows as text: it cannot open a tag, a link, an
-image, emphasis or a table cell, close a code span, or end the line it is on. (A bare https:// address
+Every value from the report goes through `md` (textsafe.markdown_text for text), so data shows as text: it
+cannot open a tag, a link, an image, emphasis, math or a table cell, close a code span, end the line it is
+on, or mention anyone or reference an issue or merge request (`@all`, `#1`, `!1`). (A bare https:// address
 in data may still be made clickable by GitHub's or GitLab's autolinking, but it shows as itself: data can
 never put a link behind other words.)
 """
 from __future__ import annotations
 
 import html
-import re
 from typing import Any
 
 from envcheck.model import percent
 from envcheck.report.view import OutputView, ReportView, TargetView, code_spans
+from envcheck.textsafe import inert_references, markdown_text, single_line
 
 HEADLINE = {0: "✅ envcheck passed", 1: "❌ envcheck found drift", 3: "⚠️ envcheck could not decide"}
-
-# Backslash-escaped in text: the escape itself, code spans, emphasis and strikethrough, link and image
-# brackets (no `[`, no link: `(`, `)` and `!` are then inert), table cells, tags, autolinks and entities.
-# A lone `>` is left alone: mid-line it is no blockquote, and without `<` it is no tag.
-_SPECIAL = re.compile(r"[\\`*~\[\]|<&]")
-# `_` between two letters or digits cannot emphasise (CommonMark's intraword rule), so ENV_NAMES stay readable.
-_UNDERSCORES = re.compile(r"_+")
-_LINE_BREAK = re.compile(r"\r\n?|\n")
 
 
 def md(value: Any, within: str = "text") -> str:
     """`value` as inert Markdown, for where it is written: "text" (a line or a table cell), "code" (inside
     `…`), "cell-code" (inside `…` in a table cell) or "html" (inside the raw-HTML <summary> line)."""
-    shown = _LINE_BREAK.sub(" ", "—" if value is None else str(value))
-    if within == "html":  # Markdown is not parsed inside an HTML block: escape for HTML only.
-        return html.escape(shown)
-    if within in ("code", "cell-code"):
-        # Backslashes mean nothing in a code span, so a backtick cannot be escaped: it becomes a quote.
-        shown = shown.replace("`", "'") or "—"  # `` would be no code span at all
-        return shown.replace("|", "\\|") if within == "cell-code" else shown  # GFM splits cells first
-    shown = _SPECIAL.sub(lambda m: "\\" + m.group(), shown)
-    return _UNDERSCORES.sub(lambda m: m.group() if _intraword(m) else m.group().replace("_", "\\_"), shown)
-
-
-def _intraword(match: re.Match) -> bool:
-    text, start, end = match.string, match.start(), match.end()
-    return start > 0 and end < len(text) and text[start - 1].isalnum() and text[end].isalnum()
+    shown = "—" if value is None else str(value)
+    if within == "text":
+        return markdown_text(shown)
+    shown = single_line(shown)
+    if within == "html":  # no Markdown inside an HTML block: escape for HTML (mentions are linked there too)
+        return html.escape(inert_references(shown))
+    # Backslashes mean nothing in a code span, so a backtick cannot be escaped: it becomes a quote.
+    shown = shown.replace("`", "'") or "—"  # `` would be no code span at all
+    return shown.replace("|", "\\|") if within == "cell-code" else shown  # GFM splits cells first
 
 
 def render_markdown(view: ReportView) -> str:

@@ -2,8 +2,10 @@
 in the text format node_exporter's textfile collector reads.
 
 prometheus_client writes the format: metric names, HELP and TYPE lines, and label values escaped as the
-exposition format asks. Each run's metrics are gauges set from the report's view, so a dashboard sees the
-last state of every site and target; a value envcheck does not know is absent, never zero.
+exposition format asks; before that every label value (sites, targets, outputs, finding codes: data) has its
+control characters shown as escapes (textsafe.prometheus_label), which that format does not escape. Each
+run's metrics are gauges set from the report's view, so a dashboard sees the last state of every site and
+target; a value envcheck does not know is absent, never zero.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from envcheck.report.view import ReportView, TargetView
+from envcheck.textsafe import prometheus_label
 
 TARGET_LABELS = ("site", "target")
 NO_SITE = ""
@@ -63,15 +66,15 @@ def render_states(states: Iterable[TargetState], exit_code: int | None, timestam
                      (*TARGET_LABELS, "code", "severity"), registry=registry)
     for state in states:
         where = (state.site, state.target)
-        verdict.labels(*where, state.verdict).set(1)
+        _labelled(verdict, *where, state.verdict).set(1)
         for output, value in state.max_ulp.items():
-            max_ulp.labels(*where, output).set(value)
+            _labelled(max_ulp, *where, output).set(value)
         for output, value in state.consistency.items():
-            consistency.labels(*where, output).set(value)
+            _labelled(consistency, *where, output).set(value)
         if state.latency_p50_s is not None:
-            latency.labels(*where).set(state.latency_p50_s)
+            _labelled(latency, *where).set(state.latency_p50_s)
         for (code, severity), count in state.findings.items():
-            findings.labels(*where, code, severity).set(count)
+            _labelled(findings, *where, code, severity).set(count)
     if exit_code is not None:
         Gauge("envcheck_exit_code", "Exit code of the run: 0 ok, 1 drift, 3 could not decide",
               registry=registry).set(exit_code)
@@ -79,6 +82,11 @@ def render_states(states: Iterable[TargetState], exit_code: int | None, timestam
         Gauge("envcheck_last_run_timestamp_seconds", "When the run (or the newest reviewed run) was made, Unix time",
               registry=registry).set(timestamp)
     return generate_latest(registry).decode("utf-8")
+
+
+def _labelled(gauge: Gauge, *values: str) -> Gauge:
+    """The gauge's child for these label values, each made safe for the text format."""
+    return gauge.labels(*(prometheus_label(value) for value in values))
 
 
 def utc_seconds(created: str) -> float | None:

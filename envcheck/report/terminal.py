@@ -3,7 +3,10 @@ target that is not IDENTICAL (numbers per output, fingerprint differences, hints
 
 In a CI log (no terminal) the same facts come as plain lines instead: one line per target, then a
 few indented lines of evidence for each that is not IDENTICAL. Nothing is cut; a long line wraps in
-the log viewer, and info-level differences are counted, not listed (the JSON report has them)."""
+the log viewer, and info-level differences are counted, not listed (the JSON report has them).
+
+Data is shown, never obeyed: the terminal view is built from the report with every string passed through
+textsafe.for_terminal, every plain line goes through it whole, and rich gets data as Text, never markup."""
 from __future__ import annotations
 
 from rich.console import Group, RenderableType
@@ -11,14 +14,16 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from envcheck.report.view import LocalizationView, ReportView, TargetView, clip, text
+from envcheck.report.view import LocalizationView, ReportView, TargetView, cleaned_view, clip, text
 from envcheck.report.vocabulary import DASH, SEVERITY_STYLE, STATUS_STYLE, VERDICT_STYLE
+from envcheck.textsafe import for_terminal
 
 MAX_INFO_DIFFS = 8
 
 
 def render_terminal(view: ReportView) -> RenderableType:
     """The run as rich renderables: the summary table, a panel per target that is not IDENTICAL, the exit."""
+    view = cleaned_view(view, for_terminal)
     parts: list[RenderableType] = [_summary_table(view)]
     parts.extend(_details(target) for target in view.targets if target.verdict != "IDENTICAL")
     if view.localization_between:
@@ -75,6 +80,11 @@ def _details(target: TargetView) -> Panel:
     return Panel(Group(*body), title=title, title_align="left")
 
 
+def data_text(value: object, style: str = "") -> Text:
+    """Text from data for a rich renderable: neutralised for the terminal, and never read as markup."""
+    return Text(for_terminal(str(value)), style)
+
+
 def between_line(localization: LocalizationView) -> str:
     """`between A and B: first divergence at …`: the localization of `envcheck compare A B`, on one line."""
     a, b = localization.between or (DASH, DASH)
@@ -105,7 +115,8 @@ def render_plain(view: ReportView) -> str:
     if view.localization_between:
         lines.append(f"where: {between_line(view.localization_between)}")
     lines.append(f"exit {view.exit_code} — {view.exit_meaning}")
-    return "\n".join(lines) + "\n"
+    # Each element is one line: a line break in it came from data, and is shown as `\n`.
+    return "".join(for_terminal(line) + "\n" for line in lines)
 
 
 def _plain_details(target: TargetView) -> list[str]:

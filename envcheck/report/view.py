@@ -3,11 +3,13 @@
 The JSON report (envcheck.report/1) is the single source: the terminal, the CI-log lines, HTML, JUnit and
 Markdown all render this view of it, so a summary, a number's format or the word for a missing value is
 decided here once. A stored or hand-edited report renders too: values of an unexpected type show as
-text, never raise.
+text, never raise. Where data could act (the terminal), the renderer builds the view again from the report
+with every string neutralised for that medium (cleaned_view), so no field can be missed.
 """
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,6 +194,22 @@ def build_view(document: dict[str, Any]) -> ReportView:
                       verdict_counts=tuple((verdict, counts[verdict]) for verdict in order), targets=targets,
                       document=document, localization_between=localization_view(document.get("localization_between"),
                                                                                 between=True))
+
+
+def cleaned_view(view: ReportView, clean: Callable[[str], str]) -> ReportView:
+    """The view built again from its report with every string in it, dict keys too, passed through `clean`:
+    a renderer makes all data safe for its medium at once (the terminal: textsafe.for_terminal)."""
+    return build_view(_cleaned(view.document, clean))
+
+
+def _cleaned(value: Any, clean: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, dict):
+        return {_cleaned(key, clean): _cleaned(item, clean) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_cleaned(item, clean) for item in value]
+    return value
 
 
 def target_view(entry: dict[str, Any], anchor: str) -> TargetView:
