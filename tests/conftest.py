@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
+import uuid
 from pathlib import Path
+
+# This test session's run id, for every envcheck it runs in-process or spawns: its probe containers carry
+# it (envcheck.run), and the tests look for their own containers only, never another run's on a shared daemon.
+os.environ.setdefault("ENVCHECK_RUN_ID", f"tests-{uuid.uuid4().hex}")
 
 import pytest
 

@@ -3,14 +3,28 @@ a target that merely failed; parse_target builds one from a spec string."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import sys
+import uuid
+from collections.abc import Sequence
 
 from envcheck.errors import UsageError
 from envcheck.targets.base import Target
 from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S
 
 SPEC_HELP = "host | python:PATH | docker:IMAGE"
+PROBE_LABEL = "envcheck.probe"
+"""Every probe container carries it: `envcheck gc` removes only containers that do (targets/gc.py)."""
+RUN_LABEL = "envcheck.run"
+"""Every probe container carries this run's id under it: cleanup and tests touch only their own run's."""
+RUN_ID_VARIABLE = "ENVCHECK_RUN_ID"
+_PROCESS_RUN_ID = uuid.uuid4().hex
+
+
+def run_id() -> str:
+    """This run's id: one per envcheck process, or ENVCHECK_RUN_ID (tests name their run; a CI job may)."""
+    return os.environ.get(RUN_ID_VARIABLE) or _PROCESS_RUN_ID
 
 # Docker's reference grammar: [registry[:port]/]name[/name…][:tag][@sha256:digest], names lower case.
 _HOST = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
@@ -38,6 +52,13 @@ def parse_target(spec: str, latency_budget: float = DEFAULT_LATENCY_BUDGET_S, la
         from envcheck.targets.docker import DockerTarget
         return DockerTarget(spec=spec, image=rest, latency_budget=latency_budget, layers=layers, **docker_options)
     raise UsageError(f"unknown target {spec!r}; expected {SPEC_HELP}")
+
+
+def measured_alongside(targets: Sequence[Target], concurrent_probes: int) -> list[Target]:
+    """`targets`, each told how many probes the run has going at once (its own and other sites'): the
+    context their latency is measured in, part of a cached capture's key (targets/cache.py)."""
+    return [dataclasses.replace(target, concurrent_probes=concurrent_probes)  # type: ignore[type-var]
+            if hasattr(target, "concurrent_probes") else target for target in targets]
 
 
 def cancel_running() -> None:

@@ -3,7 +3,11 @@
 No bind mounts, so the daemon may be remote (DOCKER_HOST or --docker-host: unix://, tcp://, ssh://):
 the probe and the bundle go in with put_archive, the capture comes back with get_archive, and the
 container is removed on every path out — success, failure, timeout and Ctrl-C. Probe containers
-run without network, without privileges and with every capability dropped.
+run without network, without privileges and with every capability dropped, and carry two labels:
+envcheck.probe (what `envcheck gc` removes, targets/gc.py) and envcheck.run=<this run's id>.
+
+With a capture cache, a remote daemon's machine is described by a tiny container of the image that reads its
+CPU and NVIDIA driver (targets/cache.py); errors name the daemon as reports do, never through the SDK's text.
 """
 from __future__ import annotations
 
@@ -11,9 +15,13 @@ import contextlib
 import dataclasses
 import hashlib
 import io
+import os
+import posixpath
 import re
 import shlex
 import signal
+import socket
+import ssl
 import subprocess
 import tarfile
 import threading
@@ -34,8 +42,8 @@ from envcheck.errors import Interrupted
 from envcheck.files import sha256_file
 from envcheck.model import Capture, TargetFailure
 from envcheck.redact import redact_daemon_url
-from envcheck.targets import cache
-from envcheck.targets.base import CANCELLED
+from envcheck.targets import PROBE_LABEL, RUN_LABEL, cache, run_id
+from envcheck.targets.base import CANCELLED, probe_running
 from envcheck.targets.exits import ChildExit, read_outcome
 from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S, PROBE_APP_NAME, probe_app_bytes, probe_arguments
 
@@ -43,7 +51,21 @@ WORK_DIR = "/tmp/envcheck"
 CAPTURE_DIR = f"{WORK_DIR}/capture"
 NO_PYTHON_STATUS = 127
 NO_PYTHON_MARKER = "envcheck: no python3 or python on PATH in this image"
-CONTAINER_LABEL = "envcheck.probe"
+CONTAINER_LABEL = PROBE_LABEL
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+LOCAL_SCHEMES = ("unix", "npipe")
+FACTS_TIMEOUT_S = 60
+FACTS_SEPARATOR = "@@envcheck-facts@@"
+# Read with the shell's builtins only (an image may have no cat): the first CPU's block of /proc/cpuinfo, the
+# NVIDIA kernel module's line, and the versioned userspace driver libraries the container sees (with --gpus,
+# the container toolkit mounts the machine's own).
+FACTS_SCRIPT = (
+    'while IFS= read -r l; do [ -z "$l" ] && break; echo "$l"; done < /proc/cpuinfo; '
+    f'echo {FACTS_SEPARATOR}; '
+    '[ -r /proc/driver/nvidia/version ] && while IFS= read -r l; do echo "$l"; done < /proc/driver/nvidia/version; '
+    f'echo {FACTS_SEPARATOR}; '
+    f'for d in {" ".join(cache.DRIVER_LIB_DIRS)}; do for f in "$d"/libnvidia-ml.so.* "$d"/libcuda.so.*; do '
+    '[ -e "$f" ] && echo "$f"; done; done; exit 0')
 # Containers still running a probe, so that Ctrl-C in the main thread can stop them at once.
 _live: set = set()
 _live_lock = threading.Lock()
@@ -77,6 +99,9 @@ class DockerTarget:
     """(CA, client certificate, client key) files for a tcp:// daemon started with --tlsverify (mutual TLS)."""
     cache_dir: Path | None = None
     """Reuse a capture when nothing it depends on changed (targets/cache.py); None: always probe."""
+    concurrent_probes: int = 1
+    """Probes the run has going at once, its own and other sites' (targets.measured_alongside): the context
+    the latency is measured in, part of the cache key."""
 
     def run(self, bundle_dir: Path, out_dir: Path, timeout: float) -> Capture | TargetFailure:
         """Probe the image; any failure (no image, no daemon, no Python, a crash) is a TargetFailure."""
@@ -98,7 +123,7 @@ class DockerTarget:
                 return failure("daemon-timeout", f"the Docker daemon at {self._daemon_name()} accepted the connection "
                                f"but did not answer within {min(timeout, CLIENT_TIMEOUT_S):g} s")
             return failure("daemon-unreachable", f"cannot reach the Docker daemon at {self._daemon_name()}: "
-                           f"{_first_line(error)}")
+                           f"{self._reason(error)}")
         try:
             info.update(daemon_identity(client, self.docker_host))
             image = self._image(client)
@@ -110,9 +135,9 @@ class DockerTarget:
             return self._cached_probe(client, image, Path(bundle_dir), Path(out_dir), timeout, info)
         except requests.exceptions.Timeout as error:
             return failure("daemon-timeout", f"the Docker daemon at {self._daemon_name()} stopped answering: "
-                           f"{_first_line(error)}")
+                           f"{self._reason(error)}")
         except (requests.exceptions.RequestException, docker.errors.DockerException) as error:
-            return failure("docker-error", f"the Docker daemon at {self._daemon_name()} failed: {_first_line(error)}")
+            return failure("docker-error", f"the Docker daemon at {self._daemon_name()} failed: {self._reason(error)}")
         finally:
             close_client(client)
 
@@ -120,28 +145,76 @@ class DockerTarget:
                       info: dict) -> Capture | TargetFailure:
         """The cached capture when its key matches; else a probe, kept in the cache when it succeeded."""
         assert self.cache_dir is not None
-        parts = self._cache_key_parts(client, image, bundle_dir)
-        key = cache.cache_key(parts)
+        key = self._cache_key(client, image, bundle_dir, min(timeout, FACTS_TIMEOUT_S))
+        if key is None:  # the machine's facts could not be read: nothing proves an entry still fits
+            return self._probe(client, image, bundle_dir, out_dir, timeout, info)
         cached = cache.load(self.cache_dir, key, self.spec, info)
         if cached is not None:
             return cached
-        outcome = self._probe(client, image, bundle_dir, out_dir, timeout, info)
+        known = set(info)
+        outcome, load = self._measured_probe(client, image, bundle_dir, out_dir, timeout, info)
         if isinstance(outcome, Capture):
-            cache.store(self.cache_dir, key, out_dir, parts)
+            # Kept under the load it was really measured at, which may exceed what the run declared.
+            cache.store(self.cache_dir, dataclasses.replace(key, latency_context=self._latency_context(load)), out_dir,
+                        probe_info={name: value for name, value in info.items() if name not in known})
         return outcome
 
-    def _cache_key_parts(self, client, image, bundle_dir: Path) -> dict[str, Any]:
-        """Everything a capture of this image depends on (targets/cache.py says why each)."""
-        machine = client.info()
-        parts: dict[str, Any] = {
-            "image_id": image.id, "golden_sha256": sha256_file(bundle_dir / "manifest.json"),
-            "probe_sha256": hashlib.sha256(probe_app_bytes()).hexdigest(), "run": self._run_options(),
-            "daemon": {key: machine.get(key) for key in ("Name", "KernelVersion", "OperatingSystem", "Architecture",
-                                                         "NCPU", "MemTotal", "ServerVersion", "DefaultRuntime")},
-            "runtimes": sorted(machine.get("Runtimes") or {})}
-        if not self.docker_host or self.docker_host.startswith("unix://"):
-            parts["machine"] = cache.local_machine()
-        return parts
+    def _cache_key(self, client, image, bundle_dir: Path, facts_timeout: float) -> cache.CacheKey | None:
+        """Everything a capture of this image depends on (targets/cache.py says why each); None when the
+        facts of the machine that runs the container cannot be read."""
+        endpoint = normalise_endpoint(self.docker_host, tls=self.tls is not None)
+        if endpoint.partition("://")[0] in LOCAL_SCHEMES:
+            machine: cache.MachineFacts | None = cache.local_machine()
+        else:
+            machine = self._remote_machine(client, image, facts_timeout)
+        if machine is None:
+            return None
+        daemon = client.info()
+        return cache.CacheKey(
+            endpoint=endpoint, daemon_id=daemon.get("ID"), machine=machine,
+            daemon={**{key: daemon.get(key) for key in ("Name", "KernelVersion", "OperatingSystem", "Architecture",
+                                                        "NCPU", "MemTotal", "ServerVersion", "DefaultRuntime")},
+                    "Runtimes": sorted(daemon.get("Runtimes") or {})},
+            image_id=image.id, golden_sha256=sha256_file(bundle_dir / "manifest.json"),
+            probe_sha256=hashlib.sha256(probe_app_bytes()).hexdigest(), run=self._run_options(),
+            latency_context=self._latency_context(self.concurrent_probes))
+
+    def _latency_context(self, concurrent_probes: int) -> dict[str, Any] | None:
+        if not self.latency_budget:
+            return None
+        return {"concurrent_probes": max(concurrent_probes, self.concurrent_probes)}
+
+    def _remote_machine(self, client, image, timeout: float) -> cache.MachineFacts | None:
+        """The facts of the machine behind a remote daemon, read there by a tiny container of the image (with the
+        probe's GPU request, so the toolkit shows the machine's driver libraries); None when it cannot run."""
+        options = {key: value for key, value in self._run_options().items()
+                   if key not in ("entrypoint", "command", "mem_limit", "memswap_limit", "nano_cpus")}
+        try:
+            container = client.containers.create(image.id, detach=True, labels=probe_labels(), entrypoint=["/bin/sh", "-c"],
+                                                 command=[FACTS_SCRIPT], **options)
+        except docker.errors.DockerException:
+            return None
+        with _live_lock:
+            _live.add(container)
+        try:
+            if CANCELLED.is_set():
+                raise Interrupted(signal.SIGINT)
+            container.start()
+            if container.wait(timeout=timeout)["StatusCode"] != 0:
+                return None
+            cpuinfo, driver, libraries = (container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
+                                          .split(FACTS_SEPARATOR + "\n", 2) + ["", ""])[:3]
+            return cache.machine_facts(cpuinfo, driver, libraries.split())
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return None
+        finally:
+            with _live_lock:
+                _live.discard(container)
+            with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
+                container.remove(force=True)
+
+    def _reason(self, error: BaseException) -> str:
+        return describe_error(error, self.docker_host)
 
     def _daemon_name(self) -> str:
         # Messages reach shared reports: a remote daemon is named by its hashed address.
@@ -159,10 +232,22 @@ class DockerTarget:
             return client.images.pull(self.image)
         except docker.errors.DockerException as error:
             return TargetFailure(spec=self.spec, kind="image-not-found", target_info={"image_ref": self.image},
-                                 message=f"image {self.image} is not present and pulling it failed: {_first_line(error)}")
+                                 message=f"image {self.image} is not present and pulling it failed: "
+                                         f"{self._reason(error)}")
 
     def _probe(self, client, image, bundle_dir: Path, out_dir: Path, timeout: float, info: dict) -> Capture | TargetFailure:
-        container = client.containers.create(image.id, detach=True, labels={CONTAINER_LABEL: "1"}, **self._run_options())
+        return self._measured_probe(client, image, bundle_dir, out_dir, timeout, info)[0]
+
+    def _measured_probe(self, client, image, bundle_dir: Path, out_dir: Path, timeout: float,
+                        info: dict) -> tuple[Capture | TargetFailure, int]:
+        """The outcome, and the most probes this process ran at once meanwhile (its latency's context)."""
+        with probe_running() as load:
+            outcome = self._run_probe_container(client, image, bundle_dir, out_dir, timeout, info)
+        return outcome, load.peak
+
+    def _run_probe_container(self, client, image, bundle_dir: Path, out_dir: Path, timeout: float,
+                             info: dict) -> Capture | TargetFailure:
+        container = client.containers.create(image.id, detach=True, labels=probe_labels(), **self._run_options())
         info["container_user"] = image.attrs.get("Config", {}).get("User") or "root"
         with _live_lock:
             _live.add(container)
@@ -239,6 +324,74 @@ class DockerTarget:
             count = -1 if self.gpus == "all" else int(self.gpus)
             options["device_requests"] = [docker.types.DeviceRequest(count=count, capabilities=[["gpu"]])]
         return options
+
+
+def probe_labels() -> dict[str, str]:
+    """The labels of every container envcheck starts: a probe's, and this run's (cleanup and gc go by them)."""
+    return {PROBE_LABEL: "1", RUN_LABEL: run_id()}
+
+
+def normalise_endpoint(docker_host: str | None, tls: bool = False) -> str:
+    """The daemon's address in one spelling: DOCKER_HOST or the default socket when none is named, the scheme
+    and host lower case, tcp's default port written out, a socket's path normalised."""
+    url = urllib.parse.urlsplit((docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET).strip())
+    scheme = url.scheme.lower()
+    if scheme in LOCAL_SCHEMES:
+        return f"{scheme}://{posixpath.normpath(url.netloc + url.path)}"
+    default_port = {"tcp": 2376 if tls else 2375, "ssh": 22, "http": 80, "https": 443}.get(scheme)
+    try:
+        port = url.port or default_port
+    except ValueError:  # not a number: say it as written (connecting fails and says so)
+        port = None
+    user = f"{url.username}@" if url.username else ""
+    return f"{scheme}://{user}{(url.hostname or '').lower()}" + (f":{port}" if port else "")
+
+
+def describe_error(error: BaseException, docker_host: str | None) -> str:
+    """What went wrong talking to the daemon, in plain words: the root cause (refused, does not resolve, TLS,
+    timed out) rather than the SDK's text, which repeats the daemon's raw address inside a third-party repr
+    (`HTTPConnectionPool(host=…, port=…)`)."""
+    root = _root_cause(error)
+    if isinstance(root, ssl.SSLError):
+        said = root.reason or root.strerror or type(root).__name__
+        return f"the TLS (SSL) handshake failed: {str(said).replace('_', ' ').lower()}"
+    if isinstance(root, ConnectionRefusedError):
+        return "connection refused (is the daemon running and listening there?)"
+    if isinstance(root, socket.gaierror):
+        return "the host name does not resolve"
+    if isinstance(root, TimeoutError):
+        return "the connection timed out"
+    if isinstance(root, OSError) and root.strerror:
+        return root.strerror
+    return _without_address(_first_line(error), docker_host)
+
+
+def _root_cause(error: BaseException) -> BaseException | None:
+    """The first operating-system error behind `error`: its causes, urllib3's `reason`, exceptions in args."""
+    seen: set[int] = set()
+    queue: list[BaseException] = [error]
+    while queue:
+        current = queue.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and type(current).__module__ in ("builtins", "ssl", "socket"):
+            return current
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        queue += [item for item in linked if isinstance(item, BaseException)]
+    return None
+
+
+CONNECTION_POOL = re.compile(r"HTTPS?ConnectionPool\(host=[^)]*\)(: )?")
+
+
+def _without_address(text: str, docker_host: str | None) -> str:
+    """`text` without a connection pool's repr or the daemon's raw host (when nothing plainer is known)."""
+    text = CONNECTION_POOL.sub("", text)
+    url = urllib.parse.urlsplit(docker_host or "")
+    for raw in filter(None, (url.netloc, url.hostname)):
+        text = text.replace(raw, "…")
+    return text
 
 
 def cancel_containers() -> None:
@@ -425,6 +578,6 @@ def _timed_out(error: BaseException | None) -> bool:
     return False
 
 
-def _first_line(error: Exception) -> str:
+def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0][:300] if text else type(error).__name__

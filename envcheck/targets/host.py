@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envcheck.model import Capture, TargetFailure
+from envcheck.targets.base import probe_running
 from envcheck.targets.exits import read_outcome
 from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S, probe_app_path, probe_arguments
 from envcheck.targets.process import run_child
@@ -46,7 +47,8 @@ class InterpreterTarget:
                    *probe_arguments(self.latency_budget, self.calibrate, self.layers, self.tflite)]
         try:
             # cwd = the capture directory, so files in the user's cwd cannot shadow imports.
-            child = run_child(command, timeout=timeout, cwd=out_dir)
+            with probe_running():  # Docker probes measuring latency meanwhile see this one
+                child = run_child(command, timeout=timeout, cwd=out_dir)
         except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
             return TargetFailure(spec=self.spec, kind="interpreter-not-found",
                                  message=f"cannot run the interpreter {self.python}: {error.strerror}",

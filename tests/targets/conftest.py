@@ -100,3 +100,15 @@ def podman_endpoint(tmp_path_factory):
         service.wait(timeout=60)
         subprocess.run(["podman", "--root", str(root / "storage"), "--runroot", str(root / "run"), "system", "reset",
                         "--force"], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def own_probes():
+    """`own_probes(client, stopped=True)`: the probe containers of THIS test session's run (envcheck.run = its
+    ENVCHECK_RUN_ID, tests/conftest.py) on that daemon, stopped ones too unless stopped=False; another envcheck
+    sharing the daemon is not counted."""
+    from envcheck.targets import PROBE_LABEL, RUN_LABEL, run_id
+
+    def containers(client, stopped: bool = True) -> list:
+        return client.containers.list(all=stopped, filters={"label": [PROBE_LABEL, f"{RUN_LABEL}={run_id()}"]})
+    return containers

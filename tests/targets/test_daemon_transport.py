@@ -62,3 +62,16 @@ def test_remote_daemon_address_is_hashed_in_every_artefact(run_cli, silent_daemo
     for text in [json.dumps(report), out, *written]:
         assert raw not in text
     assert report["targets"][0]["error"]["message"].count("tcp://sha256:") == 1
+
+
+def test_a_refused_tcp_daemon_is_named_as_envcheck_names_it_never_through_a_third_party_repr(run_cli,
+                                                                                            refusing_daemon):
+    """urllib3's text repeats the raw address (`HTTPConnectionPool(host='127.0.0.1', port=…)`): the message
+    names the endpoint once, hashed as in every report, and says what happened in plain words."""
+    code, out, err, report = run_cli("check", "--target", TARGET, "--docker-host", refusing_daemon, "--timeout", "10")
+    message = report["targets"][0]["error"]["message"]
+    raw_host, _, port = refusing_daemon.removeprefix("tcp://").partition(":")
+    assert code == ExitCode.UNDECIDED and "connection refused" in message, message
+    assert message.count("tcp://sha256:") == 1 and "ConnectionPool" not in message, message
+    for text in (message, out, err):
+        assert raw_host not in text and f":{port}" not in text, text

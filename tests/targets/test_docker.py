@@ -47,10 +47,10 @@ def reference_golden(docker_client, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def no_leftovers(docker_client):
-    """Every test leaves no probe container behind, whatever happened."""
+def no_leftovers(docker_client, own_probes):
+    """Every test leaves no probe container of its own run behind, whatever happened."""
     yield
-    leftovers = docker_client.containers.list(all=True, filters={"label": "envcheck.probe"})
+    leftovers = own_probes(docker_client)
     assert leftovers == [], f"probe containers left behind: {[c.name for c in leftovers]}"
 
 
@@ -138,7 +138,8 @@ def test_probe_containers_have_no_network_and_no_privileges(docker_client, no_le
 
     options = DockerTarget(spec="x", image=f"{PREFIX}/nonroot")._run_options()
     options.update(entrypoint=["/bin/sh", "-c"], command=["grep CapEff /proc/self/status; ls /sys/class/net"])
-    output = docker_client.containers.run(f"{PREFIX}/nonroot", remove=True, labels={"envcheck.probe": "1"},
+    from envcheck.targets.docker import probe_labels
+    output = docker_client.containers.run(f"{PREFIX}/nonroot", remove=True, labels=probe_labels(),
                                           **options).decode()
     assert "CapEff:\t0000000000000000" in output
     assert output.split()[-1] == "lo" and len(output.split()) == 3  # loopback only
@@ -231,48 +232,68 @@ def second_daemon(docker_client, tmp_path_factory):
         shutil.rmtree(tempfile_dir, ignore_errors=True)
 
 
-def test_second_daemon_is_checked_as_another_site(run_cli, reference_golden, second_daemon):
+def test_second_daemon_is_checked_as_another_site(run_cli, reference_golden, second_daemon, own_probes):
     url, client = second_daemon
     code, _, _, report = run_cli("check", "--golden", str(reference_golden), "--target", _image("reference"),
                                  "--docker-host", url, "--site", "factory-2")
     target = report["targets"][0]
     assert code == ExitCode.OK and target["verdict"] == "IDENTICAL" and target["site"] == "factory-2"
     assert target["target"]["daemon"]["host"] == url
-    assert client.containers.list(all=True, filters={"label": "envcheck.probe"}) == []
+    assert own_probes(client) == []
 
 
 @pytest.mark.parametrize("signum, exit_code", [pytest.param(signal.SIGINT, 130, id="ctrl-c"),
                                                pytest.param(signal.SIGTERM, 143, id="ci-cancel")])
-def test_signal_stops_and_removes_the_probe_container(reference_golden, docker_client, tmp_path, signum, exit_code):
+def test_signal_stops_and_removes_the_probe_container(reference_golden, docker_client, own_probes, tmp_path, signum,
+                                                      exit_code):
     """Ctrl-C, or a CI system cancelling the job with SIGTERM: the container is stopped and removed."""
     child = spawn_envcheck("check", "--golden", str(reference_golden), "--target", _image("reference"),
                            "--timeout", "300", "--reports-dir", str(tmp_path))
     try:
         deadline = time.monotonic() + 60
-        while not docker_client.containers.list(filters={"label": "envcheck.probe"}) and time.monotonic() < deadline:
+        while not own_probes(docker_client, stopped=False) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert docker_client.containers.list(filters={"label": "envcheck.probe"}), "the probe container never started"
+        assert own_probes(docker_client, stopped=False), "the probe container (of this run) never started"
         started = time.monotonic()
         child.send_signal(signum)
         _, err = child.communicate(timeout=60)
         assert child.returncode == exit_code and "interrupted" in err and "Traceback" not in err, err
         assert time.monotonic() - started < 20  # stopped, not waited out
-        assert docker_client.containers.list(all=True, filters={"label": "envcheck.probe"}) == []
+        assert own_probes(docker_client) == []
         assert not list(tmp_path.glob("*.json"))  # nothing partial
     finally:
         kill_quietly(child.pid)
-        for container in docker_client.containers.list(all=True, filters={"label": "envcheck.probe"}):
+        for container in own_probes(docker_client):
             container.remove(force=True)
 
 
-def test_gpus_on_a_daemon_without_gpu_support_is_a_plain_error(run_cli, reference_golden, no_leftovers):
+def _daemon_gives_gpus(client) -> bool:
+    """The daemon's own answer, asked without envcheck: can a container of the base image get every GPU?"""
+    import docker.errors
+    import docker.types
+    try:
+        client.containers.run(f"{PREFIX}/base:bookworm", ["true"], remove=True, network_mode="none",
+                              device_requests=[docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])])
+    except docker.errors.APIError as error:
+        assert "device driver" in str(error), error  # the refusal this test is about, nothing else
+        return False
+    return True
+
+
+def test_gpus_are_given_or_refused_in_plain_words_as_the_daemon_decides(run_cli, reference_golden, docker_client,
+                                                                        no_leftovers):
+    """`--gpus all`: where the daemon (asked directly, not through envcheck) cannot give GPUs, a plain
+    gpus-unavailable error naming the option; where it can, the probe sees them. envcheck's outcome never
+    chooses which of the two is checked."""
+    gives_gpus = _daemon_gives_gpus(docker_client)
     code, _, _, report = _check(run_cli, reference_golden, _image("reference"), extra=("--gpus", "all"))
     target = report["targets"][0]
     assert target["target"]["gpus_requested"] == "all"  # recorded whatever happens
-    if target["verdict"] == "ERROR":  # this machine has no NVIDIA runtime
+    if gives_gpus:
+        assert target["verdict"] != "ERROR" and target["fingerprint"]["gpu"]["gpus"], target.get("error")
+    else:
+        assert code == ExitCode.UNDECIDED and target["verdict"] == "ERROR"
         assert target["error"]["kind"] == "gpus-unavailable" and "--gpus all" in target["error"]["message"]
-    else:  # a machine with GPUs and the toolkit: the probe saw them
-        assert target["fingerprint"]["gpu"]["gpus"]
 
 
 def fleet_toml(golden: Path, *sites: dict) -> str:
@@ -288,7 +309,7 @@ def fleet_toml(golden: Path, *sites: dict) -> str:
 
 
 def test_a_fleet_run_checks_every_site_on_its_own_daemon_and_isolates_the_unreachable_one(
-        run_cli, reference_golden, second_daemon, via_ssh, podman_endpoint, tmp_path):
+        run_cli, reference_golden, second_daemon, via_ssh, podman_endpoint, own_probes, tmp_path):
     """`envcheck fleet run` over four real endpoints, the local daemon, a second dockerd, an ssh endpoint (a
     real sshd) and Podman's Docker-compatible API, and a site whose daemon refuses: five reports, one folder
     each, the unreachable site an ERROR row naming it, the exit code the worst (3)."""
@@ -318,14 +339,14 @@ def test_a_fleet_run_checks_every_site_on_its_own_daemon_and_isolates_the_unreac
                for folder in reports.iterdir() if not folder.name.startswith(".")}
     assert set(by_site) == {"beijing-1", "shenzhen-3", "wuhan-2", "edge-17", "nanjing-podman"}
     assert [t["verdict"] for t in by_site["nanjing-podman"]["targets"]] == ["IDENTICAL"]
-    assert podman.containers.list(all=True) == []
+    assert own_probes(podman) == []
     assert [t["verdict"] for t in by_site["shenzhen-3"]["targets"]] == ["IDENTICAL"]
     assert [t["verdict"] for t in by_site["edge-17"]["targets"]] == ["IDENTICAL"]
     assert by_site["beijing-1"]["targets"][0]["verdict"] == "IDENTICAL" and by_site["beijing-1"]["labels"] == {
         "region": "north"}
     assert by_site["wuhan-2"]["targets"][0]["error"]["kind"] == "daemon-unreachable"
     assert all(t["site"] == site for site, document in by_site.items() for t in document["targets"])
-    assert client.containers.list(all=True, filters={"label": "envcheck.probe"}) == []
+    assert own_probes(client) == []
     code, out, _, _ = run_cli("fleet", "status", "--reports-dir", str(reports))
     lines = {line.split()[0]: line for line in out.splitlines()}
     assert code == ExitCode.OK and lines["wuhan-2"].split()[1] == "ERROR" and lines["shenzhen-3"].split()[1] == "IDENTICAL"
