@@ -9,7 +9,6 @@ import argparse
 import importlib
 import json
 import math
-import os
 import re
 import shlex
 import signal
@@ -17,11 +16,14 @@ import sys
 import traceback
 from pathlib import Path
 
-from envcheck import __version__
+from envcheck import __version__, console
+from envcheck.console import say, show, warn
 from envcheck.errors import EnvcheckError, ExitCode, Interrupted, UsageError
 from envcheck.report.registry import add_report_options
 
 DEFAULT_TIMEOUT_S = 300.0
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+DEFAULT_GC_AGE_S = 2 * DEFAULT_TIMEOUT_S
 DEFAULT_REPORTS_DIR = "reports"
 
 EPILOG_MAIN = """\
@@ -103,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_golden_commands(commands)
     _add_fleet_commands(commands)
+
+    gc = commands.add_parser(
+        "gc", help="remove probe containers a killed run left behind (its own label only)",
+        description="Remove containers labelled envcheck.probe older than --older-than seconds: what a run ended "
+                    "by SIGKILL or a lost machine left. Other tools' containers, and probes of runs still going, stay.",
+        epilog="examples:\n  envcheck gc\n  envcheck gc --older-than 3600 --docker-host ssh://ops@edge-17",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    gc.add_argument("--older-than", type=_non_negative_seconds, default=DEFAULT_GC_AGE_S, metavar="S",
+                    help=f"only containers created more than S seconds ago (default {DEFAULT_GC_AGE_S:g}: longer than "
+                         "any probe's default timeout)")
+    gc.add_argument("--run", metavar="ID", help="only the containers of this run (their envcheck.run label)")
+    gc.add_argument("--docker-host", metavar="URL", help="daemon to use (unix://, tcp://, ssh://; default DOCKER_HOST)")
+    gc.set_defaults(run=command_gc)
     return parser
 
 
@@ -120,8 +135,7 @@ def _add_fleet_commands(commands) -> None:
                "  labels = { region = \"south\", line = \"3\" }",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("inventory", type=Path, metavar="FLEET.toml")
-    run.add_argument("--sites", type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
-                     metavar="A,B", help="only these sites (default: all)")
+    run.add_argument("--sites", type=_site_list, metavar="A,B", help="only these sites (default: all)")
     run.add_argument("--jobs", type=_positive_int, default=4, help="sites checked at once (default 4)")
     run.add_argument("--reports-dir", type=Path, default=Path(DEFAULT_REPORTS_DIR), metavar="DIR",
                      help=f"one folder per site, one JSON report per run (default {DEFAULT_REPORTS_DIR}/)")
@@ -223,17 +237,8 @@ def _probing_options(parser: argparse.ArgumentParser, *, many_targets: bool, rec
     parser.add_argument("--site", type=_site_name, help=f"factory or site name recorded in the {recorded_in}")
     _timeout_option(parser)
 
-    def latency_budget(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-        if not math.isfinite(value) or value < 0:
-            raise argparse.ArgumentTypeError(f"must be a non-negative number of seconds, got {text!r}")
-        return value
-
     # No default here: None leaves the target's own (targets/probe_app.py), so `--help` imports nothing.
-    parser.add_argument("--latency-budget", type=latency_budget, metavar="S",
+    parser.add_argument("--latency-budget", type=_non_negative_seconds, metavar="S",
                         help="seconds spent timing batch-1 calls after the outputs are captured (default 2; 0 disables)")
     parser.add_argument("--no-layers", dest="layers", action="store_false", default=None,
                         help="skip recording layer summaries even when the golden has a layer record (no "
@@ -295,12 +300,24 @@ def _positive_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    if value > MAX_TIMEOUT_S:  # the clocks and waits underneath overflow far beyond this
+        raise argparse.ArgumentTypeError(f"at most {MAX_TIMEOUT_S:g} seconds (a week), got {text!r}")
     return value
 
 
 MEMORY_LIMIT = re.compile(r"^(\d+)([bkmg]?)$", re.IGNORECASE)
 MEMORY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 MIN_MEMORY_BYTES = 6 << 20  # Docker refuses a smaller container memory limit
+
+
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative number of seconds, got {text!r}")
+    return value
 
 
 def _memory_limit(text: str) -> str:
@@ -323,6 +340,14 @@ def _sha256_prefix(text: str) -> str:
     if not re.fullmatch(r"[0-9a-fA-F]{12,64}", text):
         raise argparse.ArgumentTypeError(f"expected 12 to 64 hex digits of a sha256, got {text!r}")
     return text.lower()
+
+
+def _site_list(text: str) -> list[str]:
+    """`a,b`: an empty list (an unset CI variable, `--sites ""`) is an error, never "every site"."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("names no site (leave --sites out to check every site)")
+    return names
 
 
 def _site_name(text: str) -> str:
@@ -354,7 +379,7 @@ def _golden_and_policy(args: argparse.Namespace):
     golden = load_pinned_golden(args.golden, args.golden_sha256)
     policy, record = layered_policy(golden, args.policy)
     for warning in record["warnings"]:
-        _err(f"warning: {warning}")
+        warn(f"warning: {warning}")
     return golden, policy, record
 
 
@@ -393,11 +418,11 @@ def command_probe(args: argparse.Namespace) -> int:
         outcome = probe_to_directory(golden, target, args.out, timeout=args.timeout, site=args.site, raw=args.raw,
                                      progress=progress)
     if isinstance(outcome, TargetFailure):
-        _err(f"{target.spec}: {outcome.message}")
-        _err(f"the partial capture is in {args.out}; send it back for diagnosis")
+        warn(f"{target.spec}: {outcome.message}")
+        warn(f"the partial capture is in {args.out}; send it back for diagnosis")
         return ExitCode.UNDECIDED
     golden_option = "" if args.golden is None else f" --golden {shlex.quote(str(args.golden))}"
-    _say(f"capture written to {args.out} — send this directory back; at headquarters run:\n"
+    say(f"capture written to {args.out} — send this directory back; at headquarters run:\n"
          f"  envcheck compare {shlex.quote(str(args.out))}{golden_option}")
     return ExitCode.OK
 
@@ -405,6 +430,7 @@ def command_probe(args: argparse.Namespace) -> int:
 def _check_capture_destination(out: Path) -> None:
     """Before probing: --out is a new directory, an empty one, or an earlier capture to replace."""
     from envcheck.capture import CAPTURE_FILE, OUTPUTS_FILE, TFLITE_OUTPUTS_FILE
+    from envcheck.destinations import check_folder_destination
 
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a directory")
@@ -414,32 +440,31 @@ def _check_capture_destination(out: Path) -> None:
         if unexpected:
             raise UsageError(f"--out {out}: directory holds other files ({', '.join(unexpected[:3])}); "
                              "choose a new or empty directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        if not os.access(out, os.W_OK | os.X_OK):
-            raise PermissionError(13, "permission denied")
-    except OSError as error:
-        raise UsageError(f"--out {out}: cannot write there ({error.strerror or error})") from None
+    check_folder_destination(out, f"the capture to --out {out}")
 
 
 def command_fleet_run(args: argparse.Namespace) -> int:
     """`envcheck fleet run`: every site of the inventory, concurrently; a report per site; the worst exit code."""
+    from envcheck.destinations import check_folder_destination
     from envcheck.fleet import load_inventory, run_fleet, select, worst_exit_code
 
     sites = select(load_inventory(args.inventory), args.sites)
     index = {site.name: number for number, site in enumerate(sites)}
+    cache_dir = None if args.no_cache else (args.cache or args.reports_dir / ".cache")
+    for folder, what in ((args.reports_dir, "the site reports"), (cache_dir, "the capture cache")):
+        if folder is not None:
+            check_folder_destination(folder, f"{what} to {folder}")
     with _progress([f"{site.name} ({site.docker_host or 'local daemon'})" for site in sites], doing="checking…",
                    done="checked") as progress:
-        cache_dir = None if args.no_cache else (args.cache or args.reports_dir / ".cache")
         runs = run_fleet(sites, args.reports_dir, jobs=args.jobs, timeout=args.timeout, fail_on=args.fail_on,
                          cache_dir=cache_dir,
                          on_start=lambda site: progress.started(index[site.name], site.name),
                          on_finish=lambda run: progress.finished(index[run.site.name], run.site.name, run))
     for run in runs:
-        _say(f"{run.site.name:<20} exit {run.exit_code}  {_site_outcome(run)}"
+        say(f"{run.site.name:<20} exit {run.exit_code}  {_site_outcome(run)}"
              + (f"  report: {run.path}" if run.path else ""))
     code = worst_exit_code(runs)
-    _say(f"exit {code} — " + EXIT_WORDS[code])
+    say(f"exit {code} — " + EXIT_WORDS[code])
     return code
 
 
@@ -462,14 +487,23 @@ def command_fleet_status(args: argparse.Namespace) -> int:
 
     found = fleet_status(args.reports_dir)
     if not found:
-        _err(f"no site reports under {args.reports_dir} (run `envcheck fleet run` first)")
+        warn(f"no site reports under {args.reports_dir} (run `envcheck fleet run` first)")
         return ExitCode.UNDECIDED
     for entry in found:
         if entry.problem:
-            _say(f"{entry.site:<20} ?      {entry.problem}")
+            say(f"{entry.site:<20} ?      {entry.problem}")
             continue
         verdicts = " · ".join(f"{n} {v}" for v, n in sorted(entry.verdicts.items()))
-        _say(f"{entry.site:<20} {entry.worst or '-':<9} {entry.created}  exit {entry.exit_code}  {verdicts}")
+        say(f"{entry.site:<20} {entry.worst or '-':<9} {entry.created}  exit {entry.exit_code}  {verdicts}")
+    return ExitCode.OK
+
+
+def command_gc(args: argparse.Namespace) -> int:
+    """`envcheck gc`: remove the probe containers that runs ended by SIGKILL left behind."""
+    from envcheck.targets.gc import remove_leftovers
+
+    removed = remove_leftovers(args.docker_host, args.older_than, args.run)
+    say(f"removed {len(removed)} probe container{'s' * (len(removed) != 1)}" + (f": {', '.join(removed)}" if removed else ""))
     return ExitCode.OK
 
 
@@ -479,6 +513,7 @@ EXIT_WORDS = {0: "every site matched the golden within policy", 1: "drift at one
 
 def command_review(args: argparse.Namespace) -> int:
     """Review many JSON reports: the terminal view first, then the CSV and HTML files, each written atomically."""
+    from envcheck.destinations import check_file_destination
     from envcheck.files import atomic_write_text
     from envcheck.report.fleet_csv import render_review_csv
     from envcheck.report.fleet_html import render_review_html
@@ -486,15 +521,19 @@ def command_review(args: argparse.Namespace) -> int:
     from envcheck.report.fleet_terminal import render_review, skipped_lines
     from envcheck.review import review
 
+    for destination, what in ((args.csv, "the CSV table"), (args.html, "the HTML review"),
+                              (args.metrics, "the metrics")):
+        if destination:
+            check_file_destination(destination, what)
     result = review(args.paths, args.since)
     if result.missing:
-        _err(f"no such file or directory: {', '.join(result.missing)}")
+        warn(f"no such file or directory: {', '.join(result.missing)}")
     if result.nothing_read:
         for line in skipped_lines(result.skipped):
-            _err(line)
-        _err("error: no report could be read")
+            warn(line)
+        warn("error: no report could be read")
         return ExitCode.UNDECIDED
-    _show(render_review(result))
+    show(render_review(result))
     if args.csv:
         atomic_write_text(args.csv, render_review_csv(result))
     if args.html:
@@ -503,7 +542,7 @@ def command_review(args: argparse.Namespace) -> int:
         atomic_write_text(args.metrics, render_review_metrics(result))
     written = [str(p) for p in (args.csv, args.html, args.metrics) if p]
     if written:
-        _say(f"written: {', '.join(written)}")
+        say(f"written: {', '.join(written)}")
     return ExitCode.OK
 
 
@@ -520,11 +559,11 @@ def command_golden_create(args: argparse.Namespace) -> int:
                          timeout=args.timeout, allow_nonfinite=args.allow_nonfinite, calibrated=args.calibrate,
                          samples=args.samples, batch_size=args.batch_size or DEFAULT_BATCH_SIZE, layers=args.layers,
                          tflite=args.tflite or args.edge, edge=args.edge)
-    _say(f"golden bundle written to {path}")
+    say(f"golden bundle written to {path}")
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    _say(_layers_line(manifest.get("layers")))
+    say(_layers_line(manifest.get("layers")))
     if "tflite" in manifest:
-        _say(_tflite_line(manifest["tflite"]))
+        say(_tflite_line(manifest["tflite"]))
     return ExitCode.OK
 
 
@@ -535,15 +574,15 @@ def command_golden_calibrate(args: argparse.Namespace) -> int:
     targets = _targets([args.target], args)
     golden, apart = calibrate_golden(args.path, targets[0], args.timeout)
     if apart is not None:
-        _err(f"warning: {targets[0].spec} computes the golden's outputs differently (up to {apart:.3g} apart): "
+        warn(f"warning: {targets[0].spec} computes the golden's outputs differently (up to {apart:.3g} apart): "
              "its noise is measured, but calibrate where the golden was made")
     calibration = golden.calibration or {}
     skipped = [name for name, entry in calibration.get("perturbations", {}).items() if "skipped" in entry]
     noise = ", ".join(f"{name} noise {entry['noise']:.3g} → atol {entry['atol']:.3g}"
                       for name, entry in sorted(calibration.get("outputs", {}).items()))
-    _say(f"{golden.path}: calibrated ({noise}); re-sealed, sha256 {golden.sha256}")
+    say(f"{golden.path}: calibrated ({noise}); re-sealed, sha256 {golden.sha256}")
     if skipped:
-        _err(f"warning: perturbations skipped here: {', '.join(skipped)} (see the manifest's calibration)")
+        warn(f"warning: perturbations skipped here: {', '.join(skipped)} (see the manifest's calibration)")
     return ExitCode.OK
 
 
@@ -555,15 +594,15 @@ def command_golden_verify(args: argparse.Namespace) -> int:
     from envcheck.golden import load_golden
 
     golden = load_golden(args.path)
-    _say(f"{golden.path}: OK — {len(golden.manifest['files'])} files match the manifest "
+    say(f"{golden.path}: OK — {len(golden.manifest['files'])} files match the manifest "
           f"(sha256 {golden.sha256}), outputs: {', '.join(sorted(golden.expected))}")
     for warning in loosenings(golden.policy):
-        _err(f"warning: the golden's own policy loosens the defaults: {warning}")
+        warn(f"warning: the golden's own policy loosens the defaults: {warning}")
     for warning in loosenings(calibrated_layer(golden.calibration, build_policy(golden.policy))):
-        _err(f"warning: the golden's calibration loosens the defaults: {warning}")
-    _say(_layers_line(golden.manifest.get("layers")))
+        warn(f"warning: the golden's calibration loosens the defaults: {warning}")
+    say(_layers_line(golden.manifest.get("layers")))
     if "tflite" in golden.manifest:
-        _say(_tflite_line(golden.manifest["tflite"]))
+        say(_tflite_line(golden.manifest["tflite"]))
     return ExitCode.OK
 
 
@@ -588,38 +627,32 @@ def _layers_line(summary: dict | None) -> str:
 # -------------------------------------------------------------------------------------- output
 
 def _report_paths(args: argparse.Namespace):
-    """(path, format) of every report this run writes; JSON last, so it can record a failed write."""
+    """(path, format) of every report this run writes; JSON last, so it can record a failed write. Decided
+    once per run (the kept report's name is stamped when first asked)."""
+    from envcheck.files import report_file_name
     from envcheck.report.registry import BY_NAME, requested
 
-    paths = [(path, fmt) for path, fmt in requested(args) if fmt.name != "json"]
-    if not args.no_reports:
-        import time
-
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time() % 1:.6f}"[1:]
-        paths.append((args.reports_dir / f"envcheck-{stamp}Z.json", BY_NAME["json"]))
-    if args.json:
-        paths.append((args.json, BY_NAME["json"]))
-    return paths
+    if getattr(args, "report_paths", None) is None:
+        paths = [(path, fmt) for path, fmt in requested(args) if fmt.name != "json"]
+        if not args.no_reports:
+            paths.append((args.reports_dir / report_file_name(), BY_NAME["json"]))
+        if args.json:
+            paths.append((args.json, BY_NAME["json"]))
+        args.report_paths = paths
+    return args.report_paths
 
 
 def _check_writable(args: argparse.Namespace) -> None:
     """Before any target runs: every report destination can be written (exit 3 now, not after an hour)."""
-    import tempfile
+    from envcheck.destinations import check_file_destination
 
     for destination, _ in _report_paths(args):
-        path = Path(destination)
-        if path.is_dir():
-            raise UsageError(f"cannot write report {path}: it is a directory")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".envcheck-write-test-"):
-                pass
-        except OSError as error:
-            raise EnvcheckError(f"cannot write report {path}: {error.strerror or error}") from None
+        check_file_destination(Path(destination), "report")
 
 
 def _publish(report, args: argparse.Namespace) -> int:
-    """Print the verdicts first, then write every requested report atomically.
+    """Write every requested report atomically, then print the verdicts: the exit code and the reports never
+    depend on a reader that left.
 
     A report that cannot be written is one more line and exit 3; the JSON reports then say so too,
     so the JSON's exit_code always equals the process's."""
@@ -631,10 +664,6 @@ def _publish(report, args: argparse.Namespace) -> int:
     document = report_to_dict(report)
     view = build_view(document)
     args.outcome = report.exit_code
-    if sys.stdout.isatty():
-        _show(render_terminal(view))
-    else:  # a CI log: plain lines, one per target, names never cut
-        _say(render_plain(view).rstrip("\n"))
     written: list[str] = []
     problems: list[str] = []
     for path, fmt in _report_paths(args):
@@ -646,36 +675,17 @@ def _publish(report, args: argparse.Namespace) -> int:
             written.append(str(path))
         except OSError as error:
             problems.append(f"cannot write report {path}: {error.strerror or error}")
-            _err(problems[-1])
-    if written:
-        _say(f"reports: {', '.join(written)}")
     if problems:
         args.outcome = ExitCode.UNDECIDED
+    if console.is_terminal(sys.stdout):
+        show(render_terminal(view))
+    else:  # a CI log: plain lines, one per target, names never cut
+        say(render_plain(view).rstrip("\n"))
+    for problem in problems:
+        warn(problem)
+    if written:
+        say(f"reports: {', '.join(written)}")
     return int(args.outcome)
-
-
-def _say(line: str) -> None:
-    """One plain line on stdout (never wrapped: paths stay copyable), quiet when the reader left."""
-    try:
-        print(line, flush=True)
-    except BrokenPipeError:
-        _silence_stdout()
-
-
-def _show(renderable) -> None:
-    """Print to stdout; a reader that left (`| head -1`) stops the printing, never the run."""
-    from rich.console import Console
-
-    class QuietOnBrokenPipe(Console):
-        # NOTE: rich's own handler raises SystemExit(1), which a CI gate would read as drift.
-        def on_broken_pipe(self) -> None:
-            self.quiet = True
-            _silence_stdout()
-
-    try:
-        QuietOnBrokenPipe(soft_wrap=False).print(renderable)
-    except BrokenPipeError:
-        _silence_stdout()
 
 
 def _preload_comparison() -> None:
@@ -697,19 +707,19 @@ class _progress:
     def __init__(self, specs: list[str], doing: str = "probing…", done: str = "captured"):
         import time
 
-        from rich.console import Console
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.clock = time.monotonic
         self.doing, self.done = doing, done
         self.began: dict[int, float] = {}
         self.total = len(specs)
-        self.console = Console(stderr=True)
-        self.live = self.console.is_terminal
+        self.console = console.rich_console(stderr=True)
+        self.live = console.is_terminal(sys.stderr)
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False),
                                  TextColumn("{task.fields[state]}"), TimeElapsedColumn(), console=self.console,
                                  transient=False, disable=not self.live)
-        self.tasks = [self.progress.add_task(spec, state="queued", start=False, total=1) for spec in specs]
+        self.tasks = [self.progress.add_task(console.neutral(spec), state="queued", start=False, total=1)
+                      for spec in specs]
 
     def __enter__(self):
         self.progress.__enter__()
@@ -721,7 +731,7 @@ class _progress:
     def started(self, index: int, spec: str) -> None:
         self.began[index] = self.clock()
         if not self.live:
-            _err(f"[{index + 1}/{self.total}] {spec}: {self.doing}")
+            warn(f"[{index + 1}/{self.total}] {spec}: {self.doing}")
         self.progress.start_task(self.tasks[index])
         self.progress.update(self.tasks[index], state=f"[cyan]{self.doing}")
 
@@ -731,38 +741,37 @@ class _progress:
         failed = getattr(outcome, "kind", None)
         if not self.live:
             seconds = self.clock() - self.began.get(index, self.clock())
-            _err(f"[{index + 1}/{self.total}] {spec}: {'failed: ' + failed if failed else self.done} "
+            warn(f"[{index + 1}/{self.total}] {spec}: {'failed: ' + failed if failed else self.done} "
                  f"({seconds:.1f} s)")
-        state = f"[magenta]failed: {escape(failed)}" if failed else f"[green]{escape(self.done)}"
+        state = f"[magenta]failed: {escape(console.neutral(failed))}" if failed else f"[green]{escape(self.done)}"
         self.progress.update(self.tasks[index], state=state, completed=1)
         self.progress.stop_task(self.tasks[index])
 
 
-def _err(message: str) -> None:
-    print(f"envcheck: {message}", file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every way out is an exit code from the contract, never a traceback."""
+    with console.guarded():
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # CI systems cancel a job with SIGTERM
     try:
         return int(args.run(args))
     except EnvcheckError as error:
-        _err(f"error: {error}")
+        warn(f"error: {error}")
         return int(error.exit_code)
     except KeyboardInterrupt as interrupt:
         signum = interrupt.signum if isinstance(interrupt, Interrupted) else signal.SIGINT
-        _err(f"interrupted ({signal.Signals(signum).name}): probes stopped, nothing written")
+        warn(f"interrupted ({signal.Signals(signum).name}): probes stopped, their containers removed, "
+             "no partial report written")
         return 128 + signum
-    except BrokenPipeError:  # `envcheck … | head`: the reader left; the outcome was already decided
-        _silence_stdout()
-        return int(getattr(args, "outcome", ExitCode.OK))
     except Exception as error:  # noqa: BLE001 - the gate's last line of defence: exit 1 means drift only
         if args.debug:
             traceback.print_exc()
-        _err(f"internal error: {type(error).__name__}: {_first_line(error)} "
+        warn(f"internal error: {type(error).__name__}: {_first_line(error)} "
              f"({'traceback above' if args.debug else 'rerun with --debug for the traceback'})")
         return int(ExitCode.UNDECIDED)
     finally:
@@ -771,15 +780,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _interrupt(signum: int, frame) -> None:
     raise Interrupted(signum)
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so the interpreter's final flush cannot raise again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
 
 
 def _first_line(error: BaseException) -> str:

@@ -1,10 +1,13 @@
 """Small file helpers: atomic writes, content hashes, and reading a TOML file (policy, fleet inventory)."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +58,33 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def report_file_name(now_ns: int | None = None) -> str:
+    """`envcheck-20261207T154433.123456Z.json`: a report's name, from ONE read of the clock.
+
+    The names sort as the reports were made (`fleet status` takes the last): the microseconds are cut from
+    the same instant as the seconds, never rounded up into a second that has not begun."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    seconds, microseconds = divmod(now_ns // 1000, 1_000_000)
+    return f"envcheck-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(seconds))}.{microseconds:06d}Z.json"
+
+
+MAX_DOCUMENT_BYTES = 256 << 20
+"""The largest report or capture document read (a real one is well under 1 MiB)."""
+
+
+def read_regular_file(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """A regular file's bytes. OSError (with a strerror to show) for a FIFO or device, which would block or
+    never end (`/dev/zero`), and for a file past `limit` bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: opening a FIFO must not wait for a writer
+    with os.fdopen(fd, "rb") as stream:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if info.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit >> 20} MiB", str(path))
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit >> 20} MiB", str(path))
+    return data

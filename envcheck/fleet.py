@@ -8,10 +8,9 @@ service, check.py): an unreachable daemon is an ERROR row of that site's report,
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,12 @@ from envcheck import schemas
 from envcheck.check import check_targets, layered_policy, load_pinned_golden
 from envcheck.compare.verdict import FailOn
 from envcheck.errors import EnvcheckError, UsageError
-from envcheck.files import atomic_write_text, read_toml
+from envcheck.files import atomic_write_text, read_regular_file, read_toml, report_file_name
 from envcheck.golden import BUILTIN_PREFIX
 from envcheck.model import VERDICT_RANK, RunReport
+from envcheck.runner import run_interruptibly
 from envcheck.targets import parse_target
+from envcheck.targets.base import CANCELLED
 
 REPORT_PATTERN = "envcheck-*.json"
 
@@ -106,8 +107,8 @@ def run_fleet(sites: Sequence[Site], reports_dir: Path, *, jobs: int, timeout: f
             on_finish(outcome)
         return outcome
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="envcheck-site") as pool:
-        return list(pool.map(one, sites))
+    # The same cancel path as `check`: SIGTERM or Ctrl-C starts no further site and stops every running probe.
+    return run_interruptibly([partial(one, site) for site in sites], jobs)
 
 
 def check_site(site: Site, reports_dir: Path, *, timeout: float, fail_on: FailOn = "fail",
@@ -124,12 +125,13 @@ def check_site(site: Site, reports_dir: Path, *, timeout: float, fail_on: FailOn
                                others_at_once=others_at_once)
     except EnvcheckError as error:
         return SiteRun(site=site, report=None, path=None, error=str(error))
+    if CANCELLED.is_set():  # stopped midway: its targets' ERROR rows would be a report of the cancel, not the site
+        return SiteRun(site=site, report=None, path=None, error="cancelled")
     from envcheck.report.json import render_json, report_to_dict
 
     document = report_to_dict(report)
     document["labels"] = site.labels
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time() % 1:.6f}"[1:]
-    path = reports_dir / site.name / f"envcheck-{stamp}Z.json"
+    path = reports_dir / site.name / report_file_name()
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, render_json(document))
     return SiteRun(site=site, report=report, path=path)
@@ -165,8 +167,11 @@ def fleet_status(reports_dir: Path) -> list[SiteStatus]:
             continue
         latest = reports[-1]  # the names are UTC timestamps: the last sorts latest
         try:
-            document = json.loads(latest.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
+            document = json.loads(read_regular_file(latest))
+        except OSError as error:
+            found.append(SiteStatus(folder.name, latest, None, None, {}, None, f"unreadable: {error.strerror}"))
+            continue
+        except ValueError as error:
             found.append(SiteStatus(folder.name, latest, None, None, {}, None, f"unreadable: {error}"))
             continue
         problem = schemas.check(document, schemas.REPORT_SCHEMA, str(latest))

@@ -5,11 +5,12 @@ import shutil
 import time
 from pathlib import Path
 
+from envcheck.targets import PROBE_LABEL, RUN_LABEL, run_id
+
 PREFIX = "envcheck-fixture"
 REFERENCE = f"{PREFIX}/reference"    # matches the golden: exit 0
 DRIFTING = f"{PREFIX}/tf-older"      # another TensorFlow: FAIL, exit 1
 NO_TF = f"{PREFIX}/no-tf"            # cannot be checked: ERROR, exit 3
-PROBE_LABEL = "envcheck.probe"
 
 
 def copy_golden(golden: Path, destination: Path) -> Path:
@@ -28,7 +29,7 @@ def wait_for_no_probes(client, image_ids: set[str], since: float, grace_s: float
     deadline = time.monotonic() + grace_s
     while True:
         left = []
-        for container in client.containers.list(all=True, filters={"label": PROBE_LABEL}):
+        for container in client.containers.list(all=True, filters={"label": [PROBE_LABEL, f"{RUN_LABEL}={run_id()}"]}):
             try:
                 created = container.attrs["Created"]
                 image = container.attrs["Image"]

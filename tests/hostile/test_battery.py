@@ -33,7 +33,8 @@ def _leftover_processes(marker: Path) -> list[str]:
 
 def _probe_containers() -> list:
     import docker
-    return docker.from_env().containers.list(all=True, filters={"label": "envcheck.probe"})
+    from envcheck.targets import PROBE_LABEL, RUN_LABEL, run_id  # this run's only: another envcheck may share the daemon
+    return docker.from_env().containers.list(all=True, filters={"label": [PROBE_LABEL, f"{RUN_LABEL}={run_id()}"]})
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.docker] if c.needs == "docker" else [])

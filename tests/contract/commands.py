@@ -1,0 +1,105 @@
+"""Every command of envcheck, one line each: how to run it on good input, and the exit code it must give.
+
+The contract tests (streams, destinations, cancellation, data strings) run each entry under hostile
+conditions and hold it to the same code. A new command or option joins them all by one line in COMMANDS.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from envcheck.report.registry import FORMATS
+from helpers import RECORDED_REPORTS, TF_OLDER_PYTHON, write_reports
+from hostile.cases import golden_copy, good_capture
+
+
+@dataclass(frozen=True)
+class Command:
+    id: str
+    make: Callable[[Path], list[str]]
+    """Builds the command's input under the given folder; returns argv for `envcheck`."""
+    code: int
+    """The exit code it must give, whatever happens to its streams."""
+    writes: str | None = None
+    """The option naming what it writes (the destination tests point it at hostile places)."""
+    folder: bool = False
+    """`writes` names a folder, not a file."""
+    needs: str | None = None
+    """Infrastructure beyond Python: 'tensorflow', 'tf-older' (the older-TensorFlow interpreter), 'docker'."""
+
+    @property
+    def slow(self) -> bool:
+        """It runs TensorFlow: the contract runs it under fewer conditions."""
+        return self.needs is not None
+
+
+def drifted_capture(root: Path) -> Path:
+    """A capture of the built-in golden whose outputs moved far past any tolerance: a FAIL (exit 1)."""
+    capture = good_capture(root, "drifted")
+    with np.load(capture / "outputs.npz") as stored:
+        outputs = {name: np.asarray(values) * 1.5 + 1 for name, values in stored.items()}
+    np.savez(capture / "outputs.npz", **outputs)
+    return capture
+
+
+def junk_interpreter(root: Path) -> Path:
+    """A `python` that exits without a capture: the target is an ERROR row, the run exit 3, at once."""
+    script = root / "python"
+    script.write_text("#!/bin/sh\necho '{garbage'\nexit 0\n")
+    script.chmod(0o755)
+    return script
+
+
+def fleet_inventory(root: Path) -> Path:
+    """One site whose daemon cannot be reached: an ERROR row for that site, exit 3, without Docker."""
+    inventory = root / "fleet.toml"
+    inventory.write_text(f'[[site]]\nname = "line-7"\ndocker_host = "unix://{root}/no-daemon.sock"\n'
+                         'targets = ["docker:envcheck-fixture/reference"]\n')
+    return inventory
+
+
+def site_reports(root: Path) -> Path:
+    """A reports folder as `fleet run` leaves it: one folder per site."""
+    reports = root / "site-reports"
+    reports.mkdir()
+    write_reports(reports / "beijing-1", {"envcheck-20261201T000000.000000Z":
+                                          json.loads((RECORDED_REPORTS / "beijing-1.json").read_text())})
+    return reports
+
+
+COMMANDS = [
+    Command("help", lambda r: ["--help"], 0),
+    Command("version", lambda r: ["--version"], 0),
+    Command("usage-error", lambda r: ["check", "--timeout", "-1"], 2),
+    Command("check-undecided", lambda r: ["check", "--target", f"python:{junk_interpreter(r)}"], 3, writes="--json"),
+    Command("check-drift", lambda r: ["check", "--target", f"python:{TF_OLDER_PYTHON}", "--latency-budget", "0",
+                                      "--no-layers"], 1, writes="--json", needs="tf-older"),
+    Command("check-golden-missing", lambda r: ["check", "--golden", str(r / "nowhere")], 3),
+    Command("compare-identical", lambda r: ["compare", str(good_capture(r))], 0, writes="--json"),
+    Command("compare-drift", lambda r: ["compare", str(drifted_capture(r))], 1, writes="--json"),
+    *(Command(f"compare-drift-{fmt.name}", lambda r: ["compare", str(drifted_capture(r))], 1, writes=f"--{fmt.name}")
+      for fmt in FORMATS if fmt.name != "json"),
+    Command("compare-reports-dir", lambda r: ["compare", str(good_capture(r))], 0, writes="--reports-dir",
+            folder=True),
+    Command("probe-undecided", lambda r: ["probe", "--target", f"python:{junk_interpreter(r)}"], 3, writes="--out",
+            folder=True),
+    Command("review", lambda r: ["review", str(RECORDED_REPORTS)], 0, writes="--csv"),
+    Command("review-html", lambda r: ["review", str(RECORDED_REPORTS)], 0, writes="--html"),
+    Command("review-metrics", lambda r: ["review", str(RECORDED_REPORTS)], 0, writes="--metrics"),
+    Command("fleet-run", lambda r: ["fleet", "run", str(fleet_inventory(r)), "--no-cache"], 3,
+            writes="--reports-dir", folder=True),
+    Command("fleet-run-cache", lambda r: ["fleet", "run", str(fleet_inventory(r))], 3, writes="--cache", folder=True),
+    Command("fleet-status", lambda r: ["fleet", "status", "--reports-dir", str(site_reports(r))], 0),
+    Command("golden-verify", lambda r: ["golden", "verify", str(golden_copy(r))], 0),
+    Command("golden-verify-corrupt", lambda r: ["golden", "verify", str(r / "nowhere")], 3),
+    Command("golden-calibrate-undecided", lambda r: ["golden", "calibrate", str(golden_copy(r)), "--target",
+                                                     f"python:{junk_interpreter(r)}"], 3),
+    Command("gc", lambda r: ["gc", "--older-than", "1e9"], 0, needs="docker"),
+    Command("gc-daemon-down", lambda r: ["gc", "--docker-host", f"unix://{r}/no-daemon.sock"], 3),
+    Command("golden-create", lambda r: ["golden", "create", "--builtin", "--no-calibrate", "--no-layers"], 0,
+            writes="--out", folder=True, needs="tensorflow"),
+]

@@ -1,0 +1,60 @@
+"""SIGTERM (a CI system's cancel) and Ctrl-C in the middle of every command that runs probes: it stops
+starting work at once, ends the probes it started, writes nothing partial and exits 128 + the signal.
+
+(Before the shared cancel path, `fleet run` ignored SIGTERM until every site had finished.)
+"""
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from contract.conftest import ENVCHECK, restore_default_signals
+from helpers import alive, hanging_interpreter, kill_quietly, wait_for_pid
+from hostile.cases import golden_copy
+
+
+def _fleet(root: Path, interpreter: Path) -> list[str]:
+    inventory = root / "fleet.toml"
+    sites = "".join(f'[[site]]\nname = "line-{n}"\ntargets = ["python:{interpreter}"]\n' for n in range(4))
+    inventory.write_text(sites)
+    return ["fleet", "run", str(inventory), "--jobs", "1", "--reports-dir", str(root / "reports")]
+
+
+RUNNERS: dict[str, Callable[[Path, Path], list[str]]] = {
+    # id: argv that probes the given (hanging) interpreter and would write under root/reports
+    "check": lambda root, hang: ["check", "--target", f"python:{hang}", "--reports-dir", str(root / "reports")],
+    "probe": lambda root, hang: ["probe", "--target", f"python:{hang}", "--out", str(root / "reports" / "capture")],
+    "fleet-run": _fleet,
+    "golden-create": lambda root, hang: ["golden", "create", "--builtin", "--target", f"python:{hang}", "--out",
+                                         str(root / "reports" / "golden")],
+    "golden-calibrate": lambda root, hang: ["golden", "calibrate", str(golden_copy(root)), "--target",
+                                            f"python:{hang}"],
+}
+
+
+@pytest.mark.parametrize("signum", [pytest.param(signal.SIGTERM, id="sigterm"),
+                                    pytest.param(signal.SIGINT, id="sigint")])
+@pytest.mark.parametrize("runner", list(RUNNERS))
+def test_a_signal_stops_the_run_and_leaves_nothing(runner: str, signum: int, workdir: Path):
+    hang, pid_file = hanging_interpreter(workdir)
+    argv = RUNNERS[runner](workdir, hang)
+    child = subprocess.Popen([*ENVCHECK, *argv, "--timeout", "120"], cwd=workdir, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, preexec_fn=restore_default_signals)
+    probe_pid = None
+    try:
+        probe_pid = wait_for_pid(pid_file, 60)
+        assert probe_pid is not None, "the hung probe never started"
+        child.send_signal(signum)
+        _, err = child.communicate(timeout=30)
+        assert child.returncode == 128 + signum, err
+        assert "interrupted" in err and "Traceback" not in err, err
+        assert not alive(probe_pid), "a probe outlived the signal"
+        assert pid_file.read_text().strip() == str(probe_pid), "another probe started after the signal"
+        written = [p for p in (workdir / "reports").rglob("*") if p.is_file()] if (workdir / "reports").exists() else []
+        assert not [p for p in written if p.suffix == ".json"], f"written after the signal: {written}"
+    finally:
+        kill_quietly(child.pid, probe_pid)
