@@ -44,7 +44,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (exit 2), like every other error envcheck prints."""
 
     def error(self, message: str):
-        self.exit(int(ExitCode.USAGE), f"envcheck: error: {message} (see: {self.prog} --help)\n")
+        self.exit(int(ExitCode.USAGE), f"envcheck: error: {console.neutral(message)} (see: {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"only containers created more than S seconds ago (default {DEFAULT_GC_AGE_S:g}: longer than "
                          "any probe's default timeout)")
     gc.add_argument("--run", metavar="ID", help="only the containers of this run (their envcheck.run label)")
-    gc.add_argument("--docker-host", metavar="URL", help="daemon to use (unix://, tcp://, ssh://; default DOCKER_HOST)")
+    gc.add_argument("--docker-host", metavar="URL", type=_docker_host,
+                       help="daemon to use (unix://, tcp://, ssh://; default DOCKER_HOST)")
     gc.set_defaults(run=command_gc)
     return parser
 
@@ -263,7 +264,8 @@ def _comparison_options(parser: argparse.ArgumentParser) -> None:
 
 def _docker_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("docker targets")
-    group.add_argument("--docker-host", metavar="URL", help="daemon to use (unix://, tcp://, ssh://; default DOCKER_HOST)")
+    group.add_argument("--docker-host", metavar="URL", type=_docker_host,
+                       help="daemon to use (unix://, tcp://, ssh://; default DOCKER_HOST)")
     group.add_argument("--pull", action="store_true", help="pull an image that is not present (default: never pull)")
     group.add_argument("--memory", type=_memory_limit, metavar="LIMIT",
                        help="memory limit for probe containers, e.g. 2g or 512m (no swap)")
@@ -308,6 +310,15 @@ def _positive_seconds(text: str) -> float:
 MEMORY_LIMIT = re.compile(r"^(\d+)([bkmg]?)$", re.IGNORECASE)
 MEMORY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 MIN_MEMORY_BYTES = 6 << 20  # Docker refuses a smaller container memory limit
+
+
+def _docker_host(text: str) -> str:
+    from envcheck.targets import check_docker_host
+
+    try:
+        return check_docker_host(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _non_negative_seconds(text: str) -> float:

@@ -22,7 +22,7 @@ from envcheck.files import atomic_write_text, read_regular_file, read_toml, repo
 from envcheck.golden import BUILTIN_PREFIX
 from envcheck.model import VERDICT_RANK, RunReport
 from envcheck.runner import run_interruptibly
-from envcheck.targets import parse_target
+from envcheck.targets import check_docker_host, parse_target
 from envcheck.targets.base import CANCELLED
 
 REPORT_PATTERN = "envcheck-*.json"
@@ -75,6 +75,12 @@ def load_inventory(path: Path) -> list[Site]:
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise UsageError(f"{path}: site names must be unique ({', '.join(twice)} more than once)")
+    for entry in table["site"]:
+        if entry.get("docker_host"):
+            try:
+                check_docker_host(entry["docker_host"])
+            except UsageError as error:
+                raise UsageError(f"{path}: site {entry['name']}: docker_host {error}") from None
     return [Site(name=entry["name"], targets=tuple(entry["targets"]), docker_host=entry.get("docker_host"),
                  labels=dict(entry.get("labels") or {}), golden=_golden(entry.get("golden", table.get("golden")), folder),
                  policy=_relative(entry.get("policy", table.get("policy")), folder), tls=_tls(entry.get("tls"), folder))

@@ -14,6 +14,7 @@ from envcheck.targets.base import Target
 from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S
 
 SPEC_HELP = "host | python:PATH | docker:IMAGE"
+DAEMON_SCHEMES = ("unix", "tcp", "ssh")
 PROBE_LABEL = "envcheck.probe"
 """Every probe container carries it: `envcheck gc` removes only containers that do (targets/gc.py)."""
 RUN_LABEL = "envcheck.run"
@@ -31,6 +32,27 @@ _HOST = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 IMAGE_REFERENCE = re.compile(rf"^(?:{_HOST}(?:\.{_HOST})*(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*"
                              r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$")
+
+
+def check_docker_host(url: str) -> str:
+    """A daemon URL as the Docker SDK takes it (unix://PATH, tcp://HOST:PORT, ssh://[USER@]HOST[:PORT]), checked
+    before anything runs; UsageError naming what is wrong (a bad port surfaced mid-fleet as an internal error)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in DAEMON_SCHEMES:
+        raise UsageError(f"{url!r}: a Docker daemon URL starts with {', '.join(s + '://' for s in DAEMON_SCHEMES)}")
+    if parts.scheme == "unix":
+        if not (parts.path or parts.netloc):
+            raise UsageError(f"{url!r}: names no socket path")
+        return url
+    try:
+        parts.port  # noqa: B018 - reading it is the check: urllib raises for a port out of range
+    except ValueError:
+        raise UsageError(f"{url!r}: the port is not a number from 1 to 65535") from None
+    if not parts.hostname:
+        raise UsageError(f"{url!r}: names no host")
+    return url
 
 
 def parse_target(spec: str, latency_budget: float = DEFAULT_LATENCY_BUDGET_S, layers: bool | None = None,

@@ -282,6 +282,27 @@ def _argv(*argv: str) -> Callable[[Path], list[str]]:
     return lambda root: list(argv)
 
 
+def _write_file(root: Path) -> Path:
+    (root / "a-file").write_text("not a folder")
+    return root / "a-file"
+
+
+def _fifo_report(root: Path) -> list[str]:
+    os.mkfifo(root / "report.json")
+    return ["compare", str(good_capture(root)), "--markdown", str(root / "report.json")]
+
+
+def _inventory(root: Path, docker_host: str = "unix:///nonexistent/docker.sock") -> Path:
+    (root / "fleet.toml").write_text(f'[[site]]\nname = "line-7"\ndocker_host = "{docker_host}"\n'
+                                     'targets = ["docker:envcheck-fixture/reference"]\n')
+    return root / "fleet.toml"
+
+
+def _fifo_site_report(root: Path) -> list[str]:
+    (root / "reports" / "line-7").mkdir(parents=True)
+    os.mkfifo(root / "reports" / "line-7" / "envcheck-20261201T000000.000000Z.json")
+    return ["fleet", "status", "--reports-dir", str(root / "reports")]
+
 CASES: tuple[Case, ...] = (
     # golden bundles: exit 3 (or 2 for what `golden create` is asked), one line naming the file
     Case("golden-missing-dir", lambda r: verify(r / "nowhere"), 3, "not found"),
@@ -371,7 +392,19 @@ CASES: tuple[Case, ...] = (
     Case("cli-bad-memory", _argv("check", "--memory", "lots"), 2, "--memory"),
     Case("cli-empty-site", _argv("check", "--site", " "), 2, "--site"),
     Case("cli-reports-dir-unwritable", _reports_dir_under_a_file, 3, "cannot write report"),
+    Case("cli-timeout-huge", _argv("check", "--timeout", "1e12"), 2, "--timeout"),
+    Case("cli-docker-host-bad-port", _argv("check", "--docker-host", "tcp://127.0.0.1:99999"), 2, "port"),
+    Case("cli-report-is-a-fifo", _fifo_report, 2, "not a regular file"),
+    # fleets: the inventory is checked whole before any site runs
+    Case("fleet-empty-sites", lambda r: ["fleet", "run", str(_inventory(r)), "--sites", ""], 2, "names no site"),
+    Case("fleet-bad-port", lambda r: ["fleet", "run", str(_inventory(r, docker_host="tcp://127.0.0.1:99999"))], 2,
+         "port"),
+    Case("fleet-status-fifo", _fifo_site_report, 0, "not a regular file"),
+    Case("review-html-is-a-directory", lambda r: ["review", str(RECORDED), "--html", str(r)], 2, "is a directory"),
+    Case("review-csv-under-a-file", lambda r: ["review", str(RECORDED), "--csv", str(_write_file(r) / "t.csv")], 2,
+         "is not a directory"),
 )
+
 
 
 def _write(bundle: Path, name: str, text: str) -> Path:
