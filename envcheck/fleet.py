@@ -8,11 +8,13 @@ service, check.py): an unreachable daemon is an ERROR row of that site's report,
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from envcheck import schemas
 from envcheck.check import check_targets, layered_policy, load_pinned_golden
@@ -104,17 +106,33 @@ def run_fleet(sites: Sequence[Site], reports_dir: Path, *, jobs: int, timeout: f
     """Check every site, up to `jobs` at once, each site's targets one after another; every report is
     written to reports_dir/<site>/ before its site counts as finished. `cache_dir`: Docker targets reuse a
     capture when nothing it depends on changed (targets/cache.py)."""
+    sharing = sites_sharing_a_machine(sites, jobs)
+
     def one(site: Site) -> SiteRun:
         if on_start:
             on_start(site)
         outcome = check_site(site, reports_dir, timeout=timeout, fail_on=fail_on, cache_dir=cache_dir,
-                             others_at_once=min(jobs, len(sites)) - 1)
+                             others_at_once=sharing[site.name])
         if on_finish:
             on_finish(outcome)
         return outcome
 
     # The same cancel path as `check`: SIGTERM or Ctrl-C starts no further site and stops every running probe.
     return run_interruptibly([partial(one, site) for site in sites], jobs)
+
+
+def machine_of(site: Site) -> str:
+    """The machine a site's probes run on: its daemon's host (a unix socket, or none, is this machine)."""
+    if not site.docker_host or site.docker_host.startswith("unix://"):
+        return "this machine"
+    return urlsplit(site.docker_host).hostname or site.docker_host
+
+
+def sites_sharing_a_machine(sites: Sequence[Site], jobs: int) -> dict[str, int]:
+    """Per site, how many other sites may probe on its machine at the same time (at most jobs - 1): their
+    latencies are then shown, not judged. Sites on machines of their own are judged as if alone."""
+    per_machine = Counter(machine_of(site) for site in sites)
+    return {site.name: min(jobs, per_machine[machine_of(site)]) - 1 for site in sites}
 
 
 def check_site(site: Site, reports_dir: Path, *, timeout: float, fail_on: FailOn = "fail",

@@ -86,3 +86,26 @@ def test_status_shows_each_sites_latest_report_and_names_a_broken_one(run_cli, t
     lines = {line.split()[0]: line.split() for line in out.splitlines()}
     assert code == ExitCode.OK
     assert lines["a"][1] == "PASS" and lines["b"][1] == "ERROR" and "unreadable" in " ".join(lines["c"])
+
+
+def test_latency_is_judged_for_sites_on_machines_of_their_own(tmp_path, monkeypatch):
+    """Sites checked at once share a machine only when their daemons do: two edge boxes behind their own
+    daemons are each measured alone (judged); two sites on this machine's daemon are not."""
+    import envcheck.fleet as fleet
+
+    seen: dict[str, int] = {}
+
+    def record(site, reports_dir, **options):
+        seen[site.name] = options["others_at_once"]
+        return fleet.SiteRun(site=site, report=None, path=None, error="not run")
+
+    monkeypatch.setattr(fleet, "check_site", record)
+    sites = [fleet.Site(name="edge-1", targets=("docker:x",), docker_host="ssh://ops@edge-1"),
+             fleet.Site(name="edge-1-tls", targets=("docker:x",), docker_host="tcp://edge-1:2376"),
+             fleet.Site(name="edge-2", targets=("docker:x",), docker_host="ssh://ops@edge-2"),
+             fleet.Site(name="here-a", targets=("docker:x",)),
+             fleet.Site(name="here-b", targets=("docker:x",), docker_host="unix:///var/run/docker.sock")]
+    fleet.run_fleet(sites, tmp_path, jobs=4, timeout=10)
+    assert seen == {"edge-1": 1, "edge-1-tls": 1, "edge-2": 0, "here-a": 1, "here-b": 1}
+    fleet.run_fleet(sites, tmp_path, jobs=1, timeout=10)
+    assert set(seen.values()) == {0}, "one site at a time: every site is measured alone"
