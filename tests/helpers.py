@@ -1,9 +1,11 @@
 """Helpers shared by tests: import them from here (`from helpers import …`); fixtures stay in conftest.py.
 
-Infrastructure (TensorFlow, extra interpreters, Docker) is real: when it is missing, `require` skips
-locally but fails in CI (CI=true), so a green CI run means everything really ran."""
+Infrastructure (TensorFlow, extra interpreters, Docker, optional Python modules) is real: when it is missing,
+`require` (`require_module` for a module) skips locally but fails in CI (CI=true), so a green CI run means
+everything really ran."""
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
@@ -11,6 +13,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
 
 import pytest
 
@@ -27,18 +31,31 @@ KERNEL_OPS = {"Conv2D", "DepthwiseConv2dNative", "MatMul", "BatchMatMulV2", "Bat
 
 def require(condition: bool, what: str) -> None:
     """Skip on a developer's machine, fail loudly in CI, when infrastructure is missing."""
-    if condition:
-        return
+    if not condition:
+        missing(what)
+
+
+def missing(what: str) -> NoReturn:
+    """The test cannot run without `what`: skipped on a developer's machine, a failure in CI."""
     message = f"missing test infrastructure: {what} (run scripts/setup-test-env.sh)"
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
 
 
+def require_module(name: str) -> ModuleType:
+    """The module `name`, imported; missing, it is infrastructure missing (`missing`). Never
+    `pytest.importorskip`, which skips in CI too."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        missing(f"the Python module {name!r} ({error})")
+
+
 def docker_with_images(*images: str):
     """A docker SDK client to a running daemon that has every one of `images`; without them the test fails
     loudly in CI and is skipped on a developer's machine (require). The caller closes the client."""
-    docker = pytest.importorskip("docker")
+    docker = require_module("docker")
     try:
         client = docker.from_env(timeout=600)
         client.ping()
@@ -83,13 +100,14 @@ def tensorflow_installed() -> bool:
 RECORDED_REPORTS = REPO / "fixtures" / "reports" / "recorded"
 
 
-def make_golden_here(out: Path, calibrate: bool = False, **environment: str) -> Path:
+def make_golden_here(out: Path, calibrate: bool = False, **environment: str | None) -> Path:
     """The built-in model and inputs as a golden made on the machine under test (calibrated only when
-    asked: calibration runs the model a few more times, in child processes).
+    asked: calibration runs the model a few more times, in child processes), with `environment` set over
+    this one's (a None unsets a variable).
 
     Tests that expect bitwise identity compare against this, never against the committed golden/default,
     which another CPU (AMD vs Intel, AVX2 vs AVX-512/AMX) computes a few ULP differently."""
-    env = {**os.environ, **environment}
+    env = {name: value for name, value in {**os.environ, **environment}.items() if value is not None}
     result = subprocess.run([sys.executable, "-m", "envcheck", "golden", "create", "--model",
                              str(builtin_golden_dir() / "model"), "--inputs", str(builtin_golden_dir() / "inputs.npz"),
                              "--out", str(out), *([] if calibrate else ["--no-calibrate"])],

@@ -1,7 +1,7 @@
 """The probe as the one file that travels into targets: its modules packed into a zipapp.
 
 The probe's source is a package of small modules (envcheck/probe/envcheck_probe/); targets get them
-as one `probe.pyz` that any Python >= 3.8 runs (`python probe.pyz --bundle … --out …`). This module only
+as one `probe.pyz` that any Python >= 3.9 runs (`python probe.pyz --bundle … --out …`). This module only
 packs files: it never imports them (the host tool must not import the probe; tests/test_layering.py
 checks that). The archive is the same bytes for the same sources (fixed timestamps and modes, entries
 sorted, stored uncompressed so no zlib version can change it), built once per process.
@@ -25,8 +25,8 @@ PROBE_ENTRY_POINT = f"{PROBE_PACKAGE}.cli:run"
 PROBE_APP_NAME = "probe.pyz"
 # The probe's own default (envcheck_probe/latency.py); tests/probe/test_latency.py checks that they agree.
 DEFAULT_LATENCY_BUDGET_S = 2.0
-# Samples per call of the model for a golden whose manifest names no `batch_size`: the probe's own default
-# (envcheck_probe/inputs.py); tests/probe/test_batches.py checks that they agree.
+# Samples per call of the model that `golden create` writes into a new golden's manifest (`batch_size`) unless
+# --batch-size says otherwise. The probe has no default of its own: a golden without one runs in one call.
 DEFAULT_BATCH_SIZE = 256
 INTERPRETER = "/usr/bin/env python3"
 # Zip's epoch: no file time enters the archive.

@@ -185,7 +185,8 @@ def test_a_raw_two_byte_output_the_producer_did_not_call_bfloat16_compares_by_eq
 
 
 def test_ml_dtypes_bfloat16_meets_its_saved_form():
-    ml_dtypes = pytest.importorskip("ml_dtypes")
+    from helpers import require_module
+    ml_dtypes = require_module("ml_dtypes")
     in_memory = (np.abs(EMBEDDING) + 0.5).astype(ml_dtypes.bfloat16)
     saved = _bfloat16(in_memory.astype(np.float32))
     assert compare_output("e", saved, in_memory, Tolerance()).status == "identical"

@@ -1,11 +1,10 @@
-"""Helpers for probe tests: the probe imported from the zipapp targets run, and a fake NVML built from records."""
+"""Fixtures of probe tests: the probe imported from the zipapp targets run, and a fake NVML built from a record
+(the plain helpers and GPU_FIXTURES are in gpu_fixtures.py, which tests import)."""
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import shutil
-import subprocess
 import sys
 import zipimport
 from pathlib import Path
@@ -13,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from envcheck.targets.probe_app import PROBE_PACKAGE, probe_app_path, probe_sources
-from helpers import REPO, require
+from helpers import require
 
-GPU_FIXTURES = REPO / "fixtures" / "gpu"
-FAKE_NVML_SOURCE = Path(__file__).with_name("fake_nvml.c")
+from .gpu_fixtures import build_fake_nvml, load_record
 
 
 @pytest.fixture(scope="session")
@@ -32,53 +30,6 @@ def probe():
         if path.stem not in ("__init__", "__main__"):
             importlib.import_module(f"{PROBE_PACKAGE}.{path.stem}")
     return sys.modules[PROBE_PACKAGE]
-
-
-def _c_string(value) -> str:
-    return "NULL" if value is None else json.dumps(value)
-
-
-QUERIES = ("name", "uuid", "serial", "compute_capability", "memory", "pci", "persistence", "ecc", "mig", "power",
-           "clocks")  # fake_nvml.c's enum query, in order
-
-
-def answers_header(record: dict) -> str:
-    """C definitions of a recorded NVML answer (fixtures/gpu/nvml/*.json) for fake_nvml.c."""
-    gpus = record.get("gpus", [])
-    rows = []
-    for g in gpus:
-        cc = g["compute_capability"] or [-1, -1]
-        ecc, mig = g["ecc"] or [-1, -1], g["mig"] or [-1, -1]
-        number = lambda v: -1 if v is None else v  # noqa: E731
-        unknown = set(g.get("query_errors", {})) - set(QUERIES)
-        assert not unknown, f"unknown query in query_errors: {unknown}"
-        errors = [str(g.get("query_errors", {}).get(query, 0)) for query in QUERIES]
-        rows.append("{" + ", ".join([
-            _c_string(g["name"]), _c_string(g["uuid"]), _c_string(g["serial"]), _c_string(g["pci_bus_id"]),
-            str(cc[0]), str(cc[1]), f"{number(g['memory_total_mib'])}LL", str(number(g["persistence"])),
-            str(ecc[0]), str(ecc[1]), str(mig[0]), str(mig[1]), f"{number(g['power_limit_mw'])}LL",
-            str(number(g["max_clock_sm_mhz"])), str(number(g["max_clock_mem_mhz"])),
-            str(g.get("handle_result", 0)), "{" + ", ".join(errors) + "}"]) + "}")
-    cuda = record.get("cuda_driver_version")
-    return "\n".join([
-        f"#define INIT_RESULT {record['init_result']}",
-        f"#define DRIVER_VERSION {_c_string(record.get('driver_version'))}",
-        f"#define CUDA_DRIVER_VERSION {-1 if cuda is None else cuda}",
-        f"#define GPU_COUNT {len(gpus)}",
-        "static const struct gpu_answer GPUS[] = {" + (", ".join(rows) or "{0}") + "};", ""])
-
-
-def build_fake_nvml(record: dict, directory: Path) -> Path:
-    """Compile fake_nvml.c for one record, exporting the entry points of its `nvml_api` generation."""
-    (directory / "answers.h").write_text(answers_header(record))
-    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-Wall", "-Werror", f"-DNVML_FAKE_API={record['nvml_api']}",
-                    f"-I{directory}", f"-I{FAKE_NVML_SOURCE.parent}", "-o", str(directory / "libnvidia-ml.so.1"),
-                    str(FAKE_NVML_SOURCE)], check=True)
-    return directory
-
-
-def load_record(name: str) -> dict:
-    return json.loads((GPU_FIXTURES / "nvml" / f"{name}.json").read_text())
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,12 @@
 """The probe's GPU section on recorded real outputs (fixtures/gpu/) and a fake NVML built from them."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 
-from tests.probe.conftest import GPU_FIXTURES
-
-
-def _record(name: str) -> dict:
-    return json.loads((GPU_FIXTURES / "nvml" / f"{name}.json").read_text())
+from .gpu_fixtures import GPU_FIXTURES, load_record
 
 
 # ------------------------------------------------------------------------------ NVML via ctypes
@@ -30,7 +25,7 @@ def _nvml(probe, library) -> dict:
 
 @pytest.mark.parametrize("name", RECORDED)
 def test_nvml_answers_are_read_through_ctypes(probe, fake_nvml, name):
-    record = _record(name)
+    record = load_record(name)
     seen = _nvml(probe, fake_nvml(name) / "libnvidia-ml.so.1")
     assert "error" not in seen
     assert seen["driver_version"] == record["driver_version"]
@@ -81,7 +76,7 @@ def test_a_library_with_only_nvmlinit_is_read_through_the_unsuffixed_calls(probe
 
 def test_api_9_answers_through_the_unsuffixed_cuda_version_call(probe, fake_nvml_from):
     """The 470 record as a CUDA 9.x/10.x NVML would serve it: CUDA version and compute capability, no MIG."""
-    record = dict(_record("a100-sxm4-80gb-470.103.01"), nvml_api=9)
+    record = dict(load_record("a100-sxm4-80gb-470.103.01"), nvml_api=9)
     seen = _nvml(probe, fake_nvml_from(record, "api9"))
     assert seen["api"] == "9-10" and seen["cuda_driver_version"] == "11.4"
     (gpu,) = seen["gpus"]
@@ -106,13 +101,13 @@ def test_a_refused_handle_is_recorded_on_its_gpu(probe, fake_nvml, fake_nvml_fro
     first, refused = _nvml(probe, fake_nvml(name) / "libnvidia-ml.so.1")["gpus"]
     assert first["error"] is None and refused["error"]["name"] == "NO_PERMISSION"
     # The unsuffixed nvmlDeviceGetCount of old drivers does not count GPUs NVML may not talk to.
-    old = _nvml(probe, fake_nvml_from(dict(_record(name), nvml_api=3), "refused-api3"))
+    old = _nvml(probe, fake_nvml_from(dict(load_record(name), nvml_api=3), "refused-api3"))
     assert [g["error"] for g in old["gpus"]] == [None]
 
 
 def test_a_failing_query_is_an_error_not_unsupported(probe, fake_nvml_from):
     """Memory info refused (as on a MIG GPU without privileges) is kept apart from "not supported"."""
-    record = _record("a100-sxm4-40gb-x2-580.126.09")
+    record = load_record("a100-sxm4-40gb-x2-580.126.09")
     record["gpus"][0]["query_errors"] = {"memory": 4}
     record["gpus"][1]["query_errors"] = {"name": 15}
     first, second = _nvml(probe, fake_nvml_from(record, "query-errors"))["gpus"]

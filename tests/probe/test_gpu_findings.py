@@ -12,7 +12,7 @@ from envcheck.compare.findings import find_problems
 from envcheck.compare.policy import build_policy
 from envcheck.errors import ExitCode
 from envcheck.golden import load_golden
-from tests.probe.conftest import GPU_FIXTURES
+from .gpu_fixtures import GPU_FIXTURES, load_record
 
 CUDA_BUILD = json.loads((GPU_FIXTURES / "tf-build-info" / "conda-forge-cuda-11.2.json").read_text())["build_info"]
 
@@ -105,7 +105,7 @@ def test_a_refused_gpu_is_a_warning(capture_with_gpu):
 
 
 def test_other_handle_errors_and_failed_queries(capture_with_gpu):
-    record = json.loads((GPU_FIXTURES / "nvml" / "a100-sxm4-40gb-x2-580.126.09.json").read_text())
+    record = load_record("a100-sxm4-40gb-x2-580.126.09")
     record["label"] = "reset-required-and-query-errors"
     record["gpus"][1]["handle_result"] = 16  # RESET_REQUIRED
     record["gpus"][0]["query_errors"] = {"memory": 4}  # memory info refused, as on a MIG GPU without privileges

@@ -11,10 +11,11 @@ TensorFlow kills the process (SIGILL on a CPU without AVX, an out-of-memory kill
 reads the fingerprint collected so far and the stage that died.
 
 Rules that keep it portable: standard library only at import time (numpy and TensorFlow are
-imported inside functions), and nothing newer than Python 3.8, the oldest Python that target
-images with TensorFlow still ship. The modules import each other relatively, under a package name
-(`envcheck_probe`) that cannot meet the host's own `envcheck` package in an interpreter that has
-envcheck installed. The host tool never imports these modules; it packs and runs them.
+imported inside functions), and nothing newer than Python 3.8's syntax (tests/test_layering.py
+parses it so); the oldest Python a test runs it on is 3.9 (tests/targets/test_probe_python39.py). The
+modules import each other relatively, under a package name (`envcheck_probe`) that cannot meet the host's
+own `envcheck` package in an interpreter that has envcheck installed. The host tool never imports these
+modules; it packs and runs them.
 
 One job per module:
     cli          arguments, stdout kept clean, exit without interpreter teardown
@@ -33,6 +34,7 @@ One job per module:
     gpu          the consolidated GPU view from the most robust source that answered
     libraries    CUDA libraries known to the linker and really loaded
     model        importing TensorFlow, loading the signature, inputs, running the model
+    numpy_abi    naming the NumPy ABI mismatch behind a TensorFlow that does not import
     latency      timing batch-1 calls after the outputs: percentiles, blocks, throughput, context
     errors       the failure the probe can name
     files        reading and atomically writing files

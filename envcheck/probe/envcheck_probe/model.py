@@ -4,22 +4,37 @@ import os
 import sys
 
 from .errors import ProbeFailure, first_line
+from .numpy_abi import KeptStderr, exception_text, numpy_abi_mismatch
 
 
 def import_tensorflow():
     """(tensorflow, numpy), or the ProbeFailure that names which one is missing here."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        import tensorflow as tf
-    except ImportError as error:
-        raise ProbeFailure("tensorflow-not-importable",
-                           "TensorFlow is not importable in %s: %s" % (sys.executable, error)) from error
+        with KeptStderr(sys.stderr) as printed:
+            import tensorflow as tf
+    except Exception as error:  # whatever `import tensorflow` raises is the target's install failing, not the probe
+        raise ProbeFailure("tensorflow-not-importable", tensorflow_import_failure(error, printed.text())) from error
     try:
         import numpy as np
     except ImportError as error:
         raise ProbeFailure("numpy-not-importable",
                            "numpy is not importable in %s: %s" % (sys.executable, error)) from error
     return tf, np
+
+
+def tensorflow_import_failure(error, printed):
+    """Why `import tensorflow` failed: where NumPy's C-API refused TensorFlow's compiled modules, the NumPy ABI
+    at fault first, then the exception's first line; otherwise the exception (its type too unless an
+    ImportError, the usual case). `printed`: what the import wrote to stderr."""
+    mismatch = numpy_abi_mismatch(exception_text(error) + "\n" + printed)
+    raised = "%s: %s" % (type(error).__name__, first_line(error))
+    if mismatch is not None:
+        # TensorFlow often fails on something else once NumPy refused it: name that too.
+        also = "" if raised in mismatch else " (the import then raised %s)" % raised
+        return "TensorFlow is not importable in %s: %s%s" % (sys.executable, mismatch, also)
+    said = str(error) if isinstance(error, ImportError) else raised
+    return "TensorFlow is not importable in %s: %s" % (sys.executable, said)
 
 
 def tensorflow_installed():
