@@ -66,9 +66,17 @@ def docker_with_images(*images: str):
     return client
 
 
+def own_probes_filter() -> dict[str, list[str]]:
+    """The Docker filter for this test run's probe containers only: another envcheck (another CI job) may share
+    the daemon, and its containers are none of this run's business."""
+    from envcheck.targets import PROBE_LABEL, RUN_LABEL, run_id
+
+    return {"label": [PROBE_LABEL, f"{RUN_LABEL}={run_id()}"]}
+
+
 def probe_containers_left(client) -> list[str]:
-    """Names of probe containers still there (envcheck removes every one it starts)."""
-    return [c.name for c in client.containers.list(all=True, filters={"label": "envcheck.probe"})]
+    """Names of this run's probe containers still there (envcheck removes every one it starts)."""
+    return [c.name for c in client.containers.list(all=True, filters=own_probes_filter())]
 
 
 def write_reports(folder: Path, reports: dict) -> Path:

@@ -5,7 +5,7 @@ import shutil
 import time
 from pathlib import Path
 
-from envcheck.targets import PROBE_LABEL, RUN_LABEL, run_id
+from helpers import own_probes_filter
 
 PREFIX = "envcheck-fixture"
 REFERENCE = f"{PREFIX}/reference"    # matches the golden: exit 0
@@ -29,7 +29,7 @@ def wait_for_no_probes(client, image_ids: set[str], since: float, grace_s: float
     deadline = time.monotonic() + grace_s
     while True:
         left = []
-        for container in client.containers.list(all=True, filters={"label": [PROBE_LABEL, f"{RUN_LABEL}={run_id()}"]}):
+        for container in client.containers.list(all=True, filters=own_probes_filter()):
             try:
                 created = container.attrs["Created"]
                 image = container.attrs["Image"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import require, tensorflow_installed
+from helpers import own_probes_filter, require, tensorflow_installed
 from envcheck.cli import main
 from hostile.cases import CASES, REPO, Case, close_sockets
 
@@ -33,8 +33,7 @@ def _leftover_processes(marker: Path) -> list[str]:
 
 def _probe_containers() -> list:
     import docker
-    from envcheck.targets import PROBE_LABEL, RUN_LABEL, run_id  # this run's only: another envcheck may share the daemon
-    return docker.from_env().containers.list(all=True, filters={"label": [PROBE_LABEL, f"{RUN_LABEL}={run_id()}"]})
+    return docker.from_env().containers.list(all=True, filters=own_probes_filter())
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.docker] if c.needs == "docker" else [])

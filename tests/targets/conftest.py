@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import require, start_sshd
+from helpers import own_probes_filter, require, start_sshd
 
 @pytest.fixture(scope="session")
 def ssh_endpoint(tmp_path_factory):
@@ -107,8 +107,6 @@ def own_probes():
     """`own_probes(client, stopped=True)`: the probe containers of THIS test session's run (envcheck.run = its
     ENVCHECK_RUN_ID, tests/conftest.py) on that daemon, stopped ones too unless stopped=False; another envcheck
     sharing the daemon is not counted."""
-    from envcheck.targets import PROBE_LABEL, RUN_LABEL, run_id
-
     def containers(client, stopped: bool = True) -> list:
-        return client.containers.list(all=stopped, filters={"label": [PROBE_LABEL, f"{RUN_LABEL}={run_id()}"]})
+        return client.containers.list(all=stopped, filters=own_probes_filter())
     return containers
