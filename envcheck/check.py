@@ -18,7 +18,7 @@ from envcheck.compare.calibration import LAYER as CALIBRATION_LAYER
 from envcheck.compare.calibration import calibrated_layer, noise_scales
 from envcheck.compare.evaluate import evaluate, output_digest
 from envcheck.compare.localization import localize, unsupported
-from envcheck.compare.policy import Policy, build_policy, load_policy_file
+from envcheck.compare.policy import Policy, build_policy, load_policy_file, unknown_outputs
 from envcheck.compare.policy_record import policy_record
 from envcheck.compare.verdict import FailOn, exit_code_for
 from envcheck.errors import GoldenError
@@ -26,6 +26,7 @@ from envcheck.golden import GoldenBundle, load_golden
 from envcheck.model import Capture, Reference, RunReport, TargetFailure, TargetResult
 from envcheck.redact import redact_fingerprint, redact_for_sending
 from envcheck.runner import ProgressListener, run_probe_into, run_targets
+from envcheck.targets import measured_alongside
 from envcheck.targets.base import Target
 
 GOLDEN_LAYER = "golden manifest"
@@ -34,7 +35,7 @@ GOLDEN_LAYER = "golden manifest"
 Outcome = Capture | TargetFailure
 
 
-def load_pinned_golden(path: Path | None, pinned_sha256: str | None = None) -> GoldenBundle:
+def load_pinned_golden(path: str | Path | None, pinned_sha256: str | None = None) -> GoldenBundle:
     """The golden, verified against its manifest; with a pin, exactly the bundle CI pinned or nothing."""
     golden = load_golden(path)
     pinned = (pinned_sha256 or "").lower()
@@ -44,15 +45,17 @@ def load_pinned_golden(path: Path | None, pinned_sha256: str | None = None) -> G
 
 
 def layered_policy(golden: GoldenBundle, policy_file: Path | None) -> tuple[Policy, dict[str, Any]]:
-    """The golden's policy with the user's file over it, and the record of both (its `warnings` say in words
-    where the layers loosen the defaults; the caller shows them before anything runs)."""
+    """The golden's policy, its calibrated tolerances over it, and the user's file over both, key by key (a file
+    that sets one output's rtol replaces that and nothing else; compare/policy.py's overlay), with the record of
+    all three: its `warnings` say in words where the golden's layers loosen the defaults and what the file
+    replaced of them (the caller shows them before anything runs). A file naming an output the golden does not
+    have is a usage error."""
     layers = [(GOLDEN_LAYER, golden.policy)]
-    own = load_policy_file(policy_file) if policy_file else None
-    # The calibrated tolerances sit over the golden's own (their floor); a --policy that sets any
-    # tolerance replaces them: the user's band is the user's decision.
-    if golden.calibration and not (own or {}).get("tolerance"):
+    if golden.calibration:
         layers.append((CALIBRATION_LAYER, calibrated_layer(golden.calibration, build_policy(golden.policy))))
-    if own is not None:
+    if policy_file:
+        own = load_policy_file(policy_file)
+        unknown_outputs(own, golden.expected, str(policy_file))
         layers.append((str(policy_file), own))
     policy = build_policy(*(table for _, table in layers), source=str(policy_file or GOLDEN_LAYER))
     return policy, policy_record(layers, policy, (GOLDEN_LAYER, CALIBRATION_LAYER))
@@ -63,9 +66,11 @@ def check_targets(golden: GoldenBundle, targets: Sequence[Target], policy: Polic
                   progress: ProgressListener | None = None, others_at_once: int = 0) -> RunReport:
     """Probe every target (up to `jobs` at once) and judge each against the golden; `others_at_once`: probes
     of other checks running meanwhile (a fleet's other sites), so that latencies are shown, not judged."""
+    concurrent_probes = min(jobs, len(targets)) + others_at_once
+    # Each target knows the context its latency is measured in: a cached capture is keyed by it (targets/cache.py).
+    targets = measured_alongside(targets, concurrent_probes)
     outcomes = run_targets(targets, golden.path, timeout=timeout, jobs=jobs, site=site, progress=progress)
-    return build_report(golden, outcomes, policy, fail_on, record,
-                        concurrent_probes=min(jobs, len(targets)) + others_at_once)
+    return build_report(golden, outcomes, policy, fail_on, record, concurrent_probes=concurrent_probes)
 
 
 def compare_captures(golden: GoldenBundle, capture_dirs: Sequence[Path], policy: Policy, record: dict[str, Any],
@@ -99,12 +104,16 @@ def _captured(golden: GoldenBundle, directory: Path) -> Outcome:
     outcome, golden_sha256 = load_capture_dir(directory)
     if outcome.site is None:  # captured without --site: its folder names it, so two machines never merge
         outcome = dataclasses.replace(outcome, site=directory.resolve().name)
-    if golden_sha256 and golden_sha256 != golden.sha256:
+    # A capture that does not name its golden could have run any: it is judged against none (a failure that
+    # left no capture.json to name it is an ERROR row already, its own reason kept).
+    unnamed = golden_sha256 is None and isinstance(outcome, Capture)
+    if unnamed or (golden_sha256 and golden_sha256 != golden.sha256):
         # Everything the capture says is kept (a failed capture's stage, exit code, stderr too).
         kept = {name: getattr(outcome, name) for name in ("exit_code", "stderr_tail", "stage") if hasattr(outcome, name)}
+        which = f"with golden {golden_sha256[:12]}, not {golden.sha256[:12]}; compare it with the golden it ran" \
+            if golden_sha256 else "without naming its golden (no golden_sha256); probe it again with envcheck probe --out"
         outcome = TargetFailure(spec=outcome.spec, kind="golden-mismatch", site=outcome.site,
-                                message=f"{directory} was captured with golden {golden_sha256[:12]}, "
-                                        f"not {golden.sha256[:12]}; compare it with the golden it ran",
+                                message=f"{directory} was captured {which}",
                                 fingerprint=outcome.fingerprint, target_info=outcome.target_info,
                                 timings=outcome.timings, **kept)
     return outcome

@@ -34,11 +34,16 @@ def check_file_destination(path: Path, what: str) -> None:
         raise UsageError(f"cannot write {what} {path}: it is not a regular file (a FIFO or a device)")
 
 
+def refuse_dangling_link(path: Path, what: str) -> None:
+    """A link to nothing where something will be written: following it would write somewhere nobody named."""
+    if os.path.lexists(path) and not Path(path).exists():
+        raise EnvcheckError(f"cannot write {what}: {path} is a link to nothing")
+
+
 def check_folder_destination(folder: Path, what: str) -> None:
     """`folder` exists or can be made, and a file can be written in it."""
     folder = Path(folder)
-    if os.path.lexists(folder) and not folder.exists():
-        raise EnvcheckError(f"cannot write {what}: {folder} is a link to nothing")
+    refuse_dangling_link(folder, what)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"cannot write {what}: {folder} is not a directory")
     try:

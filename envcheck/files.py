@@ -60,14 +60,14 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def report_file_name(now_ns: int | None = None) -> str:
-    """`envcheck-20261207T154433.123456Z.json`: a report's name, from ONE read of the clock.
+def report_file_name(now_ns: int | None = None, suffix: str = "") -> str:
+    """`envcheck-20261207T154433.123456Z{suffix}.json`: a report's name, from ONE read of the clock.
 
     The names sort as the reports were made (`fleet status` takes the last): the microseconds are cut from
     the same instant as the seconds, never rounded up into a second that has not begun."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     seconds, microseconds = divmod(now_ns // 1000, 1_000_000)
-    return f"envcheck-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(seconds))}.{microseconds:06d}Z.json"
+    return f"envcheck-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(seconds))}.{microseconds:06d}Z{suffix}.json"
 
 
 MAX_DOCUMENT_BYTES = 256 << 20

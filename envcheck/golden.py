@@ -1,4 +1,4 @@
-"""Golden bundles (schema envcheck.golden/1): create, verify, load.
+"""Golden bundles (schema envcheck.golden/1): write, verify, load.
 
 A bundle is a directory:
     manifest.json     schema, created, envcheck version, description, policy, reference latency, sha256 of every file
@@ -10,8 +10,10 @@ A bundle is a directory:
     tflite_expected.npz  and its outputs there; the manifest's `tflite` says how it was converted (or why not)
     layers.json       (optional) the reference's layer record: each intermediate tensor's summary, for
                       localising drift (compare/localization.py); the manifest's `layers` summarises it
-Every command that reads a bundle verifies it first; any problem names the file. The manifest's
-format is envcheck/schemas/golden-1.schema.json (a newer schema is refused with an upgrade message).
+Every command that reads a bundle verifies it first (the files against their hashes, and a calibration against
+its own numbers); any problem names the file. The manifest's format is envcheck/schemas/golden-1.schema.json
+(a newer schema is refused with an upgrade message). Every bundle and every change of one is written by
+`write_golden`, which keeps what it is not told to change and stores first-match rules in their order.
 """
 from __future__ import annotations
 
@@ -28,11 +30,11 @@ import numpy as np
 
 from envcheck import __version__, schemas
 from envcheck.capture import NpzError, read_npz
-from envcheck.compare.policy import validate_policy
+from envcheck.compare.calibration import calibration_problem
+from envcheck.compare.policy import build_policy, ordered_table, validate_policy
 from envcheck.errors import GoldenError, PolicyError, UsageError
 from envcheck.files import atomic_write_text, sha256_file
 from envcheck.redact import redact_fingerprint
-from envcheck.targets.probe_app import DEFAULT_BATCH_SIZE
 
 GOLDEN_SCHEMA = "envcheck.golden/1"
 MANIFEST_FILE = "manifest.json"
@@ -87,12 +89,9 @@ class GoldenBundle:
 
 
 def reseal(golden: GoldenBundle, **additions: Any) -> GoldenBundle:
-    """The bundle with top-level manifest entries added or replaced (its files unchanged), the manifest
-    rewritten atomically and the bundle verified again: its sha256, the bundle's identity, changes."""
-    manifest = {**golden.manifest, **additions}
-    _check_manifest(manifest, golden.path / MANIFEST_FILE)
-    atomic_write_text(golden.path / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True))
-    return load_golden(golden.path)
+    """The bundle with top-level manifest entries added or replaced (its files unchanged) by the one golden
+    writer, and verified again: its sha256, the bundle's identity, changes."""
+    return load_golden(write_golden(golden.path, additions, keep=golden.manifest))
 
 
 def builtin_golden_dir(name: str = "default") -> Path:
@@ -109,8 +108,12 @@ def resolve_golden_dir(path: str | Path | None) -> Path:
     the built-in default golden."""
     if path is None:
         return builtin_golden_dir()
-    if str(path).startswith(BUILTIN_PREFIX) and str(path)[len(BUILTIN_PREFIX):] in BUILTIN_NAMES:
-        return builtin_golden_dir(str(path)[len(BUILTIN_PREFIX):])
+    name = str(path).removeprefix(BUILTIN_PREFIX)
+    if name in BUILTIN_NAMES and str(path).startswith(BUILTIN_PREFIX):
+        return builtin_golden_dir(name)
+    if str(path).startswith(BUILTIN_PREFIX) and not Path(path).exists():
+        known = ", ".join(BUILTIN_PREFIX + known for known in BUILTIN_NAMES)
+        raise GoldenError(f"{path}: no such built-in golden (the built-in ones: {known})")
     return Path(path)
 
 
@@ -140,6 +143,7 @@ def load_golden(path: str | Path | None = None) -> GoldenBundle:
         raise GoldenError(f"{root / 'fingerprint.json'}: not valid JSON ({error})") from None
     if not isinstance(fingerprint, dict):
         raise GoldenError(f"{root / 'fingerprint.json'}: not a JSON object")
+    _check_calibration(manifest, expected, manifest_path)
     return GoldenBundle(path=root, sha256=sha256_file(manifest_path), manifest=manifest,
                         expected=expected, fingerprint=fingerprint, layers=_load_layers(root, manifest["files"]),
                         tflite_expected=_load_tflite_expected(root, manifest))
@@ -197,6 +201,17 @@ def _check_manifest(manifest: Any, manifest_path: Path) -> None:
         raise GoldenError(problem)
 
 
+def _check_calibration(manifest: dict[str, Any], expected: dict[str, np.ndarray], manifest_path: Path) -> None:
+    """A calibration whose tolerances do not follow from its own recorded moves, the golden's outputs and the
+    golden's policy (the floor) is refused: an atol written by hand would otherwise pass as measured noise."""
+    if "calibration" not in manifest:
+        return
+    problem = calibration_problem(manifest["calibration"], expected, build_policy(manifest.get("policy") or {}))
+    if problem:
+        raise GoldenError(f"{manifest_path}: $.calibration: {problem}; forged or stale: calibrate the golden again "
+                          "(envcheck golden calibrate)")
+
+
 def first_symlink(root: Path) -> Path | None:
     """The first symbolic link under `root`, not following any: bundles hold regular files only,
     since a link can point outside the bundle (past its seal) or loop."""
@@ -248,51 +263,41 @@ def reference_class(fingerprint: dict[str, Any]) -> dict[str, Any]:
             "tensorflow": tensorflow.get("version"), "onednn_enabled": tensorflow.get("onednn_enabled")}
 
 
-def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict[str, np.ndarray],
-                 fingerprint: dict[str, Any], description: str, policy: dict[str, Any], force: bool,
-                 latency: dict[str, Any] | None = None, determinism: dict[str, Any] | None = None,
-                 calibration: dict[str, Any] | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                 layers: dict[str, Any] | None = None, tflite: dict[str, Any] | None = None,
-                 tflite_model: Path | None = None, tflite_expected: dict[str, np.ndarray] | None = None,
-                 reference_image: dict[str, Any] | None = None) -> Path:
-    """Assemble a bundle in a staging directory beside `out`, then swap it in (never half-written)."""
+@dataclass(frozen=True, slots=True)
+class BundleFiles:
+    """What a bundle's files are made of, for a writer that makes them (create, update); a reseal keeps them."""
+
+    model_dir: Path
+    inputs_npz: Path
+    expected: dict[str, np.ndarray]
+    fingerprint: dict[str, Any]
+    layers: dict[str, Any] | None = None
+    """The layer record (layers.json); None: the bundle has none."""
+    tflite_model: Path | None = None
+    tflite_expected: dict[str, np.ndarray] | None = None
+
+
+def write_golden(out: Path, fields: dict[str, Any], *, keep: dict[str, Any] | None = None,
+                 files: BundleFiles | None = None, force: bool = False) -> Path:
+    """The one golden writer: `golden create`, `golden calibrate`, --envcheck-update-golden and every reseal
+    write through here. The manifest is `keep` (the bundle's manifest as it stands; None for a new one) with
+    `fields` over it, a field given as None removed; every field neither names is kept as it was. With `files`,
+    the bundle's files are made anew in a staging directory beside `out`, swapped in whole (never half-written),
+    and the fields that describe them (files, reference, layers, created, envcheck_version) follow them;
+    without, the files stay and only the manifest is rewritten, atomically. Severity rules are stored as an
+    ordered list of pairs: the manifest's keys are sorted, and first-match rules must keep their order."""
     out = Path(out)
+    manifest = {**(keep or {}), **fields}
+    if files is None:
+        return _seal(out, manifest, _load_npz(out / "expected.npz"), out)
     if out.exists() and not force:
         raise UsageError(f"{out} already exists; pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
     staging.chmod(0o755)  # mkdtemp makes it 0700
     try:
-        shutil.copytree(model_dir, staging / "model")
-        shutil.copyfile(inputs_npz, staging / "inputs.npz")
-        np.savez(staging / "expected.npz", **expected)  # type: ignore[arg-type]  # (numpy's stub)
-        (staging / "fingerprint.json").write_text(
-            json.dumps(redact_fingerprint(fingerprint), indent=1, sort_keys=True), encoding="utf-8")
-        if tflite_model is not None and tflite_expected is not None:
-            shutil.copyfile(tflite_model, staging / TFLITE_FILE)
-            np.savez(staging / TFLITE_EXPECTED_FILE, **tflite_expected)  # type: ignore[arg-type]
-        if layers is not None:  # compact: about 0.7 KB per tensor
-            (staging / LAYERS_FILE).write_text(json.dumps(layers, sort_keys=True, separators=(",", ":")),
-                                               encoding="utf-8")
-        files = {p.relative_to(staging).as_posix(): sha256_file(p)
-                 for p in sorted(staging.rglob("*")) if p.is_file()}
-        manifest = {
-            "schema": GOLDEN_SCHEMA,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "envcheck_version": __version__,
-            "description": description,
-            "policy": policy,
-            "reference": reference_class(fingerprint),
-            "files": files,
-            **({"latency": latency} if latency else {}),
-            **({"determinism": determinism} if determinism else {}),
-            **({"calibration": calibration} if calibration else {}),
-            **({"layers": layers_summary(layers)} if layers is not None else {}),
-            **({"tflite": tflite} if tflite is not None else {}),
-            **({"reference_image": reference_image} if reference_image else {}),
-            "batch_size": batch_size,
-        }
-        atomic_write_text(staging / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True))
+        _write_files(staging, files)
+        _seal(staging, {**manifest, **_described_files(staging, files)}, files.expected, out)
         if out.exists():
             retired = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
             out.rename(retired / out.name)
@@ -303,3 +308,37 @@ def write_bundle(out: Path, *, model_dir: Path, inputs_npz: Path, expected: dict
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def _seal(root: Path, manifest: dict[str, Any], expected: dict[str, np.ndarray], named: Path) -> Path:
+    """Write the manifest of the bundle at `root` (None fields dropped), atomically, after the checks a load
+    makes of it: nothing a load would refuse is written. Problems name the bundle as `named` (not its staging)."""
+    manifest = {key: value for key, value in manifest.items() if value is not None}
+    if "policy" in manifest:
+        manifest["policy"] = ordered_table(manifest["policy"])
+    _check_manifest(manifest, named / MANIFEST_FILE)
+    _check_calibration(manifest, expected, named / MANIFEST_FILE)
+    atomic_write_text(root / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True))
+    return root
+
+
+def _write_files(staging: Path, files: BundleFiles) -> None:
+    shutil.copytree(files.model_dir, staging / "model")
+    shutil.copyfile(files.inputs_npz, staging / "inputs.npz")
+    np.savez(staging / "expected.npz", **files.expected)  # type: ignore[arg-type]  # (numpy's stub)
+    (staging / "fingerprint.json").write_text(
+        json.dumps(redact_fingerprint(files.fingerprint), indent=1, sort_keys=True), encoding="utf-8")
+    if files.tflite_model is not None and files.tflite_expected is not None:
+        shutil.copyfile(files.tflite_model, staging / TFLITE_FILE)
+        np.savez(staging / TFLITE_EXPECTED_FILE, **files.tflite_expected)  # type: ignore[arg-type]
+    if files.layers is not None:  # compact: about 0.7 KB per tensor
+        (staging / LAYERS_FILE).write_text(json.dumps(files.layers, sort_keys=True, separators=(",", ":")),
+                                           encoding="utf-8")
+
+
+def _described_files(staging: Path, files: BundleFiles) -> dict[str, Any]:
+    """The manifest fields that follow a bundle's files: their hashes, the reference machine, the layer summary."""
+    return {"schema": GOLDEN_SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "envcheck_version": __version__, "reference": reference_class(files.fingerprint),
+            "files": {p.relative_to(staging).as_posix(): sha256_file(p) for p in sorted(staging.rglob("*")) if p.is_file()},
+            "layers": layers_summary(files.layers) if files.layers is not None else None}

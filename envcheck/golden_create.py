@@ -1,4 +1,5 @@
-"""`envcheck golden create`: run a model in a reference target and save what it computed as a bundle.
+"""`envcheck golden create`, `golden calibrate` and --envcheck-update-golden: run a model in a reference target
+and save what it computed as a bundle, measure its noise, or measure it again (each written by golden.write_golden).
 
 TensorFlow work happens in child processes only (the model builder, the probe), so a crash there is
 an error message, and the host tool itself never imports TensorFlow.
@@ -12,6 +13,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,8 +22,18 @@ from envcheck.compare.determinism import reference_determinism
 from envcheck.compare.latency import reference_latency
 from envcheck.compare.outputs import compare_output
 from envcheck.compare.policy import build_policy
+from envcheck.destinations import check_folder_destination, refuse_dangling_link
 from envcheck.errors import GoldenError, UsageError
-from envcheck.golden import MANIFEST_FILE, TFLITE_FILE, GoldenBundle, first_symlink, load_golden, reseal, write_bundle
+from envcheck.golden import (
+    MANIFEST_FILE,
+    TFLITE_FILE,
+    BundleFiles,
+    GoldenBundle,
+    first_symlink,
+    load_golden,
+    reseal,
+    write_golden,
+)
 from envcheck.model import Capture, TargetFailure, Tolerance
 from envcheck.runner import run_probe_into, run_target
 from envcheck.targets.base import PROBE_DIR, Target
@@ -46,14 +58,15 @@ def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | Non
                   description: str, force: bool, timeout: float, allow_nonfinite: bool = False,
                   calibrated: bool = True, samples: int | None = None,
                   batch_size: int = DEFAULT_BATCH_SIZE, layers: bool = True, tflite: bool = False,
-                  edge: bool = False) -> Path:
+                  edge: bool = False, policy: dict[str, Any] | None = None) -> Path:
     """Run the model in `target` and write a golden bundle to `out`; returns its path. `calibrated`: measure
     the reference's noise under benign perturbations too (compare/calibration.py); `samples`: generate that
     many seeded inputs from the signature (the built-in model's own rows otherwise); `batch_size`: samples per
     call, for this run and every probe of the golden; `layers`: record every layer's summary (layers.json), from
     which checks localise drift; `tflite`: convert the model to TFLite in the reference target and keep
     model.tflite with its outputs there (a model that does not convert is recorded as unsupported); `edge`: with
-    `builtin`, the built-in model's edge variant (it converts)."""
+    `builtin`, the built-in model's edge variant (it converts); `policy`: the golden's policy (default: the
+    built-in golden's or the default one), the floor of its calibration."""
     check_destination(Path(out), force)
     with tempfile.TemporaryDirectory(prefix="envcheck-golden-") as work:
         staging = Path(work) / "bundle"
@@ -72,17 +85,24 @@ def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | Non
         probed = Path(work) / "capture"
         outcome = _reference_run(dataclasses.replace(target, layers=layers, tflite=tflite),  # type: ignore[type-var]
                                  staging, timeout, calibrated, probed)
-        policy = BUILTIN_POLICY if builtin else DEFAULT_POLICY
-        edge_model = _edge_model(outcome, probed) if tflite else None
-        return write_bundle(out, model_dir=staging / "model", inputs_npz=staging / "inputs.npz",
-                            expected=outcome.outputs, fingerprint=outcome.fingerprint,
-                            description=description or _builtin_description(builtin, edge),
-                            policy=policy, force=force,
-                            latency=reference_latency(outcome.latency, outcome.fingerprint),
-                            determinism=reference_determinism(outcome.determinism),
-                            calibration=_calibration(outcome, policy), batch_size=batch_size,
-                            layers=outcome.layers, reference_image=reference_image(outcome.target_info),
-                            **(edge_model or {}))
+        if policy is None:
+            policy = BUILTIN_POLICY if builtin else DEFAULT_POLICY
+        edge_model = _edge_model(outcome, probed) if tflite else {}
+        files = BundleFiles(model_dir=staging / "model", inputs_npz=staging / "inputs.npz", expected=outcome.outputs,
+                            fingerprint=outcome.fingerprint, layers=outcome.layers,
+                            tflite_model=edge_model.get("tflite_model"),
+                            tflite_expected=edge_model.get("tflite_expected"))
+        fields = {"description": description or _builtin_description(builtin, edge), "policy": policy,
+                  "batch_size": batch_size, **measured_fields(outcome, policy), "tflite": edge_model.get("tflite")}
+        return write_golden(out, fields, files=files, force=force)
+
+
+def measured_fields(outcome: Capture, policy: dict[str, Any]) -> dict[str, Any]:
+    """The manifest fields a reference run measures (None: it measured none), beside its files."""
+    return {"latency": reference_latency(outcome.latency, outcome.fingerprint) or None,
+            "determinism": reference_determinism(outcome.determinism) or None,
+            "calibration": _calibration(outcome, policy),
+            "reference_image": reference_image(outcome.target_info)}
 
 
 def calibrate_golden(path: Path, target: Target, timeout: float) -> tuple[GoldenBundle, float | None]:
@@ -102,6 +122,36 @@ def calibrate_golden(path: Path, target: Target, timeout: float) -> tuple[Golden
     return reseal(golden, calibration=_calibration(outcome, golden.policy)), max(apart) if apart else None
 
 
+KEPT_WHERE_PRESENT = ("determinism", "calibration", "layers", "tflite")
+"""Records an update measures again only where the golden has them: it never adds one (README)."""
+
+
+def update_golden(golden_dir: Path, target: Target, timeout: float) -> tuple[GoldenBundle, GoldenBundle]:
+    """--envcheck-update-golden: run the golden's own model and inputs in its reference `target` (in the golden's
+    batch size) and rewrite through the one writer its expected outputs, fingerprint, latency and reference image,
+    and the determinism, calibration (over the golden's own policy), layer record and TFLite model it already
+    has; every other field (description, policy, ...) stays. Returns the golden before and after."""
+    old = load_golden(golden_dir)
+    if old.reference_image and not target.spec.startswith("docker:"):
+        raise UsageError(f"{old.path} was made in the image {old.reference_image['ref']}: rebuild it there "
+                         f"(docker:{old.reference_image['ref']}), not in {target.spec}")
+    batch_size = old.manifest.get("batch_size", DEFAULT_BATCH_SIZE)
+    with tempfile.TemporaryDirectory(prefix="envcheck-update-golden-") as work:
+        fresh = load_golden(create_golden(
+            out=Path(work) / "bundle", target=target, builtin=False, model=old.path / "model",
+            inputs=old.path / "inputs.npz", description="", force=False, timeout=timeout, batch_size=batch_size,
+            calibrated="calibration" in old.manifest, layers="layers" in old.manifest,
+            tflite="tflite" in old.manifest, policy=old.policy))
+        fields = {"latency": fresh.latency, "reference_image": fresh.reference_image,
+                  **{key: fresh.manifest.get(key) if key in old.manifest else None for key in KEPT_WHERE_PRESENT}}
+        files = BundleFiles(model_dir=fresh.path / "model", inputs_npz=fresh.path / "inputs.npz",
+                            expected=fresh.expected, fingerprint=fresh.fingerprint, layers=fresh.layers,
+                            tflite_model=fresh.path / TFLITE_FILE if fresh.tflite_expected is not None else None,
+                            tflite_expected=fresh.tflite_expected)
+        write_golden(old.path, {**fields, "batch_size": batch_size}, keep=old.manifest, files=files, force=True)
+    return old, load_golden(old.path)
+
+
 def reference_image(target_info: dict) -> dict | None:
     """The manifest's `reference_image` from a Docker reference target's facts; None for any other target."""
     image = target_info.get("image") if target_info.get("kind") == "docker" else None
@@ -118,7 +168,7 @@ def _builtin_description(builtin: bool, edge: bool) -> str:
 
 
 def _edge_model(outcome: Capture, probed: Path) -> dict:
-    """write_bundle's TFLite arguments from a reference run with --tflite: the manifest's record (how it was
+    """The TFLite parts of a bundle from a reference run with --tflite: the manifest's record (how it was
     converted and run, or why it does not convert), and when it converted the file and its outputs."""
     record = outcome.tflite or {}
     conversion = record.get("conversion") or {"status": "unsupported", "reason": "the reference probe did not convert"}
@@ -160,7 +210,9 @@ def check_destination(out: Path, force: bool) -> None:
     target = out.resolve()
     if target == here or target in here.parents:
         raise UsageError(f"--out {out}: is the current directory or one of its parents; name a new directory")
-    if not out.exists() and not out.is_symlink():
+    refuse_dangling_link(out, f"the golden bundle {out}")
+    check_folder_destination(out.resolve().parent, f"the golden bundle {out}")
+    if not out.exists():
         return
     if not force:
         raise UsageError(f"{out} already exists; pass --force to replace it")

@@ -40,6 +40,9 @@ FAIL_ON_CHOICES = ("warn", "fail")
 MAX_HINTS = 3
 """Hints shown in an assertion message; the report has all of them."""
 RUN_DIR_PREFIX = "envcheck-pytest-"
+BUILTIN_PREFIX = "builtin:"
+"""envcheck.golden.BUILTIN_PREFIX (a test keeps them equal): golden.py imports numpy, which this module may not
+at import or configure time."""
 
 _SETTINGS = pytest.StashKey["Settings"]()
 _SESSION = pytest.StashKey["SessionState"]()
@@ -52,7 +55,8 @@ _RUN_ID = "envcheck_run_id"
 def pytest_addoption(parser: pytest.Parser) -> None:
     """The `--envcheck-*` options, each with an ini key of the same name (`envcheck_*`); an option wins."""
     group = parser.getgroup("envcheck", "envcheck: check targets against a golden TensorFlow model")
-    group.addoption("--envcheck-golden", metavar="DIR", help="golden bundle (default: the built-in golden)")
+    group.addoption("--envcheck-golden", metavar="DIR", help="golden bundle, or builtin:NAME (builtin:edge) for a "
+                    "built-in one (default: the built-in golden)")
     group.addoption("--envcheck-target", action="append", metavar="SPEC", dest="envcheck_targets",
                     help="host | python:PATH | docker:IMAGE; repeatable: the fixture envcheck_target is "
                          "parametrised over them, one test per target")
@@ -85,7 +89,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 class Settings:
     """The plugin's options, resolved: paths absolute, numbers checked."""
 
-    golden: Path | None
+    golden: Path | str | None
+    """A bundle directory, or `builtin:NAME` (as the CLI's --golden takes it)."""
     targets: tuple[str, ...]
     policy: Path | None
     docker_host: str | None
@@ -114,6 +119,10 @@ def _settings(config: pytest.Config) -> Settings:
         given, base = value(name)
         return None if given is None else (base / Path(given).expanduser()).resolve()
 
+    def golden() -> Path | str | None:
+        given, _ = value("envcheck_golden")
+        return given if _is_builtin(given) else path("envcheck_golden")
+
     def seconds(name: str, default: float | None, allow_zero: bool) -> float | None:
         given, _ = value(name)
         if given is None:
@@ -132,7 +141,7 @@ def _settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"envcheck_fail_on: expected warn or fail, got {fail_on!r}")
     targets = tuple(config.getoption("envcheck_targets") or config.getini("envcheck_targets") or ())
     timeout = seconds("envcheck_timeout", DEFAULT_TIMEOUT_S, allow_zero=False)
-    return Settings(golden=path("envcheck_golden"), targets=targets, policy=path("envcheck_policy"),
+    return Settings(golden=golden(), targets=targets, policy=path("envcheck_policy"),
                     docker_host=value("envcheck_docker_host")[0],
                     reports_dir=path("envcheck_reports_dir") or config.rootpath / DEFAULT_REPORTS_DIR,
                     fail_on=fail_on, latency_budget=seconds("envcheck_latency_budget", None, allow_zero=True),
@@ -176,7 +185,7 @@ class SessionState:
 
     run_id: str
     controller: bool
-    goldens: dict[Path | None, Any] = dataclasses.field(default_factory=dict)
+    goldens: dict[Path | str | None, Any] = dataclasses.field(default_factory=dict)
     memo: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     updated_golden: dict[str, str] | None = None
 
@@ -309,7 +318,7 @@ class Envcheck:
         from envcheck.errors import EnvcheckError
 
         try:
-            result = self._check(state, str(spec), _path(golden) or settings.golden, _path(policy) or settings.policy)
+            result = self._check(state, str(spec), _golden(golden) or settings.golden, _path(policy) or settings.policy)
         except EnvcheckError as error:
             pytest.fail(f"envcheck: {spec}: {error}", pytrace=False)
         self._record_property("envcheck_target", result.spec)
@@ -317,7 +326,8 @@ class Envcheck:
         self._record_property("envcheck_report", str(result.report_path))
         return result
 
-    def _check(self, state: SessionState, spec: str, golden_dir: Path | None, policy_file: Path | None) -> CheckResult:
+    def _check(self, state: SessionState, spec: str, golden_dir: Path | str | None, policy_file: Path | None
+               ) -> CheckResult:
         from envcheck.check import layered_policy, load_pinned_golden
 
         settings = self.settings
@@ -346,7 +356,7 @@ class Envcheck:
 
     def _probe(self, spec: str, golden: Any, policy: Any, record: dict[str, Any], key: str) -> dict[str, Any]:
         from envcheck.check import check_targets
-        from envcheck.files import atomic_write_text
+        from envcheck.files import atomic_write_text, report_file_name
         from envcheck.report.json import render_json, report_to_dict
         from envcheck.targets import parse_target
 
@@ -356,9 +366,8 @@ class Envcheck:
         report = check_targets(golden, [target], policy, record, timeout=settings.timeout, jobs=1,
                                fail_on=settings.fail_on)  # type: ignore[arg-type]
         document = report_to_dict(report)
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time() % 1:.6f}"[1:]
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", spec).strip("_")[:60]
-        path = settings.reports_dir / f"envcheck-{stamp}Z-{slug}-{key[:8]}.json"
+        path = settings.reports_dir / report_file_name(suffix=f"-{slug}-{key[:8]}")
         atomic_write_text(path, render_json(document))
         return {"spec": spec, "verdict": document["targets"][0]["verdict"], "report": str(path),
                 "finished": time.time()}
@@ -366,6 +375,15 @@ class Envcheck:
 
 def _path(value: str | Path | None) -> Path | None:
     return None if value is None else Path(value).expanduser().resolve()
+
+
+def _is_builtin(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(BUILTIN_PREFIX)
+
+
+def _golden(value: str | Path | None) -> Path | str | None:
+    """A golden as envcheck.check takes it: `builtin:NAME` as it is, a path resolved."""
+    return value if _is_builtin(value) else _path(value)
 
 
 def _image_id(spec: str, docker_host: str | None) -> str | None:
@@ -405,8 +423,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     state: SessionState = config.stash[_SESSION]
     if not settings.update_golden or not state.controller:
         return
-    if settings.golden is None:
-        raise pytest.UsageError("--envcheck-update-golden needs --envcheck-golden DIR (the built-in golden is "
+    if not isinstance(settings.golden, Path):
+        raise pytest.UsageError("--envcheck-update-golden needs --envcheck-golden DIR (the built-in goldens are "
                                 "rebuilt with `envcheck golden create --builtin`)")
     if settings.reference_target in settings.targets:
         raise pytest.UsageError(f"--envcheck-update-golden: the reference target {settings.reference_target} is also "
@@ -422,30 +440,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def update_golden(golden_dir: Path, reference: str, *, docker_host: str | None, timeout: float) -> dict[str, str]:
-    """Run the golden's own model and inputs in the reference target (in the golden's batch size) and rewrite
-    its expected outputs, fingerprint, latency, determinism, calibration, layer record and TFLite model; its
-    description, policy and batch size stay. Returns what changed, for the summary."""
-    from envcheck.golden import load_golden, write_bundle
-    from envcheck.golden_create import create_golden
+    """Rebuild the golden in the reference target (golden_create.update_golden: what it rewrites, what it keeps).
+    Returns what changed, for the summary."""
+    from envcheck.golden_create import update_golden as rebuild
     from envcheck.targets import parse_target
-    from envcheck.targets.probe_app import DEFAULT_BATCH_SIZE
 
-    old = load_golden(golden_dir)
-    batch_size = old.manifest.get("batch_size", DEFAULT_BATCH_SIZE)
-    with tempfile.TemporaryDirectory(prefix="envcheck-update-golden-") as work:
-        fresh_dir = create_golden(out=Path(work) / "bundle", target=parse_target(reference, docker_host=docker_host),
-                                  builtin=False, model=old.path / "model", inputs=old.path / "inputs.npz",
-                                  description=old.manifest.get("description", ""), force=False, timeout=timeout,
-                                  batch_size=batch_size, tflite="tflite" in old.manifest)
-        fresh = load_golden(fresh_dir)
-        write_bundle(old.path, model_dir=fresh.path / "model", inputs_npz=fresh.path / "inputs.npz",
-                     expected=fresh.expected, fingerprint=fresh.fingerprint, description=old.manifest.get("description", ""),
-                     policy=old.policy, force=True, latency=fresh.latency, determinism=fresh.determinism,
-                     calibration=fresh.calibration, batch_size=batch_size, layers=fresh.layers,
-                     tflite=fresh.manifest.get("tflite"),
-                     tflite_model=fresh.path / "model.tflite" if fresh.tflite_expected is not None else None,
-                     tflite_expected=fresh.tflite_expected)
-    new = load_golden(old.path)
+    old, new = rebuild(golden_dir, parse_target(reference, docker_host=docker_host), timeout)
     return {"path": str(old.path), "reference": reference, "old_sha256": old.sha256, "new_sha256": new.sha256}
 
 

@@ -1,9 +1,6 @@
-"""The field registry (envcheck/fields.py): the tables derived from it are today's, and one entry adds a field.
-
-The TODAY_* tables are frozen copies of what policy.py, explain.py, redact.py and fingerprint.py held
-before the registry: the registry must reproduce them exactly (severity rules in first-match order,
-causes in order with their texts and bounds), and redaction must give the same result.
-"""
+"""The field registry (envcheck/fields.py): what each registered field does where it is used (the severity a
+difference gets, first match winning; the hint a difference brings; what is redacted; what is compared as a set),
+and that one entry adds a field everywhere."""
 from __future__ import annotations
 
 import ast
@@ -16,129 +13,73 @@ from typing import Any
 import pytest
 
 from envcheck import fields
-from envcheck.compare import explain, fingerprint, policy
-from envcheck.redact import IDENTIFYING_PATHS, REDACTED_PREFIX, hash_identifier, redact_fingerprint
+from envcheck.compare import explain, policy
+from envcheck.compare.fingerprint import diff_fingerprints
+from envcheck.compare.policy import Policy
+from envcheck.redact import REDACTED_PREFIX, hash_identifier, redact_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 
-TODAY_SEVERITY = (
-    # identity of this particular machine or process: never drift
-    ("host.*", "ignore"), ("python.executable", "ignore"), ("tensorflow.threads.*", "info"),
-    # the TensorFlow build itself
-    ("tensorflow.version", "fail"), ("tensorflow.distribution*", "fail"), ("tensorflow.git_version", "fail"),
-    ("tensorflow.compiler_version", "fail"), ("tensorflow.build_info*", "fail"),
-    ("packages.tensorflow*", "fail"), ("packages.tf-nightly*", "fail"), ("packages.intel-tensorflow", "fail"),
-    # GPU stack: the driver and the CUDA libraries really loaded decide; which board it is warns;
-    # identifiers and where a library was found are context
-    ("gpu.gpus*uuid", "ignore"), ("gpu.gpus*serial", "ignore"), ("gpu.gpus*pci_bus_id", "ignore"),
-    ("gpu.gpus*index", "ignore"), ("gpu.driver_version", "fail"), ("gpu.cuda_driver_version", "fail"),
-    ("gpu.gpus*name", "warn"), ("gpu.gpus*compute_capability", "warn"), ("gpu.gpus[[]*[]]", "warn"),
-    ("gpu.*", "info"), ("cuda_libraries.installed*", "info"), ("cuda_libraries.loaded.*.path", "info"),
-    ("cuda_libraries.loaded.libm*", "warn"), ("cuda_libraries.loaded.libstdc++*", "warn"),
-    ("cuda_libraries.loaded*", "fail"), ("*cuda_version*", "fail"), ("*cudnn*", "fail"),
-    ("packages.nvidia-*", "fail"), ("tensorflow.gpu_devices*", "warn"), ("tensorflow.devices*", "warn"),
-    ("tensorflow.tf32", "warn"),
-    # libraries and switches that move numerics a little
-    ("packages.numpy", "warn"), ("numpy.version", "warn"), ("packages.keras", "warn"),
-    ("packages.tf-keras", "warn"), ("tensorflow.keras*", "warn"), ("packages.protobuf", "warn"),
-    ("packages.ml-dtypes", "warn"), ("tensorflow.onednn_enabled", "warn"), ("tensorflow.jit", "warn"),
-    ("tensorflow.op_determinism", "warn"), ("python.version", "warn"), ("python.implementation", "warn"),
-    ("cpu.missing_required_flags*", "fail"), ("cpu.tf_flags*", "warn"), ("os.glibc", "warn"),
-    ("env.TF_ENABLE_ONEDNN_OPTS", "warn"), ("env.ONEDNN_*", "warn"), ("env.DNNL_*", "warn"),
-    ("env.TF_SET_ONEDNN_FPMATH_MODE", "warn"), ("env.TF_XLA_FLAGS", "warn"), ("env.XLA_FLAGS", "warn"),
-    ("env.TF_DETERMINISTIC_OPS", "warn"), ("env.TF_CUDNN_*", "warn"), ("env.NVIDIA_TF32_OVERRIDE", "warn"),
-    ("env.TF_USE_LEGACY_KERAS", "warn"), ("env.PROTOCOL_BUFFERS_*", "warn"),
-    # the TFLite runtime: which one is a fact, the op resolver (the application's kernels) warns
-    ("tflite.op_resolver", "warn"), ("tflite.op_resolver_words", "ignore"), ("tflite.runtime", "info"),
-    ("tflite.version", "info"), ("packages.ai-edge-litert", "info"), ("packages.tflite-runtime", "info"),
-    ("tflite.*", "info"),
-    # everything else is worth seeing but changes no verdict
-    ("*", "info"),
-)
 
-TODAY_CAUSES = (
-    (('env.TF_ENABLE_ONEDNN_OPTS', 'tensorflow.onednn_enabled'), 15, None,
-     "{path} differs ({change}): oneDNN custom ops change the kernels' summation order; expect "
-     'bitwise-different outputs within ~15 ULP. Since TF 2.9 oneDNN is on by default only on CPUs with '
-     'avx512_vnni, avx512_bf16, avx_vnni or AMX.'),
-    (('tflite.op_resolver',), None, None,
-     '{path} differs ({change}): XNNPACK and the builtin or reference kernels sum in another order; expect '
-     'bitwise-different tflite: outputs, a few 1e-7 absolute (measured: 2.2e-7 on the built-in edge model).'),
-    (('env.ONEDNN_MAX_CPU_ISA', 'env.DNNL_MAX_CPU_ISA'), 12, None,
-     '{path} differs ({change}): oneDNN dispatches to kernels for another instruction set (this is also '
-     'how an older CPU is emulated); expect 0–12 ULP.'),
-    (('env.ONEDNN_DEFAULT_FPMATH_MODE', 'env.TF_SET_ONEDNN_FPMATH_MODE'), None, 0.001,
-     '{path} differs ({change}): oneDNN may compute float32 in reduced precision (bf16/tf32); expect '
-     'relative error ~1e-3, far outside float32 noise.'),
-    (('cpu.tf_flags*',), 12, None,
-     "The CPU's instruction sets differ ({path}: {change}): oneDNN and Eigen select other kernels (AVX2 / "
-     'AVX-512 / AMX, FMA); expect 0–12 ULP.'),
-    (('cpu.missing_required_flags*',), None, None,
-     'This CPU lacks instructions every TensorFlow x86 wheel needs ({path}: {change}): importing '
-     'TensorFlow dies with SIGILL. Use a build for older CPUs or another machine.'),
-    (('tensorflow.version', 'tensorflow.git_version', 'packages.tensorflow*', 'tensorflow.distribution*'), None, 1e-06,
-     'The TensorFlow build differs ({path}: {change}): kernels and defaults change between releases; '
-     "expect ~1e-6 relative, more when a default changes. Pin the image to the golden's version."),
-    (('tflite.runtime', 'tflite.version', 'packages.ai-edge-litert', 'packages.tflite-runtime'), None, 1e-06,
-     'The TFLite runtime differs ({path}: {change}): another runtime or release ships other kernels '
-     "(XNNPACK's, FP16 paths); expect ~1e-6 relative on the tflite: outputs."),
-    (('tensorflow.build_info*', 'tensorflow.compiler_version'), None, None,
-     'TensorFlow was built differently ({path}: {change}): compiler, CUDA or cuDNN of the build changed.'),
-    (('env.TF_XLA_FLAGS', 'env.XLA_FLAGS', 'tensorflow.jit'), 14, None,
-     'XLA/JIT settings differ ({path}: {change}): fused kernels reorder arithmetic; expect ≤ ~14 ULP.'),
-    (('tensorflow.tf32', 'env.NVIDIA_TF32_OVERRIDE'), None, 0.0005,
-     'TF32 differs ({path}: {change}): on NVIDIA compute capability ≥ 8.0 matmul inputs are rounded to 10 '
-     'mantissa bits; expect ~5e-4 relative.'),
-    (('env.TF_DETERMINISTIC_OPS', 'tensorflow.op_determinism', 'env.TF_CUDNN_*'), None, None,
-     'Determinism / cuDNN algorithm settings differ ({path}: {change}): on GPUs this changes algorithm '
-     'choice and run-to-run variation; on CPUs it has no numeric effect.'),
-    (('packages.numpy', 'numpy.version'), 4, None,
-     "NumPy differs ({change}): ufuncs may differ by ≤ 4 ULP and NumPy 2's type promotion changes "
-     'pre/post-processing.'),
-    (('packages.keras', 'packages.tf-keras', 'tensorflow.keras*', 'env.TF_USE_LEGACY_KERAS'), None, None,
-     'Keras differs ({path}: {change}): ~1e-7 per layer; Keras 3 cannot load legacy SavedModels with '
-     'load_model.'),
-    (('packages.protobuf', 'env.PROTOCOL_BUFFERS_*'), None, None,
-     "protobuf differs ({change}): no numeric effect, but a mismatch breaks TensorFlow's import."),
-    (('os.glibc',), 4, None,
-     'glibc differs ({change}): libm may differ within a few ULP, mostly in NumPy-side code.'),
-    (('python.version',), None, None,
-     'Python differs ({change}): no numeric effect by itself; it selects other wheels.'),
-)
-
-TODAY_IDENTIFYING = ("host.hostname", "gpu.gpus[*].uuid", "gpu.gpus[*].serial", "gpu.gpus[*].pci_bus_id")
-TODAY_SET_OF_RECORDS = frozenset({"tensorflow.devices", "tensorflow.gpu_devices"})
+@pytest.mark.parametrize("path, severity", [
+    pytest.param("host.hostname", "ignore", id="identity-of-the-machine"),
+    pytest.param("tensorflow.threads.intra_op", "info", id="threads"),
+    pytest.param("tensorflow.version", "fail", id="tf-version"),
+    pytest.param("packages.tensorflow-cpu", "fail", id="tf-package"),
+    # First match wins: the specific rule before the broad one below it.
+    pytest.param("gpu.gpus[0].uuid", "ignore", id="gpu-uuid-before-gpu-record"),
+    pytest.param("gpu.gpus[1]", "warn", id="a-gpu-added"),
+    pytest.param("gpu.gpus[0].name", "warn", id="gpu-name"),
+    pytest.param("gpu.driver_version", "fail", id="driver"),
+    pytest.param("gpu.nvml_api", "info", id="other-gpu-facts"),
+    pytest.param("cuda_libraries.loaded.libcudnn.path", "info", id="library-path-before-library"),
+    pytest.param("cuda_libraries.loaded.libcudnn.version", "fail", id="library-version"),
+    pytest.param("cuda_libraries.loaded.libm.version", "warn", id="libm-before-libraries"),
+    pytest.param("packages.nvidia-cudnn-cu12", "fail", id="nvidia-package"),
+    pytest.param("packages.numpy", "warn", id="numpy"),
+    pytest.param("env.TF_ENABLE_ONEDNN_OPTS", "warn", id="onednn-switch"),
+    pytest.param("cpu.missing_required_flags[0]", "fail", id="cpu-lacks-avx"),
+    pytest.param("tflite.op_resolver_words", "ignore", id="resolver-words-before-tflite"),
+    pytest.param("tflite.op_resolver", "warn", id="resolver"),
+    pytest.param("tflite.version", "info", id="tflite-version"),
+    pytest.param("packages.requests", "info", id="anything-else"),
+])
+def test_a_difference_gets_its_fields_severity(path, severity):
+    assert Policy().severity_for(path) == severity
 
 
-def test_default_severity_is_todays_rules_in_todays_order():
-    assert policy.DEFAULT_SEVERITY == TODAY_SEVERITY
+@pytest.mark.parametrize("path, says", [
+    pytest.param("env.TF_ENABLE_ONEDNN_OPTS", "oneDNN custom ops", id="onednn"),
+    pytest.param("env.ONEDNN_MAX_CPU_ISA", "another instruction set", id="isa"),
+    pytest.param("cpu.tf_flags[2]", "The CPU's instruction sets differ", id="cpu-flags"),
+    pytest.param("tensorflow.version", "The TensorFlow build differs", id="tf"),
+    pytest.param("packages.numpy", "NumPy differs", id="numpy"),
+    pytest.param("tflite.op_resolver", "XNNPACK", id="resolver"),
+])
+def test_a_registered_hint_explains_its_fields(path, says):
+    (cause,) = [cause for cause in explain.CAUSES if any(fnmatch(path, p) for p in cause.patterns)][:1]
+    assert says in cause.text.format(path=path, change="a → b")
 
 
-def test_causes_keep_their_order_texts_and_bounds():
-    derived = [(cause.text, cause.explains_ulp, cause.explains_rel) for cause in explain.CAUSES]
-    assert derived == [(text, ulp, rel) for _, ulp, rel, text in TODAY_CAUSES]
+def fnmatch(path: str, pattern: str) -> bool:
+    import fnmatch as module
+
+    return module.fnmatchcase(path, pattern)
 
 
-def test_causes_match_the_same_paths():
-    # A cause's patterns now follow registry order; hints_for asks whether ANY of them matches a
-    # difference, so only the set of patterns is observable.
-    assert [set(cause.patterns) for cause in explain.CAUSES] == [set(patterns) for patterns, *_ in TODAY_CAUSES]
+def test_hints_go_from_the_most_specific_cause_to_the_broadest():
+    priorities = [hint.priority for hint, _ in fields.hint_table()]
+    assert priorities == sorted(priorities)
+    texts = [cause.text for cause in explain.CAUSES]
+    assert texts.index(fields.ONEDNN.text) < texts.index(fields.TF_RELEASE.text) < texts.index(fields.NUMPY.text)
 
 
-def test_identifying_paths_and_sets_of_records_are_todays():
-    assert IDENTIFYING_PATHS == TODAY_IDENTIFYING
-    assert fingerprint.SET_OF_RECORDS == TODAY_SET_OF_RECORDS
-
-
-def _redact_as_before(node: Any, path: str = "") -> None:
-    """Frozen copy of redact._redact before the registry: exact match on paths with [*] for indexes."""
-    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-    for key, value in list(children):
-        child = f"{path}[*]" if isinstance(key, int) else (f"{path}.{key}" if path else str(key))
-        if isinstance(value, (dict, list)):
-            _redact_as_before(value, child)
-        elif isinstance(value, str) and child in TODAY_IDENTIFYING and not value.startswith(REDACTED_PREFIX):
-            node[key] = hash_identifier(value)
+def test_devices_are_compared_as_sets():
+    golden = {"tensorflow": {"devices": [{"name": "/CPU:0"}, {"name": "/GPU:0"}]}}
+    reordered = {"tensorflow": {"devices": [{"name": "/GPU:0"}, {"name": "/CPU:0"}]}}
+    assert diff_fingerprints(golden, reordered, Policy()) == ()
+    assert diff_fingerprints(golden, {"tensorflow": {"devices": [{"name": "/CPU:0"}]}}, Policy())
+    assert {"tensorflow.devices", "tensorflow.gpu_devices"} <= fields.set_of_records_paths()
 
 
 SAMPLE = {
@@ -155,6 +96,11 @@ SAMPLE = {
 }
 
 
+IDENTIFYING_IN_SAMPLE = (("host", "hostname"), ("gpu", "gpus", 0, "uuid"), ("gpu", "gpus", 0, "serial"),
+                         ("gpu", "gpus", 0, "pci_bus_id"), ("gpu", "gpus", 1, "pci_bus_id"))
+"""Where SAMPLE holds an identifier of a machine: each is hashed, nothing else is touched."""
+
+
 def _recorded_fingerprints() -> list[dict[str, Any]]:
     found = []
     for path in sorted((REPO / "fixtures" / "reports" / "recorded").glob("*.json")):
@@ -162,11 +108,19 @@ def _recorded_fingerprints() -> list[dict[str, Any]]:
     return found
 
 
-@pytest.mark.parametrize("sample", [SAMPLE, *_recorded_fingerprints()], ids=lambda s: str(s.get("host", {}).get("hostname")))
-def test_redaction_gives_todays_result(sample):
-    expected = copy.deepcopy(sample)
-    _redact_as_before(expected)
-    assert redact_fingerprint(sample) == expected
+def test_redaction_hashes_the_identifiers_and_nothing_else():
+    expected = copy.deepcopy(SAMPLE)
+    for path in IDENTIFYING_IN_SAMPLE:
+        node = expected
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = hash_identifier(node[path[-1]])
+    assert redact_fingerprint(SAMPLE) == expected
+
+
+@pytest.mark.parametrize("sample", _recorded_fingerprints(), ids=lambda s: str(s.get("host", {}).get("hostname")))
+def test_redaction_of_a_shared_fingerprint_changes_nothing(sample):
+    assert redact_fingerprint(sample) == sample
 
 
 def test_the_sample_exercises_redaction():

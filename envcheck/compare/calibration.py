@@ -6,8 +6,11 @@ model (envcheck_probe/calibrate.py); each perturbed output is compared with the 
 here. An output's noise is the largest absolute difference any perturbation made, and never less than one
 ULP of its largest golden value (a reference that repeats bitwise still has a resolution). Its calibrated
 tolerance is `max(policy floor, K × noise)`, as an atol in the band's units (a multiple of max|golden|),
-the rtol left at the floor. The manifest keeps all of it (`calibration`); a check uses the calibrated
-tolerance unless its --policy sets tolerances, and reports each output's worst error in noise units.
+the rtol left at the floor. The manifest keeps all of it (`calibration`); loading a golden computes every
+calibrated tolerance again from those numbers and refuses one that does not follow (calibration_problem). A
+check lays the calibrated tolerances over the golden's policy, a --policy over both key by key (a file's
+`[tolerance.outputs.NAME] atol` replaces that output's calibrated atol, nothing else), and reports each
+output's worst error in noise units.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from envcheck.compare.outputs import compare_output, ulp_at
+from envcheck.compare.outputs import FloatFormat, compare_output, float_format, ulp_at
 from envcheck.compare.policy import Policy
 from envcheck.model import Tolerance
 
@@ -69,14 +72,47 @@ def _deterministic(perturbations: dict[str, Any]) -> bool | None:
                for entry in ran for moved in entry["outputs"].values())
 
 
-def _tolerance(golden: np.ndarray, measured: float, floor: Tolerance) -> dict[str, Any]:
-    """An output's noise (never below one ULP of its largest value) and the tolerance it yields."""
-    finite = golden[np.isfinite(golden)] if golden.dtype.kind == "f" else np.zeros(0)
+def _tolerance(golden: np.ndarray, measured: float, floor: Tolerance, k: float = K) -> dict[str, Any]:
+    """An output's noise (never below one ULP of its largest value) and the tolerance it yields; bfloat16 is
+    read as the numbers it holds, its ULP in bfloat16 units."""
+    fmt = float_format(golden)
+    values = fmt.values(golden) if fmt is not None else np.zeros(0)
+    finite = values[np.isfinite(values)]
     scale = float(np.abs(finite).max()) if finite.size else 0.0
-    resolution = ulp_at(scale, golden.dtype) if golden.dtype.kind == "f" else 0.0
-    noise = max(measured, resolution)
-    atol = max(floor.atol, K * noise / scale) if scale > 0 and math.isfinite(noise) else floor.atol
+    noise = max(measured, _resolution(scale, fmt) if fmt is not None else 0.0)
+    atol = max(floor.atol, k * noise / scale) if scale > 0 and math.isfinite(noise) else floor.atol
     return {"noise": noise, "scale": scale, "atol": atol, "rtol": floor.rtol}
+
+
+def _resolution(scale: float, fmt: FloatFormat) -> float:
+    """One ULP of the format at `scale`: a bfloat16 keeps 7 of float32's 23 fraction bits, so its ULP is 2**16
+    float32 ULP (normal numbers; near zero, one bfloat16 ULP at 1 as ulp_at does)."""
+    if fmt.bfloat16:
+        return ulp_at(scale, np.dtype(np.float32)) * 2.0 ** 16
+    return ulp_at(scale, np.dtype(fmt.name))
+
+
+def calibration_problem(calibration: dict[str, Any], expected: dict[str, np.ndarray], floor: Policy) -> str | None:
+    """Why a manifest's calibration does not follow from its own numbers (None: it does). Each output's noise,
+    scale and tolerance are computed again from the moves the perturbations recorded, the golden's outputs and the
+    policy `floor`, as `calibrate` computed them; `k` may be below K (a tighter band), never above."""
+    k = calibration["k"]
+    if k > K:
+        return f"k = {k:g} is above envcheck's {K:g}: it widens every calibrated band"
+    if calibration.get("deterministic") != _deterministic(calibration["perturbations"]):
+        return "deterministic does not follow from the repeats' recorded moves"
+    for name, recorded in sorted(calibration["outputs"].items()):
+        if name not in expected:
+            return f"output {name!r} is calibrated but the golden has no such output"
+        moves = [(entry.get("outputs") or {}).get(name) for entry in calibration["perturbations"].values()]
+        measured = max((move["max_abs"] for move in moves if move and move.get("max_abs") is not None), default=0.0)
+        honest = _tolerance(expected[name], measured, floor.tolerance_for(name), k)
+        differs = [key for key in ("noise", "scale", "atol", "rtol")  # (scale: absent from early calibrations)
+                   if key in recorded and not math.isclose(recorded[key], honest[key], rel_tol=1e-9, abs_tol=0.0)]
+        if differs:
+            return (f"output {name!r} records {', '.join(f'{key} {recorded[key]:.6g}' for key in differs)}, but its "
+                    f"perturbations, outputs and policy give {', '.join(f'{key} {honest[key]:.6g}' for key in differs)}")
+    return None
 
 
 def calibrated_layer(calibration: dict[str, Any] | None, floor: Policy) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from envcheck.compare.latency import compare_latency
 from envcheck.compare.localization import localize
 from envcheck.compare.outputs import compare_outputs
 from envcheck.compare.policy import Policy
+from envcheck.compare.tflite import CODE as TFLITE_FINDING
 from envcheck.compare.tflite import edge_golden_fingerprint, tflite_comparisons, tflite_findings
 from envcheck.compare.verdict import decide_verdict
 from envcheck.model import (
@@ -55,7 +56,7 @@ def evaluate(outcome: Capture | TargetFailure, reference: Reference, policy: Pol
     latency, slowness = compare_latency(outcome.latency, fingerprint, reference.latency, policy.latency, severity_of,
                                         concurrent_probes)
     findings += slowness + determinism_findings(outcome.determinism, reference.determinism, severity_of)
-    findings += tflite_findings(outcome, reference.tflite_expected is not None)
+    findings += tflite_findings(outcome, reference.tflite_expected is not None, severity_of(TFLITE_FINDING))
     findings += image_findings(outcome.target_info, reference.image, severity_of(IMAGE_FINDING))
     # Parity within its band is shown, never decides: a converted model is not bitwise its SavedModel.
     judged = [o for o in outputs if not (is_parity(o.name) and o.status in ("identical", "noise"))]

@@ -25,12 +25,18 @@ an unknown key, a wrong type or a bad value is a usage error (exit 2) naming the
     "env.TF_ENABLE_ONEDNN_OPTS" = "fail"
     "packages.numpy" = "info"
     "finding.gpu-architecture-differs" = "warn"   # findings too, by code
+
+Layers (the golden's policy, its calibration, a --policy file) are laid over one another by `overlay`, key by
+key: a layer replaces exactly the keys it sets, and `replaced_keys` says which. Severity rules are first-match,
+so their order is part of the policy: golden writers store them as a list of [pattern, severity] pairs, which
+the schema accepts beside the table form (read in the order written).
 """
 from __future__ import annotations
 
 import fnmatch
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
@@ -182,33 +188,100 @@ def _toml_key(key: str) -> str:
 
 
 def build_policy(*layers: dict[str, Any], source: str = "policy") -> Policy:
-    """Merge policy tables (later layers win) over the defaults; each is checked first."""
-    policy = Policy()
+    """The policy of `layers` (each checked first) laid over the defaults, later layers over earlier ones."""
+    merged: dict[str, Any] = {}
     for layer in layers:
         validate_policy(layer or {}, source)
-        policy = _apply(policy, layer or {})
-    return policy
+        merged = overlay(merged, layer or {})
+    return _policy_from(merged)
 
 
-def _apply(policy: Policy, table: dict[str, Any]) -> Policy:
+def overlay(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    """`layer` laid over `base`, key by key: the one place policies are layered. A layer replaces exactly the keys
+    it sets (a per-output `rtol` leaves that output's `atol` where the layers below put it); its severity rules
+    are consulted before those below (first match wins)."""
+    merged = _overlay_keys(base, {key: value for key, value in layer.items() if key != "severity"})
+    if "severity" in layer:
+        merged["severity"] = [list(rule) for rule in severity_rules(layer) + severity_rules(base)]
+    return merged
+
+
+def _overlay_keys(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in layer.items():
+        below = base.get(key)
+        merged[key] = _overlay_keys(below, value) if isinstance(value, dict) and isinstance(below, dict) else value
+    return merged
+
+
+def replaced_keys(base: dict[str, Any], layer: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """What `layer` replaces of `base`: (where, as a policy file names it; the value below; the layer's) for each
+    key both set to different values, and each severity pattern both rule on differently."""
+    found = [(_toml_location(path, table=False), was, now) for path, was, now in _replaced_leaves(base, layer, ())]
+    theirs = dict(reversed(severity_rules(base)))  # (the first rule of a pattern is the one that matches)
+    for pattern, severity in dict(reversed(severity_rules(layer))).items():
+        if pattern in theirs and theirs[pattern] != severity:
+            found.append((f"`[severity] {_toml_key(pattern)}`", theirs[pattern], severity))
+    return found
+
+
+def _replaced_leaves(base: dict[str, Any], layer: dict[str, Any], path: tuple[str, ...]
+                     ) -> list[tuple[tuple[str, ...], Any, Any]]:
+    found = []
+    for key, value in layer.items():
+        if (key == "severity" and not path) or key not in base:
+            continue
+        if isinstance(value, dict) and isinstance(base[key], dict):
+            found += _replaced_leaves(base[key], value, path + (key,))
+        elif base[key] != value:
+            found.append((path + (key,), base[key], value))
+    return found
+
+
+def severity_rules(table: dict[str, Any]) -> tuple[tuple[str, Severity], ...]:
+    """A policy table's severity rules in first-match order. Two forms say it: a table (a TOML file's
+    `[severity]`, or a manifest written before rules were stored as a list), read in the order written, and the
+    list of [pattern, severity] pairs every golden writer stores (golden.py), which no JSON writer reorders."""
+    rules = table.get("severity") or {}
+    pairs = rules.items() if isinstance(rules, dict) else rules
+    return tuple((str(pattern), severity) for pattern, severity in pairs)
+
+
+def ordered_table(table: dict[str, Any]) -> dict[str, Any]:
+    """The table with its severity rules as the ordered list of pairs: as stored, and as hashed."""
+    if "severity" not in table:
+        return table
+    return {**table, "severity": [list(rule) for rule in severity_rules(table)]}
+
+
+def unknown_outputs(table: dict[str, Any], known: Iterable[str], source: str) -> None:
+    """PolicyFileError (exit 2) when `table` sets a tolerance for an output the golden does not have: a misspelt
+    name would otherwise be accepted and change nothing."""
+    known = sorted(known)
+    for name in (table.get("tolerance") or {}).get("outputs") or {}:
+        if name not in known:
+            where = _toml_location(("tolerance", "outputs", name), table=True)
+            raise PolicyFileError(f"{source}: {where}: the golden has no output {name!r} (its outputs: "
+                                  f"{', '.join(known)})")
+
+
+def _policy_from(table: dict[str, Any]) -> Policy:
+    """The Policy that a merged table says, every key it does not set at its default."""
     tolerance = table.get("tolerance", {})
-    default = _tolerance(tolerance, policy.default_tolerance)
-    outputs = dict(policy.output_tolerances)
-    classification = dict(policy.classification)
-    for name, overrides in tolerance.get("outputs", {}).items():
-        outputs[name] = _tolerance(overrides, default)
-        if "classification" in overrides:
-            classification[name] = overrides["classification"]  # a bool: the schema refuses "false"
-    rules = tuple(table.get("severity", {}).items())
-    latency = table.get("latency", {})
-    latency_policy = LatencyPolicy(warn_ratio=float(latency.get("warn_ratio", policy.latency.warn_ratio)),
-                                   fail_ratio=float(latency.get("fail_ratio", policy.latency.fail_ratio)),
-                                   gate_p99=bool(latency.get("gate_p99", policy.latency.gate_p99)))
-    acceptance = table.get("acceptance", {})
-    return Policy(default_tolerance=default, output_tolerances=outputs, classification=classification,
-                  user_rules=rules + policy.user_rules, latency=latency_policy,
-                  min_consistency=float(acceptance.get("min_consistency", policy.min_consistency)),
-                  min_top1_agreement=float(acceptance.get("min_top1_agreement", policy.min_top1_agreement)))
+    default = _tolerance(tolerance, Tolerance())
+    outputs = tolerance.get("outputs", {})
+    latency, acceptance = table.get("latency", {}), table.get("acceptance", {})
+    defaults = Policy()
+    return Policy(default_tolerance=default,
+                  output_tolerances={name: _tolerance(values, default) for name, values in outputs.items()},
+                  classification={name: values["classification"] for name, values in outputs.items()
+                                  if "classification" in values},  # a bool: the schema refuses "false"
+                  user_rules=severity_rules(table),
+                  latency=LatencyPolicy(warn_ratio=float(latency.get("warn_ratio", defaults.latency.warn_ratio)),
+                                        fail_ratio=float(latency.get("fail_ratio", defaults.latency.fail_ratio)),
+                                        gate_p99=bool(latency.get("gate_p99", defaults.latency.gate_p99))),
+                  min_consistency=float(acceptance.get("min_consistency", defaults.min_consistency)),
+                  min_top1_agreement=float(acceptance.get("min_top1_agreement", defaults.min_top1_agreement)))
 
 
 def _tolerance(table: dict[str, Any], base: Tolerance) -> Tolerance:

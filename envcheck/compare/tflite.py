@@ -15,7 +15,7 @@ import numpy as np
 
 from envcheck.compare.outputs import compare_outputs
 from envcheck.compare.policy import Policy
-from envcheck.model import PARITY_PREFIX, TFLITE_PREFIX, Capture, Finding, OutputComparison
+from envcheck.model import PARITY_PREFIX, TFLITE_PREFIX, Capture, Finding, OutputComparison, Severity
 
 
 def tflite_comparisons(expected: dict[str, np.ndarray] | None, capture: Capture,
@@ -33,9 +33,14 @@ def tflite_comparisons(expected: dict[str, np.ndarray] | None, capture: Capture,
     return found
 
 
-def tflite_findings(capture: Capture, golden_has_tflite: bool) -> tuple[Finding, ...]:
+CODE = "tflite-failed"
+DEFAULT_SEVERITY: Severity = "warn"
+
+
+def tflite_findings(capture: Capture, golden_has_tflite: bool, severity: Severity | None = None) -> tuple[Finding, ...]:
     """A golden with a TFLite model whose model.tflite could not run in this target (which has TensorFlow: a
-    failed edge target is an ERROR instead): the SavedModel is judged, the edge path is not checked."""
+    failed edge target is an ERROR instead): the SavedModel is judged, the edge path is not checked. `severity`:
+    the policy's for `finding.tflite-failed` (None: warn)."""
     error = (capture.tflite or {}).get("error")
     if not golden_has_tflite or not isinstance(error, dict):
         return ()
@@ -43,7 +48,7 @@ def tflite_findings(capture: Capture, golden_has_tflite: bool) -> tuple[Finding,
             "tflite-load": "The runtime here cannot load the golden's model.tflite: compare its version with the "
                            "golden's converter (manifest `tflite`) and the edge boxes' runtime."}.get(
         str(error.get("kind")), "Run model.tflite with the runtime the edge boxes use to see where it fails.")
-    return (Finding(code="tflite-failed", severity="warn",
+    return (Finding(code=CODE, severity=severity or DEFAULT_SEVERITY,
                     message=f"model.tflite did not run here: {error.get('message')}", hint=hint),)
 
 

@@ -73,6 +73,11 @@ def _symlink_escape(root: Path) -> list[str]:
     return verify(edit_manifest(bundle, lambda m: m["files"].update({"notes.txt": sha256_file(root / "outside.txt")})))
 
 
+def _forge_calibration(manifest: dict) -> None:
+    """A band 100 times wider than the calibration's own numbers give: drift would pass as noise."""
+    manifest["calibration"]["outputs"]["embedding"]["atol"] = 1e-3
+
+
 def _pickled_inputs(root: Path) -> list[str]:
     bundle = golden_copy(root)
     np.savez(bundle / "inputs.npz", image=np.array([{"__reduce__": "os.system"}], dtype=object))
@@ -321,6 +326,8 @@ CASES: tuple[Case, ...] = (
     Case("golden-symlink-escape", _symlink_escape, 3, "symbolic link"),
     Case("golden-inputs-pickled", _pickled_inputs, 3, "inputs.npz"),
     Case("golden-inputs-not-zip", _not_a_zip("inputs.npz"), 3, "inputs.npz"),
+    Case("golden-forged-calibration", lambda r: verify(edit_manifest(golden_copy(r), _forge_calibration)), 3,
+         "embedding"),
     Case("golden-create-not-savedmodel", lambda r: ["golden", "create", "--model", str(r), "--out", str(r / "g")],
          2, "not a SavedModel"),
     Case("golden-create-zero-rows", _create_with_inputs(image=_image_rows(0)), 2, "no rows"),
@@ -343,6 +350,7 @@ CASES: tuple[Case, ...] = (
     Case("policy-classification-string", _policy('[tolerance.outputs.class_probs]\nclassification = "false"\n'),
          2, "classification"),
     Case("policy-not-toml", _policy("[tolerance\n"), 2, "TOML"),
+    Case("policy-unknown-output", _policy("[tolerance.outputs.embeding]\natol = 1e-3\n"), 2, "embeding"),
     # captures brought back from a site: the capture is an ERROR row or one line, exit 3
     Case("capture-not-a-capture", lambda r: ["compare", str(r)], 3, "capture"),
     Case("capture-truncated-json", _capture(_truncate("capture.json", 100)), 3, "capture.json",
@@ -354,6 +362,8 @@ CASES: tuple[Case, ...] = (
     Case("capture-truncated-outputs", _capture(_truncate("outputs.npz", 1000)), 3, "outputs.npz", kind="no-outputs"),
     Case("capture-empty-outputs", _capture(_truncate("outputs.npz", 0)), 3, "outputs.npz", kind="no-outputs"),
     Case("capture-object-outputs", _capture(_object_outputs), 3, "outputs.npz", kind="no-outputs"),
+    Case("capture-names-no-golden", _capture(_edit_capture_json(lambda d: d.pop("golden_sha256"))), 3,
+         "without naming its golden", kind="golden-mismatch"),
     # the fleet review: what it cannot use is skipped with a reason; exit 3 only when nothing was read
     Case("review-truncated-report", _review(("cut.json", (RECORDED / "beijing-1.json").read_text()[:500])), 0,
          "skipped"),

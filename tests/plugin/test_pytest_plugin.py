@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from helpers import docker_with_images, require
 
-from envcheck.golden import load_golden, write_bundle
+from envcheck.golden import BundleFiles, load_golden, write_golden
 
 pytest_plugins = ["pytester"]
 
@@ -202,9 +202,11 @@ def test_update_golden_rebuilds_from_the_reference_target_only_and_fails_the_run
     made_here = load_golden(host_golden)
     team_golden = pytester.path / "golden"
     policy = {"tolerance": {"atol": 2e-5, "rtol": 1e-5}}
-    write_bundle(team_golden, model_dir=made_here.path / "model", inputs_npz=made_here.path / "inputs.npz",
-                 expected={name: value + np.float32(1e-3) for name, value in made_here.expected.items()},
-                 fingerprint=made_here.fingerprint, description="vision team golden", policy=policy, force=False)
+    off = BundleFiles(model_dir=made_here.path / "model", inputs_npz=made_here.path / "inputs.npz",
+                      expected={name: value + np.float32(1e-3) for name, value in made_here.expected.items()},
+                      fingerprint=made_here.fingerprint)
+    write_golden(team_golden, {"description": "vision team golden", "policy": policy, "latency": made_here.latency},
+                 files=off)
     before = load_golden(team_golden).sha256
     pytester.makepyfile(test_golden=ONE_FILE)
     result = run(pytester, "--envcheck-golden", "golden", "--envcheck-target", f"docker:{DRIFTING_IMAGE}",
@@ -221,5 +223,26 @@ def test_update_golden_rebuilds_from_the_reference_target_only_and_fails_the_run
     assert sorted(rebuilt.expected) == sorted(made_here.expected)
     for name, value in made_here.expected.items():  # this host computes the same bits every time
         assert np.array_equal(rebuilt.expected[name], value), name
-    assert rebuilt.latency is not None  # measured in the reference target, with the default budget
+    # Measured again in the reference target (default budget); no record the team golden lacked is added.
+    assert rebuilt.latency is not None
+    assert {"calibration", "layers", "determinism", "tflite"}.isdisjoint(rebuilt.manifest)
     assert not reports_in(pytester.path / "kept")  # the target under test was never probed
+
+
+def test_a_builtin_golden_is_named_as_the_cli_names_it(pytester):
+    """`--envcheck-golden builtin:edge` is the built-in edge golden, not a folder named so in the cwd."""
+    pytester.makepyfile(test_golden="""
+def test_golden(envcheck):
+    from envcheck.check import load_pinned_golden
+
+    assert envcheck.settings.golden == "builtin:edge"
+    assert load_pinned_golden(envcheck.settings.golden).path.name == "edge"
+""")
+    run(pytester, "--envcheck-golden", "builtin:edge").assert_outcomes(passed=1)
+
+
+def test_update_golden_refuses_a_builtin_golden(pytester):
+    pytester.makepyfile(test_golden=ONE_FILE)
+    result = run(pytester, "--envcheck-golden", "builtin:edge", "--envcheck-update-golden")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--envcheck-update-golden needs --envcheck-golden DIR*"])
