@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from envcheck.model import Finding, Severity
+from envcheck.model import Finding
 
 NONDETERMINISTIC = "nondeterministic-outputs"
 
@@ -17,10 +17,8 @@ def reference_determinism(record: dict[str, Any] | None) -> dict[str, Any] | Non
     return {"bitwise_repeatable": record["bitwise_repeatable"], "max_abs_spread": record.get("max_abs_spread") or {}}
 
 
-def determinism_findings(record: dict[str, Any] | None, golden: dict[str, Any] | None,
-                         severity_of: Any = None) -> tuple[Finding, ...]:
-    """`nondeterministic-outputs` (warn) for a target that did not repeat bitwise where the reference did.
-    `severity_of(code)` is the policy's severity for `finding.<code>`, or None."""
+def determinism_findings(record: dict[str, Any] | None, golden: dict[str, Any] | None) -> tuple[Finding, ...]:
+    """`nondeterministic-outputs` (warn) for a target that did not repeat bitwise where the reference did."""
     if not isinstance(record, dict) or record.get("bitwise_repeatable") is not False:
         return ()
     if not isinstance(golden, dict) or golden.get("bitwise_repeatable") is not True:
@@ -28,8 +26,7 @@ def determinism_findings(record: dict[str, Any] | None, golden: dict[str, Any] |
     spread = {name: value for name, value in (record.get("max_abs_spread") or {}).items() if value != 0.0}
     shown = ", ".join(f"{name} {'(changed shape or type)' if value is None else f'by up to {value:.3g}'}"
                       for name, value in sorted(spread.items()))
-    severity: Severity = (severity_of(NONDETERMINISTIC) if severity_of else None) or "warn"
-    return (Finding(code=NONDETERMINISTIC, severity=severity,
+    return (Finding(code=NONDETERMINISTIC, severity="warn",
                     message=f"two passes over the golden inputs differ: {shown}; the reference repeated bitwise",
                     hint="Something in this target varies from run to run: GPU autotuning or atomics "
                          "(TF_DETERMINISTIC_OPS=1, TF_CUDNN_DETERMINISTIC=1), a random op in the model, or "

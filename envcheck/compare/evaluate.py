@@ -10,20 +10,18 @@ from envcheck.compare.determinism import determinism_findings
 from envcheck.compare.explain import hints_for
 from envcheck.compare.findings import find_problems
 from envcheck.compare.fingerprint import diff_fingerprints
-from envcheck.compare.image import CODE as IMAGE_FINDING
 from envcheck.compare.image import image_findings
 from envcheck.compare.latency import compare_latency
 from envcheck.compare.localization import localize
 from envcheck.compare.outputs import compare_outputs
 from envcheck.compare.policy import Policy
-from envcheck.compare.tflite import CODE as TFLITE_FINDING
+from envcheck.compare.severity import resolve_findings
 from envcheck.compare.tflite import edge_golden_fingerprint, tflite_comparisons, tflite_findings
 from envcheck.compare.verdict import decide_verdict
 from envcheck.model import (
     Capture,
     OutputComparison,
     Reference,
-    Severity,
     TargetFailure,
     TargetResult,
     is_parity,
@@ -42,22 +40,21 @@ def evaluate(outcome: Capture | TargetFailure, reference: Reference, policy: Pol
     golden = reference.fingerprint
     if isinstance(outcome, Capture) and outcome.edge:
         golden = edge_golden_fingerprint(golden, fingerprint)
-    findings = find_problems(fingerprint, golden, policy)
     if isinstance(outcome, TargetFailure):
         return TargetResult(spec=outcome.spec, site=outcome.site, verdict="ERROR", error=outcome, outputs=(),
                             fingerprint_diff=(), hints=(), fingerprint=fingerprint, target_info=target_info,
-                            timings=outcome.timings, output_digest=None, findings=findings)
+                            timings=outcome.timings, output_digest=None,
+                            findings=resolve_findings(find_problems(fingerprint, golden), policy))
     outputs = () if outcome.edge else compare_outputs(reference.expected, outcome.outputs, policy, noise=reference.noise)
     outputs += tflite_comparisons(reference.tflite_expected, outcome, policy)
     diffs = diff_fingerprints(golden, fingerprint, policy)
-    def severity_of(code: str) -> Severity | None:
-        return policy.user_severity(f"finding.{code}")
-
-    latency, slowness = compare_latency(outcome.latency, fingerprint, reference.latency, policy.latency, severity_of,
+    latency, slowness = compare_latency(outcome.latency, fingerprint, reference.latency, policy.latency,
                                         concurrent_probes)
-    findings += slowness + determinism_findings(outcome.determinism, reference.determinism, severity_of)
-    findings += tflite_findings(outcome, reference.tflite_expected is not None, severity_of(TFLITE_FINDING))
-    findings += image_findings(outcome.target_info, reference.image, severity_of(IMAGE_FINDING))
+    # Every producer proposes at its default severity; the policy decides once, for all of them alike.
+    findings = resolve_findings((*find_problems(fingerprint, golden), *slowness,
+                                 *determinism_findings(outcome.determinism, reference.determinism),
+                                 *tflite_findings(outcome, reference.tflite_expected is not None),
+                                 *image_findings(outcome.target_info, reference.image)), policy)
     # Parity within its band is shown, never decides: a converted model is not bitwise its SavedModel.
     judged = [o for o in outputs if not (is_parity(o.name) and o.status in ("identical", "noise"))]
     return TargetResult(spec=outcome.spec, site=outcome.site, verdict=decide_verdict(judged, diffs, findings),

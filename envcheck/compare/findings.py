@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from envcheck.compare.policy import Policy
 from envcheck.model import Finding, Severity
 
 NVML_PLAIN = {
@@ -24,14 +23,15 @@ NVML_PLAIN = {
 }
 
 
-def find_problems(fingerprint: dict[str, Any], golden: dict[str, Any], policy: Policy) -> tuple[Finding, ...]:
-    """Problems a target's own fingerprint shows (CPU fallback, driver too old, …), at the policy's severities."""
+def find_problems(fingerprint: dict[str, Any], golden: dict[str, Any]) -> tuple[Finding, ...]:
+    """Problems a target's own fingerprint shows (CPU fallback, driver too old, …), at their default severities
+    (compare/severity.py applies the policy)."""
     found: list[tuple[str, Severity, str, str]] = []
     for check in (_cpu_flags, _nvml_error, _gpu_unreachable, _gpu_query_errors, _cpu_fallback, _driver_too_old,
                   _library_mismatch, _libraries_disagree, _gpu_architecture, _tf32):
         found.extend(check(fingerprint, golden))
-    return tuple(Finding(code=code, severity=policy.user_severity(f"finding.{code}") or severity, message=message,
-                         hint=hint) for code, severity, message, hint in found)
+    return tuple(Finding(code=code, severity=severity, message=message, hint=hint)
+                 for code, severity, message, hint in found)
 
 
 def version_tuple(text: Any) -> tuple[int, ...] | None:

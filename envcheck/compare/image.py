@@ -6,21 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 from envcheck.model import IMAGE_DIFFERS_FROM_GOLDEN as CODE
-from envcheck.model import Finding, Severity
+from envcheck.model import Finding
 
 
-def image_findings(target_info: dict[str, Any], reference_image: dict[str, Any] | None,
-                   severity: Severity | None = None) -> tuple[Finding, ...]:
+def image_findings(target_info: dict[str, Any], reference_image: dict[str, Any] | None) -> tuple[Finding, ...]:
     """The finding when the target's image reference is the golden's (by tag) but its image id is another."""
     image = target_info.get("image") if target_info.get("kind") == "docker" else None
     if not reference_image or not isinstance(image, dict) or not image.get("id"):
         return ()
     ref = str(target_info.get("image_ref") or "")
     same_tag = ref == reference_image.get("ref") or _tagged(ref) in (reference_image.get("tags") or [])
-    if not same_tag or image["id"] == reference_image.get("id") or severity == "ignore":
+    if not same_tag or image["id"] == reference_image.get("id"):
         return ()
     return (Finding(
-        code=CODE, severity=severity or "warn",
+        code=CODE, severity="warn",
         message=(f"{ref} is image {_short(image['id'])} here ({_digests(image.get('repo_digests'))}), but the golden "
                  f"was made in {_short(reference_image.get('id'))} ({_digests(reference_image.get('repo_digests'))}) "
                  "under that tag"),

@@ -84,11 +84,11 @@ def block_spread(latency: dict[str, Any]) -> float:
 
 
 def compare_latency(latency: dict[str, Any] | None, fingerprint: dict[str, Any], golden: dict[str, Any] | None,
-                    policy: LatencyPolicy, severity_of: Any = None,
+                    policy: LatencyPolicy,
                     concurrent_probes: int = 1) -> tuple[dict[str, Any] | None, tuple[Finding, ...]]:
-    """(the report's `latency` entry of a target, findings). `severity_of(code)` is the user's severity for
-    a finding code, or None (the policy's `finding.<code>` rules); `concurrent_probes` how many probes the
-    run had going at once (with more than one they compete for the same CPUs: shown, never judged)."""
+    """(the report's `latency` entry of a target, findings at their default severities: compare/severity.py
+    applies the policy); `concurrent_probes` how many probes the run had going at once (with more than one they
+    compete for the same CPUs: shown, never judged)."""
     if latency is None:
         return None, ()
     entry: dict[str, Any] = {"target": latency}
@@ -99,13 +99,13 @@ def compare_latency(latency: dict[str, Any] | None, fingerprint: dict[str, Any],
     if not measured(latency):
         entry["status"] = "not-measured"
         entry["message"] = f"not measured: {latency.get('skipped') or 'no timed calls'}"
-        return entry, _findings(found, severity_of)
+        return entry, _findings(found)
     target_class = hardware_class(fingerprint)
     entry["hardware_class"] = {"target": class_label(target_class)}
     if not measured(golden):
         entry["status"] = "no-reference"
         entry["message"] = f"P50 {milliseconds(latency['p50_s'])}; the golden has no reference latency"
-        return entry, _findings(found, severity_of)
+        return entry, _findings(found)
     assert golden is not None
     entry["golden"] = {key: golden[key] for key in SUMMARY_KEYS if key in golden}
     entry["hardware_class"]["golden"] = class_label(golden.get("hardware_class"))
@@ -113,12 +113,12 @@ def compare_latency(latency: dict[str, Any] | None, fingerprint: dict[str, Any],
         entry["status"] = "not-comparable"
         entry["message"] = (f"P50 {milliseconds(latency['p50_s'])}; not comparable: measured while {concurrent_probes} "
                             "probes ran at once (check with --jobs 1 to compare latency)")
-        return entry, _findings(found, severity_of)
+        return entry, _findings(found)
     if golden.get("hardware_class") != target_class:
         entry["status"] = "not-comparable"
         entry["message"] = (f"P50 {milliseconds(latency['p50_s'])}; not comparable (golden: {entry['hardware_class']['golden']}, "
                             f"target: {entry['hardware_class']['target']})")
-        return entry, _findings(found, severity_of)
+        return entry, _findings(found)
     gated, severity = _judge(latency, golden, policy, entry)
     if severity:
         worst = max(gated, key=lambda item: item[1])
@@ -127,7 +127,7 @@ def compare_latency(latency: dict[str, Any] | None, fingerprint: dict[str, Any],
         found.insert(0, (SLOWER, severity, f"{worst[0]} latency is ×{worst[1]:.2f} the golden's on the same hardware "
                                            f"class ({entry['message']})",
                          f"Look at what limits the target: {reasons}."))
-    return entry, _findings(found, severity_of)
+    return entry, _findings(found)
 
 
 def _judge(latency: dict[str, Any], golden: dict[str, Any], policy: LatencyPolicy,
@@ -195,6 +195,6 @@ def explain_slowness(latency: dict[str, Any], fingerprint: dict[str, Any]) -> li
     return found
 
 
-def _findings(found: list[tuple[str, Severity, str, str]], severity_of: Any) -> tuple[Finding, ...]:
-    return tuple(Finding(code=code, severity=(severity_of(code) if severity_of else None) or severity,
-                         message=message, hint=hint) for code, severity, message, hint in found)
+def _findings(found: list[tuple[str, Severity, str, str]]) -> tuple[Finding, ...]:
+    return tuple(Finding(code=code, severity=severity, message=message, hint=hint)
+                 for code, severity, message, hint in found)

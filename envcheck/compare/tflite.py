@@ -37,10 +37,10 @@ CODE = "tflite-failed"
 DEFAULT_SEVERITY: Severity = "warn"
 
 
-def tflite_findings(capture: Capture, golden_has_tflite: bool, severity: Severity | None = None) -> tuple[Finding, ...]:
+def tflite_findings(capture: Capture, golden_has_tflite: bool) -> tuple[Finding, ...]:
     """A golden with a TFLite model whose model.tflite could not run in this target (which has TensorFlow: a
-    failed edge target is an ERROR instead): the SavedModel is judged, the edge path is not checked. `severity`:
-    the policy's for `finding.tflite-failed` (None: warn)."""
+    failed edge target is an ERROR instead): the SavedModel is judged, the edge path is not checked. Its
+    severity is warn until the policy says otherwise (compare/severity.py)."""
     error = (capture.tflite or {}).get("error")
     if not golden_has_tflite or not isinstance(error, dict):
         return ()
@@ -48,7 +48,7 @@ def tflite_findings(capture: Capture, golden_has_tflite: bool, severity: Severit
             "tflite-load": "The runtime here cannot load the golden's model.tflite: compare its version with the "
                            "golden's converter (manifest `tflite`) and the edge boxes' runtime."}.get(
         str(error.get("kind")), "Run model.tflite with the runtime the edge boxes use to see where it fails.")
-    return (Finding(code=CODE, severity=severity or DEFAULT_SEVERITY,
+    return (Finding(code=CODE, severity=DEFAULT_SEVERITY,
                     message=f"model.tflite did not run here: {error.get('message')}", hint=hint),)
 
 

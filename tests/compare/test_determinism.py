@@ -9,6 +9,8 @@ import sys
 import numpy as np
 
 from envcheck.compare.determinism import determinism_findings, reference_determinism
+from envcheck.compare.policy import build_policy
+from envcheck.compare.severity import resolve_findings
 from envcheck.errors import ExitCode
 
 REPEATABLE = {"bitwise_repeatable": True, "max_abs_spread": {"logits": 0.0}}
@@ -31,10 +33,11 @@ def test_no_finding_when_the_target_repeats_or_the_reference_did_not():
     assert determinism_findings(None, REPEATABLE) == ()
 
 
-def test_a_policy_rule_sets_the_findings_severity():
-    (finding,) = determinism_findings(VARIES, REPEATABLE, lambda code: "fail" if code == "nondeterministic-outputs"
-                                      else None)
-    assert finding.severity == "fail"
+def test_the_finding_is_proposed_at_warn_and_the_policy_decides():
+    (finding,) = determinism_findings(VARIES, REPEATABLE)
+    assert finding.severity == "warn"
+    policy = build_policy({"severity": {"finding.nondeterministic-outputs": "fail"}})
+    assert [f.severity for f in resolve_findings([finding], policy)] == ["fail"]
     assert reference_determinism(VARIES) == {"bitwise_repeatable": False, "max_abs_spread": VARIES["max_abs_spread"]}
     assert reference_determinism({"skipped": "x"}) is None
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from envcheck.compare.image import image_findings
+from envcheck.compare.policy import build_policy
+from envcheck.compare.severity import resolve_findings
 
 GOLDEN = {"ref": "factory/vision:1.4", "id": "sha256:" + "a" * 64, "tags": ["factory/vision:1.4"],
           "repo_digests": ["factory/vision@sha256:" + "1" * 64]}
@@ -23,7 +25,8 @@ def test_the_same_image_another_tag_or_another_kind_says_nothing():
     assert image_findings(docker("factory/vision:1.5", "sha256:" + "b" * 64), GOLDEN) == ()
     assert image_findings({"kind": "interpreter", "python": "/usr/bin/python3"}, GOLDEN) == ()
     assert image_findings(docker("factory/vision:1.4", "sha256:" + "b" * 64), None) == ()
-    assert image_findings(docker("factory/vision:1.4", "sha256:" + "b" * 64), GOLDEN, severity="ignore") == ()
+    ignored = build_policy({"severity": {"finding.image-differs-from-golden": "ignore"}})
+    assert resolve_findings(image_findings(docker("factory/vision:1.4", "sha256:" + "b" * 64), GOLDEN), ignored) == ()
 
 
 def test_a_bare_name_means_latest():

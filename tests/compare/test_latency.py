@@ -12,6 +12,7 @@ from envcheck.compare.latency import (
     reference_latency,
 )
 from envcheck.compare.policy import build_policy
+from envcheck.compare.severity import resolve_findings
 from envcheck.errors import UsageError
 
 EPYC = {"cpu": {"model": "AMD EPYC 7B13", "tf_flags": ["avx", "avx2", "fma", "sse4_1"]}, "tensorflow": {}}
@@ -124,9 +125,8 @@ def test_a_policy_sets_the_ratios_and_a_finding_rule_its_severity(tmp_path):
     policy = build_policy({"latency": {"warn_ratio": 1.1, "fail_ratio": 1.3, "gate_p99": True},
                            "severity": {"finding.latency-slower": "info"}})
     assert policy.latency == LatencyPolicy(warn_ratio=1.1, fail_ratio=1.3, gate_p99=True)
-    _, findings = compare_latency(record(1.0), EPYC, GOLDEN, policy.latency,
-                                  lambda code: policy.user_severity(f"finding.{code}"))
-    assert [(f.code, f.severity) for f in findings] == [("latency-slower", "info")]
+    _, findings = compare_latency(record(1.0), EPYC, GOLDEN, policy.latency)
+    assert [(f.code, f.severity) for f in resolve_findings(findings, policy)] == [("latency-slower", "info")]
     with pytest.raises(UsageError, match=r"`\[latency\] fail_ratio` must be a ratio above 1, got 0.9"):
         build_policy({"latency": {"fail_ratio": 0.9}})
 

@@ -210,8 +210,8 @@ def test_the_total_inflated_size_limit_comes_from_the_environment(tmp_path, monk
 def test_a_refused_outputs_npz_is_a_failed_target_naming_the_file(tmp_path):
     import json
 
-    from envcheck.targets.exits import ChildExit, read_outcome
     from envcheck.model import TargetFailure
+    from envcheck.targets.exits import ChildExit, read_outcome
 
     (tmp_path / "capture.json").write_text(json.dumps({"schema": "envcheck.capture/1", "status": "ok",
                                                         "stage": "done", "fingerprint": {}, "error": None}))

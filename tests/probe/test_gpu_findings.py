@@ -10,8 +10,10 @@ import pytest
 
 from envcheck.compare.findings import find_problems
 from envcheck.compare.policy import build_policy
+from envcheck.compare.severity import resolve_findings
 from envcheck.errors import ExitCode
 from envcheck.golden import load_golden
+
 from .gpu_fixtures import GPU_FIXTURES, load_record
 
 CUDA_BUILD = json.loads((GPU_FIXTURES / "tf-build-info" / "conda-forge-cuda-11.2.json").read_text())["build_info"]
@@ -35,7 +37,9 @@ def capture_with_gpu(probe, fake_nvml, fake_nvml_from):
 
 
 def _codes(fingerprint, golden=None, policy=None):
-    return {f.code: f for f in find_problems(fingerprint, golden or load_golden().fingerprint, policy or build_policy())}
+    """The findings by code, at the severities the policy gives them (the pipeline of compare/severity.py)."""
+    proposed = find_problems(fingerprint, golden or load_golden().fingerprint)
+    return {f.code: f for f in resolve_findings(proposed, policy or build_policy())}
 
 
 def test_cpu_only_tensorflow_on_a_gpu_machine_falls_back_silently(capture_with_gpu):
