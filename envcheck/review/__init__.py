@@ -1,6 +1,6 @@
 """The fleet review: many JSON reports (one per factory per day…) read once into pandas tables and viewed.
 
-    find.py     which files are candidate reports (special and oversized files skipped)
+    find.py     which files are candidate reports (special and oversized files skipped, dot-folders not searched)
     read.py     one file's bytes → a report that passed envcheck/schemas/report-1.schema.json, or why not
     load.py     find → read → drop duplicates, future and pre---since reports → index, each file read once
     index.py    the index: one DataFrame row per report × target, decisive differences, newest evidence

@@ -1,28 +1,40 @@
 """Which files a review reads: the regular *.json files under the paths it is given.
 
 Only the file system's own metadata is looked at here (no file is opened): a FIFO would block a read,
-and a file far larger than any report is refused before its bytes are loaded.
+and a file far larger than any report is refused before its bytes are loaded. Folders whose name begins
+with a dot (the review's own index, `fleet run`'s capture cache in REPORTS_DIR/.cache, .git…) are no
+report folders: they are not searched, and nothing in them is listed as skipped, unless named.
 """
 from __future__ import annotations
 
 import os
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 MAX_REPORT_BYTES = 64 << 20
 """A real report is kilobytes to a few megabytes; anything far larger is not read at all."""
 INDEX_FOLDER = ".envcheck-review-index"
-"""The review's own index (store.py), kept beside the reports: never searched for reports."""
+"""The review's own index (store.py), kept beside the reports: a dot-folder, never searched for reports."""
+STATUS_COLUMNS = ("size", "mtime_ns", "ctime_ns", "inode")
+"""What tells a file the review's index knows from one rewritten since: size and mtime alone do not, as
+`cp -p`, `rsync -t` and `touch -r` set them back; the ctime changes on every write and no user tool sets
+it, and a file renamed over another (rsync's way) has another inode."""
 
 
 @dataclass
 class Found:
-    """The report files found, as columns: path (as the review shows it), size and modification time."""
+    """The report files found, as columns: path (as the review shows it) and each of STATUS_COLUMNS."""
 
     paths: list[str] = field(default_factory=list)
-    sizes: list[int] = field(default_factory=list)
-    mtimes_ns: list[int] = field(default_factory=list)
+    size: list[int] = field(default_factory=list)
+    mtime_ns: list[int] = field(default_factory=list)
+    ctime_ns: list[int] = field(default_factory=list)
+    inode: list[int] = field(default_factory=list)
+    listed_ns: int = field(default_factory=time.time_ns)
+    """The time (ns since the epoch) before any file was looked at: a file whose ctime is later may have
+    been changed again after it was looked at, within the same tick of a coarse file system clock."""
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -30,8 +42,10 @@ class Found:
     def add(self, path: str, status: os.stat_result) -> None:
         """One more file, with the status it was found with."""
         self.paths.append(path)
-        self.sizes.append(status.st_size)
-        self.mtimes_ns.append(status.st_mtime_ns)
+        self.size.append(status.st_size)
+        self.mtime_ns.append(status.st_mtime_ns)
+        self.ctime_ns.append(status.st_ctime_ns)
+        self.inode.append(status.st_ino)
 
 
 def report_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -43,9 +57,9 @@ def report_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
 
 
 def report_files_with_status(paths: list[Path]) -> tuple[Found, list[tuple[str, str]]]:
-    """report_files, each file with the size and modification time it was found with (what the review's
-    index compares): one stat per file, taken before the file is read. Paths stay texts: a review of
-    100,000 files would spend longer building Path objects than reading its index."""
+    """report_files, each file with the status it was found with (STATUS_COLUMNS: what the review's index
+    compares): one stat per file, taken before the file is read. Paths stay texts: a review of 100,000
+    files would spend longer building Path objects than reading its index."""
     files = Found()
     skipped: list[tuple[str, str]] = []
     seen_folders: set[str] = set()
@@ -69,8 +83,10 @@ def report_files_with_status(paths: list[Path]) -> tuple[Found, list[tuple[str, 
         with os.scandir(path) as listing:
             children = sorted(listing, key=lambda child: child.name)
         for child in children:  # (the entry's own stat: no second lookup of 100,000 paths)
+            if child.name.startswith(".") and _is_dir(child):  # the index, the capture cache: no reports
+                continue
             if not child.name.endswith(".json"):
-                if child.name != INDEX_FOLDER and _is_dir(child):
+                if _is_dir(child):
                     visit_folder(child.path)
                 continue
             try:

@@ -3,13 +3,13 @@
 A file is skipped with its reason (unreadable, not a report, a duplicate of another, dated in the
 future); a report older than --since is counted but not indexed.
 
-A file whose path, size and modification time are those the review's index (store.py) recorded is not
-read: its sha256, its reason to be skipped or its rows come from the index, and the same decisions as
-above are taken on them; new and changed files are read in batches (batch.py), in worker processes when
-there are many. The full target entries of the latest runs (the evidence a page shows) are read again from
-their files, checked against the sha256 that was indexed: one file per site × host × target, however long
-the fleet's history. Whatever the index cannot stand in for (a value it cannot type, a file changed under
-the review), every file is read.
+A file whose path and status (size, mtime, ctime, inode) are those the review's index (store.py) recorded,
+well after the file last changed, is not read: its sha256, its reason to be skipped or its rows come from
+the index, and the same decisions as above are taken on them; new, changed and recently changed files are
+read in batches (batch.py), in worker processes when there are many. The full target entries of the latest
+runs (the evidence a page shows) are read again from their files, checked against the sha256 that was
+indexed: one file per site × host × target, however long the fleet's history. Whatever the index cannot
+stand in for (a value it cannot type, a file changed under the review), every file is read.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from envcheck import schemas
 from envcheck.model import VERDICT_RANK
 from envcheck.review import store
 from envcheck.review.batch import FILE, STORED_RUN_COLUMNS, read_batches
-from envcheck.review.find import Found, report_files_with_status
+from envcheck.review.find import STATUS_COLUMNS, Found, report_files_with_status
 from envcheck.review.index import DIFF_COLUMNS, RUN_COLUMNS, Fleet, IndexBuilder, places
 from envcheck.review.read import parse_report, read_bytes
 from envcheck.review.store import Content, IndexUnusable
@@ -95,8 +95,10 @@ class _Pass:
     """The rows of the reports parsed in this review (batch.py)."""
     files: store.Files
     """Every readable file found (one row per path): the index's next files."""
+    listed_ns: int
+    """When this review began to look at `files` (what the index's next reviews compare their ctimes with)."""
     changed: bool
-    """Whether `files` differ from the stored ones (the index is then written again)."""
+    """Whether `files` differ from the stored ones, or some were not trusted (the index is then written again)."""
     included: list[str]
     """The file of every report kept, in the order the files were found…"""
     included_contents: list[str]
@@ -130,25 +132,27 @@ def _load_indexed(folder: Path, found: Found, skipped: list[tuple[str, str]],
     if walk.changed:
         reports = pd.unique(walk.files.sha256[pd.isna(walk.files.problem)]).tolist()
         store.write_index(folder, walk.files, store.take(runs_table, run_spans, reports)[0],
-                          store.take(diffs_table, diff_spans, reports)[0])
+                          store.take(diffs_table, diff_spans, reports)[0], walk.listed_ns)
     return fleet
 
 
 @dataclass
 class _Listing:
-    """The files found, as columns: as shown, by absolute path (the index's key), size and mtime_ns."""
+    """The files found, as columns: as shown, by absolute path (the index's key), and their status
+    (STATUS_COLUMNS, typed as store.Files types them)."""
 
     shown: np.ndarray
     keys: np.ndarray
-    sizes: np.ndarray
-    mtimes: np.ndarray
+    status: dict[str, np.ndarray]
+    listed_ns: int
 
     @classmethod
     def of(cls, found: Found) -> _Listing:
         here = os.getcwd()
         keys = [path if path.startswith("/") else os.path.join(here, path) for path in found.paths]
-        return cls(np.array(found.paths, dtype=object), np.array(keys, dtype=object),
-                   np.array(found.sizes, dtype=np.int64), np.array(found.mtimes_ns, dtype=np.int64))
+        status = {name: np.array(getattr(found, name), dtype=np.uint64 if name == "inode" else np.int64)
+                  for name in STATUS_COLUMNS}
+        return cls(np.array(found.paths, dtype=object), np.array(keys, dtype=object), status, found.listed_ns)
 
 
 @dataclass
@@ -156,7 +160,8 @@ class _Read:
     """What each file's content is, as far as the index or a read tells."""
 
     unchanged: np.ndarray
-    """Whether the file is the one the index knows (path, size and mtime_ns): it was not read."""
+    """Whether the file is the one the index knows (path and status, recorded well after it last changed):
+    it was not read."""
     digests: np.ndarray
     reasons: list[tuple[int, str]]
     """(file number, why it cannot be read)."""
@@ -166,13 +171,16 @@ class _Read:
     diffs: list[pa.Table]
 
 
-def _read(old: store.Files, files: _Listing) -> _Read:
-    """The files matched against the index's (one hash join on the path), and those new or changed read."""
+def _read(stored: store.Stored, files: _Listing) -> _Read:
+    """The files matched against the index's (one hash join on the path, then each status column compared),
+    and those new, changed or not trusted read."""
+    old = stored.files
     at = pd.Index(old.path, dtype=object).get_indexer(files.keys) if len(old) else np.full(len(files.keys), -1)
     unchanged = at >= 0
     same = at[unchanged]
-    unchanged[unchanged] = (old.size[same] == files.sizes[unchanged]) & (old.mtime_ns[same] == files.mtimes[unchanged])
-    # (sizes and times were taken before any read, so a change made during this review is seen next time)
+    unchanged[unchanged] = stored.trusted(same) & np.logical_and.reduce(
+        [getattr(old, name)[same] == files.status[name][unchanged] for name in STATUS_COLUMNS])
+    # (the status was taken before any read, so a change made during this review is seen next time)
     read = _Read(unchanged, np.empty(len(files.keys), dtype=object), [], {}, [], [])
     read.digests[unchanged] = old.sha256[at[unchanged]]
     new_or_changed = np.flatnonzero(~unchanged).tolist()
@@ -202,7 +210,7 @@ def _walk(stored: store.Stored, found: Found, skipped: list[tuple[str, str]],
     changed and on what reading tells of the others: as columns (100,000 files are matched against the
     index by one hash join), with a Python step only for each file read."""
     old, files = stored.files, _Listing.of(found)
-    read = _read(old, files)
+    read = _read(stored, files)
     digests, shown, reasons = read.digests, files.shown, list(read.reasons)
     readable = np.ones(len(shown), dtype=bool)
     readable[[number for number, _ in reasons]] = False
@@ -229,10 +237,13 @@ def _walk(stored: store.Stored, found: Found, skipped: list[tuple[str, str]],
     # The index's next files: every readable one, described by its content, once per path.
     once = order[~pd.Series(files.keys[order], dtype=object).duplicated().to_numpy()]
     kept = described.take(pd.Index(digests[unique], dtype=object).get_indexer(digests[once]))
-    kept.path, kept.size, kept.mtime_ns = files.keys[once], files.sizes[once], files.mtimes[once]
+    kept.path = files.keys[once]
+    for name in STATUS_COLUMNS:
+        setattr(kept, name, files.status[name][once])
     changed = not (read.unchanged[once].all() and len(once) == len(old))
-    return _Pass(runs=read.runs, diffs=read.diffs, files=kept, changed=changed, included=shown[included].tolist(),
-                 included_contents=digests[included].tolist(), older=int(older.sum()))
+    return _Pass(runs=read.runs, diffs=read.diffs, files=kept, listed_ns=files.listed_ns, changed=changed,
+                 included=shown[included].tolist(), included_contents=digests[included].tolist(),
+                 older=int(older.sum()))
 
 
 def _describe(old: store.Files, digests: np.ndarray, parsed: dict[str, Content]) -> store.Files:

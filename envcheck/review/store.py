@@ -1,11 +1,13 @@
 """The review's incremental index on disk: what earlier reviews extracted from each report, so that a file
-whose path, size and modification time have not changed is not read again.
+whose path and status (size, mtime, ctime and inode: find.STATUS_COLUMNS) have not changed is not read again.
 
 It lives beside the reports, in `<first folder reviewed>/.envcheck-review-index/` (find.py never looks
-inside it), as three Parquet files: the files (absolute path, size, mtime_ns, sha256, and what their content
+inside it), as three Parquet files: the files (absolute path, status, sha256, and what their content
 was: the reason it is skipped, or its `created`), the run rows and the decisive differences, both keyed by
 the content's sha256 (copies of one report share their rows; `file` is filled in when a review loads them).
 A review matches the files it finds against the stored ones as columns (load.py), never file by file.
+A file whose ctime is within RACY_NS of the time the review that indexed it began is not trusted: a file
+system clock that ticks coarsely could give a rewrite after that look the same ctime.
 
 Why Parquet (pyarrow): the rows are a table of typed columns, which Parquet stores as such, compressed
 column by column (100,000 runs take a few MB); pyarrow reads it back in milliseconds straight into the
@@ -15,12 +17,15 @@ stored as float64 with an `is int` mask beside it, and a timestamp with its pand
 review builds is the one reading every file would build (same values, same dtypes).
 
 The index is a cache, never a source of truth: each file carries the format version, the RUN_COLUMNS and
-DIFF_COLUMNS and a hash of the code that extracts rows (index.py, read.py), and one write's token; one
-that is missing, unreadable, of another version or from two different writes is ignored, and the review
-reads every report, as it does without an index. Each file is written to a temporary name and renamed.
+DIFF_COLUMNS and a hash of all the code that turns a report into rows (reader_code_files), and one write's
+token; one that is missing, unreadable, of another version or from two different writes is ignored, and
+the review reads every report, as it does without an index. Its folder and files are never followed
+through a link: a link there (to another fleet's index, or to a folder that is not the review's) is no
+index, and nothing is written through it. Each file is written to a temporary name and renamed.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -37,13 +42,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import envcheck
-from envcheck.review import index as extraction
+from envcheck import localization_words, model, redact, schemas
 from envcheck.review import read as reading
-from envcheck.review.find import INDEX_FOLDER
+from envcheck.review.find import INDEX_FOLDER, STATUS_COLUMNS
 from envcheck.review.index import DIFF_COLUMNS, RUN_COLUMNS
 from envcheck.schemas import REPORT_SCHEMA
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CONTENT = "__content__"
 """The key column of the stored runs and diffs: the sha256 of the report they were extracted from."""
 IS_INT = "__is_int__"
@@ -54,6 +59,14 @@ UNITS = ["s", "ms", "us", "ns"]
 MIN_FILES = 100
 """Fewer report files than this are read in less time than an index takes to write: no index is made
 for them (so a handful of reports, such as a test's or a repository's examples, leave no folder behind)."""
+RACY_NS = 2 * 10**9
+"""A file whose ctime is this close to (or later than) the start of the review that indexed it is read
+again by the next review: a file system whose clock ticks coarsely (a few ms; a second or two on some)
+could give a rewrite made after that review looked the very ctime it recorded."""
+ROW_HELPERS = (localization_words, model, redact)
+"""The modules outside envcheck/review and envcheck/schemas whose code decides a report's rows (index.py's)."""
+NO_FOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+"""How the index's folder and files are opened: a link in the place of one is an error (ELOOP), never followed."""
 
 
 class IndexUnusable(Exception):
@@ -72,13 +85,16 @@ class Content(NamedTuple):
 
 @dataclass
 class Files:
-    """Report files as columns, one row per file: absolute path, size, mtime_ns, sha256 of the content,
-    and what the content is (problem, or created_ns with has_time, and created_text). Columns, not a dict
-    of tuples: 100,000 files are matched against the index with one hash join, not 100,000 lookups."""
+    """Report files as columns, one row per file: absolute path, status (STATUS_COLUMNS), sha256 of the
+    content, and what the content is (problem, or created_ns with has_time, and created_text). Columns, not
+    a dict of tuples: 100,000 files are matched against the index with one hash join, not 100,000 lookups."""
 
     path: np.ndarray
     size: np.ndarray
     mtime_ns: np.ndarray
+    ctime_ns: np.ndarray
+    inode: np.ndarray
+    """uint64: an inode number may not fit an int64."""
     sha256: np.ndarray
     problem: np.ndarray
     created_ns: np.ndarray
@@ -95,8 +111,9 @@ class Files:
         def zeros(kind: type = np.int64) -> np.ndarray:
             return np.zeros(count, dtype=kind)
 
-        return cls(path=nothing(), size=zeros(), mtime_ns=zeros(), sha256=nothing(), problem=nothing(),
-                   created_ns=zeros(), has_time=zeros(bool), created_text=nothing())
+        return cls(path=nothing(), size=zeros(), mtime_ns=zeros(), ctime_ns=zeros(), inode=zeros(np.uint64),
+                   sha256=nothing(), problem=nothing(), created_ns=zeros(), has_time=zeros(bool),
+                   created_text=nothing())
 
     def __len__(self) -> int:
         return len(self.path)
@@ -118,6 +135,12 @@ class Stored:
     files: Files = field(default_factory=Files.blank)
     runs: pa.Table | None = None
     diffs: pa.Table | None = None
+    listed_ns: int = 0
+    """When the review that wrote it began to look at the files (find.Found.listed_ns)."""
+
+    def trusted(self, rows: np.ndarray) -> np.ndarray:
+        """Whether each of these stored files was last changed well before its status was recorded (RACY_NS)."""
+        return self.files.ctime_ns[rows] < self.listed_ns - RACY_NS
 
 
 def folder_for(paths: list[Path]) -> Path | None:
@@ -128,17 +151,31 @@ def folder_for(paths: list[Path]) -> Path | None:
     return None
 
 
+def reader_code_files() -> list[Path]:
+    """Every file whose content decides what the index holds: each module of envcheck/review and
+    envcheck/schemas, the schemas a report is validated with, and the row helpers (ROW_HELPERS)."""
+    folders = [Path(reading.__file__).parent, Path(schemas.__file__).parent]
+    packages = sorted(path for folder in folders for path in [*folder.glob("*.py"), *folder.glob("*.json")])
+    return packages + [Path(str(module.__file__)) for module in ROW_HELPERS]
+
+
+def code_digest(files: list[Path]) -> str:
+    """A hash of the names and bytes of `files` (a file that cannot be read counts as empty)."""
+    code = hashlib.sha256(envcheck.__version__.encode())
+    for path in files:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            data = b""
+        code.update(f"\0{path.name}\0{len(data)}\0".encode())
+        code.update(data)
+    return code.hexdigest()
+
+
 @functools.cache
 def _code() -> str:
-    """A hash of the code that turns a report into rows and reasons: another version is another index."""
-    code = hashlib.sha256(envcheck.__version__.encode())
-    for module in (extraction, reading):
-        try:
-            with open(str(module.__file__), "rb") as source:
-                code.update(source.read())
-        except OSError:
-            pass
-    return code.hexdigest()
+    """The hash of the reader's code (once per process: a few dozen small files)."""
+    return code_digest(reader_code_files())
 
 
 def _stamp() -> str:
@@ -147,22 +184,38 @@ def _stamp() -> str:
                        "diffs": DIFF_COLUMNS, "code": _code()})
 
 
+def _open_folder(folder: Path) -> int:
+    """A descriptor of the index's folder itself, never of where a link in its place points (OSError then)."""
+    return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | NO_FOLLOW)
+
+
+def _read_part(folder: int, part: str) -> pa.Table:
+    """One part of the index, from the folder's descriptor; OSError for a link in its place."""
+    with os.fdopen(os.open(f"{part}.parquet", os.O_RDONLY | NO_FOLLOW, dir_fd=folder), "rb") as file:
+        return pq.read_table(file)
+
+
 def read_index(folder: Path | None) -> Stored:
     """The index in `folder`; an empty one when it is missing, stale or unreadable (never an error)."""
     if folder is None:
         return Stored()
     try:
-        tables = {part: pq.read_table(folder / f"{part}.parquet") for part in PARTS}
+        descriptor = _open_folder(folder)
+        try:
+            tables = {part: _read_part(descriptor, part) for part in PARTS}
+        finally:
+            os.close(descriptor)
         stamps = {(t.schema.metadata or {}).get(META_KEY) for t in tables.values()}
         if len(stamps) != 1:
             return Stored()
         stamp = json.loads(stamps.pop() or b"{}")
-        if stamp.get("stamp") != _stamp():
+        if stamp.get("stamp") != _stamp() or not isinstance(stamp.get("listed_ns"), int):
             return Stored()
         files = tables["files"]
-        if any(files.column(name).null_count for name in ("path", "size", "mtime_ns", "sha256")):
+        if any(files.column(name).null_count for name in ("path", *STATUS_COLUMNS, "sha256")):
             return Stored()
-        stored = Stored(files=_files_of(files), runs=tables["runs"], diffs=tables["diffs"])
+        stored = Stored(files=_files_of(files), runs=tables["runs"], diffs=tables["diffs"],
+                        listed_ns=stamp["listed_ns"])
         if not pd.Index(stored.files.path, dtype=object).is_unique:  # (one row per path: matched by a hash join)
             return Stored()
         for part in ("runs", "diffs"):
@@ -272,33 +325,50 @@ def _files_of(table: pa.Table) -> Files:
         return np.asarray(table.column(name).to_numpy(zero_copy_only=False))
 
     created = table.column("created_ns")
-    return Files(path=column("path"), size=column("size"), mtime_ns=column("mtime_ns"), sha256=column("sha256"),
-                 problem=column("problem"),
+    return Files(path=column("path"), size=column("size"), mtime_ns=column("mtime_ns"), ctime_ns=column("ctime_ns"),
+                 inode=column("inode"), sha256=column("sha256"), problem=column("problem"),
                  created_ns=np.asarray(pc.fill_null(created, 0).to_numpy(zero_copy_only=False), dtype=np.int64),
                  has_time=np.asarray(created.is_valid().to_numpy(zero_copy_only=False), dtype=bool),
                  created_text=column("created_text"))
 
 
-def write_index(folder: Path, files: Files, runs: pa.Table, diffs: pa.Table) -> None:
-    """Store the index (each part written whole under a temporary name, then renamed); a folder that cannot
-    be written leaves the review without an index, not failed."""
+def write_index(folder: Path, files: Files, runs: pa.Table, diffs: pa.Table, listed_ns: int) -> None:
+    """Store the index (each part written whole under a temporary name, then renamed, all within the folder
+    opened once, never through a link); a folder that cannot be written, or a link in its place, leaves the
+    review without an index, not failed. `listed_ns`: when the review began to look at `files`."""
     tables = {
         "runs": runs, "diffs": diffs,
         "files": pa.table({"path": pa.array(files.path, pa.string()), "size": pa.array(files.size, pa.int64()),
                            "mtime_ns": pa.array(files.mtime_ns, pa.int64()),
+                           "ctime_ns": pa.array(files.ctime_ns, pa.int64()),
+                           "inode": pa.array(files.inode, pa.uint64()),
                            "sha256": pa.array(files.sha256, pa.string()),
                            "problem": pa.array(files.problem, pa.string()),
                            "created_ns": pa.array(files.created_ns, pa.int64(), mask=~files.has_time),
                            "created_text": pa.array(files.created_text, pa.string())})}
-    stamp = json.dumps({"stamp": _stamp(), "write": uuid.uuid4().hex}).encode()
-    temporary: list[Path] = []
+    stamp = json.dumps({"stamp": _stamp(), "write": uuid.uuid4().hex, "listed_ns": listed_ns}).encode()
     try:
-        folder.mkdir(exist_ok=True)
+        os.mkdir(folder)  # (not through a link in its place, even a dangling one: that is FileExistsError)
+    except FileExistsError:
+        pass
+    except OSError:
+        return
+    try:
+        descriptor = _open_folder(folder)
+    except OSError:
+        return
+    temporary: list[str] = []
+    try:
         for part, table in tables.items():  # files last: it names the write the other parts belong to
-            path = folder / f".{part}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-            temporary.append(path)
-            pq.write_table(table.replace_schema_metadata({META_KEY: stamp}), path, compression="zstd")
-            os.replace(path, folder / f"{part}.parquet")
+            name = f".{part}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+            with os.fdopen(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NO_FOLLOW, 0o644,
+                                   dir_fd=descriptor), "wb") as file:
+                temporary.append(name)
+                pq.write_table(table.replace_schema_metadata({META_KEY: stamp}), file, compression="zstd")
+            os.replace(name, f"{part}.parquet", src_dir_fd=descriptor, dst_dir_fd=descriptor)
     except (OSError, pa.ArrowException):
-        for path in temporary:
-            path.unlink(missing_ok=True)
+        for name in temporary:
+            with contextlib.suppress(OSError):  # (already renamed into place)
+                os.unlink(name, dir_fd=descriptor)
+    finally:
+        os.close(descriptor)

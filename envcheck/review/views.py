@@ -76,21 +76,22 @@ def latest(fleet: Fleet) -> pd.DataFrame:
 def verdict_matrix(fleet: Fleet) -> pd.DataFrame:
     """Sites (with their host where needed: see `place`) as rows, targets as columns, the latest verdict in
     each cell; one golden's runs."""
-    _one_golden(fleet)
-    current = latest(fleet)
-    if current.empty:
-        return pd.DataFrame()
-    return current.pivot(index="place", columns="spec", values="verdict").rename_axis(index="site")
+    return _latest_matrix(fleet, "verdict")
 
 
 def consistency_matrix(fleet: Fleet) -> pd.DataFrame:
     """The verdict matrix's shape, with the latest run's lowest output consistency in each cell (NaN where
     the report has none); one golden's runs."""
+    return _latest_matrix(fleet, "consistency")
+
+
+def _latest_matrix(fleet: Fleet, column: str) -> pd.DataFrame:
+    """Sites (and hosts) × targets, the latest run's `column` in each cell; one golden's runs."""
     _one_golden(fleet)
     current = latest(fleet)
     if current.empty:
         return pd.DataFrame()
-    return current.pivot(index="place", columns="spec", values="consistency").rename_axis(index="site")
+    return current.pivot(index="place", columns="spec", values=column).rename_axis(index="site")
 
 
 def equivalence_classes(fleet: Fleet) -> pd.DataFrame:

@@ -8,12 +8,11 @@ import os
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-import pandas as pd
 import pytest
+from review.fleets import assert_same, reference
 
 from envcheck.review import batch, store
 from envcheck.review.find import INDEX_FOLDER, report_files
-from envcheck.review.index import Fleet
 from envcheck.review.load import load_every_file, load_fleet
 from envcheck.review.read import parse_since
 
@@ -37,27 +36,13 @@ def fleet_dir(recorded_reports, tmp_path) -> Path:
 
 @pytest.fixture(autouse=True)
 def index_always_usable(monkeypatch):
-    """No test here passes by falling back to reading every file; a few reports are indexed too."""
+    """No test here passes by falling back to reading every file; a few reports are indexed too, and trusted
+    though written just before (the grace for coarse file system clocks has its own test in tests/review/)."""
     monkeypatch.setattr(store, "MIN_FILES", 0)
+    monkeypatch.setattr(store, "RACY_NS", 0)
     def fallback(*args):
         raise AssertionError("the index was not used")
     monkeypatch.setattr("envcheck.review.load.load_every_file", fallback)
-
-
-def reference(paths: list[Path], since: pd.Timestamp | None = None) -> Fleet:
-    files, skipped = report_files(paths)
-    return load_every_file(files, skipped, since)
-
-
-def assert_same(fleet: Fleet, expected: Fleet) -> None:
-    """Identical tables (dtypes included), skips, counts and newest evidence."""
-    pd.testing.assert_frame_equal(fleet.runs, expected.runs)
-    pd.testing.assert_frame_equal(fleet.diffs, expected.diffs)
-    runs = fleet.runs.sort_values(["file", "target_index"]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(runs, expected.runs.sort_values(["file", "target_index"]).reset_index(drop=True))
-    assert fleet.skipped == expected.skipped
-    assert (fleet.files_read, fleet.files_before_since) == (expected.files_read, expected.files_before_since)
-    assert fleet.newest_targets == expected.newest_targets
 
 
 def stored_paths(root: Path) -> set[str]:
@@ -71,13 +56,13 @@ def test_cold_then_warm_is_the_fleet_of_every_file_read(fleet_dir, monkeypatch):
     assert any("duplicate of" in why for _, why in cold.skipped)
     assert any("created in the future" in why for _, why in cold.skipped)
 
-    expected = reference([fleet_dir])
-
-    def no_read(path):
-        raise AssertionError(f"{path} read again")
-    monkeypatch.setattr("envcheck.review.load.read_bytes", no_read)  # (the newest evidence: the next test)
-    monkeypatch.setattr("envcheck.review.load._newest_targets", lambda *args: expected.newest_targets)
-    assert_same(load_fleet([fleet_dir]), expected)
+    def no_read(path, *args):
+        raise AssertionError(f"{path} read or parsed again")
+    # Nothing is read to be indexed or parsed again: the runs, diffs and skips come from the index alone
+    # (the newest evidence is read from its file and compared with the content indexed: the next test).
+    monkeypatch.setattr(batch, "read_bytes", no_read)
+    monkeypatch.setattr(batch, "parse_report", no_read)
+    assert_same(load_fleet([fleet_dir]), reference([fleet_dir]))
 
 
 def test_warm_keeps_the_newest_evidence_by_reading_only_those_files(fleet_dir, monkeypatch):
