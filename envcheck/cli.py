@@ -776,8 +776,8 @@ def _run(argv: list[str] | None) -> int:
         return int(error.exit_code)
     except KeyboardInterrupt as interrupt:
         signum = interrupt.signum if isinstance(interrupt, Interrupted) else signal.SIGINT
-        warn(f"interrupted ({signal.Signals(signum).name}): probes stopped, their containers removed, "
-             "no partial report written")
+        warn(f"interrupted ({signal.Signals(signum).name}): stopped what was running (probe containers removed); "
+             "nothing partial written")
         return 128 + signum
     except Exception as error:  # noqa: BLE001 - the gate's last line of defence: exit 1 means drift only
         if args.debug:

@@ -140,6 +140,25 @@ def _in_workers(batches: list[list[str]], known: set[str], workers: int) -> list
     # forkserver, not fork: this process holds pyarrow's threads, which a forked child would inherit stopped.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
+    _start_forkserver_silent()
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_remember,
                              initargs=(frozenset(known),)) as pool:
         return list(pool.map(_read_in_worker, batches))
+
+
+def _start_forkserver_silent() -> None:
+    """Start the forkserver with its stderr on /dev/null (workers inherit it). A worker still being started
+    when the review is cancelled (SIGTERM, Ctrl-C) dies inside multiprocessing's own code, its parent's
+    semaphores gone, and would print that traceback into the user's terminal or CI log; a worker's real
+    failure reaches the review through its future all the same."""
+    from multiprocessing import forkserver
+
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        forkserver.ensure_running()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

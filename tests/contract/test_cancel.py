@@ -58,3 +58,41 @@ def test_a_signal_stops_the_run_and_leaves_nothing(runner: str, signum: int, wor
         assert not [p for p in written if p.suffix == ".json"], f"written after the signal: {written}"
     finally:
         kill_quietly(child.pid, probe_pid)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def test_a_signal_while_a_large_review_starts_its_workers_prints_no_traceback(tmp_path: Path):
+    """A first review of thousands of reports reads them in worker processes; one still being started when
+    SIGTERM arrives died inside multiprocessing and printed its traceback into the CI log."""
+    import json
+
+    from helpers import RECORDED_REPORTS
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    text = json.dumps(json.loads((RECORDED_REPORTS / "beijing-1.json").read_text()))
+    for number in range(4000):
+        (reports / f"r{number}.json").write_text(text)
+    for _ in range(3):  # the window is the workers' start: aim the signal at it from the first child on
+        index = reports / ".envcheck-review-index"
+        if index.exists():
+            import shutil
+            shutil.rmtree(index)
+        child = subprocess.Popen([*ENVCHECK, "review", str(reports)], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True, preexec_fn=restore_default_signals)
+        try:
+            # the forkserver is the review's child; the workers are the forkserver's: signal as the first appears
+            while child.poll() is None and not any(_children(server) for server in _children(child.pid)):
+                pass
+            child.send_signal(signal.SIGTERM)
+            _, err = child.communicate(timeout=60)
+            assert child.returncode in (0, 143), err
+            assert "Traceback" not in err, err
+        finally:
+            kill_quietly(child.pid)
