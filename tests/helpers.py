@@ -124,7 +124,7 @@ def make_golden_here(out: Path, calibrate: bool = False, **environment: str | No
     return out
 
 
-def _default_signals() -> None:
+def restore_default_signals() -> None:
     # CI may run the suite as a background job, with SIGINT ignored; an ignored signal stays ignored
     # across exec, so the child would never see the Ctrl-C the test sends.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -134,7 +134,7 @@ def _default_signals() -> None:
 def spawn_envcheck(*argv: str, **options) -> subprocess.Popen:
     """`python -m envcheck ARGV` in a child whose SIGINT and SIGTERM have their default meaning."""
     return subprocess.Popen([sys.executable, "-m", "envcheck", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals, **options)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=restore_default_signals, **options)
 
 
 def hanging_interpreter(directory: Path, seconds: int = 601) -> tuple[Path, Path]:

@@ -3,7 +3,6 @@ rows), and the probe runs any set in batches of the golden's `batch_size`, strea
 10,000 samples pass through a Docker target whose memory limit would kill a probe holding them whole."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 

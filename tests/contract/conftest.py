@@ -11,18 +11,10 @@ from pathlib import Path
 import pytest
 
 from contract.commands import Command
-from helpers import TF_OLDER_PYTHON, docker_with_images, require, tensorflow_installed
+from helpers import TF_OLDER_PYTHON, docker_with_images, require, restore_default_signals, tensorflow_installed
 
 ENVCHECK = [sys.executable, "-m", "envcheck"]
 RUN_TIMEOUT_S = 300
-
-
-def restore_default_signals() -> None:
-    """In the child: an ignored signal stays ignored across exec; the contract needs their default meaning."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def require_infrastructure(command: Command) -> None:
