@@ -110,6 +110,7 @@ def calibrate_golden(path: Path, target: Target, timeout: float) -> tuple[Golden
     Also returns how far the calibrating run's own outputs were from the golden's (None: bitwise equal),
     since noise measured in another environment than the golden's says less about it."""
     golden = load_golden(path)
+    check_folder_destination(golden.path, f"the re-sealed manifest to {golden.path}")  # before minutes of probing
     # Its latency would not be stored: measure none.
     outcome = _reference_run(dataclasses.replace(target, latency_budget=0.0, layers=False),  # type: ignore[type-var]
                              golden.path, timeout, calibrated=True)

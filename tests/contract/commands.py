@@ -6,6 +6,8 @@ conditions and hold it to the same code. A new command or option joins them all 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from envcheck.report.registry import FORMATS
-from helpers import RECORDED_REPORTS, TF_OLDER_PYTHON, write_reports
+from helpers import RECORDED_REPORTS, TF_OLDER_PYTHON, hanging_interpreter, write_reports
 from hostile.cases import golden_copy, good_capture
 
 
@@ -28,6 +30,8 @@ class Command:
     """The option naming what it writes (the destination tests point it at hostile places)."""
     folder: bool = False
     """`writes` names a folder, not a file."""
+    says: str | None = None
+    """Words its stderr must hold when it is readable (why it could not decide)."""
     needs: str | None = None
     """Infrastructure beyond Python: 'tensorflow', 'tf-older' (the older-TensorFlow interpreter), 'docker'."""
 
@@ -60,6 +64,17 @@ def fleet_inventory(root: Path) -> Path:
     inventory.write_text(f'[[site]]\nname = "line-7"\ndocker_host = "unix://{root}/no-daemon.sock"\n'
                          'targets = ["docker:envcheck-fixture/reference"]\n')
     return inventory
+
+
+def read_only_bundle(root: Path) -> Path:
+    """A golden bundle on a read-only tmpfs: calibrating it could never be re-sealed (refused before probing)."""
+    bundle = golden_copy(root)
+    mount = root / "read-only"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
+    shutil.copytree(bundle, mount / "golden")
+    subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+    return mount / "golden"
 
 
 def site_reports(root: Path) -> Path:
@@ -98,6 +113,9 @@ COMMANDS = [
     Command("golden-verify-corrupt", lambda r: ["golden", "verify", str(r / "nowhere")], 3),
     Command("golden-calibrate-undecided", lambda r: ["golden", "calibrate", str(golden_copy(r)), "--target",
                                                      f"python:{junk_interpreter(r)}"], 3),
+    Command("golden-calibrate-read-only", lambda r: ["golden", "calibrate", str(read_only_bundle(r)), "--target",
+                                                     f"python:{hanging_interpreter(r)[0]}", "--timeout", "60"], 3,
+            says="cannot write the re-sealed manifest", needs="tmpfs"),
     Command("gc", lambda r: ["gc", "--older-than", "1e9"], 0, needs="docker"),
     Command("gc-daemon-down", lambda r: ["gc", "--docker-host", f"unix://{r}/no-daemon.sock"], 3),
     Command("golden-create", lambda r: ["golden", "create", "--builtin", "--no-calibrate", "--no-layers"], 0,

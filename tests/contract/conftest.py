@@ -24,6 +24,8 @@ def require_infrastructure(command: Command) -> None:
         require(tensorflow_installed(), "TensorFlow")
     elif command.needs == "docker":
         docker_with_images().close()
+    elif command.needs == "tmpfs":
+        require(os.geteuid() == 0, "root, to mount a small tmpfs")
 
 
 def in_shell(argv: list[str], redirections: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -36,8 +38,18 @@ def in_shell(argv: list[str], redirections: str, cwd: Path) -> subprocess.Comple
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    """A fresh folder the command runs in (its default reports/ lands here, never in the checkout)."""
+def workdir(tmp_path: Path):
+    """A fresh folder the command runs in (its default reports/ lands here, never in the checkout); any tmpfs a
+    command's input mounted under it is unmounted after."""
     folder = tmp_path / "work"
     folder.mkdir()
-    return folder
+    yield folder
+    for mount in reversed(mounts_under(tmp_path)):
+        subprocess.run(["umount", "-l", mount], check=False)
+
+
+def mounts_under(folder: Path) -> list[str]:
+    """Mount points below `folder`, outermost first (from /proc/self/mounts)."""
+    prefix = str(folder.resolve()) + "/"
+    lines = Path("/proc/self/mounts").read_text().splitlines()
+    return sorted(line.split()[1] for line in lines if line.split()[1].startswith(prefix))

@@ -26,6 +26,7 @@ SCENARIOS = {
     "stderr-full": "{cmd} 2>/dev/full",
 }
 FEW = ("undisturbed", "stderr-closed", "head-1")
+STDERR_READABLE = ("undisturbed", "stdout-closed", "stdout-full")
 """Commands that run TensorFlow meet these (the ones that bent the verdict), to keep the suite quick."""
 
 
@@ -53,6 +54,8 @@ def test_the_exit_code_is_the_verdicts_whatever_the_streams(command: Command, sc
     result = in_shell(argv, SCENARIOS[scenario], workdir)
     assert result.returncode == command.code, f"exit {result.returncode}, expected {command.code}\n{result.stderr}"
     assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr, result.stderr
+    if command.says and scenario in STDERR_READABLE:
+        assert command.says in result.stderr, result.stderr
     if destination is not None and command.code in (0, 1):  # nothing lost: what it writes is there, whole
         assert destination.exists(), f"{command.writes} {destination} was not written"
         if command.writes == "--json":
