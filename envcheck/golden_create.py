@@ -124,7 +124,7 @@ def calibrate_golden(path: Path, target: Target, timeout: float) -> tuple[Golden
 
 
 KEPT_WHERE_PRESENT = ("determinism", "calibration", "layers", "tflite")
-"""Records an update measures again only where the golden has them: it never adds one (README)."""
+"""Records an update measures again only where the golden has them: it never adds one (docs/pytest.md)."""
 
 
 def update_golden(golden_dir: Path, target: Target, timeout: float) -> tuple[GoldenBundle, GoldenBundle]:

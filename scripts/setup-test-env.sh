@@ -22,8 +22,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-log "pip install -e .[tf,test]"
-python3 -m pip install --quiet --disable-pip-version-check -e '.[tf,test]'
+log "pip install -e .[tf,test,docs]"
+python3 -m pip install --quiet --disable-pip-version-check -e '.[tf,test,docs]'
 
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd"

@@ -1,7 +1,8 @@
 """The docs say what the committed files and the tests say: the README's sentence about the machine that made the
 built-in golden names what its manifest's `reference` records (CPU vendor and family, AVX-512, AMX, oneDNN,
-TensorFlow), its examples of another class are another class, every mention of that CPU in the docs gives it the
-ISA the manifest records, and the oldest Python the probe is claimed to run on is the oldest a test runs it on.
+TensorFlow), its examples of another class are another class, every mention of that CPU in the README and docs/
+gives it the ISA the manifest records, and the oldest Python the probe is claimed to run on (docs/files.md,
+probe_app.py) is the oldest a test runs it on.
 
 Each claim is read from the text by a small pattern: a reworded sentence that the pattern no longer finds fails
 here, to be matched again, rather than passing unread."""
@@ -93,17 +94,21 @@ def test_every_mention_of_the_golden_s_cpu_gives_it_the_manifest_s_isa(reference
     assert mentions >= 3, "the docs no longer say which ISA the measuring machine has"
 
 
-def _claimed_minimum(text: str) -> tuple[int, int]:
-    found = re.search(r"runs on Python ≥ (3)\.(\d+)|any Python >= (3)\.(\d+) runs", text)
-    assert found, "no claim of the oldest Python the probe runs on"
-    major, minor = [int(part) for part in found.groups() if part is not None]
-    return major, minor
+def _claimed_minimums(text: str) -> list[tuple[int, int]]:
+    """Every claim in the text of the oldest Python the probe runs on, as (major, minor)."""
+    claims = []
+    for found in re.finditer(r"runs on Python ≥ (3)\.(\d+)|any Python >= (3)\.(\d+) runs", text):
+        major, minor = [int(part) for part in found.groups() if part is not None]
+        claims.append((major, minor))
+    return claims
 
 
 def test_the_oldest_python_claimed_for_the_probe_is_the_oldest_a_test_runs_it_on():
     tested = [(3, int(found.group(1))) for path in (REPO / "tests").rglob("test_probe_python3*.py")
               if (found := re.search(r"test_probe_python3(\d+)\.py$", path.name))]
     assert tested, "no test runs the probe on an older Python"
-    probe_app = (REPO / "envcheck" / "targets" / "probe_app.py").read_text()
-    for text in (_flat(README.read_text()), _flat(probe_app)):
-        assert _claimed_minimum(text) == min(tested)
+    in_docs = [claim for path in DOCS for claim in _claimed_minimums(_flat(path.read_text()))]
+    in_probe_app = _claimed_minimums(_flat((REPO / "envcheck" / "targets" / "probe_app.py").read_text()))
+    assert in_docs, "the docs no longer say the oldest Python the probe runs on"
+    assert in_probe_app, "probe_app.py no longer says the oldest Python the probe runs on"
+    assert set(in_docs + in_probe_app) == {min(tested)}

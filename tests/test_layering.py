@@ -1,4 +1,4 @@
-"""Architecture rules, checked on the source with ast: the layers stay as they are drawn in the README."""
+"""Architecture rules, checked on the source with ast: the layers stay as they are drawn in docs/layout.md."""
 from __future__ import annotations
 
 import ast

@@ -1,7 +1,7 @@
 """The hostile-input battery: bad input of every kind, and what envcheck must do with it.
 
 Each case builds its bad input under a fresh directory and returns the command line to run. The
-README's table "What envcheck does with bad input" lists the same ids (a test keeps them in step).
+The table in docs/bad-input.md lists the same ids (a test keeps them in step).
 """
 from __future__ import annotations
 

@@ -84,10 +84,10 @@ def test_hostile_input(case: Case, tmp_path, capsys, monkeypatch):
         subprocess.run(["pkill", "-KILL", "-f", str(work)], check=False)  # only what this case started
 
 
-def test_readme_table_lists_every_case():
-    """The README's bad-input table and the battery name the same cases."""
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## What envcheck does with bad input", 1)[1].split("\n## ", 1)[0]
+def test_docs_table_lists_every_case():
+    """The docs' bad-input table (docs/bad-input.md, above its reproductions) and the battery name the same cases."""
+    page = (REPO / "docs" / "bad-input.md").read_text()
+    section = page.split("# What envcheck does with bad input\n", 1)[1].split("\n## ", 1)[0]
     listed = re.findall(r"^\| `([a-z0-9-]+)` \|", section, flags=re.MULTILINE)
     assert sorted(listed) == sorted(c.id for c in CASES)
     for case in CASES:
