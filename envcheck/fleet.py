@@ -7,6 +7,7 @@ service, check.py): an unreachable daemon is an ERROR row of that site's report,
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -121,11 +122,22 @@ def run_fleet(sites: Sequence[Site], reports_dir: Path, *, jobs: int, timeout: f
     return run_interruptibly([partial(one, site) for site in sites], jobs)
 
 
+THIS_MACHINE = "this machine"
+
+
 def machine_of(site: Site) -> str:
     """The machine a site's probes run on: its daemon's host (a unix socket, or none, is this machine)."""
     if not site.docker_host or site.docker_host.startswith("unix://"):
-        return "this machine"
-    return urlsplit(site.docker_host).hostname or site.docker_host
+        return THIS_MACHINE
+    host = urlsplit(site.docker_host).hostname or site.docker_host
+    return THIS_MACHINE if _loopback(host) else host
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name, not an address
+        return False
 
 
 def sites_sharing_a_machine(sites: Sequence[Site], jobs: int) -> dict[str, int]:

@@ -104,8 +104,9 @@ def test_latency_is_judged_for_sites_on_machines_of_their_own(tmp_path, monkeypa
              fleet.Site(name="edge-1-tls", targets=("docker:x",), docker_host="tcp://edge-1:2376"),
              fleet.Site(name="edge-2", targets=("docker:x",), docker_host="ssh://ops@edge-2"),
              fleet.Site(name="here-a", targets=("docker:x",)),
-             fleet.Site(name="here-b", targets=("docker:x",), docker_host="unix:///var/run/docker.sock")]
+             fleet.Site(name="here-b", targets=("docker:x",), docker_host="unix:///var/run/docker.sock"),
+             fleet.Site(name="here-ssh", targets=("docker:x",), docker_host="ssh://ops@127.0.0.2")]
     fleet.run_fleet(sites, tmp_path, jobs=4, timeout=10)
-    assert seen == {"edge-1": 1, "edge-1-tls": 1, "edge-2": 0, "here-a": 1, "here-b": 1}
+    assert seen == {"edge-1": 1, "edge-1-tls": 1, "edge-2": 0, "here-a": 2, "here-b": 2, "here-ssh": 2}
     fleet.run_fleet(sites, tmp_path, jobs=1, timeout=10)
     assert set(seen.values()) == {0}, "one site at a time: every site is measured alone"
