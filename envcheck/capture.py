@@ -23,6 +23,7 @@ import numpy as np
 
 from envcheck import schemas
 from envcheck.errors import CaptureError
+from envcheck.fields import current_fingerprint
 from envcheck.files import atomic_write_bytes, atomic_write_text
 from envcheck.model import Capture, TargetFailure
 
@@ -195,7 +196,7 @@ def _outcome(capture_dir: Path, document: dict[str, Any] | None, problem: str | 
     site = site if site is not None else recorded.get("site")
     error = document.get("error") or {}
     stage = error["stage"] if "stage" in error else document.get("stage")
-    fingerprint = document.get("fingerprint", {})
+    fingerprint = current_fingerprint(document.get("fingerprint", {}))
     code = child.exit_code if child else None
     tail = child.stderr_tail if child else ""
 

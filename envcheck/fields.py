@@ -7,6 +7,11 @@ records there is a set, and a label for people. The policy defaults (compare/pol
 (compare/explain.py), redaction (redact.py) and set-ness (compare/fingerprint.py) are derived from
 FIELDS; adding what envcheck knows about a field is one entry here. See docs/fields.md.
 
+A field renamed since it was first written is read under its current name: current_fingerprint() for every
+reader of a stored fingerprint (captures, goldens), current_path() for a stored path or pattern, and
+comparable_libraries() so that a fingerprint of an older probe, which looked for fewer native libraries, is
+compared only on what both probes looked for.
+
 Path syntax: the policy file's (fnmatch globs over dotted paths, list items as `[i]`:
 `gpu.gpus[0].name`), plus `[*]` for "any list index", translated once by `glob()` to the fnmatch
 form `[[]*[]]`. A redacted or set-of-records entry is an exact path instead (`[*]` its only
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # envcheck.model imports numpy; a type needs nothing at run time
     from envcheck.model import Severity
@@ -97,6 +102,9 @@ TFLITE_RUNTIME = Hint(65, "The TFLite runtime differs ({path}: {change}): anothe
 TFLITE_RESOLVER = Hint(15, "{path} differs ({change}): XNNPACK and the builtin or reference kernels sum in another "
                        "order; expect bitwise-different tflite: outputs, a few 1e-7 absolute (measured: 2.2e-7 on the "
                        "built-in edge model).")
+NATIVE_NUMERICS = Hint(45, "{path} differs ({change}): another OpenMP runtime, oneDNN or BLAS build splits and "
+                       "orders sums differently (threads, blocking, vector kernels); expect bitwise-different outputs "
+                       "at round-off level.")
 PROTOBUF = Hint(130, "protobuf differs ({change}): no numeric effect, but a mismatch breaks TensorFlow's import.")
 
 # Severity: first entry with a severity that matches wins, so specific patterns come before broad
@@ -133,11 +141,22 @@ FIELDS: tuple[Field, ...] = (
     Field("gpu.gpus*compute_capability", "warn", label="GPU compute capability"),
     Field("gpu.gpus[*]", "warn", label="GPU"),
     Field("gpu.*", "info"),
-    Field("cuda_libraries.installed*", "info"),
-    Field("cuda_libraries.loaded.*.path", "info"),
-    Field("cuda_libraries.loaded.libm*", "warn"),
-    Field("cuda_libraries.loaded.libstdc++*", "warn"),
-    Field("cuda_libraries.loaded*", "fail", label="CUDA library loaded"),
+    # Native libraries (the probe's libraries.py): another OpenMP runtime, oneDNN or BLAS build changes float
+    # results, so its version warns; where a library was found is context. The libm* entry comes after the
+    # libmkl*/libmkldnn* ones, which it would also match; what is left under loaded is CUDA's.
+    Field("native_libraries.installed*", "info"),
+    Field("native_libraries.loaded.*.path", "info"),
+    Field("native_libraries.loaded.libgomp*", "warn", label="OpenMP runtime", hint=NATIVE_NUMERICS),
+    Field("native_libraries.loaded.libiomp5*", "warn", label="OpenMP runtime", hint=NATIVE_NUMERICS),
+    Field("native_libraries.loaded.libdnnl*", "warn", label="oneDNN library", hint=NATIVE_NUMERICS),
+    Field("native_libraries.loaded.libmkldnn*", "warn", label="oneDNN library", hint=NATIVE_NUMERICS),
+    Field("native_libraries.loaded.libopenblas*", "warn", label="BLAS library", hint=NATIVE_NUMERICS),
+    Field("native_libraries.loaded.libscipy_openblas*", "warn", label="BLAS library", hint=NATIVE_NUMERICS),
+    Field("native_libraries.loaded.libmkl_rt*", "warn", label="BLAS library", hint=NATIVE_NUMERICS),
+    Field("native_libraries.loaded.libtensorflow*", "warn", label="TensorFlow library", hint=TF_BUILD),
+    Field("native_libraries.loaded.libm*", "warn", label="C math library"),
+    Field("native_libraries.loaded.libstdc++*", "warn", label="C++ runtime"),
+    Field("native_libraries.loaded*", "fail", label="CUDA library loaded"),
     Field("*cuda_version*", "fail"),
     Field("*cudnn*", "fail"),
     Field("packages.nvidia-*", "fail"),
@@ -225,3 +244,70 @@ def set_of_records_paths(fields: tuple[Field, ...] = FIELDS) -> frozenset[str]:
 def label_for(path: str, fields: tuple[Field, ...] = FIELDS) -> str:
     """The label of the first labelled entry that matches `path`, or the path itself."""
     return next((f.label for f in fields if f.label and fnmatch.fnmatchcase(path, glob(f.pattern))), path)
+
+
+# Fingerprints written before the native-libraries section had its name: `cuda_libraries`, whose entries had no
+# kind, from a probe that looked for these kinds only (the probe's libraries.py names them the same way).
+LIBRARIES = "native_libraries"
+LEGACY_LIBRARIES = "cuda_libraries"
+LEGACY_SEARCHED_KINDS = ("c++-runtime", "cuda", "math")
+
+
+def current_fingerprint(fingerprint: Any) -> Any:
+    """`fingerprint` as the current probe writes it, for every reader of a stored one (capture.py, golden.py):
+    an older probe's `cuda_libraries` becomes `native_libraries`, saying which kinds that probe looked for.
+    A fingerprint without the old section is returned as it is (a section of both names keeps the current one)."""
+    if not isinstance(fingerprint, dict) or LEGACY_LIBRARIES not in fingerprint:
+        return fingerprint
+    current = {key: value for key, value in fingerprint.items() if key != LEGACY_LIBRARIES}
+    old = fingerprint[LEGACY_LIBRARIES]
+    if isinstance(old, dict):
+        old = {"searched_kinds": list(LEGACY_SEARCHED_KINDS), **old}
+    current.setdefault(LIBRARIES, old)
+    return current
+
+
+def current_path(path: str) -> str:
+    """A fingerprint path or pattern as the current probe names it: `cuda_libraries.loaded.libm` ->
+    `native_libraries.loaded.libm` (a stored report's difference, an older policy's rule)."""
+    rest = path[len(LEGACY_LIBRARIES):]
+    if path.startswith(LEGACY_LIBRARIES) and rest[:1] in ("", ".", "*", "?", "["):
+        return LIBRARIES + rest
+    return path
+
+
+def comparable_libraries(golden: dict[str, Any], target: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both fingerprints as their libraries are compared: only the loaded libraries of kinds both probes looked
+    for (a golden of an older probe never looked for BLAS, OpenMP or oneDNN: their presence in a newer capture
+    is no difference), and without the kinds and searched_kinds themselves, which say how envcheck files a
+    library, not what the environment is."""
+    golden_kinds, target_kinds = _searched_kinds(golden), _searched_kinds(target)
+    if golden_kinds is None or target_kinds is None:
+        return golden, target
+    both = golden_kinds & target_kinds
+    return _libraries_of_kinds(golden, both), _libraries_of_kinds(target, both)
+
+
+def _searched_kinds(fingerprint: dict[str, Any]) -> set[str] | None:
+    """The kinds its probe looked for; None without a section that says (a capture's is not trusted to be well formed)."""
+    section = fingerprint.get(LIBRARIES) if isinstance(fingerprint, dict) else None
+    kinds = section.get("searched_kinds") if isinstance(section, dict) else None
+    return {kind for kind in kinds if isinstance(kind, str)} if isinstance(kinds, list) else None
+
+
+def _libraries_of_kinds(fingerprint: dict[str, Any], kinds: set[str]) -> dict[str, Any]:
+    section = {key: value for key, value in fingerprint[LIBRARIES].items() if key != "searched_kinds"}
+    loaded = section.get("loaded")
+    if isinstance(loaded, dict):
+        section["loaded"] = {name: _without_kind(entry) for name, entry in loaded.items() if _of_kinds(entry, kinds)}
+    return {**fingerprint, LIBRARIES: section}
+
+
+def _of_kinds(entry: Any, kinds: set[str]) -> bool:
+    """An entry without a kind is an older probe's, found by looking for a kind it searched: kept."""
+    kind = entry.get("kind") if isinstance(entry, dict) else None
+    return kind is None or kind in kinds
+
+
+def _without_kind(entry: Any) -> Any:
+    return {key: value for key, value in entry.items() if key != "kind"} if isinstance(entry, dict) else entry

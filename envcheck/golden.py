@@ -33,6 +33,7 @@ from envcheck.capture import NpzError, read_npz
 from envcheck.compare.calibration import calibration_problem
 from envcheck.compare.policy import build_policy, ordered_table, validate_policy
 from envcheck.errors import GoldenError, PolicyError, UsageError
+from envcheck.fields import current_fingerprint
 from envcheck.files import atomic_write_text, sha256_file
 from envcheck.redact import redact_fingerprint
 
@@ -144,8 +145,9 @@ def load_golden(path: str | Path | None = None) -> GoldenBundle:
     if not isinstance(fingerprint, dict):
         raise GoldenError(f"{root / 'fingerprint.json'}: not a JSON object")
     _check_calibration(manifest, expected, manifest_path)
-    return GoldenBundle(path=root, sha256=sha256_file(manifest_path), manifest=manifest,
-                        expected=expected, fingerprint=fingerprint, layers=_load_layers(root, manifest["files"]),
+    # A bundle keeps the bytes it was sealed with; an older probe's field names are read as today's.
+    return GoldenBundle(path=root, sha256=sha256_file(manifest_path), manifest=manifest, expected=expected,
+                        fingerprint=current_fingerprint(fingerprint), layers=_load_layers(root, manifest["files"]),
                         tflite_expected=_load_tflite_expected(root, manifest))
 
 

@@ -32,9 +32,17 @@ REPO = Path(__file__).resolve().parents[1]
     pytest.param("gpu.gpus[0].name", "warn", id="gpu-name"),
     pytest.param("gpu.driver_version", "fail", id="driver"),
     pytest.param("gpu.nvml_api", "info", id="other-gpu-facts"),
-    pytest.param("cuda_libraries.loaded.libcudnn.path", "info", id="library-path-before-library"),
-    pytest.param("cuda_libraries.loaded.libcudnn.version", "fail", id="library-version"),
-    pytest.param("cuda_libraries.loaded.libm.version", "warn", id="libm-before-libraries"),
+    pytest.param("native_libraries.loaded.libcudnn.path", "info", id="library-path-before-library"),
+    pytest.param("native_libraries.loaded.libcudnn.version", "fail", id="cuda-library-version"),
+    pytest.param("native_libraries.loaded.libm.version", "warn", id="libm-before-libraries"),
+    pytest.param("native_libraries.loaded.libgomp.version", "warn", id="openmp-version"),
+    pytest.param("native_libraries.loaded.libiomp5", "warn", id="another-openmp"),
+    pytest.param("native_libraries.loaded.libdnnl.version", "warn", id="onednn-library"),
+    pytest.param("native_libraries.loaded.libscipy_openblas64_.version", "warn", id="numpy-bundled-openblas"),
+    pytest.param("native_libraries.loaded.libmkl_rt.version", "warn", id="mkl-before-libm"),
+    pytest.param("native_libraries.loaded.libtensorflow_framework.version", "warn", id="tensorflow-library"),
+    pytest.param("native_libraries.loaded.libgomp.path", "info", id="openmp-path"),
+    pytest.param("native_libraries.installed.libcudart", "info", id="installed-library"),
     pytest.param("packages.nvidia-cudnn-cu12", "fail", id="nvidia-package"),
     pytest.param("packages.numpy", "warn", id="numpy"),
     pytest.param("env.TF_ENABLE_ONEDNN_OPTS", "warn", id="onednn-switch"),
@@ -166,6 +174,24 @@ def test_every_hint_fills_in():
 def test_labels():
     assert fields.label_for("gpu.gpus[1].uuid") == "GPU UUID"
     assert fields.label_for("packages.requests") == "packages.requests"
+
+
+@pytest.mark.parametrize("path, label", [
+    pytest.param("native_libraries.loaded.libm.version", "C math library", id="libm-is-no-cuda-library"),
+    pytest.param("native_libraries.loaded.libstdc++.path", "C++ runtime", id="libstdc++"),
+    pytest.param("native_libraries.loaded.libmkl_rt.version", "BLAS library", id="mkl-is-no-libm"),
+    pytest.param("native_libraries.loaded.libmkldnn.version", "oneDNN library", id="mkldnn-is-no-libm"),
+    pytest.param("native_libraries.loaded.libgomp", "OpenMP runtime", id="openmp"),
+    pytest.param("native_libraries.loaded.libcudnn.version", "CUDA library loaded", id="cuda"),
+])
+def test_a_native_library_is_labelled_for_what_it_is(path, label):
+    """A reviewer once read "CUDA library loaded" for libm: every kind of library has its own label."""
+    assert fields.label_for(path) == label
+
+
+def test_a_numerics_library_brings_its_hint():
+    (cause,) = [c for c in explain.CAUSES if any(fnmatch("native_libraries.loaded.libgomp.version", p) for p in c.patterns)]
+    assert "OpenMP" in cause.text and "round-off" in cause.text
 
 
 def test_one_entry_adds_a_field_everywhere():

@@ -184,8 +184,8 @@ def _fallback_reason(fingerprint) -> str:
     if not driver and built and built[:2] >= NVML_CUDA_VERSION_SINCE and _nvml_too_old_for_cuda_version(fingerprint):
         return (f"Likely reason: the driver ({_get(fingerprint, 'gpu.driver_version')}) predates CUDA 9.1, older than "
                 f"the CUDA {build.get('cuda_version')} TensorFlow was built with; upgrade the driver.")
-    libraries = {**(_get(fingerprint, "cuda_libraries.installed", {}) or {}),
-                 **(_get(fingerprint, "cuda_libraries.loaded", {}) or {})}
+    libraries = {**(_get(fingerprint, "native_libraries.installed", {}) or {}),
+                 **(_get(fingerprint, "native_libraries.loaded", {}) or {})}
     missing = [name for name in ("libcudart", "libcudnn", "libcublas") if name not in libraries]
     if missing:
         return (f"Likely reason: CUDA libraries missing ({', '.join(missing)} neither loaded nor known to ldconfig); "
@@ -224,7 +224,7 @@ def _driver_too_old(fingerprint, golden):
 def _library_mismatch(fingerprint, golden):
     """The cuDNN / cuBLAS really loaded against what the build expects."""
     build = _build(fingerprint)
-    loaded = _get(fingerprint, "cuda_libraries.loaded", {}) or {}
+    loaded = _get(fingerprint, "native_libraries.loaded", {}) or {}
     expected = {"libcudnn": build.get("cudnn_version"), "libcublas": build.get("cuda_version")}
     for name, want in expected.items():
         have = (loaded.get(name) or {}).get("version")
@@ -243,8 +243,8 @@ def _library_mismatch(fingerprint, golden):
 
 
 def _libraries_disagree(fingerprint, golden):
-    loaded = _get(fingerprint, "cuda_libraries.loaded", {}) or {}
-    installed = _get(fingerprint, "cuda_libraries.installed", {}) or {}
+    loaded = _get(fingerprint, "native_libraries.loaded", {}) or {}
+    installed = _get(fingerprint, "native_libraries.installed", {}) or {}
     for name in ("libcudart", "libcudnn", "libcublas"):
         have = (loaded.get(name) or {}).get("version")
         versions = installed.get(name) or []

@@ -22,6 +22,8 @@ SET_OF_RECORDS = fields.set_of_records_paths()
 
 def diff_fingerprints(golden: dict[str, Any], target: dict[str, Any], policy: Policy) -> tuple[FingerprintDifference, ...]:
     """Every difference that the policy does not ignore, most severe first."""
+    # Libraries only of the kinds both probes looked for: an older golden never searched for BLAS or OpenMP.
+    golden, target = fields.comparable_libraries(golden, target)
     golden_rest, target_rest, set_changes = split_sets(golden, target)
     found = []
     for path, golden_value, target_value, missing, extra in set_changes:

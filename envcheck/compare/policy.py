@@ -90,7 +90,8 @@ class Policy:
 
 def _first_match(rules: tuple[tuple[str, Severity], ...], path: str) -> Severity | None:
     for pattern, severity in rules:
-        if fnmatch.fnmatchcase(path, pattern):
+        # A rule written for an older section name (cuda_libraries.*) still applies to what it meant.
+        if fnmatch.fnmatchcase(path, fields.current_path(pattern)):
             return severity
     return None
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from envcheck.compare.outputs import compare_outputs
 from envcheck.compare.policy import Policy
+from envcheck.fields import LIBRARIES
 from envcheck.model import PARITY_PREFIX, TFLITE_PREFIX, Capture, Finding, OutputComparison, Severity
 
 
@@ -57,11 +58,11 @@ def edge_golden_fingerprint(golden: dict[str, Any], target: dict[str, Any]) -> d
     libraries TensorFlow loaded, and its packages only those the target has too (TensorFlow's own dependencies
     are not expected on an edge box)."""
     trimmed = {key: value for key, value in golden.items() if key != "tensorflow"}
-    libraries, theirs = golden.get("cuda_libraries"), target.get("cuda_libraries") or {}
+    libraries, theirs = golden.get(LIBRARIES), target.get(LIBRARIES) or {}
     if isinstance(libraries, dict):
-        trimmed["cuda_libraries"] = {key: value for key, value in libraries.items() if key != "loaded"}
+        trimmed[LIBRARIES] = {key: value for key, value in libraries.items() if key != "loaded"}
         if "loaded" in theirs:
-            trimmed["cuda_libraries"]["loaded"] = theirs["loaded"]
+            trimmed[LIBRARIES]["loaded"] = theirs["loaded"]
     packages, theirs = golden.get("packages"), target.get("packages")
     if isinstance(packages, dict) and isinstance(theirs, dict):
         trimmed["packages"] = {name: version for name, version in packages.items() if name in theirs}

@@ -49,13 +49,13 @@ def test_a_failed_tflite_run_beside_tensorflow_is_a_finding():
 def test_the_edge_view_of_the_golden_drops_what_only_tensorflow_brings():
     golden = {"tensorflow": {"version": "2.21.0"}, "numpy": {"version": "2.4.0"},
               "packages": {"tensorflow-cpu": "2.21.0", "keras": "3.12", "numpy": "2.4.0"},
-              "cuda_libraries": {"installed": {}, "loaded": {"libm": {"version": "6"}}}}
+              "native_libraries": {"installed": {}, "loaded": {"libm": {"kind": "math", "version": "6"}}}}
     target = {"numpy": {"version": "2.4.6"}, "packages": {"numpy": "2.4.6", "ai-edge-litert": "2.3.0"},
-              "cuda_libraries": {"installed": {}, "loaded": {}}}
+              "native_libraries": {"installed": {}, "loaded": {}}}
     seen = edge_golden_fingerprint(golden, target)
     assert "tensorflow" not in seen and seen["packages"] == {"numpy": "2.4.0"}
     assert seen["numpy"] == {"version": "2.4.0"}  # NumPy is on both: still compared
-    assert seen["cuda_libraries"] == {"installed": {}, "loaded": {}}
+    assert seen["native_libraries"] == {"installed": {}, "loaded": {}}
 
 
 def test_parity_noise_is_shown_but_leaves_an_identical_target_identical():

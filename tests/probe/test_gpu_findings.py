@@ -30,7 +30,7 @@ def capture_with_gpu(probe, fake_nvml, fake_nvml_from):
         fingerprint["gpu"] = probe.gpu.gpu_fingerprint(nvml=nvml, smi={}, proc_text="")
         fingerprint["tensorflow"]["build_info"] = dict(build or fingerprint["tensorflow"]["build_info"])
         fingerprint["tensorflow"]["gpu_devices"] = [{"name": n, "compute_capability": c} for n, c in tf_gpus]
-        fingerprint["cuda_libraries"] = {"loaded": loaded or {}, "installed": installed or {}}
+        fingerprint["native_libraries"] = {"loaded": loaded or {}, "installed": installed or {}}
         fingerprint["env"].update(env or {})
         return fingerprint
     return make

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import zipfile
 
+from envcheck import fields
 from envcheck.golden import builtin_golden_dir
 from envcheck.targets import probe_app
 
@@ -72,7 +73,9 @@ def test_an_interpreter_without_site_packages_runs_the_stdlib_stages(tmp_path):
     capture = json.loads((out / "capture.json").read_text())
     assert (capture["stage"], capture["status"], capture["error"]["kind"]) == (
         "import-tensorflow", "error", "tensorflow-not-importable")
-    assert set(capture["fingerprint"]) == {"python", "os", "host", "cpu", "packages", "env", "gpu", "cuda_libraries"}
+    assert set(capture["fingerprint"]) == {"python", "os", "host", "cpu", "packages", "env", "gpu", "native_libraries"}
+    libraries = capture["fingerprint"]["native_libraries"]
+    assert libraries["loaded"] == {} and "blas" in libraries["searched_kinds"]  # filled once the model has run
     assert capture["fingerprint"]["python"]["version"] == ".".join(map(str, sys.version_info[:3]))
 
 
@@ -80,3 +83,38 @@ def test_a_usage_error_is_exit_2_on_stderr(tmp_path):
     result = subprocess.run([sys.executable, str(probe_app.probe_app_path()), "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--bundle" in result.stderr and result.stdout == ""
+
+
+# A process's /proc/self/maps, as the probe reads it after TensorFlow has run (directories that exist nowhere, so
+# that resolving symlinks changes no path on any machine).
+MAPS = "\n".join(f"7f2c4e000000-7f2c4e020000 r-xp 00000000 08:01 4242 {path}" for path in (
+    "/opt/no-such-29/lib/libm.so.6", "/opt/no-such-29/lib/libstdc++.so.6.0.30",
+    "/opt/no-such-29/lib/libgomp.so.1.0.0", "/opt/no-such-29/intel/libiomp5.so",
+    "/opt/no-such-29/lib/libdnnl.so.3.4", "/opt/no-such-29/lib/libmkl_rt.so.2",
+    "/opt/no-such-29/site-packages/numpy.libs/libscipy_openblas64_-32a4b2a6.so",
+    "/opt/no-such-29/site-packages/numpy.libs/libopenblas64_p-r0-15028c96.3.21.so",
+    "/opt/no-such-29/site-packages/numpy.libs/libgfortran-040039e1-0352e75f.so.5.0.0",
+    "/opt/no-such-29/site-packages/tensorflow/libtensorflow_framework.so.2",
+    "/opt/no-such-29/site-packages/nvidia/cudnn/lib/libcudnn.so.9",
+    "/opt/no-such-29/lib/libmath-helpers.so.1", "[vdso]",
+))
+
+
+def test_the_native_libraries_that_change_cpu_numerics_are_found_with_their_kind(probe):
+    loaded = probe.libraries.loaded_libraries(MAPS)
+    assert {name: (entry["kind"], entry["version"]) for name, entry in loaded.items()} == {
+        "libm": ("math", "6"), "libstdc++": ("c++-runtime", "6.0.30"),
+        "libgomp": ("threading", "1.0.0"), "libiomp5": ("threading", None), "libdnnl": ("dnn", "3.4"),
+        "libmkl_rt": ("blas", "2"), "libtensorflow_framework": ("tensorflow", "2"), "libcudnn": ("cuda", "9"),
+        # NumPy's bundled copies: the build hash auditwheel adds is no part of the name (the path keeps it)
+        "libscipy_openblas64_": ("blas", None), "libopenblas64_p-r0": ("blas", "3.21"),
+    }
+    assert loaded["libscipy_openblas64_"]["path"].endswith("libscipy_openblas64_-32a4b2a6.so")
+
+
+def test_the_section_says_which_kinds_it_looked_for(probe):
+    kinds = {kind for _, kind in probe.libraries.LIBRARY_KINDS}
+    assert probe.libraries.native_libraries("")["searched_kinds"] == sorted(kinds)
+    assert kinds >= {"cuda", "math", "c++-runtime", "threading", "dnn", "blas", "tensorflow"}
+    # The host reads an older probe's section as having looked for these: they must be this probe's names.
+    assert set(fields.LEGACY_SEARCHED_KINDS) <= kinds

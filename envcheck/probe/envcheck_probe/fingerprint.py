@@ -4,7 +4,7 @@ import os
 from .cpu import cpu_info
 from .environment import allowed_environment
 from .gpu import gpu_fingerprint
-from .libraries import installed_libraries
+from .libraries import native_libraries
 from .packages import installed_distributions
 from .system import host_info, os_info, python_info
 
@@ -19,5 +19,5 @@ def base_fingerprint():
         "packages": installed_distributions(),
         "env": allowed_environment(os.environ),
         "gpu": gpu_fingerprint(),
-        "cuda_libraries": {"installed": installed_libraries(), "loaded": {}},
+        "native_libraries": native_libraries(),
     }

@@ -82,8 +82,8 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
         outputs = run_batched(tf, np, signature, input_set, batch_size, out_dir, first)
         capture["timings"]["run_s"] = round(time.time() - began, 4)
         capture["batches"] = {"samples": input_set.rows, "batch_size": batch_size or input_set.rows}
-        # Now that TensorFlow has touched the GPU (if any), see which CUDA libraries it really loaded.
-        capture["fingerprint"]["cuda_libraries"]["loaded"] = loaded_libraries()
+        # Now that TensorFlow has run (on the GPU, if any), see which native libraries it really loaded.
+        capture["fingerprint"]["native_libraries"]["loaded"] = loaded_libraries()
         capture["outputs"] = {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in outputs.items()}
         capture["status"] = "ok"
         _timed(stage, capture, "repeat-model", "determinism", lambda: repeat_record(
