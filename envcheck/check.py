@@ -144,7 +144,8 @@ def build_report(golden: GoldenBundle, outcomes: Sequence[Outcome], policy: Poli
     # A bundle written by envcheck is already redacted; one written elsewhere may not be: redact once here.
     reference = Reference(expected=golden.expected, fingerprint=redact_fingerprint(golden.fingerprint),
                           latency=golden.latency, determinism=golden.determinism,
-                          noise=noise_scales(golden.calibration), layers=golden.layers,
+                          noise=noise_scales(golden.calibration), calibration=golden.calibration,
+                          layers=golden.layers,
                           tflite_expected=golden.tflite_expected, image=golden.reference_image)
     results: list[TargetResult] = [evaluate(o, reference, policy, concurrent_probes) for o in outcomes]
     return RunReport(golden_path=str(golden.path), golden_sha256=golden.sha256, targets=tuple(results),

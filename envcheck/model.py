@@ -134,6 +134,8 @@ class Reference:
     """Whether the reference repeated the golden pass bitwise, if recorded."""
     noise: dict[str, float] = field(default_factory=dict)
     """Per output, the calibrated noise (absolute); empty for a golden that was not calibrated."""
+    calibration: dict[str, Any] | None = None
+    """The golden manifest's `calibration` (each perturbation's moves per output), for the hints; None: not calibrated."""
     layers: dict[str, Any] | None = None
     """The reference's layer record (layers.json); None: the golden has none, so nothing is localised."""
     tflite_expected: dict[str, np.ndarray] | None = None

@@ -58,7 +58,8 @@ def evaluate(outcome: Capture | TargetFailure, reference: Reference, policy: Pol
     # Parity within its band is shown, never decides: a converted model is not bitwise its SavedModel.
     judged = [o for o in outputs if not (is_parity(o.name) and o.status in ("identical", "noise"))]
     return TargetResult(spec=outcome.spec, site=outcome.site, verdict=decide_verdict(judged, diffs, findings),
-                        error=None, outputs=outputs, fingerprint_diff=diffs, hints=hints_for(diffs, outputs),
+                        error=None, outputs=outputs, fingerprint_diff=diffs,
+                        hints=hints_for(diffs, outputs, reference.calibration),
                         fingerprint=fingerprint, target_info=target_info, timings=outcome.timings,
                         output_digest=output_digest(outcome.tflite_outputs or {} if outcome.edge else outcome.outputs),
                         findings=findings, latency=latency,
