@@ -13,6 +13,7 @@ import base64
 import functools
 import hashlib
 import math
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -53,23 +54,56 @@ def severity_class(severity: Any) -> str:
     return SEVERITY_CLASSES.get(severity, NEUTRAL_SEVERITY) if isinstance(severity, str) else NEUTRAL_SEVERITY
 
 
+LABEL_EM = 0.62
+"""A generous width of a character in ems (of the charts' 10 px labels and 9 px counts) in a sans-serif font:
+digits, dashes and `ms` are narrower. The page cannot measure its text before it is drawn, so the geometry
+below reserves this much; wide letters and East Asian characters reserve a whole em."""
+WIDE_LETTERS = frozenset("MWmw@%")
+LABEL_GAP = 4
+"""Pixels kept free between two labels."""
+MAX_LABEL_CHARS = 16
+"""A bucket label is drawn clipped to this (the bar's tooltip has it whole): a label from a hand-edited
+report must not push every other label off the axis."""
+
+
 def histogram(buckets: Any, title: str, width: int = 420, height: int = 150) -> dict[str, Any] | None:
-    """The geometry of a bar chart of (label, count) buckets; the template draws it as inline SVG."""
+    """The geometry of a bar chart of (label, count) buckets; the template draws it as inline SVG.
+
+    Labels that would run into each other are thinned: every `step`-th bucket is labelled, where `step`
+    is the fewest slots the widest label needs; the others keep theirs in the bar's tooltip. A count is
+    written above its bar only when it fits the bar's slot."""
     pairs = [(label, count if isinstance(count, (int, float)) and not isinstance(count, bool) else 0)
              for label, count in _pairs(buckets)]
     if not pairs:
         return None
     top = max(count for _, count in pairs) or 1
     slot = (width - 40) / len(pairs)
+    step = label_step([clip(str(label), MAX_LABEL_CHARS) for label, _ in pairs], slot)
     bars = []
     for i, (label, count) in enumerate(pairs):
         bar = (height - 60) * count / top  # 35 px above the tallest bar: title and count label
         x = 30 + i * slot
+        shown_count = str(count) if count and _text_width(str(count), 9) + LABEL_GAP <= slot else ""
         bars.append({"label": label, "count": count, "x": f"{x + 2:.1f}", "y": f"{height - 25 - bar:.1f}",
                      "width": f"{slot - 4:.1f}", "height": f"{bar:.1f}", "middle": f"{x + slot / 2:.1f}",
-                     "count_y": f"{height - 28 - bar:.1f}"})
+                     "count_y": f"{height - 28 - bar:.1f}", "shown_count": shown_count,
+                     "shown_label": clip(str(label), MAX_LABEL_CHARS) if i % step == 0 else ""})
     return {"title": title, "width": width, "height": height, "axis_y": height - 25, "axis_end": width - 8,
             "label_y": height - 10, "bars": bars}
+
+
+def label_step(labels: list[str], slot: float) -> int:
+    """Label every step-th bucket: the fewest slots the widest label (and a gap) spans."""
+    widest = max((_text_width(label, 10) for label in labels), default=0)
+    return max(math.ceil((widest + LABEL_GAP) / slot), 1)
+
+
+def _text_width(text: str, font_px: int) -> float:
+    """At most how many px `text` takes at `font_px`."""
+    def ems(char: str) -> float:
+        wide = char in WIDE_LETTERS or unicodedata.east_asian_width(char) in ("W", "F")
+        return 1.0 if wide else 0.75 if char.isupper() else LABEL_EM
+    return sum(ems(char) for char in text) * font_px
 
 
 def layer_chart(localization: LocalizationView, width: int = 640, height: int = 150) -> dict[str, Any] | None:

@@ -139,10 +139,16 @@ CSP_META = re.compile(r'<meta http-equiv="Content-Security-Policy"[^>]*>')
 def with_check(page: str, policy: bool) -> str:
     """The page plus CHECK: under the page's policy (which then also allows CHECK by its hash), or with
     the policy removed, so that only escaping stands between a payload and the browser."""
+    return with_script(page, CHECK, policy)
+
+
+def with_script(page: str, script: str, policy: bool = True) -> str:
+    """The page plus the harness's own `script` after the page's: allowed by its hash added to the page's
+    policy, or with the policy removed. Only the harness adds a script; the page keeps its one."""
     head, end, tail = page.rpartition("</body>")
-    page = f"{head}<script>{CHECK}</script>{end}{tail}"
+    page = f"{head}<script>{script}</script>{end}{tail}"
     if policy:
-        return page.replace("script-src ", f"script-src {hash_source(CHECK)} ", 1)
+        return page.replace("script-src ", f"script-src {hash_source(script)} ", 1)
     return CSP_META.sub("", page, count=1)
 
 
