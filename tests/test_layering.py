@@ -14,7 +14,7 @@ from envcheck.compare import localization
 PACKAGE = Path(__file__).resolve().parents[1] / "envcheck"
 PROBE_PACKAGE = PACKAGE / "probe" / "envcheck_probe"  # packed into one zipapp by targets/probe_app.py
 PROBE_MODULES = sorted(PROBE_PACKAGE.glob("*.py"))
-HEAVY = ("docker", "pandas", "deepdiff", "tensorflow", "numpy", "rich")
+HEAVY = ("docker", "pandas", "deepdiff", "tensorflow", "numpy", "rich", "cyclonedx")
 
 
 def _modules(path: Path, top_level_only: bool = False, runtime_only: bool = False) -> set[str]:

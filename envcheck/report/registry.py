@@ -39,6 +39,8 @@ FORMATS: tuple[ReportFormat, ...] = (
                  "render_markdown"),
     ReportFormat("metrics", "write Prometheus metrics (node_exporter textfile collector format)",
                  "envcheck.report.metrics", "render_metrics"),
+    ReportFormat("sbom", "write a CycloneDX 1.6 JSON SBOM of every target's packages (for CVE scanners)",
+                 "envcheck.report.sbom", "render_sbom", from_document=True),
     ReportFormat("json", "also write the JSON report here", "envcheck.report.json", "render_json", from_document=True),
 )
 """In the order they are written; JSON last, so it can record that another report could not be written."""
