@@ -2,7 +2,8 @@
 it as a capture directory that reads back to the very same outcome.
 
 Shared by every target kind and by `envcheck compare`, so a failed capture brought back from a site
-says in `compare` what `check` would have said there. How the probe's process died is the targets' to
+says in `compare` what `check` would have said there; `compare` reads a capture folder or the tar.gz the
+on-site kit writes (unpacked with every member checked, never extracted blindly). How the probe's process died is the targets' to
 name (targets/exits.py); reading only asks whether it died abnormally, and that answer comes first.
 """
 from __future__ import annotations
@@ -11,7 +12,10 @@ import io
 import json
 import os
 import re
+import shutil
 import struct
+import tarfile
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -24,7 +28,7 @@ import numpy as np
 from envcheck import schemas
 from envcheck.errors import CaptureError
 from envcheck.fields import current_fingerprint
-from envcheck.files import atomic_write_bytes, atomic_write_text
+from envcheck.files import MAX_DOCUMENT_BYTES, atomic_write_bytes, atomic_write_text
 from envcheck.model import Capture, TargetFailure
 
 # NOTE: these mirror the constants in probe/envcheck_probe/capture.py, which the host tool must not import;
@@ -33,6 +37,10 @@ CAPTURE_SCHEMA = "envcheck.capture/1"
 CAPTURE_FILE = "capture.json"
 OUTPUTS_FILE = "outputs.npz"
 TFLITE_OUTPUTS_FILE = "tflite-outputs.npz"
+ARCHIVE_MEMBERS = (CAPTURE_FILE, OUTPUTS_FILE, TFLITE_OUTPUTS_FILE)
+"""What the on-site kit's tar.gz holds (probe/envcheck_probe/kit_capture.py's ARCHIVED; a test holds them equal)."""
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
+STDERR_TAIL_CHARS = 4000
 CALIBRATION_FILE = re.compile(r"calibration-[a-z0-9-]+\.npz")
 """What the probe names a calibration perturbation's outputs (beside outputs.npz; never a path)."""
 
@@ -153,20 +161,101 @@ def read_capture(capture_dir: Path, spec: str, child: ChildEnd | None = None,
     return _outcome(capture_dir, document, problem, spec, child, dict(target_info or {}), site, OUTPUTS_FILE)
 
 
-def load_capture_dir(capture_dir: Path) -> tuple[Capture | TargetFailure, str | None]:
-    """A capture made elsewhere (`envcheck probe --out`), for `envcheck compare`, with the sha256
-    of the golden it ran. A damaged or newer capture is a failed target naming the problem."""
+ExitNamer = Callable[[int | None, bool, float | None], DeathReader]
+"""Given a child's exit status, whether it timed out and its timeout: how the targets name its death
+(targets/exits.py; the check service passes it, since reading captures must not import the targets)."""
+
+
+def load_capture_dir(capture_dir: Path, name_exit: ExitNamer | None = None) -> tuple[Capture | TargetFailure, str | None]:
+    """A capture made elsewhere, for `envcheck compare`, with the sha256 of the golden it ran: a folder
+    (`envcheck probe --out`) or the tar.gz the on-site kit writes (read safely: see unpack_capture_archive).
+    A damaged or newer capture is a failed target naming the problem. A kit's capture records how its probe's
+    process ended (`kit.child`); `name_exit` names an abnormal end as a host probe's would be named."""
     capture_dir = Path(capture_dir)
-    path = capture_dir / CAPTURE_FILE
+    if capture_dir.is_file():
+        with tempfile.TemporaryDirectory(prefix="envcheck-capture-") as unpacked:
+            unpack_capture_archive(capture_dir, Path(unpacked))
+            return _load_capture(Path(unpacked), f"{capture_dir}:", archive_name(capture_dir), name_exit)
+    if not capture_dir.is_dir() and os.path.lexists(capture_dir):
+        raise CaptureError(f"{capture_dir}: not a capture directory or a kit's tar.gz (not a regular file)")
+    return _load_capture(capture_dir, f"{capture_dir}/", capture_dir.name, name_exit)
+
+
+def _load_capture(folder: Path, shown: str, name: str,
+                  name_exit: ExitNamer | None) -> tuple[Capture | TargetFailure, str | None]:
+    """The capture in `folder`; `shown` prefixes its files' names in messages, `name` is its own name."""
+    path = folder / CAPTURE_FILE
     if not path.is_file():
-        raise CaptureError(f"{capture_dir}: not a capture directory (no {CAPTURE_FILE})")
-    document, problem = _read_document(path, str(path))
+        raise CaptureError(f"{shown.rstrip(':/')}: not a capture directory (no {CAPTURE_FILE})")
+    document, problem = _read_document(path, shown + CAPTURE_FILE)
     if document is None and problem is None:  # it vanished between the two looks
-        raise CaptureError(f"{path}: unreadable")
+        raise CaptureError(f"{shown}{CAPTURE_FILE}: unreadable")
     recorded = (document or {}).get("target") or {}
-    spec = recorded.get("spec") or f"capture:{capture_dir.name}"
-    outcome = _outcome(capture_dir, document, problem, spec, None, {}, None, str(capture_dir / OUTPUTS_FILE))
+    spec = recorded.get("spec") or f"capture:{name}"
+    outcome = _outcome(folder, document, problem, spec, _kit_child(document, name_exit), {}, None,
+                       shown + OUTPUTS_FILE)
     return outcome, (document or {}).get("golden_sha256")
+
+
+def archive_name(archive: Path) -> str:
+    """What a capture's tar.gz is called without its suffix (`capture-shenzhen.tar.gz` -> capture-shenzhen)."""
+    for suffix in ARCHIVE_SUFFIXES:
+        if archive.name.endswith(suffix) and archive.name != suffix:
+            return archive.name[:-len(suffix)]
+    return archive.name
+
+
+def _kit_child(document: dict[str, Any] | None, name_exit: ExitNamer | None) -> ChildEnd | None:
+    """How the on-site kit's probe process ended (its `kit.child` record), or None for any other capture. A
+    record of the wrong shape is read as no record: the capture then speaks for itself."""
+    child = ((document or {}).get("kit") or {}).get("child") if isinstance((document or {}).get("kit"), dict) else None
+    if not isinstance(child, dict):
+        return None
+    code, timed_out, timeout = child.get("exit_code"), child.get("timed_out"), child.get("timeout_s")
+    tail = child.get("stderr_tail")
+    if (not (code is None or (isinstance(code, int) and not isinstance(code, bool))) or not isinstance(timed_out, bool)
+            or not (timeout is None or isinstance(timeout, (int, float))) or not isinstance(tail, str)):
+        return None
+    return ChildEnd(exit_code=code, stderr_tail=tail[-STDERR_TAIL_CHARS:],
+                    death=name_exit(code, timed_out, timeout) if name_exit else None)
+
+
+def unpack_capture_archive(archive: Path, into: Path) -> None:
+    """Unpack a kit's tar.gz into the empty folder `into`, refusing anything a capture does not hold: only
+    plain files named as the kit names them (ARCHIVE_MEMBERS), each once, none a link, device or path; sizes
+    bounded as capture.json and .npz files are bounded when read from a folder. CaptureError, one line."""
+    try:
+        with tarfile.open(archive, mode="r:gz") as tar:
+            npz_bytes = 0
+            for member in tar:
+                _check_member(archive, member, into)
+                if member.name == CAPTURE_FILE and member.size > MAX_DOCUMENT_BYTES:
+                    raise CaptureError(f"{archive}: {CAPTURE_FILE} declares {_size(member.size)}, more than the "
+                                       f"{_size(MAX_DOCUMENT_BYTES)} a capture document may be; refused")
+                npz_bytes += member.size if member.name != CAPTURE_FILE else 0
+                if npz_bytes > max_npz_bytes():
+                    raise CaptureError(f"{archive}: its .npz files declare more than the {_size(max_npz_bytes())} "
+                                       f"allowed ({MAX_NPZ_BYTES_ENV} raises the limit); refused")
+                source = tar.extractfile(member)
+                assert source is not None  # a regular file (checked) always has a stream
+                with source, open(into / member.name, "xb") as target:
+                    shutil.copyfileobj(source, target, 1 << 20)
+    except NpzError as error:  # an unreadable ENVCHECK_MAX_NPZ_BYTES
+        raise CaptureError(f"{archive}: {error}") from None
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
+        why = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        raise CaptureError(f"{archive}: not a capture directory or a readable tar.gz from the kit ({why})") from None
+
+
+def _check_member(archive: Path, member: tarfile.TarInfo, into: Path) -> None:
+    """CaptureError unless `member` is a plain file a capture holds, seen for the first time."""
+    if member.name not in ARCHIVE_MEMBERS:
+        raise CaptureError(f"{archive}: holds {member.name!r}, which no capture has (a kit's capture holds only "
+                           f"{', '.join(ARCHIVE_MEMBERS)}); refused")
+    if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE) or member.issparse():
+        raise CaptureError(f"{archive}: {member.name} is a link or a special file, not a plain file; refused")
+    if (into / member.name).exists():
+        raise CaptureError(f"{archive}: holds {member.name} twice; refused")
 
 
 def _read_document(path: Path, shown: str) -> tuple[dict[str, Any] | None, str | None]:

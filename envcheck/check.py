@@ -9,11 +9,12 @@ import dataclasses
 import tempfile
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from envcheck import __version__
-from envcheck.capture import load_capture_dir, save_capture_dir
+from envcheck.capture import DeathReader, archive_name, load_capture_dir, save_capture_dir
 from envcheck.compare.calibration import LAYER as CALIBRATION_LAYER
 from envcheck.compare.calibration import calibrated_layer, noise_scales
 from envcheck.compare.evaluate import evaluate, output_digest
@@ -28,6 +29,7 @@ from envcheck.redact import redact_fingerprint, redact_for_sending
 from envcheck.runner import ProgressListener, run_probe_into, run_targets
 from envcheck.targets import measured_alongside
 from envcheck.targets.base import Target
+from envcheck.targets.exits import ChildExit, classify_exit
 
 GOLDEN_LAYER = "golden manifest"
 """How the golden's own policy table is named in the policy record."""
@@ -101,9 +103,12 @@ def _name(outcome: Outcome) -> str:
 
 
 def _captured(golden: GoldenBundle, directory: Path) -> Outcome:
-    outcome, golden_sha256 = load_capture_dir(directory)
-    if outcome.site is None:  # captured without --site: its folder names it, so two machines never merge
-        outcome = dataclasses.replace(outcome, site=directory.resolve().name)
+    # A folder, or the on-site kit's tar.gz; the kit's record of how its probe's process ended is named here
+    # as a host probe's end is (a SIGILL is a SIGILL whichever way the capture came back).
+    outcome, golden_sha256 = load_capture_dir(directory, name_exit=_exit_namer)
+    if outcome.site is None:  # captured without --site: its folder (or file) names it, so two machines never merge
+        resolved = directory.resolve()
+        outcome = dataclasses.replace(outcome, site=archive_name(resolved) if resolved.is_file() else resolved.name)
     # A capture that does not name its golden could have run any: it is judged against none (a failure that
     # left no capture.json to name it is an ERROR row already, its own reason kept).
     unnamed = golden_sha256 is None and isinstance(outcome, Capture)
@@ -117,6 +122,11 @@ def _captured(golden: GoldenBundle, directory: Path) -> Outcome:
                                 fingerprint=outcome.fingerprint, target_info=outcome.target_info,
                                 timings=outcome.timings, **kept)
     return outcome
+
+
+def _exit_namer(exit_code: int | None, timed_out: bool, timeout_s: float | None) -> DeathReader:
+    """How the targets name a probe process's end (targets/exits.py), for a capture that recorded it."""
+    return partial(classify_exit, ChildExit(returncode=exit_code, timed_out=timed_out, timeout_s=timeout_s))
 
 
 def probe_to_directory(golden: GoldenBundle, target: Target, out: Path, *, timeout: float, site: str | None = None,

@@ -78,13 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     probe.set_defaults(run=command_probe)
 
     compare = commands.add_parser("compare", help="compare captures made elsewhere with the golden",
-                                  description="Compare capture directories (from `envcheck probe`) with the golden;\n"
+                                  description="Compare captures (directories from `envcheck probe`, or the tar.gz the\n"
+                                              "on-site kit writes) with the golden;\n"
                                               "given two, also say where the second's numbers first part from the\n"
                                               "first's (by their layer records).",
                                   epilog="examples:\n  envcheck compare capture-shenzhen/ --json shenzhen.json\n"
+                                         "  envcheck compare capture-shenzhen.tar.gz\n"
                                          "  envcheck compare capture-beijing/ capture-shenzhen/",
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    compare.add_argument("captures", nargs="+", type=Path, metavar="CAPTURE_DIR")
+    compare.add_argument("captures", nargs="+", type=Path, metavar="CAPTURE",
+                         help="a capture directory, or a capture.tar.gz from the kit (envcheck kit build)")
     _golden_option(compare)
     _comparison_options(compare)
     compare.set_defaults(run=command_compare)
@@ -105,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_golden_commands(commands)
     _add_fleet_commands(commands)
+    _add_kit_commands(commands)
 
     gc = commands.add_parser(
         "gc", help="remove probe containers a killed run left behind (its own label only)",
@@ -154,6 +158,22 @@ def _add_fleet_commands(commands) -> None:
     status.add_argument("--reports-dir", type=Path, default=Path(DEFAULT_REPORTS_DIR), metavar="DIR",
                         help=f"where `fleet run` wrote the reports (default {DEFAULT_REPORTS_DIR}/)")
     status.set_defaults(run=command_fleet_status)
+
+
+def _add_kit_commands(commands) -> None:
+    kit = commands.add_parser("kit", help="the on-site kit: one file a box runs with its own Python")
+    kit_commands = kit.add_subparsers(dest="kit_command", required=True, metavar="ACTION")
+    build = kit_commands.add_parser(
+        "build", help="write the kit: the probe and the golden in one .pyz",
+        description="Write ONE file holding the probe and the golden bundle. On the box, with the Python that runs "
+                    "production (nothing installed, no network):\n  python3 envcheck-kit.pyz --site NAME --out "
+                    "capture.tar.gz\nthen, at headquarters: envcheck compare capture.tar.gz",
+        epilog="example: envcheck kit build --golden golden/vision --golden-sha256 \"$GOLDEN_SHA256\" --out "
+               "envcheck-kit.pyz", formatter_class=argparse.RawDescriptionHelpFormatter)
+    _golden_option(build)
+    build.add_argument("--out", type=Path, default=Path("envcheck-kit.pyz"), metavar="FILE",
+                       help="the kit to write (default envcheck-kit.pyz)")
+    build.set_defaults(run=command_kit_build)
 
 
 def _add_golden_commands(commands) -> None:
@@ -409,7 +429,7 @@ def command_check(args: argparse.Namespace) -> int:
 
 
 def command_compare(args: argparse.Namespace) -> int:
-    """`envcheck compare`: judge capture directories made elsewhere against the golden."""
+    """`envcheck compare`: judge captures made elsewhere (folders, or the kit's tar.gz) against the golden."""
     from envcheck.check import compare_captures
 
     golden, policy, record = _golden_and_policy(args)
@@ -452,6 +472,27 @@ def _check_capture_destination(out: Path) -> None:
             raise UsageError(f"--out {out}: directory holds other files ({', '.join(unexpected[:3])}); "
                              "choose a new or empty directory")
     check_folder_destination(out, f"the capture to --out {out}")
+
+
+def command_kit_build(args: argparse.Namespace) -> int:
+    """`envcheck kit build`: the probe and the golden in one file, its sha256 and envcheck's version said."""
+    from envcheck.check import load_pinned_golden
+    from envcheck.destinations import check_file_destination
+    from envcheck.files import atomic_write_bytes
+    from envcheck.kit import build_kit
+
+    golden = load_pinned_golden(args.golden, args.golden_sha256)
+    check_file_destination(args.out, "the kit")
+    kit = build_kit(golden, None if args.golden is None else str(args.golden))
+    try:
+        atomic_write_bytes(args.out, kit.data)
+    except OSError as error:
+        raise EnvcheckError(f"cannot write the kit {args.out}: {error.strerror or error}") from None
+    say(f"kit written to {args.out} ({len(kit.data) / 1e3:.0f} kB): envcheck {kit.envcheck_version}, golden "
+        f"{kit.golden_sha256}\n  sha256 {kit.sha256}\n"
+        f"on the box, with the Python production uses:\n  python3 {shlex.quote(args.out.name)} --site NAME "
+        "--out capture.tar.gz")
+    return ExitCode.OK
 
 
 def command_fleet_run(args: argparse.Namespace) -> int:

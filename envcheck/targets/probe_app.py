@@ -4,7 +4,8 @@ The probe's source is a package of small modules (envcheck/probe/envcheck_probe/
 as one `probe.pyz` that any Python >= 3.9 runs (`python probe.pyz --bundle … --out …`). This module only
 packs files: it never imports them (the host tool must not import the probe; tests/test_layering.py
 checks that). The archive is the same bytes for the same sources (fixed timestamps and modes, entries
-sorted, stored uncompressed so no zlib version can change it), built once per process.
+sorted, stored uncompressed so no zlib version can change it), built once per process. The on-site kit
+(envcheck/kit.py: these modules and a golden bundle in one file) is packed by the same `pack_zipapp`.
 """
 from __future__ import annotations
 
@@ -42,11 +43,22 @@ def probe_sources() -> list[Path]:
     return sorted(PROBE_SOURCE.glob("*.py"))
 
 
+def probe_entries() -> dict[str, bytes]:
+    """The probe package's members of a zipapp: `envcheck_probe/NAME.py` -> the module's bytes."""
+    return {f"{PROBE_PACKAGE}/{path.name}": path.read_bytes() for path in probe_sources()}
+
+
 @functools.cache
 def probe_app_bytes() -> bytes:
     """The zipapp: `__main__.py` (zipapp's launcher calling envcheck_probe.cli:run) and the package."""
-    entries = {f"{PROBE_PACKAGE}/{path.name}": path.read_bytes() for path in probe_sources()}
-    entries["__main__.py"] = _launcher()
+    return pack_zipapp(probe_entries(), PROBE_ENTRY_POINT)
+
+
+def pack_zipapp(entries: dict[str, bytes], entry_point: str) -> bytes:
+    """A zipapp of `entries` (member name -> bytes) and a `__main__.py` calling `entry_point` ("module:function"),
+    the same bytes for the same entries: sorted, fixed times and modes, stored. The probe's zipapp and the
+    on-site kit (envcheck/kit.py) are both packed here."""
+    entries = {**entries, "__main__.py": _launcher(entry_point)}
     packed = io.BytesIO()
     with zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_STORED) as archive:
         for name in sorted(entries):
@@ -83,7 +95,7 @@ def probe_arguments(latency_budget_s: float, calibrate: bool = False, layers: bo
             *(["--tflite"] if tflite else [])]
 
 
-def _launcher() -> bytes:
+def _launcher(entry_point: str) -> bytes:
     """The `__main__.py` zipapp writes for `main="module:function"`: import the module, call the function."""
-    module, _, function = PROBE_ENTRY_POINT.partition(":")
+    module, _, function = entry_point.partition(":")
     return f"# -*- coding: utf-8 -*-\nimport {module}\n{module}.{function}()\n".encode()

@@ -38,4 +38,7 @@ One job per module:
     latency      timing batch-1 calls after the outputs: percentiles, blocks, throughput, context
     errors       the failure the probe can name
     files        reading and atomically writing files
+    kit          the on-site kit's command line: verify, probe in a child, write the tar.gz
+    kit_golden   the kit's golden: kit.json, verifying and unpacking the bundle (stdlib only)
+    kit_capture  the kit's capture: stamped, redacted by kit.json's rules, written as a tar.gz
 """

@@ -1,0 +1,104 @@
+"""The on-site kit's golden: read kit.json, verify the embedded bundle against its manifest's sha256s and the
+manifest against kit.json, and unpack it into the kit's temporary directory, with the standard library only.
+
+Every problem is a KitError, one line naming the member: a kit whose golden was modified, truncated or
+extended refuses to run, since a capture of another golden would be judged against the wrong numbers.
+Members are streamed to disk (never a whole model in memory) and hashed as they are written.
+"""
+import hashlib
+import json
+import os
+import posixpath
+import shutil
+import zipfile
+import zlib
+
+KIT_RECORD = "kit.json"
+KIT_SCHEMA = "envcheck.kit/1"
+GOLDEN_PREFIX = "golden/"
+MANIFEST = "manifest.json"
+BLOCK = 1 << 20
+# What zipfile raises for a damaged archive or member (a flipped byte is a CRC error on reading it).
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, ValueError)
+
+
+class KitError(Exception):
+    """The kit cannot run here (exit 3): one line, no traceback."""
+
+
+def read_kit_record(archive):
+    """kit.json: the kit's schema, envcheck version, golden sha256 and name, and the redaction rules."""
+    try:
+        record = json.loads(archive.read(KIT_RECORD).decode("utf-8"))
+    except ZIP_ERRORS as error:
+        raise KitError("this kit is damaged (%s unreadable: %s); get a new kit" % (KIT_RECORD, error)) from None
+    if not isinstance(record, dict) or record.get("schema") != KIT_SCHEMA:
+        raise KitError("%s is not an %s record; this file is not an envcheck kit, or a newer one"
+                       % (KIT_RECORD, KIT_SCHEMA))
+    return record
+
+
+def unpack_golden(archive, record, into):
+    """Write the golden's files under `into` (a new folder), each verified; the bundle folder's path."""
+    try:
+        manifest_bytes = archive.read(GOLDEN_PREFIX + MANIFEST)
+    except ZIP_ERRORS as error:
+        raise _tampered(MANIFEST, "unreadable (%s)" % error) from None
+    if hashlib.sha256(manifest_bytes).hexdigest() != record.get("golden_sha256"):
+        raise _tampered(MANIFEST, "its sha256 is not the one this kit was built with")
+    try:
+        listed = json.loads(manifest_bytes.decode("utf-8"))["files"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise _tampered(MANIFEST, "not a golden manifest (%s)" % error) from None
+    present = set(name[len(GOLDEN_PREFIX):] for name in archive.namelist() if name.startswith(GOLDEN_PREFIX))
+    unlisted = sorted(present - set(listed) - {MANIFEST})
+    if unlisted:
+        raise _tampered(unlisted[0], "not listed in the manifest")
+    os.makedirs(into)
+    _write(os.path.join(into, MANIFEST), [manifest_bytes])
+    for name, digest in sorted(listed.items()):
+        if name not in present:
+            raise _tampered(name, "listed in the manifest but missing")
+        if digest != _unpack(archive, name, into):
+            raise _tampered(name, "its sha256 does not match the manifest")
+    return into
+
+
+def _unpack(archive, name, into):
+    """Stream one member to its place under `into`; its sha256."""
+    if not _plain_relative(name):
+        raise _tampered(name, "a path outside the bundle")
+    path = os.path.join(into, *name.split("/"))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    digest = hashlib.sha256()
+    try:
+        with archive.open(GOLDEN_PREFIX + name) as member, open(path, "wb") as out:
+            for block in iter(lambda: member.read(BLOCK), b""):
+                digest.update(block)
+                out.write(block)
+    except ZIP_ERRORS as error:
+        raise _tampered(name, "unreadable (%s)" % error) from None
+    return digest.hexdigest()
+
+
+def _plain_relative(name):
+    """A relative POSIX path with no `..`, no empty or `.` parts and no backslash: it stays in the bundle."""
+    parts = name.split("/")
+    return (bool(name) and not name.startswith("/") and "\\" not in name and posixpath.normpath(name) == name
+            and all(part not in ("", ".", "..") for part in parts))
+
+
+def _write(path, blocks):
+    with open(path, "wb") as out:
+        for block in blocks:
+            out.write(block)
+
+
+def _tampered(name, why):
+    return KitError("the golden in this kit was modified or is damaged (%s%s: %s); refusing to run — get a new "
+                    "kit" % (GOLDEN_PREFIX, name, why))
+
+
+def remove_tree(path):
+    """Remove the kit's temporary directory, whatever is left in it."""
+    shutil.rmtree(path, ignore_errors=True)

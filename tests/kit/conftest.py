@@ -1,0 +1,28 @@
+"""Fixtures of the on-site kit's tests: a kit built once per module, and running it as a box would."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from envcheck.cli import main
+
+
+def build_kit(out: Path, *options: str) -> Path:
+    """`envcheck kit build OPTIONS --out OUT`, in-process; the kit's path."""
+    assert main(["kit", "build", *options, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory) -> Path:
+    """The kit of the built-in golden."""
+    return build_kit(tmp_path_factory.mktemp("kit") / "envcheck-kit.pyz")
+
+
+def run_kit(kit: Path, *argv: str, python: str = sys.executable, cwd: Path, env: dict | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess:
+    """`PYTHON KIT ARGV` in `cwd`, as a technician runs it (bytes: stdout may be the capture)."""
+    return subprocess.run([python, str(kit), *argv], cwd=cwd, env=env, capture_output=True, timeout=timeout)

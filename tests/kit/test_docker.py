@@ -1,0 +1,111 @@
+"""The kit for real, in the fixture images, network-less, as a technician runs it (`docker run … python3 /kit.pyz`):
+`envcheck compare` of what it writes gives the verdict `envcheck check --target docker:IMAGE` gives, on the
+reference image (TensorFlow; read-only root, the capture streamed to stdout), the edge image (TFLite only; the
+container's filesystem unchanged afterwards: nothing installed, nothing left) and the images without TensorFlow
+(Python 3.9 as an unprivileged user, and bookworm's Python: an ERROR capture that compares, exit 3)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from helpers import docker_with_images, probe_containers_left
+
+from envcheck.errors import ExitCode
+from envcheck.targets import PROBE_LABEL, RUN_LABEL, run_id
+
+from .conftest import build_kit
+
+pytestmark = [pytest.mark.docker]
+
+PREFIX = "envcheck-fixture"
+IMAGES = ("reference", "edge", "python39", "no-tf")
+
+
+@pytest.fixture(scope="module")
+def docker_client():
+    client = docker_with_images(*(f"{PREFIX}/{name}" for name in IMAGES))
+    yield client
+    leftovers = probe_containers_left(client)
+    client.close()
+    assert leftovers == [], f"containers left behind: {leftovers}"
+
+
+@pytest.fixture(scope="module")
+def reference_golden(docker_client, tmp_path_factory) -> Path:
+    """The built-in model as a golden made IN the reference image: that image is IDENTICAL to it."""
+    out = tmp_path_factory.mktemp("golden") / "reference"
+    made = subprocess.run([sys.executable, "-m", "envcheck", "golden", "create", "--builtin", "--target",
+                           f"docker:{PREFIX}/reference", "--out", str(out), "--no-calibrate"], capture_output=True,
+                          text=True)
+    assert made.returncode == 0, made.stderr
+    return out
+
+
+def _docker_run(kit: Path, image: str, *kit_argv: str, options: tuple[str, ...] = ("--rm",)) -> subprocess.CompletedProcess:
+    """`docker run … IMAGE python3 /kit.pyz KIT_ARGV`, labelled as this test run's (bytes: stdout may be the capture)."""
+    command = ["docker", "run", *options, "--network", "none", "--label", f"{PROBE_LABEL}=1",
+               "--label", f"{RUN_LABEL}={run_id()}", "-v", f"{kit}:/kit.pyz:ro", f"{PREFIX}/{image}", "python3",
+               "/kit.pyz", *kit_argv]
+    return subprocess.run(command, capture_output=True, timeout=600)
+
+
+def _verdicts(run_cli, *argv: str) -> tuple[int, str, dict, dict | None]:
+    """(exit code, verdict, each output's status, the error's kind) of a one-target report."""
+    code, _, err, report = run_cli(*argv)
+    assert report is not None, err
+    (target,) = report["targets"]
+    statuses = {name: output.get("status") for name, output in (target.get("outputs") or {}).items()}
+    return code, target["verdict"], statuses, (target.get("error") or {}).get("kind")
+
+
+def _same_as_check(run_cli, capture: Path, golden: str, image: str) -> tuple:
+    compared = _verdicts(run_cli, "compare", str(capture), "--golden", golden)
+    checked = _verdicts(run_cli, "check", "--golden", golden, "--target", f"docker:{PREFIX}/{image}")
+    assert compared == checked
+    return compared
+
+
+def test_reference_image_read_only_streamed_capture_is_judged_as_check_judges_it(run_cli, reference_golden, tmp_path):
+    kit = build_kit(tmp_path / "kit.pyz", "--golden", str(reference_golden))
+    ran = _docker_run(kit, "reference", "--site", "line-7", "--out", "-", options=("--rm", "--read-only"))
+    assert ran.returncode == ExitCode.OK, ran.stderr.decode()
+    assert f"envcheck compare capture.tar.gz --golden {reference_golden}" in ran.stderr.decode()
+    capture = tmp_path / "capture.tar.gz"
+    capture.write_bytes(ran.stdout)
+    code, verdict, statuses, _ = _same_as_check(run_cli, capture, str(reference_golden), "reference")
+    assert (code, verdict) == (ExitCode.OK, "IDENTICAL") and statuses
+
+
+def test_edge_image_installs_nothing_and_is_judged_as_check_judges_it(run_cli, docker_client, tmp_path):
+    kit = build_kit(tmp_path / "kit.pyz", "--golden", "builtin:edge")
+    out = tmp_path / "out"
+    out.mkdir()
+    name = f"envcheck-kit-test-{uuid.uuid4().hex[:12]}"
+    try:
+        ran = _docker_run(kit, "edge", "--out", "/out/capture.tar.gz",
+                          options=("--name", name, "-v", f"{out}:/out"))
+        assert ran.returncode == ExitCode.OK, ran.stderr.decode()
+        # The container's own filesystem against its image: nothing installed, nothing left (its temporary
+        # directory removed). Only the two mount points Docker itself adds show.
+        changed = docker_client.containers.get(name).diff() or []
+        assert [c["Path"] for c in changed if c["Path"] not in ("/out", "/kit.pyz")] == [], changed
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    code, verdict, statuses, _ = _same_as_check(run_cli, out / "capture.tar.gz", "builtin:edge", "edge")
+    # (builtin:edge was made on another CPU: this one may WARN on its flags, in both reports alike.)
+    assert code == ExitCode.OK and verdict in ("IDENTICAL", "PASS", "WARN")
+    assert set(statuses) == {"tflite:class_probs", "tflite:embedding"}
+
+
+@pytest.mark.parametrize("image", ["python39", "no-tf"])
+def test_a_box_without_tensorflow_sends_an_error_capture_that_compares_as_check(run_cli, kit, tmp_path, image):
+    ran = _docker_run(kit, image, "--out", "-")
+    assert ran.returncode == ExitCode.UNDECIDED and "TensorFlow is not importable" in ran.stderr.decode()
+    capture = tmp_path / "capture.tar.gz"
+    capture.write_bytes(ran.stdout)
+    golden = "builtin:default"
+    code, verdict, _, kind = _same_as_check(run_cli, capture, golden, image)
+    assert (code, verdict, kind) == (ExitCode.UNDECIDED, "ERROR", "tensorflow-not-importable")
