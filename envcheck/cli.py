@@ -264,6 +264,9 @@ def _probing_options(parser: argparse.ArgumentParser, *, many_targets: bool, rec
     parser.add_argument("--no-layers", dest="layers", action="store_false", default=None,
                         help="skip recording layer summaries even when the golden has a layer record (no "
                              "localisation of drift, a shorter probe)")
+    parser.add_argument("--integrity", choices=("full", "numerics", "off"),
+                        help="installed files checked against their RECORD and dpkg, and start-up code recorded: "
+                             "every distribution's (full), those of numerics (default: numerics) or none (off)")
     _docker_options(parser)
 
 
@@ -393,6 +396,8 @@ def _site_name(text: str) -> str:
 # ----------------------------------------------------------------------------------- commands
 
 def _targets(specs: list[str], args: argparse.Namespace):
+    import dataclasses
+
     from envcheck.targets import parse_target
 
     docker = {"docker_host": args.docker_host, "pull": args.pull, "memory": args.memory, "gpus": args.gpus,
@@ -400,7 +405,10 @@ def _targets(specs: list[str], args: argparse.Namespace):
     # `golden create` has no --latency-budget: its reference latency is measured with the default budget.
     budget = getattr(args, "latency_budget", None)
     latency = {} if budget is None else {"latency_budget": budget}
-    return [parse_target(spec, layers=getattr(args, "layers", None), **latency, **docker) for spec in specs]
+    targets = [parse_target(spec, layers=getattr(args, "layers", None), **latency, **docker) for spec in specs]
+    integrity = getattr(args, "integrity", None)  # None leaves the target's own (targets/host.py)
+    return targets if integrity is None else [dataclasses.replace(t, integrity=integrity)  # type: ignore[type-var]
+                                                   for t in targets]
 
 
 def _golden_and_policy(args: argparse.Namespace):

@@ -212,9 +212,36 @@ FIELDS: tuple[Field, ...] = (
     Field("packages.ai-edge-litert", "info", hint=TFLITE_RUNTIME),
     Field("packages.tflite-runtime", "info", hint=TFLITE_RUNTIME),
     Field("tflite.*", "info"),
+    # Installed-file integrity and start-up code (the probe's integrity.py and startup.py): the findings decide
+    # (INTEGRITY_FINDINGS below), so that a file is named once; the section itself is context, sets of records
+    # where its order means nothing.
+    Field("integrity.startup.pth", set_of_records=True),
+    Field("integrity.startup.ld_so_preload", set_of_records=True),
+    Field("integrity.startup.ld_preload", set_of_records=True),
+    Field("integrity*", "info", label="installed-file integrity"),
     # everything else is worth seeing but changes no verdict
     Field("*", "info"),
 )
+
+# The findings about installed files and start-up code (compare/findings.py), their default severity by
+# `code:distribution` (first match wins): a file changed after install inside TensorFlow or NumPy fails, any
+# other warns. A policy's `finding.<code>` rule replaces it (compare/severity.py); docs/integrity.md.
+INTEGRITY_FINDINGS: tuple[tuple[str, Severity], ...] = (
+    ("installed-file-modified:tensorflow*", "fail"),
+    ("installed-file-modified:tf-nightly*", "fail"),
+    ("installed-file-modified:intel-tensorflow", "fail"),
+    ("installed-file-modified:numpy", "fail"),
+    ("*", "warn"),
+)
+INTEGRITY_CODES = ("installed-file-modified", "installed-file-missing", "installed-file-unowned",
+                   "system-library-modified", "system-library-unowned", "startup-code")
+"""Every code of these findings (compare/findings.py; the review's `integrity_findings` column)."""
+
+
+def integrity_finding_severity(code: str, distribution: str = "") -> Severity:
+    """The default severity of an integrity finding (`installed-file-modified` in `tensorflow-cpu`: fail)."""
+    where = f"{code}:{distribution}"
+    return next(severity for pattern, severity in INTEGRITY_FINDINGS if fnmatch.fnmatchcase(where, pattern))
 
 
 def severity_rules(fields: tuple[Field, ...] = FIELDS) -> tuple[tuple[str, Severity], ...]:

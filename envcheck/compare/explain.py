@@ -103,9 +103,35 @@ def hints_for(diffs: Iterable[FingerprintDifference], outputs: Iterable[OutputCo
                      "not float32 round-off.")
     hints += _tflite_hints(every, everything)
     if measured and not diffs:
-        hints.append("Outputs differ but no fingerprint difference explains it: look for non-determinism or "
+        hints.append(_integrity_cause(every) or
+                     "Outputs differ but no fingerprint difference explains it: look for non-determinism or "
                      "a cause the probe cannot see (GPU autotuning, a changed model file, hardware faults).")
     return tuple(hints)
+
+
+# Where the probe's integrity record names a file changed, missing or unowned, or start-up code (info-level in
+# the fingerprint: its findings decide, compare/findings.py).
+INTEGRITY_FILES = ("integrity.python.*.modified", "integrity.python.*.missing", "integrity.python.*.unowned",
+                   "integrity.system.modified", "integrity.system.unowned", "integrity.startup.*")
+
+
+def _integrity_cause(diffs: list[FingerprintDifference]) -> str | None:
+    """When outputs drift and the only differences from the golden are installed files or start-up code: that
+    is the likely cause, named (None: no such difference)."""
+    found = [d for d in diffs if any(fnmatch.fnmatchcase(d.path, p) for p in INTEGRITY_FILES)]
+    named = [name for d in found for name in _added(d)]
+    if not named:
+        return None
+    return (f"Outputs differ and the only difference from the golden is in the installed files or start-up code "
+            f"({', '.join(named[:5])}{' …' if len(named) > 5 else ''}): this is the likely cause (see the findings).")
+
+
+def _added(difference: FingerprintDifference) -> list[str]:
+    """What the target has there and the golden has not: file paths, or a start-up record's path."""
+    golden = difference.golden if isinstance(difference.golden, list) else [difference.golden]
+    target = difference.target if isinstance(difference.target, list) else [difference.target]
+    return [str(item.get("path")) if isinstance(item, dict) else str(item)
+            for item in target if item is not None and item not in golden]
 
 
 def _first_match(cause: Cause, diffs: list[FingerprintDifference]) -> FingerprintDifference | None:

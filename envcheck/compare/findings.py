@@ -7,8 +7,11 @@ says what to do. Default severities are here; a policy rule on `finding.<code>` 
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from typing import Any
 
+from envcheck.fields import integrity_finding_severity
 from envcheck.model import Finding, Severity
 
 NVML_PLAIN = {
@@ -28,7 +31,8 @@ def find_problems(fingerprint: dict[str, Any], golden: dict[str, Any]) -> tuple[
     (compare/severity.py applies the policy)."""
     found: list[tuple[str, Severity, str, str]] = []
     for check in (_cpu_flags, _nvml_error, _gpu_unreachable, _gpu_query_errors, _cpu_fallback, _driver_too_old,
-                  _library_mismatch, _libraries_disagree, _gpu_architecture, _tf32):
+                  _library_mismatch, _libraries_disagree, _gpu_architecture, _tf32, _installed_files,
+                  _system_libraries, _startup_code):
         found.extend(check(fingerprint, golden))
     return tuple(Finding(code=code, severity=severity, message=message, hint=hint)
                  for code, severity, message, hint in found)
@@ -300,3 +304,120 @@ def _describe_gpus(fingerprint) -> str:
     gpus = _nvml_gpus(fingerprint)
     names = sorted({g.get("name") or "unknown GPU" for g in gpus})
     return f"{len(gpus)} × {', '.join(names)}" if gpus else "no GPU"
+
+
+# ------------------------------------------------------------------ installed files and start-up code
+# (the probe's integrity.py and startup.py; docs/integrity.md). What the golden's own record also shows is the
+# reference's state, not drift: only what the golden lacks is a finding.
+
+Found = Iterator[tuple[str, Severity, str, str]]
+SHOWN_FILES = 5
+LIKELY_CAUSE = " When the outputs drift and nothing else differs from the golden, this is the likely cause."
+INSTALLED_FILES = {
+    "modified": ("installed-file-modified", "differ{s} from {its} RECORD sha256 (changed after install)",
+                 "A file changed after install (a hand-applied hotfix?): reinstall {name}=={version} "
+                 "(pip install --force-reinstall --no-deps) or rebuild the image."),
+    "missing": ("installed-file-missing", "{is_are} listed in RECORD but missing",
+                "Files were deleted after install: reinstall {name}=={version} or rebuild the image."),
+    "unowned": ("installed-file-unowned", "{is_are} in the package's folders but in no RECORD",
+                "Code that no package installed sits among {name}'s files (copied in by hand?): remove it or "
+                "rebuild the image."),
+}
+
+
+def _files(paths: list[str]) -> str:
+    """`a, b, c and 4 more`: the files a finding names."""
+    shown = ", ".join(paths[:SHOWN_FILES])
+    return shown + (f" and {len(paths) - SHOWN_FILES} more" if len(paths) > SHOWN_FILES else "")
+
+
+def _words(paths: list[str]) -> dict[str, str]:
+    one = len(paths) == 1
+    return {"s": "s" if one else "", "its": "its" if one else "their", "is_are": "is" if one else "are"}
+
+
+def _strings(value: Any) -> list[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def _installed_files(fingerprint, golden) -> Found:
+    """Per distribution: files changed, missing, or no RECORD owns, that the golden's record does not show."""
+    mine, theirs = _get(fingerprint, "integrity.python", {}), _get(golden, "integrity.python", {})
+    if not isinstance(mine, dict):
+        return
+    for name, record in sorted(mine.items()):
+        reference = theirs.get(name) if isinstance(theirs, dict) else None
+        for kind, (code, what, hint) in INSTALLED_FILES.items():
+            known = set(_strings((reference or {}).get(kind))) if isinstance(reference, dict) else set()
+            paths = [path for path in _strings((record or {}).get(kind)) if path not in known]
+            if paths:
+                version = (record or {}).get("version")
+                yield (code, integrity_finding_severity(code, name),
+                       f"{_files(paths)} ({name} {version}) " + what.format(**_words(paths)),
+                       hint.format(name=name, version=version) + LIKELY_CAUSE)
+
+
+def _system_libraries(fingerprint, golden) -> Found:
+    """Shared objects the model mapped that differ from dpkg's md5sums, or that no package installed."""
+    mine, theirs = _get(fingerprint, "integrity.system", {}) or {}, _get(golden, "integrity.system", {}) or {}
+    wording = {
+        "modified": ("system-library-modified", "loaded, and differ{s} from dpkg's md5sums",
+                     "A system library changed after its package was installed: reinstall the package "
+                     "(apt-get install --reinstall) or rebuild the image."),
+        "unowned": ("system-library-unowned", "loaded, and no package installed {it}",
+                    "A library copied in by hand (a cuDNN or BLAS from elsewhere?) was loaded by the model: "
+                    "install it from a package or remove it."),
+    }
+    for kind, (code, what, hint) in wording.items():
+        known = set(_strings(theirs.get(kind))) if isinstance(theirs, dict) else set()
+        paths = [path for path in _strings(mine.get(kind) if isinstance(mine, dict) else None) if path not in known]
+        if paths:
+            yield (code, integrity_finding_severity(code), f"{_files(paths)} " + what.format(
+                s="s" if len(paths) == 1 else "", it="it" if len(paths) == 1 else "them"), hint + LIKELY_CAUSE)
+
+
+# Start-up code: (key in integrity.startup, what it is in words). A record's identity is its file name and
+# sha256 (the same code installed elsewhere is the same code); PYTHONPATH's entries are compared as they are.
+STARTUP = (("pth", ".pth file with lines run at every interpreter start"),
+           ("sitecustomize", "sitecustomize module imported at every interpreter start"),
+           ("usercustomize", "usercustomize module imported at every interpreter start"),
+           ("ld_so_preload", "library in /etc/ld.so.preload, loaded into every process"),
+           ("ld_preload", "library in LD_PRELOAD, loaded into every process"),
+           ("pythonstartup", "PYTHONSTARTUP file"))
+
+
+def _startup_code(fingerprint, golden) -> Found:
+    """Start-up code the golden does not have. Against a golden without a start-up record (made before envcheck
+    recorded one), only code that no package installed is named."""
+    mine, theirs = _get(fingerprint, "integrity.startup"), _get(golden, "integrity.startup")
+    if not isinstance(mine, dict):
+        return
+    for key, what in STARTUP:
+        known = {_identity(entry) for entry in _entries(theirs.get(key))} if isinstance(theirs, dict) else None
+        for entry in _entries(mine.get(key)):
+            if (known is None and entry.get("owner")) or (known is not None and _identity(entry) in known):
+                continue
+            lines = _strings(entry.get("lines"))
+            shown = f": {' | '.join(lines[:3])}" if lines else ""
+            owner = f"installed by {entry['owner']}" if entry.get("owner") else "installed by no package"
+            yield ("startup-code", integrity_finding_severity("startup-code"),
+                   f"{entry.get('path')} ({what}; {owner}; sha256 {str(entry.get('sha256'))[:12]}){shown}",
+                   "Code that runs before the model can change its numerics (environment variables, thread "
+                   "counts, library loading): remove it, or make the golden where it is in place." + LIKELY_CAUSE)
+    extra = [entry for entry in _strings(mine.get("pythonpath"))
+             if isinstance(theirs, dict) and entry not in _strings(theirs.get("pythonpath"))]
+    if extra:
+        yield ("startup-code", integrity_finding_severity("startup-code"),
+               f"PYTHONPATH adds {', '.join(extra)}, which the golden's does not",
+               "Modules found there are imported before the installed ones: unset PYTHONPATH or make the golden "
+               "with it." + LIKELY_CAUSE)
+
+
+def _entries(value: Any) -> list[dict[str, Any]]:
+    """A start-up record's entries: a list of them, or one (sitecustomize), or none."""
+    items = value if isinstance(value, list) else [value]
+    return [item for item in items if isinstance(item, dict)]
+
+
+def _identity(entry: dict[str, Any]) -> tuple[Any, Any]:
+    return os.path.basename(str(entry.get("path") or entry.get("name"))), entry.get("sha256")

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from envcheck.fields import INTEGRITY_CODES
 from envcheck.localization_words import first_origin
 from envcheck.model import ABSENT, VERDICT_RANK, is_parity
 from envcheck.redact import REDACTED_PREFIX, hash_identifier
@@ -26,7 +27,7 @@ RUN_COLUMNS = ["file", "target_index", "created", "date", "site", "host", "spec"
                "golden_sha256", "golden_path", "output_digest", "outputs_identical", "error_kind", "max_ulp", "max_rel",
                "consistency", "top1_agreement", "fail_diffs", "warn_diffs", "latency_p50_ms", "latency_ratio",
                "localization_status", "first_divergence_key", "first_divergence_op", "first_divergence_ulp",
-               "image_ref", "image_id"]
+               "image_ref", "image_id", "integrity_findings"]
 INTERNAL_COLUMNS = ["verdict_rank", "place"]
 """Added to the runs for the views; not exported."""
 DIFF_COLUMNS = ["row", "path", "value", "severity"]
@@ -118,7 +119,13 @@ def _run_row(file: str, index: int, created: pd.Timestamp, document: dict, targe
             (target.get("error") or {}).get("kind"), max(ulps) if ulps else None, max(rels) if rels else None,
             _lowest(outputs, "consistency"), _lowest(outputs, "top1_agreement_all"), severities.count("fail"),
             severities.count("warn"), *_latency_columns(target.get("latency")),
-            *_localization_columns(target.get("localization")), *_image_columns(target)]
+            *_localization_columns(target.get("localization")), *_image_columns(target), _integrity_findings(target)]
+
+
+def _integrity_findings(target: dict) -> str | None:
+    """The codes of the target's installed-file and start-up-code findings (docs/integrity.md), or None."""
+    codes = {f.get("code") for f in target.get("findings") or [] if isinstance(f, dict)}
+    return ", ".join(code for code in INTEGRITY_CODES if code in codes) or None
 
 
 def _lowest(outputs: dict[str, Any], rate: str) -> float | None:

@@ -45,6 +45,7 @@ from envcheck.redact import redact_daemon_url
 from envcheck.targets import PROBE_LABEL, RUN_LABEL, cache, run_id
 from envcheck.targets.base import CANCELLED, probe_running
 from envcheck.targets.exits import ChildExit, read_outcome
+from envcheck.targets.host import DEFAULT_INTEGRITY
 from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S, PROBE_APP_NAME, probe_app_bytes, probe_arguments
 
 WORK_DIR = "/tmp/envcheck"
@@ -95,6 +96,8 @@ class DockerTarget:
     golden has a layer record)."""
     tflite: bool = False
     """Convert the model to TFLite and run it too (a golden's reference target, golden create --tflite)."""
+    integrity: str = DEFAULT_INTEGRITY
+    """Installed files the probe checks against their RECORD and dpkg: full, numerics or off (docs/integrity.md)."""
     tls: tuple[str, str, str] | None = None
     """(CA, client certificate, client key) files for a tcp:// daemon started with --tlsverify (mutual TLS)."""
     cache_dir: Path | None = None
@@ -300,7 +303,8 @@ class DockerTarget:
 
     def _run_options(self) -> dict[str, Any]:
         probe = [f"{WORK_DIR}/{PROBE_APP_NAME}", "--bundle", f"{WORK_DIR}/bundle", "--out", CAPTURE_DIR,
-                 *probe_arguments(self.latency_budget, self.calibrate, self.layers, self.tflite)]
+                 *probe_arguments(self.latency_budget, self.calibrate, self.layers, self.tflite),
+                 "--integrity", self.integrity]
         if self.image_python:
             entrypoint, command = [self.image_python], probe
         else:

@@ -16,6 +16,10 @@ from envcheck.targets.exits import read_outcome
 from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S, probe_app_path, probe_arguments
 from envcheck.targets.process import run_child
 
+# The probe's own (envcheck_probe/integrity.py; the host never imports the probe): tests/integrity checks they agree.
+INTEGRITY_MODES = ("full", "numerics", "off")
+DEFAULT_INTEGRITY = "numerics"
+
 
 @dataclass(frozen=True)
 class InterpreterTarget:
@@ -32,6 +36,8 @@ class InterpreterTarget:
     golden has a layer record)."""
     tflite: bool = False
     """Convert the model to TFLite and run it too (a golden's reference target, golden create --tflite)."""
+    integrity: str = DEFAULT_INTEGRITY
+    """Installed files the probe checks against their RECORD and dpkg: full, numerics or off (docs/integrity.md)."""
 
     @classmethod
     def for_host(cls, latency_budget: float = DEFAULT_LATENCY_BUDGET_S) -> InterpreterTarget:
@@ -44,7 +50,8 @@ class InterpreterTarget:
         info = {"kind": "interpreter", "python": python}
         command = [python, str(probe_app_path()), "--bundle", str(Path(bundle_dir).resolve()),
                    "--out", str(Path(out_dir).resolve()),
-                   *probe_arguments(self.latency_budget, self.calibrate, self.layers, self.tflite)]
+                   *probe_arguments(self.latency_budget, self.calibrate, self.layers, self.tflite),
+                 "--integrity", self.integrity]
         try:
             # cwd = the capture directory, so files in the user's cwd cannot shadow imports.
             with probe_running():  # Docker probes measuring latency meanwhile see this one

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,15 @@ def read_only_bundle(root: Path) -> Path:
     return mount / "golden"
 
 
+def kit_capture(root: Path) -> Path:
+    """good_capture packed as the kit packs one (a tar.gz of capture.json and outputs.npz)."""
+    folder, path = good_capture(root), root / "capture.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        for member in sorted(folder.iterdir()):
+            archive.add(member, arcname=member.name)
+    return path
+
+
 def site_reports(root: Path) -> Path:
     """A reports folder as `fleet run` leaves it: one folder per site."""
     reports = root / "site-reports"
@@ -93,11 +103,15 @@ COMMANDS = [
     Command("check-undecided", lambda r: ["check", "--target", f"python:{junk_interpreter(r)}"], 3, writes="--json"),
     Command("check-drift", lambda r: ["check", "--target", f"python:{TF_OLDER_PYTHON}", "--latency-budget", "0",
                                       "--no-layers"], 1, writes="--json", needs="tf-older"),
+    Command("check-integrity-full", lambda r: ["check", "--target", f"python:{TF_OLDER_PYTHON}", "--latency-budget", "0",
+                                              "--no-layers", "--integrity", "full"], 1, writes="--json", needs="tf-older"),
     Command("check-golden-missing", lambda r: ["check", "--golden", str(r / "nowhere")], 3),
     Command("compare-identical", lambda r: ["compare", str(good_capture(r))], 0, writes="--json"),
     Command("compare-drift", lambda r: ["compare", str(drifted_capture(r))], 1, writes="--json"),
     *(Command(f"compare-drift-{fmt.name}", lambda r: ["compare", str(drifted_capture(r))], 1, writes=f"--{fmt.name}")
       for fmt in FORMATS if fmt.name != "json"),
+    Command("compare-kit-capture", lambda r: ["compare", str(kit_capture(r))], 0, writes="--json"),
+    Command("kit-build", lambda r: ["kit", "build"], 0, writes="--out"),
     Command("compare-reports-dir", lambda r: ["compare", str(good_capture(r))], 0, writes="--reports-dir",
             folder=True),
     Command("probe-undecided", lambda r: ["probe", "--target", f"python:{junk_interpreter(r)}"], 3, writes="--out",

@@ -35,6 +35,8 @@ One job per module:
     libraries    CUDA libraries known to the linker and really loaded
     model        importing TensorFlow, loading the signature, inputs, running the model
     numpy_abi    naming the NumPy ABI mismatch behind a TensorFlow that does not import
+    integrity    installed files against their RECORD sha256s, loaded libraries against dpkg's md5sums
+    startup      code that runs at every interpreter start: .pth lines, sitecustomize, ld.so.preload
     latency      timing batch-1 calls after the outputs: percentiles, blocks, throughput, context
     errors       the failure the probe can name
     files        reading and atomically writing files

@@ -7,6 +7,8 @@ import sys
 from .calibrate import IN_CHILD
 from .errors import ProbeFailure
 from .files import atomic_write
+from .integrity import DEFAULT_MODE as DEFAULT_INTEGRITY
+from .integrity import MODES as INTEGRITY_MODES
 from .latency import DEFAULT_BUDGET_S
 from .model import import_tensorflow, load_signature, make_inputs
 from .stages import probe
@@ -52,6 +54,9 @@ def main(argv=None):
     layers.add_argument("--layers", action="store_true", default=None,
                         help="record every layer's summary (default: when the golden has a layer record)")
     layers.add_argument("--no-layers", dest="layers", action="store_false", help="record no layers")
+    parser.add_argument("--integrity", choices=INTEGRITY_MODES, default=DEFAULT_INTEGRITY,
+                        help="installed files checked against their RECORD and dpkg: every distribution's (full), "
+                             "those of numerics (numerics, the default) or none (off)")
     parser.add_argument("--perturb", choices=IN_CHILD, help=argparse.SUPPRESS)  # a calibration child
     parser.add_argument("--max-samples", type=int, help=argparse.SUPPRESS)  # a calibration child: the first batch
     args = parser.parse_args(argv)
@@ -69,7 +74,7 @@ def main(argv=None):
         atomic_write(os.path.join(args.out, "inputs.npz"), lambda handle: np.savez(handle, **inputs))
         return 0
     return probe(args.bundle, args.out, args.latency_budget, calibrate=args.calibrate, perturb=args.perturb,
-                 max_samples=args.max_samples, layers=args.layers, tflite=args.tflite)
+                 max_samples=args.max_samples, layers=args.layers, tflite=args.tflite, integrity=args.integrity)
 
 
 def run():

@@ -1,8 +1,8 @@
-"""The probe's stages in order: fingerprint, import-tensorflow, load-model, run-model, repeat-model,
-measure-latency, run-tflite (when the golden has a model.tflite, or for `golden create --tflite`),
-record-layers (when the golden has a layer record, or for `golden create`), and for `golden create`
-calibrate. Where TensorFlow is not installed and the golden has a model.tflite, the probe is an edge box's:
-fingerprint, import-tensorflow, run-tflite.
+"""The probe's stages in order: fingerprint, import-tensorflow, load-model, run-model, check-integrity (unless
+`--integrity off`; begun beside the import, see IntegrityCheck), repeat-model, measure-latency, run-tflite (when
+the golden has a model.tflite, or for `golden create --tflite`), record-layers (when the golden has a layer
+record, or for `golden create`), and for `golden create` calibrate. Where TensorFlow is not installed and the
+golden has a model.tflite, the probe is an edge box's: fingerprint, import-tensorflow, run-tflite, check-integrity.
 
 The capture is rewritten as each stage starts, so a process that dies inside one (SIGILL, an
 out-of-memory kill) leaves the fingerprint so far and the name of the stage that died. The golden pass
@@ -10,7 +10,10 @@ runs in batches of the golden's batch size, its outputs streamed to disk (batche
 latency and the calibration use the first batch. Latency is
 measured after the outputs are saved and the capture is "ok": nothing in it can fail the capture.
 """
+import json
 import os
+import subprocess
+import sys
 import time
 import traceback
 
@@ -20,24 +23,37 @@ from .capture import CAPTURE_SCHEMA, PROBE_VERSION, write_capture, write_outputs
 from .errors import ProbeFailure, first_line
 from .fingerprint import base_fingerprint
 from .inputs import InputSet
+from .integrity import (
+    DEFAULT_DEADLINE_S,
+    Deadline,
+    dpkg_index,
+    installed,
+    mapped_objects,
+    python_integrity,
+    recorded_files,
+    system_integrity,
+)
+from .integrity import DEFAULT_MODE as DEFAULT_INTEGRITY
 from .latency import DEFAULT_BUDGET_S, latency_record, skipped
 from .layers import LAYERS_SCHEMA, golden_has_layers, layer_record
 from .libraries import loaded_libraries
 from .model import import_tensorflow, load_signature, tensorflow_installed
 from .repeat import repeat_record
+from .startup import startup_code
 from .tf_fingerprint import numpy_fingerprint, tensorflow_fingerprint
 from .tflite import beside_tensorflow, bundle_has_tflite, run_tflite, runtime_fingerprint
 
 
 def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=False, perturb=None, max_samples=None,
-          layers=None, tflite=None):
+          layers=None, tflite=None, integrity=DEFAULT_INTEGRITY):
     """Run every stage on the bundle, leave the capture (and outputs) in out_dir; 0 when all ran.
     `calibrate`: also run the calibration perturbations (calibrate.py); `perturb`: this probe is one of
     them, and changes TensorFlow's configuration before the model loads; `max_samples`: run only the
     first samples of the set (a calibration child); `layers`: record the layers (layers.py): True, False, or
     None when the golden has a layer record; `tflite`: True converts the model to TFLite and runs it (golden
     create --tflite), None runs the golden's model.tflite when it has one (all an edge target, without
-    TensorFlow, runs), False runs none (a calibration child)."""
+    TensorFlow, runs), False runs none (a calibration child); `integrity`: which installed files are checked
+    (integrity.py: full, numerics, off), begun beside the model and finished once it has run."""
     started = time.time()
     capture = {
         "schema": CAPTURE_SCHEMA,
@@ -51,6 +67,8 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
         "error": None,
     }
     write_capture(out_dir, capture)
+    # A calibration child's fingerprint is not kept: it checks no files.
+    checking = IntegrityCheck("off" if perturb else integrity, os.environ)
 
     def stage(name):
         capture["stage"] = name
@@ -61,8 +79,8 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
         began = stage("import-tensorflow")
         imported = _tensorflow_or_edge(bundle_dir)
         if isinstance(imported, str):  # an edge target: only a TFLite runtime, and the golden has a model.tflite
-            edge_probe(capture, stage, bundle_dir, out_dir, imported)
-            return _finish(capture, out_dir, started)
+            edge_probe(capture, stage, bundle_dir, out_dir, imported, checking)
+            return _finish(capture, out_dir, started, checking)
         tf, np = imported
         capture["timings"]["import_s"] = round(time.time() - began, 4)
         capture["fingerprint"]["numpy"] = numpy_fingerprint(np)
@@ -82,10 +100,7 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
         outputs = run_batched(tf, np, signature, input_set, batch_size, out_dir, first)
         capture["timings"]["run_s"] = round(time.time() - began, 4)
         capture["batches"] = {"samples": input_set.rows, "batch_size": batch_size or input_set.rows}
-        # Now that TensorFlow has run (on the GPU, if any), see which native libraries it really loaded.
-        capture["fingerprint"]["native_libraries"]["loaded"] = loaded_libraries()
-        capture["outputs"] = {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in outputs.items()}
-        capture["status"] = "ok"
+        _model_ran(capture, stage, outputs, checking)
         _timed(stage, capture, "repeat-model", "determinism", lambda: repeat_record(
             tf, np, signature, first, first_batch_of(input_set, batch_size, outputs)), timing="repeat_s")
         # Written with the stage: a probe killed while timing leaves its outputs and says why no latency.
@@ -112,10 +127,94 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
         capture["error"] = {"kind": "probe-internal",
                             "message": "%s: %s" % (type(error).__name__, first_line(error)),
                             "traceback": traceback.format_exc()[-4000:]}
-    return _finish(capture, out_dir, started)
+    return _finish(capture, out_dir, started, checking)
 
 
-def _finish(capture, out_dir, started):
+class IntegrityCheck:
+    """The integrity check (integrity.py, startup.py), begun in a child process as the probe starts, so that
+    hashing runs on another core beside TensorFlow's import and the model instead of after them (a thread would
+    hold the GIL the import needs). finish() hands it the shared objects the model mapped, once it has run,
+    and takes its record."""
+
+    def __init__(self, mode, environ, deadline_s=DEFAULT_DEADLINE_S):
+        self.mode, self.deadline_s, self.child, self.failed = mode, deadline_s, None, None
+        self.began = time.time()
+        if mode == "off":
+            return
+        # The folder or zipapp this package is imported from, first on the child's path (never its cwd).
+        home = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        code = ("import sys; sys.path[0] = %r; from %s.stages import integrity_child; integrity_child(%r, %r)"
+                % (home, __package__, mode, deadline_s))
+        try:
+            self.child = subprocess.Popen([sys.executable, "-c", code], env=dict(environ), stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as error:
+            self.failed = "the integrity check could not start: %s" % first_line(error)
+
+    def finish(self, capture, stage):
+        """The check-integrity stage: fingerprint.integrity; timings.integrity_s is what the probe waited for it,
+        integrity_child_s how long the check took from the probe's start."""
+        if self.mode == "off":
+            return
+        began = stage("check-integrity")
+        capture["fingerprint"]["integrity"] = self._record(json.dumps(mapped_objects()).encode("utf-8"))
+        capture["timings"]["integrity_s"] = round(time.time() - began, 4)
+        capture["timings"]["integrity_child_s"] = round(time.time() - self.began, 4)
+
+    def stop(self):
+        """End a child the probe no longer waits for (a stage failed before check-integrity)."""
+        if self.child is not None and self.child.poll() is None:
+            self.child.kill()
+            self.child.communicate()
+
+    def _record(self, mapped):
+        if self.child is None:
+            return {"mode": self.mode, "error": self.failed}
+        try:
+            out, err = self.child.communicate(mapped, timeout=self.deadline_s + CHILD_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self.child.kill()
+            self.child.communicate()
+            return {"mode": self.mode, "error": "the integrity check did not finish in %d s" % self.deadline_s}
+        try:
+            return json.loads(out.decode("utf-8"))
+        except ValueError:
+            lines = err.decode("utf-8", "replace").strip().splitlines()
+            return {"mode": self.mode, "error": "the integrity check failed (status %s)%s"
+                    % (self.child.returncode, ": " + lines[-1][:300] if lines else "")}
+
+
+# Beyond the hashing deadline: reading RECORDs, dpkg's lists and the libraries the model mapped.
+CHILD_GRACE_S = 60
+
+
+def integrity_child(mode, deadline_s):
+    """The child process of IntegrityCheck: hash the installed files, then read the shared objects the probe
+    mapped (a JSON list on stdin, sent once its model has run) and write the whole record as JSON to stdout."""
+    deadline = Deadline(deadline_s)
+    distributions = installed()
+    recorded = recorded_files(distributions)
+    dpkg = dpkg_index()
+    record = {"mode": mode,
+              "python": python_integrity(distributions, recorded, mode, deadline=deadline),
+              "startup": startup_code(os.environ, dpkg, recorded)}
+    mapped = json.loads(sys.stdin.read() or "[]")
+    record["system"] = system_integrity(recorded, dpkg, mapped)
+    sys.stdout.write(json.dumps(record, sort_keys=True))
+    sys.stdout.flush()
+
+
+def _model_ran(capture, stage, outputs, checking):
+    """The capture is "ok" once the outputs are saved; then what the run mapped is known: the native libraries
+    TensorFlow really loaded (on the GPU, if any), and the integrity check finished with them."""
+    capture["fingerprint"]["native_libraries"]["loaded"] = loaded_libraries()
+    capture["outputs"] = {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in outputs.items()}
+    capture["status"] = "ok"
+    checking.finish(capture, stage)
+
+
+def _finish(capture, out_dir, started, checking):
+    checking.stop()
     remove_work(out_dir)
     capture["timings"]["total_s"] = round(time.time() - started, 4)
     write_capture(out_dir, capture)
@@ -144,7 +243,7 @@ def _tflite_beside(capture, tf, np, *arguments, **options):
     return beside_tensorflow(tf, np, *arguments, **options)
 
 
-def edge_probe(capture, stage, bundle_dir, out_dir, why_no_tensorflow):
+def edge_probe(capture, stage, bundle_dir, out_dir, why_no_tensorflow, checking):
     """The probe of a target without TensorFlow: the golden's model.tflite on the golden inputs, and a
     fingerprint without a TensorFlow section (that is what an edge box is, not drift)."""
     began = stage("run-tflite")
@@ -162,6 +261,7 @@ def edge_probe(capture, stage, bundle_dir, out_dir, why_no_tensorflow):
     capture["outputs"] = {}
     capture["timings"]["tflite_s"] = round(time.time() - began, 4)
     capture["status"] = "ok"
+    checking.finish(capture, stage)
 
 
 def _timed(stage, capture, name, field, record, timing=None):
