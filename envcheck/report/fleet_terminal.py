@@ -252,9 +252,10 @@ def _matrix_parts(section: GoldenReview, layout: MatrixLayout, width: int) -> It
         table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False, header_style="bold")
         table.add_column(rows.noun, width=layout.label_width, no_wrap=True, overflow="ellipsis")
         for name in group:
-            table.add_column(layout.column_header(name), width=layout.column_width, no_wrap=True)
+            # Headers and labels hold names from data: Text, so rich never reads them as markup.
+            table.add_column(Text(layout.column_header(name)), width=layout.column_width, no_wrap=True)
         for name in shown:
-            table.add_row(layout.row_label(name), *(_badge(verdicts.at[name, column], consistency.at[name, column],
+            table.add_row(Text(layout.row_label(name)), *(_badge(verdicts.at[name, column], consistency.at[name, column],
                                                            layout.marked) for column in group))
         if len(columns.names) > layout.per_table:
             yield Text(f"{columns.noun}s {columns.ref(group[0])}–{columns.ref(group[-1])} of {len(columns.names)}",
