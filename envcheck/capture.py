@@ -8,6 +8,8 @@ name (targets/exits.py); reading only asks whether it died abnormally, and that 
 """
 from __future__ import annotations
 
+import errno
+import gzip
 import io
 import json
 import os
@@ -28,7 +30,13 @@ import numpy as np
 from envcheck import schemas
 from envcheck.errors import CaptureError
 from envcheck.fields import current_fingerprint
-from envcheck.files import MAX_DOCUMENT_BYTES, atomic_write_bytes, atomic_write_text
+from envcheck.files import (
+    MAX_DOCUMENT_BYTES,
+    atomic_write_bytes,
+    atomic_write_text,
+    open_regular_file,
+    read_regular_file,
+)
 from envcheck.model import Capture, TargetFailure
 
 # NOTE: these mirror the constants in probe/envcheck_probe/capture.py, which the host tool must not import;
@@ -70,8 +78,8 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of an .npz archive, never unpickling and never inflating a zip bomb (see MAX_NPZ_BYTES);
     NpzError for anything else, whatever numpy raised."""
     try:
-        # One open file for the guard and np.load, so the archive checked is the archive read.
-        with open(path, "rb") as handle:
+        # One open file for the guard and np.load, so the archive checked is the archive read (never a FIFO).
+        with open_regular_file(path) as handle:
             if handle.read(4) in _ZIP_MAGIC:
                 handle.seek(0)
                 with zipfile.ZipFile(handle) as archive:
@@ -224,8 +232,11 @@ def unpack_capture_archive(archive: Path, into: Path) -> None:
     """Unpack a kit's tar.gz into the empty folder `into`, refusing anything a capture does not hold: only
     plain files named as the kit names them (ARCHIVE_MEMBERS), each once, none a link, device or path; sizes
     bounded as capture.json and .npz files are bounded when read from a folder. CaptureError, one line."""
+    budget = MAX_DOCUMENT_BYTES + max_npz_bytes() + TAR_OVERHEAD_BYTES
     try:
-        with tarfile.open(archive, mode="r:gz") as tar:
+        # The inflated stream is bounded as a whole, and extension headers are refused unread (_PlainTarInfo).
+        with gzip.open(archive, "rb") as inflated, tarfile.open(fileobj=_Bounded(inflated, budget), mode="r|",
+                                                                 tarinfo=_PlainTarInfo) as tar:
             npz_bytes = 0
             for member in tar:
                 _check_member(archive, member, into)
@@ -247,6 +258,47 @@ def unpack_capture_archive(archive: Path, into: Path) -> None:
         raise CaptureError(f"{archive}: not a capture directory or a readable tar.gz from the kit ({why})") from None
 
 
+TAR_OVERHEAD_BYTES = 1 << 20
+"""What tar headers may add to the members' own bytes in a capture's archive (a kit writes three files)."""
+
+
+class _PlainTarInfo(tarfile.TarInfo):
+    """tarfile reads a PAX, GNU long-name or sparse header whole, at the size it declares, before any member
+    can be checked. A kit's capture has none (three short names in plain headers): refused unread."""
+
+    def _proc_pax(self, tarfile):  # (tarfile's own hook names and signature)
+        raise _ExtensionHeader("an extended (PAX) header")
+
+    def _proc_gnulong(self, tarfile):
+        raise _ExtensionHeader("a GNU long-name header")
+
+    def _proc_sparse(self, tarfile):
+        raise _ExtensionHeader("a sparse-file header")
+
+
+class _ExtensionHeader(tarfile.TarError):
+    """A tar header a capture never holds; its words say which."""
+
+
+class _Bounded(io.RawIOBase):
+    """A read-only stream that raises OSError once more than `budget` bytes were read from `wrapped`."""
+
+    def __init__(self, wrapped: Any, budget: int):
+        super().__init__()
+        self.wrapped, self.left = wrapped, budget
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.wrapped.read(min(len(buffer), self.left + 1))
+        self.left -= len(data)
+        if self.left < 0:
+            raise OSError(errno.EFBIG, "it inflates past what a capture can hold")
+        buffer[:len(data)] = data
+        return len(data)
+
+
 def _check_member(archive: Path, member: tarfile.TarInfo, into: Path) -> None:
     """CaptureError unless `member` is a plain file a capture holds, seen for the first time."""
     if member.name not in ARCHIVE_MEMBERS:
@@ -261,7 +313,7 @@ def _check_member(archive: Path, member: tarfile.TarInfo, into: Path) -> None:
 def _read_document(path: Path, shown: str) -> tuple[dict[str, Any] | None, str | None]:
     """(valid capture document, None), (None, None) when there is no file, or (None, why it is unusable)."""
     try:
-        text = path.read_bytes()
+        text = read_regular_file(path)  # bounded, and never a FIFO or a device
     except FileNotFoundError:
         return None, None
     except OSError as error:

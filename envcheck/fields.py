@@ -333,7 +333,7 @@ def _libraries_of_kinds(fingerprint: dict[str, Any], kinds: set[str]) -> dict[st
 def _of_kinds(entry: Any, kinds: set[str]) -> bool:
     """An entry without a kind is an older probe's, found by looking for a kind it searched: kept."""
     kind = entry.get("kind") if isinstance(entry, dict) else None
-    return kind is None or kind in kinds
+    return kind is None or (isinstance(kind, str) and kind in kinds)
 
 
 def _without_kind(entry: Any) -> Any:

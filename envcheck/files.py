@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -74,15 +74,21 @@ MAX_DOCUMENT_BYTES = 256 << 20
 """The largest report or capture document read (a real one is well under 1 MiB)."""
 
 
-def read_regular_file(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
-    """A regular file's bytes. OSError (with a strerror to show) for a FIFO or device, which would block or
-    never end (`/dev/zero`), and for a file past `limit` bytes."""
+def open_regular_file(path: Path) -> BinaryIO:
+    """`path` opened for reading if it is a regular file; OSError (with a strerror to show) for a FIFO or a
+    device, which would block or never end (`/dev/zero`). The check and the read are of the same open file."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: opening a FIFO must not wait for a writer
-    with os.fdopen(fd, "rb") as stream:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        if info.st_size > limit:
+    stream = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        stream.close()
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return stream
+
+
+def read_regular_file(path: Path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """A regular file's bytes (open_regular_file); OSError also for a file past `limit` bytes."""
+    with open_regular_file(path) as stream:
+        if os.fstat(stream.fileno()).st_size > limit:
             raise OSError(errno.EFBIG, f"larger than {limit >> 20} MiB", str(path))
         data = stream.read(limit + 1)
     if len(data) > limit:

@@ -345,7 +345,8 @@ def _installed_files(fingerprint, golden) -> Found:
     mine, theirs = _get(fingerprint, "integrity.python", {}), _get(golden, "integrity.python", {})
     if not isinstance(mine, dict):
         return
-    for name, record in sorted(mine.items()):
+    for name, found in sorted(mine.items()):
+        record = found if isinstance(found, dict) else {}  # a site's capture is data: any shape may come
         reference = theirs.get(name) if isinstance(theirs, dict) else None
         for kind, (code, what, hint) in INSTALLED_FILES.items():
             known = set(_strings((reference or {}).get(kind))) if isinstance(reference, dict) else set()

@@ -145,6 +145,22 @@ def test_a_pth_with_import_lines_is_recorded_with_its_owner_and_secrets_redacted
     assert "abc123" not in json.dumps(record)
 
 
+@pytest.mark.parametrize("line, shown", [
+    pytest.param('import os; os.environ["https_proxy"]="http://alice:hunter2@proxy.corp:3128"',
+                 'import os; os.environ["…"]="…"', id="proxy-credentials"),  # (a lowercase name reads as a word)
+    pytest.param('import os; os.environ.setdefault("DB_PASS", "hunter2")',
+                 'import os; os.environ.setdefault("DB_PASS", "…")', id="password-default"),
+    pytest.param("import sys; sys.path.insert(0, '/home/alice/hotfix')", "import sys; sys.path.insert(0, '…')",
+                 id="a-home-path"),
+    pytest.param("import os; os.environ['OMP_NUM_THREADS'] = '1'", "import os; os.environ['OMP_NUM_THREADS'] = '1'",
+                 id="names-and-plain-values-stay"),
+])
+def test_literals_in_pth_lines_are_shown_only_when_they_are_names_or_plain_values(probe, line, shown):
+    """A deny-list of secret-looking names let credentials through (a review found a proxy password and a
+    DB_PASS default in a capture): only names and plain values are shown."""
+    assert probe.startup.executable_lines(line + "\n") == [shown]
+
+
 def test_preloaded_libraries_and_python_variables_are_recorded(probe, tmp_path):
     library = tmp_path / "libhotfix.so.1"
     library.write_bytes(b"\x7fELF hotfix")

@@ -127,6 +127,50 @@ def test_a_kit_whose_golden_was_tampered_with_refuses_to_run(kit, tmp_path, tamp
     assert list(work.iterdir()) == [] and list(temporary.iterdir()) == []  # nothing written, nothing left
 
 
+def _resealed(change):
+    """A kit whose golden manifest was changed by `change(manifest, members)` and sealed again (kit.json's
+    golden_sha256 made to match): only the kit's own checks of the manifest's shape stand in the way."""
+    def reseal(members: dict) -> None:
+        manifest = json.loads(members["golden/manifest.json"])
+        change(manifest, members)
+        members["golden/manifest.json"] = json.dumps(manifest).encode()
+        record = json.loads(members["kit.json"])
+        record["golden_sha256"] = hashlib.sha256(members["golden/manifest.json"]).hexdigest()
+        members["kit.json"] = json.dumps(record).encode()
+    return lambda kit, out: _rewritten(kit, out, reseal)
+
+
+def _file_and_folder(manifest: dict, members: dict) -> None:
+    for name, data in (("a", b"x"), ("a/b", b"y")):
+        members[f"golden/{name}"] = data
+        manifest["files"][name] = hashlib.sha256(data).hexdigest()
+
+
+def _without_the_golden_hash(kit: Path, out: Path) -> Path:
+    def change(members: dict) -> None:
+        record = json.loads(members["kit.json"])
+        del record["golden_sha256"]
+        members["kit.json"] = json.dumps(record).encode()
+    return _rewritten(kit, out, change)
+
+
+@pytest.mark.parametrize("malformed, args", [
+    pytest.param(_resealed(lambda manifest, members: manifest.update(files=list(manifest["files"]))),
+                 ("--out", "capture.tar.gz"), id="files-a-list"),
+    pytest.param(_resealed(_file_and_folder), ("--out", "capture.tar.gz"), id="a-name-both-file-and-folder"),
+    pytest.param(_without_the_golden_hash, ("--version",), id="kit-record-without-the-golden-hash"),
+])
+def test_a_malformed_kit_is_one_line_and_exit_3_never_a_traceback(kit, tmp_path, malformed, args):
+    """A review re-sealed malformed kits: each ended in a traceback and exit 1, which a gate reads as drift."""
+    work = tmp_path / "cwd"
+    work.mkdir()
+    ran = run_kit(malformed(kit, tmp_path / "malformed.pyz"), *args, cwd=work)
+    err = ran.stderr.decode()
+    assert ran.returncode == ExitCode.UNDECIDED and "Traceback" not in err, err
+    assert err.count("\n") == 1 and err.startswith("envcheck kit: error:"), err
+    assert list(work.iterdir()) == []
+
+
 def _runtime_constant(module: str, name: str) -> str:
     """A string constant of the kit's runtime (the host tool never imports the probe; its tests read it)."""
     found = re.search(rf'^{name} = "([^"]*)"$', (RUNTIME / module).read_text(), re.MULTILINE)

@@ -77,6 +77,10 @@ def main(argv):
         signum = getattr(interrupt, "signum", signal.SIGINT)
         _say("envcheck kit: interrupted (%s): the probe stopped, nothing written" % _signal_name(signum))
         return 128 + signum
+    except Exception as error:  # noqa: BLE001 - a kit nobody can debug on site: one line, exit 3, never 1 (drift)
+        _say("envcheck kit: error: the kit itself failed (%s: %s); nothing written — get a new kit"
+             % (type(error).__name__, str(error)[:200]))
+        return EXIT_UNDECIDED
 
 
 def _parser():

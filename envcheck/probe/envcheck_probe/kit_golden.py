@@ -50,6 +50,9 @@ def unpack_golden(archive, record, into):
         listed = json.loads(manifest_bytes.decode("utf-8"))["files"]
     except (ValueError, KeyError, TypeError) as error:
         raise _tampered(MANIFEST, "not a golden manifest (%s)" % error) from None
+    if not isinstance(listed, dict) or not all(isinstance(name, str) and isinstance(digest, str)
+                                               for name, digest in listed.items()):
+        raise _tampered(MANIFEST, "its files are not a table of names and sha256s")
     present = set(name[len(GOLDEN_PREFIX):] for name in archive.namelist() if name.startswith(GOLDEN_PREFIX))
     unlisted = sorted(present - set(listed) - {MANIFEST})
     if unlisted:
@@ -69,9 +72,9 @@ def _unpack(archive, name, into):
     if not _plain_relative(name):
         raise _tampered(name, "a path outside the bundle")
     path = os.path.join(into, *name.split("/"))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     digest = hashlib.sha256()
     try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # (a name listed both as a file and as a folder fails)
         with archive.open(GOLDEN_PREFIX + name) as member, open(path, "wb") as out:
             for block in iter(lambda: member.read(BLOCK), b""):
                 digest.update(block)

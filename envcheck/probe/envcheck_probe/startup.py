@@ -9,6 +9,7 @@ A `.pth` line that looks like it holds a secret is redacted, as the environment'
 Standard library only.
 """
 import os
+import re
 import site
 import sys
 
@@ -51,12 +52,24 @@ def python_site_folders():
 
 
 def executable_lines(text):
-    """The lines of a .pth that site.py executes (those beginning with `import`), secrets redacted."""
+    """The lines of a .pth that site.py executes (those beginning with `import`), secrets redacted: a line
+    that names a secret whole, and in every other line each string literal but a name or a plain value."""
     lines = []
     for line in text.splitlines():
         if line.startswith(("import ", "import\t")):
-            lines.append(REDACTED_LINE if is_secret_name(line) else line.rstrip())
+            lines.append(REDACTED_LINE if is_secret_name(line) else _LITERAL.sub(_kept_or_redacted, line.rstrip()))
     return lines
+
+
+# A literal may carry a credential (a proxy URL with its password, a token set as a default): only what reads as
+# an environment variable's name or a plain value (a number, a switch word) is shown; the file's sha256 is kept.
+_LITERAL = re.compile(r"""(?P<quote>['"])(?P<body>(?:\\.|(?!(?P=quote)).)*)(?P=quote)""")
+_SHOWN_LITERAL = re.compile(r"[A-Z_][A-Z0-9_]*|-?[0-9]+(?:\.[0-9]+)?|(?i:true|false|on|off|yes|no)\Z")
+
+
+def _kept_or_redacted(match):
+    body = match.group("body")
+    return match.group(0) if _SHOWN_LITERAL.fullmatch(body) else match.group("quote") + "…" + match.group("quote")
 
 
 def pth_files(folder, owner):
