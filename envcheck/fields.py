@@ -218,6 +218,8 @@ FIELDS: tuple[Field, ...] = (
     Field("integrity.startup.pth", set_of_records=True),
     Field("integrity.startup.ld_so_preload", set_of_records=True),
     Field("integrity.startup.ld_preload", set_of_records=True),
+    # Recorded, not compared: a test runner's or CI job's own entries are the common case (a policy may raise it).
+    Field("integrity.startup.pythonpath*", "ignore", label="PYTHONPATH"),
     Field("integrity*", "info", label="installed-file integrity"),
     # everything else is worth seeing but changes no verdict
     Field("*", "info"),

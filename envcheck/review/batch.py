@@ -141,9 +141,13 @@ def _in_workers(batches: list[list[str]], known: set[str], workers: int) -> list
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     _start_forkserver_silent()
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_remember,
-                             initargs=(frozenset(known),)) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_remember, initargs=(frozenset(known),))
+    try:
         return list(pool.map(_read_in_worker, batches))
+    finally:
+        # Cancelled (SIGTERM, Ctrl-C) or failed: no batch that has not started yet runs (a `with` would wait for
+        # every batch of a 100,000-report review before the signal could end it).
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _start_forkserver_silent() -> None:

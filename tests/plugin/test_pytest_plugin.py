@@ -161,13 +161,20 @@ def test_the_same_targets_again(envcheck, envcheck_target):
     worst = max(outputs, key=lambda name: outputs[name]["max_ulp"])
     summary = ", ".join(f"{name}: noise (max {stats['max_ulp']} ULP)" for name, stats in outputs.items())
     info = sum(d["severity"] == "info" for d in entry["fingerprint_diff"])
+    # Findings depend on this host against the image (start-up code the host's Python has or lacks, e.g. Debian's
+    # sitecustomize in the image): read from the report, written as the log writes them.
+    findings = entry["findings"]
+    counted = f", {len(findings)} finding{'s' if len(findings) > 1 else ''}" if findings else ""
+    finding_lines = [line for f in findings for line in (f"      finding {f['severity']} {f['code']}: {f['message']}",
+                                                          f"        → {f['hint']}")]
     py = platform.python_version()
     clang = "Clang 18.1.8 → Ubuntu Clang 18.1.8 (++20240731024944+3b5b5c1ec4a3-1~exp1~20240731145000.144)"
     golden = load_golden(host_golden)
     expected = [
         f"envcheck: {drifting} is FAIL (fail_on='fail' fails FAIL and ERROR)",
         f"envcheck · golden {golden.path} ({golden.sha256[:12]}) · 1 FAIL",
-        f"FAIL  {drifting} — outputs: {summary} · fingerprint: 4 fail, 1 warn, {info} info · latency: not measured",
+        f"FAIL  {drifting} — outputs: {summary} · fingerprint: 4 fail, 1 warn, {info} info{counted} · latency: not measured",
+        *finding_lines,
         f"      {worst}: noise · max {outputs[worst]['max_ulp']} ULP (p99 NUM) · max abs NUM (p99 NUM) · max rel NUM "
         "(p99 NUM) · NUM% changed · 0 of 28 samples beyond (consistency 100 %) · worst samples WORST · NUM× calibrated "
         "noise · would pass at tol NUM (policy atol 1e-05, rtol 1e-05)",
