@@ -262,18 +262,30 @@ TAR_OVERHEAD_BYTES = 1 << 20
 """What tar headers may add to the members' own bytes in a capture's archive (a kit writes three files)."""
 
 
+MAX_EXTENSION_HEADER_BYTES = 64 << 10
+"""The largest PAX or GNU long-name header read (Python's tarfile writes small PAX headers by default)."""
+
+
 class _PlainTarInfo(tarfile.TarInfo):
-    """tarfile reads a PAX, GNU long-name or sparse header whole, at the size it declares, before any member
-    can be checked. A kit's capture has none (three short names in plain headers): refused unread."""
+    """tarfile reads a PAX or GNU long-name header whole, at the size it declares, before any member can be
+    checked: one declaring more than a capture's few short names need is refused unread, and so is a sparse
+    member (a capture's files are plain)."""
 
     def _proc_pax(self, tarfile):  # (tarfile's own hook names and signature)
-        raise _ExtensionHeader("an extended (PAX) header")
+        _refuse_large(self, "an extended (PAX) header")
+        return super()._proc_pax(tarfile)  # type: ignore[misc]
 
     def _proc_gnulong(self, tarfile):
-        raise _ExtensionHeader("a GNU long-name header")
+        _refuse_large(self, "a GNU long-name header")
+        return super()._proc_gnulong(tarfile)  # type: ignore[misc]
 
     def _proc_sparse(self, tarfile):
         raise _ExtensionHeader("a sparse-file header")
+
+
+def _refuse_large(header: tarfile.TarInfo, what: str) -> None:
+    if header.size > MAX_EXTENSION_HEADER_BYTES:
+        raise _ExtensionHeader(f"{what} of {_size(header.size)}, more than a capture's names need")
 
 
 class _ExtensionHeader(tarfile.TarError):
