@@ -52,3 +52,37 @@ def test_the_kit_redacts_exactly_as_envcheck_probe_does(kit, salt, monkeypatch):
     assert by_kit["target"]["info"] == expected_info
     assert "line-7-box" not in child.stdout and "GPU-1234" not in child.stdout and "/opt/venv" not in child.stdout
     assert "pid" not in by_kit["fingerprint"]["host"]
+
+
+# The kit's copy of the --site rule (the host tool never imports the probe, so it cannot share envcheck's).
+KIT_SITE_NAMES = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from envcheck_probe.kit import _site_name
+answers = []
+for text in json.load(sys.stdin):
+    try:
+        answers.append(_site_name(text))
+    except Exception as error:
+        answers.append(None)
+json.dump(answers, sys.stdout)
+"""
+
+
+def test_the_kit_reads_a_site_name_exactly_as_envcheck_does(kit):
+    """Two copies of one rule across the host/probe boundary, held equal here."""
+    import argparse
+
+    from envcheck.cli import _site_name
+
+    names = ["line-7", "  padded  ", "", "   ", "x" * 200, "x" * 201, "tab\there", "esc\x1b[2J", "上海-3", "a\nb"]
+    expected = []
+    for text in names:
+        try:
+            expected.append(_site_name(text))
+        except argparse.ArgumentTypeError:
+            expected.append(None)
+    child = subprocess.run([sys.executable, "-c", KIT_SITE_NAMES, str(kit)], input=json.dumps(names),
+                           capture_output=True, text=True, check=True)
+    assert json.loads(child.stdout) == expected
+    assert expected.count(None) == 6  # the rule refuses: empty, blank, too long, tab, ESC, newline
