@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import subprocess
 import re
 import zipfile
 from pathlib import Path
@@ -70,15 +71,16 @@ def test_a_golden_too_large_for_one_file_is_refused_before_writing(run_cli, tmp_
     assert len(err.strip().splitlines()) == 1 and "zipimport reads no ZIP64" in err and "envcheck probe" in err
 
 
-def _rewritten(kit: Path, out: Path, change) -> Path:
-    """A copy of the kit, its members passed through `change(members)` (a dict name -> bytes) and packed again."""
+def _rewritten(kit: Path, out: Path, change, compressed: tuple[str, ...] = ()) -> Path:
+    """A copy of the kit, its members passed through `change(members)` (a dict name -> bytes) and packed again,
+    those named in `compressed` deflated (as no kit builder does)."""
     with zipfile.ZipFile(kit) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     change(members)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, data in members.items():
-            archive.writestr(name, data)
+            archive.writestr(name, data, zipfile.ZIP_DEFLATED if name in compressed else zipfile.ZIP_STORED)
     out.write_bytes(b"#!/usr/bin/env python3\n" + buffer.getvalue())
     return out
 
@@ -109,6 +111,11 @@ TAMPERED = [
     pytest.param(lambda kit, out: _rewritten(kit, out, lambda m: m.__setitem__(
         "golden/manifest.json", m["golden/manifest.json"].replace(b'"description"', b'"Description"'))),
                  "golden/manifest.json: its sha256 is not the one this kit was built with", id="edited-manifest"),
+    # 64 MiB of zeros deflate to 64 kB: refused by its size before a byte is written, not by its sha256 after.
+    pytest.param(lambda kit, out: _rewritten(kit, out, _set("golden/inputs.npz", bytes(64 << 20)),
+                                             compressed=("golden/inputs.npz",)),
+                 "golden/inputs.npz: compressed, which no kit builder does (it would unpack to 67108864 bytes)",
+                 id="zip-bomb"),
 ]
 
 
@@ -176,3 +183,20 @@ def _runtime_constant(module: str, name: str) -> str:
     found = re.search(rf'^{name} = "([^"]*)"$', (RUNTIME / module).read_text(), re.MULTILINE)
     assert found, (module, name)
     return found.group(1)
+
+
+def test_a_temporary_directory_too_small_for_the_golden_is_named_not_called_tampering(kit, tmp_path):
+    """ENOSPC while unpacking is the box's TMPDIR, said in one line; the kit is not blamed, nothing is left."""
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], check=True)
+    try:
+        work = tmp_path / "cwd"
+        work.mkdir()
+        ran = run_kit(kit, "--out", "capture.tar.gz", cwd=work, env={**os.environ, "TMPDIR": str(small)})
+        err = ran.stderr.decode()
+        assert ran.returncode == ExitCode.UNDECIDED and err.count("\n") == 1, err
+        assert "cannot unpack the golden into" in err and "No space left on device" in err, err
+        assert "modified" not in err and list(work.iterdir()) == [] and list(small.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)

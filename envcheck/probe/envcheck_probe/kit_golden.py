@@ -3,7 +3,11 @@ manifest against kit.json, and unpack it into the kit's temporary directory, wit
 
 Every problem is a KitError, one line naming the member: a kit whose golden was modified, truncated or
 extended refuses to run, since a capture of another golden would be judged against the wrong numbers.
-Members are streamed to disk (never a whole model in memory) and hashed as they are written.
+Members are streamed to disk (never a whole model in memory) and hashed as they are written. A sha256 says
+"tampered" only once a member is written whole, so their sizes are bounded first: the kit builder stores every
+member uncompressed, so the golden unpacks to no more bytes than the kit file holds; a compressed member (a
+zip bomb's way to many gigabytes) or sizes past the file (overlapping members) refuse the kit before anything
+is written.
 """
 import hashlib
 import json
@@ -57,8 +61,12 @@ def unpack_golden(archive, record, into):
     unlisted = sorted(present - set(listed) - {MANIFEST})
     if unlisted:
         raise _tampered(unlisted[0], "not listed in the manifest")
-    os.makedirs(into)
-    _write(os.path.join(into, MANIFEST), [manifest_bytes])
+    _refuse_oversized(archive, sorted(present & set(listed)))
+    try:
+        os.makedirs(into)
+        _write(os.path.join(into, MANIFEST), [manifest_bytes])
+    except OSError as error:
+        raise _cannot_unpack(into, error) from None
     for name, digest in sorted(listed.items()):
         if name not in present:
             raise _tampered(name, "listed in the manifest but missing")
@@ -67,21 +75,53 @@ def unpack_golden(archive, record, into):
     return into
 
 
+def _refuse_oversized(archive, names):
+    """Each golden member stored as the builder stores it, and all of them within the kit file's size."""
+    kit_bytes = os.path.getsize(archive.filename)
+    total = 0
+    for name in names:
+        info = archive.getinfo(GOLDEN_PREFIX + name)
+        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+            raise _tampered(name, "compressed, which no kit builder does (it would unpack to %d bytes)"
+                            % info.file_size)
+        total += info.file_size
+    if total > kit_bytes:
+        raise _tampered(names[-1] if names else MANIFEST, "the members claim %d bytes, more than the kit's %d"
+                        % (total, kit_bytes))
+
+
 def _unpack(archive, name, into):
-    """Stream one member to its place under `into`; its sha256."""
+    """Stream one member to its place under `into`; its sha256. A member that cannot be read is a damaged kit;
+    a file that cannot be written is this box's temporary directory (full, read-only), said as such."""
     if not _plain_relative(name):
         raise _tampered(name, "a path outside the bundle")
     path = os.path.join(into, *name.split("/"))
     digest = hashlib.sha256()
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)  # (a name listed both as a file and as a folder fails)
-        with archive.open(GOLDEN_PREFIX + name) as member, open(path, "wb") as out:
-            for block in iter(lambda: member.read(BLOCK), b""):
+        with open(path, "wb") as out:
+            for block in _member_blocks(archive, name):
                 digest.update(block)
                 out.write(block)
+    except OSError as error:  # (reading errors are KitErrors by now: only writing raises OSError here)
+        raise _cannot_unpack(into, error) from None
+    return digest.hexdigest()
+
+
+def _cannot_unpack(into, error):
+    """Writing failed: this box's temporary directory (full, read-only), not the kit."""
+    return KitError("cannot unpack the golden into %s: %s (set TMPDIR to a folder with room for the kit's size)"
+                    % (os.path.dirname(into), error.strerror or error))
+
+
+def _member_blocks(archive, name):
+    """The member's bytes in blocks; a member that cannot be read is a damaged kit."""
+    try:
+        with archive.open(GOLDEN_PREFIX + name) as member:
+            for block in iter(lambda: member.read(BLOCK), b""):
+                yield block
     except ZIP_ERRORS as error:
         raise _tampered(name, "unreadable (%s)" % error) from None
-    return digest.hexdigest()
 
 
 def _plain_relative(name):
