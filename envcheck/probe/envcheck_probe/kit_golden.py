@@ -118,8 +118,7 @@ def _member_blocks(archive, name):
     """The member's bytes in blocks; a member that cannot be read is a damaged kit."""
     try:
         with archive.open(GOLDEN_PREFIX + name) as member:
-            for block in iter(lambda: member.read(BLOCK), b""):
-                yield block
+            yield from iter(lambda: member.read(BLOCK), b"")
     except ZIP_ERRORS as error:
         raise _tampered(name, "unreadable (%s)" % error) from None
 
