@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from pandas.errors import OutOfBoundsDatetime
 
 from envcheck.review import store
-from envcheck.review.index import DIFF_COLUMNS, RUN_COLUMNS, report_rows
+from envcheck.review.index import DIFF_COLUMNS, GOLDEN, HOST, RUN_COLUMNS, SITE, report_rows
 from envcheck.review.read import parse_report, read_bytes
 from envcheck.review.store import Content, IndexUnusable
 
@@ -42,6 +42,10 @@ class Batch(NamedTuple):
     contents: list[Content | None]
     runs: pa.Table
     diffs: pa.Table
+    newest: dict[tuple[str, int], dict[str, Any]]
+    """(content, target index) → full target entry, for the newest target of each identity in this batch:
+    the evidence a page shows, kept from this read when the batch was read here (a review with 1 % new
+    reports then reads no file twice); empty from a worker (sending every entry back costs more)."""
 
     def rows_of(self, keep: set[str]) -> tuple[pa.Table, pa.Table]:
         """The rows of the contents in `keep` only (another batch parsed the others first)."""
@@ -53,9 +57,10 @@ class Batch(NamedTuple):
                      for table in (self.runs, self.diffs))
 
 
-def read_batch(paths: list[str], known: frozenset[str] | set[str]) -> Batch:
+def read_batch(paths: list[str], known: frozenset[str] | set[str], keep_newest: bool = False) -> Batch:
     """Each file read and hashed; parsed and reduced to rows unless its content is `known` or came earlier
-    in `paths`. IndexUnusable when the rows cannot be typed. (Module level: worker processes run it.)"""
+    in `paths`; with `keep_newest`, the target entry of the newest run of each identity kept (Batch.newest).
+    IndexUnusable when the rows cannot be typed. (Module level: worker processes run it.)"""
     problems: list[str | None] = []
     digests: list[str] = []
     contents: list[Content | None] = []
@@ -64,6 +69,7 @@ def read_batch(paths: list[str], known: frozenset[str] | set[str]) -> Batch:
     diffs: list[list[Any]] = []
     diff_contents: list[str] = []
     parsed: set[str] = set()
+    newest = _NewestEntries()
     for path in paths:
         data = read_bytes(path)
         digest = "" if isinstance(data, str) else hashlib.sha256(data).hexdigest()
@@ -84,12 +90,32 @@ def read_batch(paths: list[str], known: frozenset[str] | set[str]) -> Batch:
         # (rows of every report, whatever its date: --since and the clock are applied on each review)
         contents.append(Content(None, created_ns, document["created"]))
         report_runs, report_diffs = report_rows(path, created, document)
+        if keep_newest:
+            newest.add(digest, created_ns, document["targets"], report_runs)
         runs += [row[:FILE] + row[FILE + 1:] for row in report_runs]
         run_contents += [digest] * len(report_runs)
         diffs += report_diffs
         diff_contents += [digest] * len(report_diffs)
     return Batch(problems, digests, contents, store.encode(STORED_RUN_COLUMNS, runs, run_contents),
-                 store.encode(DIFF_COLUMNS, diffs, diff_contents))
+                 store.encode(DIFF_COLUMNS, diffs, diff_contents), newest.entries())
+
+
+class _NewestEntries:
+    """The newest target entry of each identity met (a later one wins a tie, as in IndexBuilder): at most one
+    per site × host × target, whatever the number of reports read."""
+
+    def __init__(self) -> None:
+        self._by_identity: dict[tuple[str, str, str, str], tuple[int, str, int, dict[str, Any]]] = {}
+
+    def add(self, digest: str, created_ns: int, targets: list[dict[str, Any]], runs: list[list[Any]]) -> None:
+        for index, (target, run) in enumerate(zip(targets, runs, strict=True)):
+            identity = (run[GOLDEN], run[SITE], run[HOST], target["spec"])
+            previous = self._by_identity.get(identity)
+            if previous is None or created_ns >= previous[0]:
+                self._by_identity[identity] = (created_ns, digest, index, target)
+
+    def entries(self) -> dict[tuple[str, int], dict[str, Any]]:
+        return {(digest, index): target for _, digest, index, target in self._by_identity.values()}
 
 
 def read_batches(paths: list[str], known: set[str]) -> list[Batch]:
@@ -97,13 +123,13 @@ def read_batches(paths: list[str], known: set[str]) -> list[Batch]:
     there are enough files to repay starting them and workers can start safely, else here."""
     workers = min(usable_cpus(), MAX_WORKERS)
     if len(paths) < PARALLEL_FILES or workers < 2 or not workers_can_start():
-        return [read_batch(paths, known)]
+        return [read_batch(paths, known, keep_newest=True)]
     size = -(-len(paths) // (workers * 4))  # a few batches each: a slow one does not hold the rest back
     batches = [paths[start:start + size] for start in range(0, len(paths), size)]
     try:
         return _in_workers(batches, known, workers)
     except (OSError, BrokenProcessPool):  # no processes after all (a sandbox's limits): the same work here
-        return [read_batch(batch, known) for batch in batches]
+        return [read_batch(batch, known, keep_newest=True) for batch in batches]
 
 
 def usable_cpus() -> int:

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from envcheck.fields import INTEGRITY_CODES
@@ -88,6 +89,22 @@ class IndexBuilder:
         frame["place"] = places(frame)
         return Fleet(runs=frame, diffs=pd.DataFrame(self._diffs, columns=DIFF_COLUMNS), skipped=skipped,
                      files_read=files_read, files_before_since=files_before_since, newest_targets=self._targets)
+
+
+IDENTITY = ["golden_sha256", "site", "host", "spec"]
+"""A target's identity: the newest run of each is the one whose full entry a page shows."""
+
+
+def newest_rows(runs: pd.DataFrame) -> pd.Index:
+    """The row labels of the newest run of each identity (a later row wins a tie), in the order of their
+    `created` (stable): what `runs.sort_values("created", kind="stable").groupby(IDENTITY).tail(1).index`
+    gives, without sorting every column of 100,000 rows."""
+    created = runs["created"]
+    if isinstance(created.dtype, pd.DatetimeTZDtype):  # (as datetime64 in UTC: to_numpy() would box every time)
+        created = created.dt.tz_convert(None)
+    order = np.argsort(created.to_numpy(), kind="stable")
+    last = ~runs[IDENTITY].iloc[order].duplicated(keep="last").to_numpy()
+    return runs.index[order[last]]
 
 
 def report_rows(file: str, created: pd.Timestamp, document: dict[str, Any]) -> tuple[list[list[Any]], list[list[Any]]]:

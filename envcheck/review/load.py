@@ -7,8 +7,9 @@ A file whose path and status (size, mtime, ctime, inode) are those the review's 
 well after the file last changed, is not read: its sha256, its reason to be skipped or its rows come from
 the index, and the same decisions as above are taken on them; new, changed and recently changed files are
 read in batches (batch.py), in worker processes when there are many. The full target entries of the latest
-runs (the evidence a page shows) are read again from their files, checked against the sha256 that was
-indexed: one file per site × host × target, however long the fleet's history. Whatever the index cannot
+runs (the evidence a page shows) are kept from that read where their file was read here (a review with
+1 % new reports reads no file twice), else read again from their files, checked against the sha256 that
+was indexed: one file per site × host × target, however long the fleet's history. Whatever the index cannot
 stand in for (a value it cannot type, a file changed under the review), every file is read.
 """
 from __future__ import annotations
@@ -28,14 +29,12 @@ from envcheck.model import VERDICT_RANK
 from envcheck.review import store
 from envcheck.review.batch import FILE, STORED_RUN_COLUMNS, read_batches
 from envcheck.review.find import STATUS_COLUMNS, Found, report_files_with_status
-from envcheck.review.index import DIFF_COLUMNS, RUN_COLUMNS, Fleet, IndexBuilder, places
+from envcheck.review.index import DIFF_COLUMNS, RUN_COLUMNS, Fleet, IndexBuilder, newest_rows, places
 from envcheck.review.read import parse_report, read_bytes
 from envcheck.review.store import Content, IndexUnusable
 
 FUTURE_SLACK = pd.Timedelta(days=1)
 """A report dated later than now + this is suspicious (a wrong clock), and would stay 'latest' for ever."""
-IDENTITY = ["golden_sha256", "site", "host", "spec"]
-"""A target's identity (index.py): the newest run of each is the one whose full entry a page shows."""
 
 
 def load_fleet(paths: list[Path], since: pd.Timestamp | None = None) -> Fleet:
@@ -104,6 +103,8 @@ class _Pass:
     included_contents: list[str]
     """… and its content (sha256)."""
     older: int
+    parsed_targets: dict[tuple[str, int], dict[str, Any]]
+    """Target entries parsed in this review, by (content, target index): evidence that needs no second read."""
 
 
 def _load_indexed(folder: Path, found: Found, skipped: list[tuple[str, str]],
@@ -169,6 +170,8 @@ class _Read:
     """The contents parsed now, by sha256."""
     runs: list[pa.Table]
     diffs: list[pa.Table]
+    targets: dict[tuple[str, int], dict[str, Any]]
+    """Full target entries parsed now, by (content, target index): the newest of each identity (Batch.newest)."""
 
 
 def _read(stored: store.Stored, files: _Listing) -> _Read:
@@ -181,7 +184,7 @@ def _read(stored: store.Stored, files: _Listing) -> _Read:
     unchanged[unchanged] = stored.trusted(same) & np.logical_and.reduce(
         [getattr(old, name)[same] == files.status[name][unchanged] for name in STATUS_COLUMNS])
     # (the status was taken before any read, so a change made during this review is seen next time)
-    read = _Read(unchanged, np.empty(len(files.keys), dtype=object), [], {}, [], [])
+    read = _Read(unchanged, np.empty(len(files.keys), dtype=object), [], {}, [], [], {})
     read.digests[unchanged] = old.sha256[at[unchanged]]
     new_or_changed = np.flatnonzero(~unchanged).tolist()
     start = 0
@@ -199,6 +202,7 @@ def _read(stored: store.Stored, files: _Listing) -> _Read:
                 read.parsed[digest] = content
                 kept.add(digest)
         runs, diffs = batch.rows_of(kept)
+        read.targets.update(batch.newest)
         read.runs.append(runs)
         read.diffs.append(diffs)
     return read
@@ -243,7 +247,7 @@ def _walk(stored: store.Stored, found: Found, skipped: list[tuple[str, str]],
     changed = not (read.unchanged[once].all() and len(once) == len(old))
     return _Pass(runs=read.runs, diffs=read.diffs, files=kept, listed_ns=files.listed_ns, changed=changed,
                  included=shown[included].tolist(), included_contents=digests[included].tolist(),
-                 older=int(older.sum()))
+                 older=int(older.sum()), parsed_targets=read.targets)
 
 
 def _describe(old: store.Files, digests: np.ndarray, parsed: dict[str, Content]) -> store.Files:
@@ -266,11 +270,12 @@ def _describe(old: store.Files, digests: np.ndarray, parsed: dict[str, Content])
 
 def _newest_targets(runs: pd.DataFrame, walk: _Pass, run_counts: np.ndarray) -> dict[int, dict[str, Any]]:
     """The full target entry of the newest run of each identity (a later file wins a tie, as in
-    IndexBuilder): read again from its file, checked to be the content that was indexed (a few hundred
-    files for a fleet of any length: one per site × host × target)."""
+    IndexBuilder): as parsed in this review when its file was read now, else read again from its file,
+    checked to be the content that was indexed (a few hundred files for a fleet of any length: one per
+    site × host × target)."""
     if runs.empty:
         return {}
-    newest = runs.sort_values("created", kind="stable").groupby(IDENTITY, sort=False, dropna=False).tail(1).index
+    newest = newest_rows(runs)
     owner = np.repeat(np.arange(len(walk.included)), run_counts)
     wanted: dict[int, list[tuple[int, int]]] = {}
     for row in sorted(int(r) for r in newest):
@@ -278,6 +283,9 @@ def _newest_targets(runs: pd.DataFrame, walk: _Pass, run_counts: np.ndarray) -> 
     targets: dict[int, dict[str, Any]] = {}
     for which, rows in wanted.items():
         file, digest = walk.included[which], walk.included_contents[which]
+        if all((digest, index) in walk.parsed_targets for _, index in rows):  # (the bytes its rows came from)
+            targets.update((row, walk.parsed_targets[digest, index]) for row, index in rows)
+            continue
         data = read_bytes(file)
         if isinstance(data, str) or hashlib.sha256(data).hexdigest() != digest:
             raise IndexUnusable(f"{file} changed during the review")
