@@ -16,6 +16,7 @@ command -v ip >/dev/null || need_apt+=(iproute2)
 command -v chromium >/dev/null || need_apt+=(chromium)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)  # the ssh:// transport's tests run a real sshd
 command -v podman >/dev/null || need_apt+=(podman)  # Podman's Docker-compatible API is a fleet endpoint
+command -v catatonit >/dev/null || need_apt+=(catatonit)  # podman kube play's pause image (tests/kit/test_k8s.py)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   apt-get update -qq

@@ -1,6 +1,6 @@
 """The on-site kit: one file that a technician (or Ansible, or a Pod) runs with the box's own Python.
 
-    python3 envcheck-kit.pyz [--site NAME] [--out capture.tar.gz | --out -] [--raw] [--timeout S]
+    python3 envcheck-kit.pyz [--site NAME] [--out capture.tar.gz | --out - | --out log:] [--raw] [--timeout S]
 
 `envcheck kit build` (envcheck/kit.py on the host) packs this package, a golden bundle (golden/) and
 kit.json into one zipapp. Run, the kit:
@@ -9,7 +9,9 @@ kit.json into one zipapp. Run, the kit:
   3. runs the probe in a child process of this same interpreter, so a TensorFlow crash (SIGILL, an
      out-of-memory kill) ends the child, never the kit, and a timeout kills the child's whole group;
   4. stamps and, unless --raw, redacts the capture (kit_capture), and writes it as one tar.gz: to --out
-     atomically, or streamed to stdout with `--out -` (then every message goes to stderr);
+     atomically, streamed to stdout with `--out -`, or with `--out log:` framed as base64 text lines on
+     stdout that survive a pod's log (`envcheck kit collect` takes them back); streaming, every message
+     goes to stderr;
   5. removes its temporary directory and says the one command to run at headquarters.
 Nothing is installed and nothing is written elsewhere; no network is used; nothing is imported beyond
 what the probe imports. Exit status: 0 the capture holds a finished run; 3 the kit could not run, or the
@@ -19,6 +21,7 @@ probe failed here (the capture, written all the same, says why: send it back); 2
 import argparse
 import contextlib
 import hashlib
+import io
 import os
 import shlex
 import signal
@@ -27,7 +30,7 @@ import sys
 import tempfile
 import zipfile
 
-from .kit_capture import stamped_capture, write_archive
+from .kit_capture import stamped_capture, write_archive, write_log_frame
 from .kit_golden import KitError, read_kit_record, remove_tree, unpack_golden
 
 PROBE_CHILD = "--probe-child"
@@ -35,6 +38,8 @@ PROBE_CHILD = "--probe-child"
 DEFAULT_OUT = "capture.tar.gz"
 DEFAULT_TIMEOUT_S = 300.0
 STREAM = "-"
+LOG = "log:"
+"""--out log:: the tar.gz as base64 lines between BEGIN/END markers on stdout, for a pod's (text) log."""
 STDERR_TAIL_CHARS = 4000
 FALLBACK_TEMP = "/dev/shm"
 EXIT_OK, EXIT_USAGE, EXIT_UNDECIDED = 0, 2, 3
@@ -89,7 +94,8 @@ def _parser():
         "a capture to send back (compared at headquarters with `envcheck compare`).")
     parser.add_argument("--site", type=_site_name, help="factory or site name recorded in the capture")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="PATH",
-                        help="the capture's tar.gz (default %s); - streams it to stdout" % DEFAULT_OUT)
+                        help="the capture's tar.gz (default %s); - streams it to stdout; log: writes it to "
+                             "stdout as base64 lines a pod's log keeps (envcheck kit collect)" % DEFAULT_OUT)
     parser.add_argument("--raw", action="store_true",
                         help="keep hostname, interpreter path and pid in the capture (default: hashed or dropped, "
                              "since the capture is meant to be sent back)")
@@ -194,12 +200,12 @@ def _kill_group(child):
 
 
 class _Destination:
-    """Where the tar.gz goes: stdout, or a temporary file beside --out (made now, so an unwritable place is
-    found before the probe runs) renamed over it once complete."""
+    """Where the tar.gz goes: stdout (as bytes, or framed as text lines for a log), or a temporary file beside
+    --out (made now, so an unwritable place is found before the probe runs) renamed over it once complete."""
 
     def __init__(self, out):
         self.out, self.temporary = out, None
-        if out == STREAM:
+        if out in (STREAM, LOG):
             return
         if os.path.isdir(out):
             raise KitError("--out %s is a directory; name the tar.gz to write" % out)
@@ -212,6 +218,11 @@ class _Destination:
                            % (out, error.strerror or error)) from None
 
     def write(self, write):
+        if self.out == LOG:
+            archive = io.BytesIO()  # framed whole: the BEGIN line says its size and sha256
+            write(archive)
+            write_log_frame(sys.stdout, archive.getvalue())
+            return
         if self.temporary is None:
             write(sys.stdout.buffer)
             sys.stdout.buffer.flush()
@@ -234,13 +245,19 @@ class _Destination:
 
 def _report(document, child, out, golden):
     """Say what was written and the command to run at headquarters; the exit status."""
-    name = DEFAULT_OUT if out == STREAM else out
+    name = out if out not in (STREAM, LOG) else DEFAULT_OUT
     command = "envcheck compare %s%s" % (shlex.quote(name), " --golden %s" % shlex.quote(golden) if golden else "")
-    where = "capture streamed to stdout (save it as %s)" % DEFAULT_OUT if out == STREAM else "capture written to %s" % out
+    if out == LOG:
+        where = "capture written to stdout between its BEGIN and END lines — send this log back"
+        command = "envcheck kit collect capture.log --out %s && %s" % (DEFAULT_OUT, command)
+    elif out == STREAM:
+        where = "capture streamed to stdout (save it as %s) — send this file back" % DEFAULT_OUT
+    else:
+        where = "capture written to %s — send this file back" % out
     problem = _problem(document, child)
     if problem:
         _say("envcheck kit: the probe could not finish here: %s" % problem)
-    _tell("%s — send this file back; at headquarters run:\n  %s" % (where, command), streaming=out == STREAM)
+    _tell("%s; at headquarters run:\n  %s" % (where, command), streaming=out in (STREAM, LOG))
     return EXIT_UNDECIDED if problem else EXIT_OK
 
 

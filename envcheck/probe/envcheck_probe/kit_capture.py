@@ -7,7 +7,12 @@ host probe's, envcheck/targets/exits.py), and, unless --raw, hashes or drops the
 before anything leaves the box. The rules come from the host's field registry through kit.json
 (`redaction`), so the kit and `envcheck probe` redact the same paths the same way
 (tests/kit/test_redaction.py holds them equal).
+
+With `--out log:` the tar.gz travels as text in the kit's stdout (a pod's log, `podman logs`): base64 lines
+between a BEGIN line that says its size and sha256 and an END line (write_log_frame); `envcheck kit collect`
+(envcheck/kit_collect.py, which mirrors the markers) finds, checks and unpacks it at headquarters.
 """
+import base64
 import copy
 import hashlib
 import io
@@ -23,6 +28,11 @@ ARCHIVED = (CAPTURE_FILE, OUTPUTS_FILE, TFLITE_OUTPUTS_FILE)
 KIT_SPEC = "kit"
 ANY_INDEX = "[*]"
 FILE_MODE = 0o644
+LOG_FRAME_VERSION = "v1"
+LOG_BEGIN = "-----BEGIN ENVCHECK CAPTURE %s bytes=%d sha256=%s-----"
+LOG_END = "-----END ENVCHECK CAPTURE-----"
+LOG_LINE_BYTES = 57
+"""Bytes per base64 line: 76 characters, far below any log driver's line limit (kubelet splits at 16 KiB)."""
 
 
 def stamped_capture(capture_dir, record, site, child, python, kit_sha256, raw):
@@ -109,3 +119,14 @@ def _member(name, size):
     member.size, member.mode, member.mtime, member.type = size, FILE_MODE, 0, tarfile.REGTYPE
     return member
 
+
+def write_log_frame(stream, data):
+    """`data` (the capture's tar.gz) as text lines on `stream` (stdout, line-based like a pod's log): a BEGIN
+    line with its size and sha256 (what `envcheck kit collect` checks, so a truncated or damaged log is found),
+    base64 lines, an END line. Written at once and flushed: the kit says nothing else while it runs."""
+    lines = [LOG_BEGIN % (LOG_FRAME_VERSION, len(data), hashlib.sha256(data).hexdigest())]
+    lines.extend(base64.b64encode(data[start:start + LOG_LINE_BYTES]).decode("ascii")
+                 for start in range(0, len(data), LOG_LINE_BYTES))
+    lines.append(LOG_END)
+    stream.write("\n".join(lines) + "\n")
+    stream.flush()
