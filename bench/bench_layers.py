@@ -1,5 +1,5 @@
-"""What the layer record costs: `envcheck probe` of a golden with a layer record against the same probe with
---no-layers (the floor, measured in the same run, alternating), for the built-in golden and a MobileNetV2
+"""What the layer record costs: `envcheck probe --layers always` of a golden with a layer record against the
+same probe with --layers never (the floor, measured in the same run, alternating), for the built-in golden and a MobileNetV2
 (Keras', random weights) at 224×224×3. Printed as ratios and sizes, never as absolute times:
 
   wall time       median wall time of the probe with layers / without (both import TensorFlow, load the model,
@@ -38,7 +38,8 @@ def make_golden(out: Path, model: Path | None) -> Path:
 def compare(name: str, golden: Path, work: Path, repeats: int) -> None:
     runs: dict[str, list[dict]] = {"layers": [], "floor": []}
     for attempt in range(repeats):
-        for kind, extra in (("floor", ["--no-layers"]), ("layers", [])):
+        # Recorded whatever the outputs: a check's default (--layers auto) records only where an output differs.
+        for kind, extra in (("floor", ["--layers", "never"]), ("layers", ["--layers", "always"])):
             out = work / f"{name}-{kind}-{attempt}"
             result = measured(envcheck("probe", "--golden", str(golden), "--out", str(out), "--latency-budget", "0",
                                        *extra))

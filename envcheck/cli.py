@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="example: envcheck check --target host --target docker:reference --jobs 2",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     _golden_option(check)
-    _probing_options(check, many_targets=True, recorded_in="report")
+    _probing_options(check, many_targets=True, recorded_in="report", layers="auto")
     check.add_argument("--jobs", type=_positive_int, default=1, help="targets probed at once (default 1)")
     _comparison_options(check)
     check.set_defaults(run=command_check)
@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Run the probe in one target and save its capture directory.",
                                 epilog="example: envcheck probe --site shenzhen-3 --out capture-shenzhen/")
     _golden_option(probe)
-    _probing_options(probe, many_targets=False, recorded_in="capture")
+    # A capture is kept to be compared later, with other sites' too: its layer record is the only evidence then.
+    _probing_options(probe, many_targets=False, recorded_in="capture", layers="always")
     probe.add_argument("--out", required=True, type=Path, help="directory to write the capture to")
     probe.add_argument("--raw", action="store_true",
                        help="keep hostname, interpreter path and pid in the capture (default: hashed or "
@@ -174,6 +175,53 @@ def _add_kit_commands(commands) -> None:
     build.add_argument("--out", type=Path, default=Path("envcheck-kit.pyz"), metavar="FILE",
                        help="the kit to write (default envcheck-kit.pyz)")
     build.set_defaults(run=command_kit_build)
+    _add_kit_k8s_command(kit_commands)
+    collect = kit_commands.add_parser(
+        "collect", help="take the capture out of a kit's log (kubectl logs, podman logs)",
+        description="Find the capture a kit wrote with --out log: in a log (a file, or - for stdin), check its size "
+                    "and sha256, and write it as the tar.gz `envcheck compare` reads. A log without one whole, intact "
+                    "capture is refused (exit 3).",
+        epilog="example: kubectl logs job/envcheck-kit-0123456789ab | envcheck kit collect - --out capture.tar.gz",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    collect.add_argument("log", metavar="LOGFILE", help="the log: a file, or - for stdin")
+    collect.add_argument("--out", type=Path, default=Path("capture.tar.gz"), metavar="FILE",
+                         help="the capture's tar.gz to write (default capture.tar.gz)")
+    collect.set_defaults(run=command_kit_collect)
+
+
+def _add_kit_k8s_command(kit_commands) -> None:
+    from envcheck.kit_k8s import KINDS  # the standard library only
+
+    k8s = kit_commands.add_parser(
+        "k8s", help="print Kubernetes manifests that run the kit in a production image",
+        description="Print the manifests (a YAML stream of JSON documents) that run the kit inside IMAGE, unchanged: "
+                    "a ConfigMap holding the kit, a NetworkPolicy allowing no traffic, and a Job (one run), Pod, or "
+                    "DaemonSet (every node of a pool). Each capture comes back in its pod's log: envcheck kit collect.",
+        epilog="example: envcheck kit k8s --image factory/vision:1.4 --kind daemonset --nodes pool=vision "
+               "--gpus 1 | kubectl create -f -", formatter_class=argparse.RawDescriptionHelpFormatter)
+    k8s.add_argument("--image", required=True, metavar="IMAGE", help="the production image to run the kit in")
+    k8s.add_argument("--kit", type=Path, metavar="FILE", help="a kit built by `envcheck kit build` (default: build one "
+                                                                "from --golden)")
+    _golden_option(k8s)
+    k8s.add_argument("--kind", choices=KINDS, default="job", help="job: one run (default); pod: one bare pod; "
+                                                                  "daemonset: one run per node")
+    k8s.add_argument("--nodes", action="append", type=_node_selector, metavar="KEY=VALUE",
+                     help="run only on nodes with these labels (repeatable, or comma-separated)")
+    k8s.add_argument("--gpus", type=_positive_int, metavar="N", help="request N NVIDIA GPUs per pod (nvidia.com/gpu)")
+    k8s.add_argument("--site", type=_site_name, metavar="NAME",
+                     help="recorded in each capture (a DaemonSet's adds /NODE: its node's name)")
+    k8s.add_argument("--python", default="python3", metavar="PATH",
+                     help="the interpreter production uses in the image (default python3)")
+    k8s.set_defaults(run=command_kit_k8s)
+
+
+def _node_selector(text: str) -> dict[str, str]:
+    from envcheck.kit_k8s import parse_node_selector
+
+    try:
+        return parse_node_selector(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _add_golden_commands(commands) -> None:
@@ -248,8 +296,8 @@ def _golden_option(parser: argparse.ArgumentParser) -> None:
                              "CI pins the exact bundle it trusts")
 
 
-def _probing_options(parser: argparse.ArgumentParser, *, many_targets: bool, recorded_in: str) -> None:
-    """Where to probe (--target, --site) and how (--timeout, the docker options)."""
+def _probing_options(parser: argparse.ArgumentParser, *, many_targets: bool, recorded_in: str, layers: str) -> None:
+    """Where to probe (--target, --site) and how (--timeout, --layers from `layers`, the docker options)."""
     if many_targets:
         parser.add_argument("--target", action="append", metavar="SPEC", dest="targets",
                             help="host | python:PATH | docker:IMAGE (repeatable; default: host)")
@@ -260,10 +308,14 @@ def _probing_options(parser: argparse.ArgumentParser, *, many_targets: bool, rec
 
     # No default here: None leaves the target's own (targets/probe_app.py), so `--help` imports nothing.
     parser.add_argument("--latency-budget", type=_non_negative_seconds, metavar="S",
-                        help="seconds spent timing batch-1 calls after the outputs are captured (default 2; 0 disables)")
-    parser.add_argument("--no-layers", dest="layers", action="store_false", default=None,
-                        help="skip recording layer summaries even when the golden has a layer record (no "
-                             "localisation of drift, a shorter probe)")
+                        help="at most S seconds timing batch-1 calls after the outputs are captured, fewer once "
+                             "the P50 and P99 are stable (default 2; 0 disables)")
+    recording = parser.add_mutually_exclusive_group()
+    recording.add_argument("--layers", type=_layers_mode, default=LAYER_MODES[layers], metavar="auto|always|never",
+                           help="record layer summaries, from which drift is localised, when the golden has a layer "
+                                "record: only when an output is not bitwise the golden's (auto), always, or never "
+                                f"(default {layers}; a golden made before output digests: always)")
+    recording.add_argument("--no-layers", dest="layers", action="store_false", help="--layers never")
     parser.add_argument("--integrity", choices=("full", "numerics", "off"),
                         help="installed files checked against their RECORD and dpkg, and start-up code recorded: "
                              "every distribution's (full), those of numerics (default: numerics) or none (off)")
@@ -306,6 +358,16 @@ def _docker_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cpus", type=cpu_limit, metavar="N",
                        help="CPU limit for probe containers, e.g. 0.5 (reproduces a factory box's quota)")
     group.add_argument("--image-python", metavar="PATH", help="interpreter inside images (default: python3, then python)")
+
+
+LAYER_MODES: dict[str, bool | None] = {"auto": None, "always": True, "never": False}
+"""--layers as a target's `layers` (targets/probe_app.py): None leaves the probe's own auto."""
+
+
+def _layers_mode(text: str) -> bool | None:
+    if text not in LAYER_MODES:
+        raise argparse.ArgumentTypeError(f"expected auto, always or never, got {text!r}")
+    return LAYER_MODES[text]
 
 
 def _positive_int(text: str) -> int:
@@ -500,6 +562,60 @@ def command_kit_build(args: argparse.Namespace) -> int:
         f"{kit.golden_sha256}\n  sha256 {kit.sha256}\n"
         f"on the box, with the Python production uses:\n  python3 {shlex.quote(args.out.name)} --site NAME "
         "--out capture.tar.gz")
+    return ExitCode.OK
+
+
+def command_kit_k8s(args: argparse.Namespace) -> int:
+    """`envcheck kit k8s`: the manifests that run a kit (given, or built from --golden) in a production image."""
+    import errno
+
+    from envcheck.files import read_regular_file
+    from envcheck.kit_k8s import MAX_CONFIGMAP_BYTES, KitManifests, manifests, read_kit, refuse_past_configmap, render
+
+    if args.kit is not None and (args.golden is not None or args.golden_sha256):
+        raise UsageError("--kit and --golden: give one (a kit already holds its golden)")
+    if args.kit is not None:
+        try:
+            kit = read_kit(read_regular_file(args.kit, MAX_CONFIGMAP_BYTES), str(args.kit))
+        except OSError as error:
+            if error.errno == errno.EFBIG:
+                refuse_past_configmap(args.kit.stat().st_size)
+            raise UsageError(f"--kit {args.kit}: {error.strerror or error}") from None
+    else:
+        from envcheck.check import load_pinned_golden
+        from envcheck.kit import build_kit
+
+        golden = load_pinned_golden(args.golden, args.golden_sha256)
+        kit = build_kit(golden, None if args.golden is None else str(args.golden)).data
+    nodes = {key: value for selector in args.nodes or [] for key, value in selector.items()}
+    spec = KitManifests(kit=kit, image=args.image, kind=args.kind, nodes=nodes, gpus=args.gpus, site=args.site,
+                        python=args.python)
+    say(render(manifests(spec)))
+    return ExitCode.OK
+
+
+def command_kit_collect(args: argparse.Namespace) -> int:
+    """`envcheck kit collect`: the capture a kit framed in a log, checked, written as the tar.gz compare reads."""
+    from envcheck.destinations import check_file_destination
+    from envcheck.files import atomic_write_bytes
+    from envcheck.kit_collect import collect_capture
+
+    check_file_destination(args.out, "the capture")
+    source = "stdin" if args.log == "-" else args.log
+    try:
+        if args.log == "-":
+            capture = collect_capture(sys.stdin, source)
+        else:
+            with open(args.log, encoding="utf-8", errors="replace") as log:
+                capture = collect_capture(log, source)
+    except OSError as error:
+        raise UsageError(f"{source}: {error.strerror or error}") from None
+    try:
+        atomic_write_bytes(args.out, capture.data)
+    except OSError as error:
+        raise EnvcheckError(f"cannot write {args.out}: {error.strerror or error}") from None
+    say(f"capture written to {args.out} ({len(capture.data) / 1e3:.0f} kB, sha256 {capture.sha256}); now run:\n"
+        f"  envcheck compare {shlex.quote(str(args.out))}")
     return ExitCode.OK
 
 

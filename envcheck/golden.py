@@ -10,6 +10,8 @@ A bundle is a directory:
     tflite_expected.npz  and its outputs there; the manifest's `tflite` says how it was converted (or why not)
     layers.json       (optional) the reference's layer record: each intermediate tensor's summary, for
                       localising drift (compare/localization.py); the manifest's `layers` summarises it
+The manifest's `expected_digests` (per expected output: output_digest) follow expected.npz at every seal: a probe
+compares its own outputs' digests with them and records its layers only when one differs (the probe's layers.py).
 Every command that reads a bundle verifies it first (the files against their hashes, and a calibration against
 its own numbers); any problem names the file. The manifest's format is envcheck/schemas/golden-1.schema.json
 (a newer schema is refused with an upgrade message). Every bundle and every change of one is written by
@@ -17,6 +19,7 @@ its own numbers); any problem names the file. The manifest's format is envcheck/
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -145,6 +148,7 @@ def load_golden(path: str | Path | None = None) -> GoldenBundle:
     if not isinstance(fingerprint, dict):
         raise GoldenError(f"{root / 'fingerprint.json'}: not a JSON object")
     _check_calibration(manifest, expected, manifest_path)
+    _check_expected_digests(manifest, expected, manifest_path)
     # A bundle keeps the bytes it was sealed with; an older probe's field names are read as today's.
     return GoldenBundle(path=root, sha256=sha256_file(manifest_path), manifest=manifest, expected=expected,
                         fingerprint=current_fingerprint(fingerprint), layers=_load_layers(root, manifest["files"]),
@@ -212,6 +216,31 @@ def _check_calibration(manifest: dict[str, Any], expected: dict[str, np.ndarray]
     if problem:
         raise GoldenError(f"{manifest_path}: $.calibration: {problem}; forged or stale: calibrate the golden again "
                           "(envcheck golden calibrate)")
+
+
+def output_digest(array: np.ndarray) -> str | None:
+    """sha256 of an output's dtype (numpy's dtype.str), shape and C-order bytes, hashed as `<dtype.str>|<d0,d1,...>|`
+    then the bytes; None for an array whose bytes are not its values (object dtype). The probe's layers.py holds
+    the same rule (the host never imports the probe; tests/test_expected_digests.py holds the two equal)."""
+    if array.dtype.hasobject:
+        return None
+    digest = hashlib.sha256(f"{array.dtype.str}|{','.join(map(str, array.shape))}|".encode("ascii"))
+    digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8).data)
+    return digest.hexdigest()
+
+
+def expected_digests(expected: dict[str, np.ndarray]) -> dict[str, str] | None:
+    """The manifest's `expected_digests`: output name -> output_digest; None when an output has none."""
+    digests = {name: output_digest(array) for name, array in expected.items()}
+    return None if None in digests.values() else digests  # type: ignore[return-value]
+
+
+def _check_expected_digests(manifest: dict[str, Any], expected: dict[str, np.ndarray], manifest_path: Path) -> None:
+    """Digests that do not follow expected.npz are refused: a probe that matched them would skip the layer record
+    of a target whose outputs differ from the golden's, and its drift would not be localised."""
+    if "expected_digests" in manifest and manifest["expected_digests"] != expected_digests(expected):
+        raise GoldenError(f"{manifest_path}: $.expected_digests: do not match expected.npz; forged or stale: "
+                          "re-seal the golden with envcheck (envcheck golden calibrate)")
 
 
 def first_symlink(root: Path) -> Path | None:
@@ -315,7 +344,9 @@ def write_golden(out: Path, fields: dict[str, Any], *, keep: dict[str, Any] | No
 def _seal(root: Path, manifest: dict[str, Any], expected: dict[str, np.ndarray], named: Path) -> Path:
     """Write the manifest of the bundle at `root` (None fields dropped), atomically, after the checks a load
     makes of it: nothing a load would refuse is written. Problems name the bundle as `named` (not its staging)."""
-    manifest = {key: value for key, value in manifest.items() if value is not None}
+    # The digests follow expected.npz whatever the writer was told (computed here, never kept from before).
+    manifest = {key: value for key, value in {**manifest, "expected_digests": expected_digests(expected)}.items()
+                if value is not None}
     if "policy" in manifest:
         manifest["policy"] = ordered_table(manifest["policy"])
     _check_manifest(manifest, named / MANIFEST_FILE)

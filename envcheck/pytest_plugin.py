@@ -67,7 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--envcheck-fail-on", choices=FAIL_ON_CHOICES,
                     help="default of assert_ok(): 'warn' fails WARN targets too (default: fail)")
     group.addoption("--envcheck-latency-budget", metavar="S",
-                    help="seconds each probe times batch-1 calls (default 2; 0 disables)")
+                    help="at most the seconds each probe times batch-1 calls (default 2; 0 disables)")
     group.addoption("--envcheck-timeout", metavar="S", help=f"seconds one probe may take (default {DEFAULT_TIMEOUT_S:g})")
     group.addoption("--envcheck-reference-target", metavar="SPEC",
                     help=f"the golden's reference target, for --envcheck-update-golden (default {DEFAULT_REFERENCE_TARGET})")
@@ -80,7 +80,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("envcheck_docker_host", "Docker daemon URL")
     parser.addini("envcheck_reports_dir", "directory for the JSON reports (relative to the ini file)")
     parser.addini("envcheck_fail_on", "default of assert_ok(): warn or fail")
-    parser.addini("envcheck_latency_budget", "seconds each probe times batch-1 calls (0 disables)")
+    parser.addini("envcheck_latency_budget", "at most the seconds each probe times batch-1 calls (0 disables)")
     parser.addini("envcheck_timeout", "seconds one probe may take")
     parser.addini("envcheck_reference_target", "the golden's reference target, for --envcheck-update-golden")
 

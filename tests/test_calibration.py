@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +18,7 @@ from envcheck.compare.policy import build_policy
 from envcheck.errors import ExitCode
 from envcheck.golden import builtin_golden_dir, load_golden
 from envcheck.model import Tolerance
+from envcheck.targets.probe_app import probe_app_path
 from helpers import make_golden_here
 
 X86 = platform.machine() in ("x86_64", "AMD64")
@@ -173,3 +177,28 @@ def test_a_calibration_file_is_read_only_by_the_name_the_probe_gives_it(tmp_path
     found = _calibration(tmp_path, {"perturbations": {"repeat": {"description": "r", "file": file_name}}})
     assert "outputs" not in found["perturbations"]["repeat"]
     assert "not a calibration file name" in found["perturbations"]["repeat"]["skipped"]
+
+
+def _probe(out: Path, *options: str) -> None:
+    """The probe zipapp on the built-in golden, as a target runs it (no latency, layers or integrity)."""
+    out.mkdir()
+    subprocess.run([sys.executable, str(probe_app_path()), "--bundle", str(builtin_golden_dir()), "--out", str(out),
+                    "--latency-budget", "0", "--no-layers", "--integrity", "off", *options], check=True,
+                   capture_output=True, timeout=600)
+
+
+@pytest.mark.usefixtures("needs_tensorflow")
+def test_remapper_off_in_the_calibrating_process_equals_a_child_that_set_it_before_loading(tmp_path):
+    """Grappler's remapper is switched off in the calibrating process and the model loaded again (one child
+    fewer): its outputs are bitwise those of a fresh process that set the option before loading the model."""
+    _probe(tmp_path / "calibrating", "--calibrate")
+    capture = json.loads((tmp_path / "calibrating" / "capture.json").read_text())
+    perturbations = capture["calibration"]["perturbations"]
+    assert "file" in perturbations["remapper-off"], perturbations["remapper-off"]
+    assert "loaded again" in perturbations["remapper-off"]["setting"]
+    _probe(tmp_path / "child", "--perturb", "remapper-off", "--no-tflite")
+    with np.load(tmp_path / "calibrating" / "calibration-remapper-off.npz") as in_process, \
+            np.load(tmp_path / "child" / "outputs.npz") as child:
+        assert sorted(in_process.files) == sorted(child.files) == ["class_probs", "embedding"]
+        for name in child.files:
+            assert in_process[name].tobytes() == child[name].tobytes(), name

@@ -138,7 +138,7 @@ def test_fields_may_be_added_to_reports_and_captures_but_not_to_the_manifest(pro
     assert schemas.problems(CAPTURE_SCHEMA, dict(capture, new_field={"x": 1})) == []
     (problem,) = schemas.problems(GOLDEN_SCHEMA, dict(_manifest(), signed_by="me"))
     assert str(problem) == ("$.signed_by: unknown key (known: 'batch_size', 'calibration', 'created', 'description', "
-                            "'determinism', 'envcheck_version', 'files', 'latency', 'layers', 'policy', 'reference', 'reference_image', 'schema', 'tflite')")
+                            "'determinism', 'envcheck_version', 'expected_digests', 'files', 'latency', 'layers', 'policy', 'reference', 'reference_image', 'schema', 'tflite')")
 
 
 # ---------------------------------------------------------------------- broken documents are named

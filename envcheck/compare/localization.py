@@ -7,7 +7,9 @@ match, i.e. the ops whose kernels compute differently (everything after them inh
 largest jump is where an error grows most over the largest error of its inputs. `fused_only`: every layer
 matches unfused but the final outputs drift, so the difference is inside a fused kernel. Errors come from the
 elements both records keep plus the summary statistics (each a lower bound of the largest element error),
-in ULP of the reference tensor's largest magnitude. Localisation describes; it never changes a verdict.
+in ULP of the reference tensor's largest magnitude. A record the probe skipped (every output bitwise the
+golden's: nothing to localise) makes the localisation `unsupported`, saying so. Localisation describes; it
+never changes a verdict.
 """
 from __future__ import annotations
 
@@ -85,6 +87,9 @@ def _unusable(record: Any, whose: str) -> str | None:
     problem = schemas.check(record, LAYERS_SCHEMA, f"{whose}'s layer record")
     if problem:
         return problem
+    if record["status"] == "skipped":  # the probe's --layers auto: nothing differed, so nothing was recorded
+        return (f"{whose} recorded no layers: {record.get('reason') or 'skipped'} "
+                "(--layers always records them)")
     if record["status"] != "ok":
         return f"{whose}: {record.get('reason') or 'no layer record'}"
     return None

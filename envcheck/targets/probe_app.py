@@ -88,9 +88,10 @@ def probe_app_path() -> Path:
 def probe_arguments(latency_budget_s: float, calibrate: bool = False, layers: bool | None = None,
                     tflite: bool = False) -> list[str]:
     """The probe's arguments after --bundle and --out: the latency budget (repr keeps every digit of the
-    float), for a golden's reference target --calibrate and --tflite (convert the model), and --layers /
-    --no-layers when `layers` is not None (None: the probe records layers when the golden has a layer record)."""
-    layer_flag = [] if layers is None else ["--layers" if layers else "--no-layers"]
+    float), for a golden's reference target --calibrate and --tflite (convert the model), and `--layers always`
+    (True) or `never` (False); None leaves the probe's own `auto`: it records layers when the golden has a layer
+    record and an output is not bitwise the golden's."""
+    layer_flag = [] if layers is None else ["--layers", "always" if layers else "never"]
     return ["--latency-budget", repr(float(latency_budget_s)), *(["--calibrate"] if calibrate else []), *layer_flag,
             *(["--tflite"] if tflite else [])]
 

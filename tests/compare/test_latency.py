@@ -136,3 +136,20 @@ def test_hardware_classes_name_the_gpu_when_tensorflow_uses_one():
     assert class_label(hardware_class(gpu)) == "GPU NVIDIA H100 80GB HBM3 (cc 9.0) ×2"
     assert hardware_class(EPYC) != hardware_class(XEON)
     assert reference_latency({"skipped": "disabled"}, EPYC) is None
+
+
+STOPPING_RULE = {"timed_budget_s": 2.0, "waited_for": ["p50", "p99"], "stopped": "stable", "timed_s": 0.41,
+                 "precision": {"p50": 0.006, "p99": 0.047}, "precision_goal": 0.05, "confidence": 0.95}
+
+
+@pytest.mark.parametrize("p50_ms", [0.72, 1.6])
+def test_a_capture_from_before_the_stopping_rule_compares_as_one_with_it(p50_ms):
+    """The stopping rule's keys (issue 24) are only added to the record: a capture without them, or a golden
+    made from one, is judged the same."""
+    older, newer = record(p50_ms, blocks=(1.0, 1.3)), {**record(p50_ms, blocks=(1.0, 1.3)), **STOPPING_RULE}
+    newer_golden = reference_latency({**record(0.70), **STOPPING_RULE}, EPYC)
+    judged = {compare_latency(target, EPYC, golden, LatencyPolicy())[1] for target in (older, newer)
+              for golden in (GOLDEN, newer_golden)}
+    assert len(judged) == 1
+    entries = [compare_latency(target, EPYC, GOLDEN, LatencyPolicy())[0] for target in (older, newer)]
+    assert entries[0]["message"] == entries[1]["message"] and entries[0]["status"] == entries[1]["status"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+import envcheck
 from envcheck.report.registry import FORMATS
 from helpers import RECORDED_REPORTS, TF_OLDER_PYTHON, hanging_interpreter, write_reports
 from hostile.cases import golden_copy, good_capture
@@ -87,6 +89,16 @@ def kit_capture(root: Path) -> Path:
     return path
 
 
+def kit_log(root: Path) -> Path:
+    """kit_capture framed in a pod's log as the kit's `--out log:` frames it (its own writer, run as a box runs it)."""
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from envcheck_probe.kit_capture import write_log_frame; "
+              "write_log_frame(sys.stdout, open(sys.argv[2], 'rb').read())")
+    log = root / "pod.log"
+    log.write_bytes(subprocess.run([sys.executable, "-c", script, str(Path(envcheck.__file__).parent / "probe"),
+                                    str(kit_capture(root))], check=True, capture_output=True).stdout)
+    return log
+
+
 def site_reports(root: Path) -> Path:
     """A reports folder as `fleet run` leaves it: one folder per site."""
     reports = root / "site-reports"
@@ -111,7 +123,12 @@ COMMANDS = [
     *(Command(f"compare-drift-{fmt.name}", lambda r: ["compare", str(drifted_capture(r))], 1, writes=f"--{fmt.name}")
       for fmt in FORMATS if fmt.name != "json"),
     Command("compare-kit-capture", lambda r: ["compare", str(kit_capture(r))], 0, writes="--json"),
+    Command("check-layers-always", lambda r: ["check", "--target", f"python:{TF_OLDER_PYTHON}", "--latency-budget", "0",
+                                              "--layers", "always"], 1, writes="--json", needs="tf-older"),
+    Command("check-layers-bad-mode", lambda r: ["check", "--layers", "sometimes"], 2),
     Command("kit-build", lambda r: ["kit", "build"], 0, writes="--out"),
+    Command("kit-k8s", lambda r: ["kit", "k8s", "--image", "factory/vision:1.4"], 0),
+    Command("kit-collect", lambda r: ["kit", "collect", str(kit_log(r))], 0, writes="--out"),
     Command("compare-reports-dir", lambda r: ["compare", str(good_capture(r))], 0, writes="--reports-dir",
             folder=True),
     Command("probe-undecided", lambda r: ["probe", "--target", f"python:{junk_interpreter(r)}"], 3, writes="--out",

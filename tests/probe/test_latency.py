@@ -1,9 +1,14 @@
 """The probe's latency stage: its arithmetic (nearest-rank percentiles, MAD, blocks, histogram, CPU quota,
-steal) on known numbers, and the real stage through `envcheck probe` on this host (real TensorFlow)."""
+steal) on known numbers, its stopping rule on synthetic timings (a fake clock), and the real stage through
+`envcheck probe` on this host (real TensorFlow)."""
 from __future__ import annotations
 
 import json
+import math
+import random
 import re
+import shutil
+from fractions import Fraction
 
 import pytest
 
@@ -14,7 +19,8 @@ from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S
 
 CONTRACT_KEYS = {"budget_s", "batch", "cold_first_call_s", "warmup_calls", "calls", "p50_s", "p90_s", "p99_s",
                  "mad_s", "mean_s", "min_s", "max_s", "block_p50_s", "throughput_per_s", "golden_batch", "histogram",
-                 "context"}
+                 "context", "stopped", "precision", "precision_goal", "confidence", "waited_for", "timed_budget_s",
+                 "timed_s"}
 CONTEXT_KEYS = {"visible_cpus", "cpu_quota_cpus", "intra_op_threads", "inter_op_threads", "loadavg_1m",
                 "steal_fraction"}
 LABEL = re.compile(r"^(\d+(\.\d+)?\u2013\d+(\.\d+)? ms|\u2265 \d+(\.\d+)? ms)$")
@@ -127,6 +133,132 @@ def test_bad_budgets_and_cpu_limits_are_usage_errors(run_cli, tmp_path, capsys, 
     assert not (tmp_path / "never").exists()
 
 
+# ------------------------------------------------------------------------------ the stopping rule
+
+def _binomial_cdf(n: int, p: float, k: int) -> Fraction:
+    """P(B <= k) for B ~ Binomial(n, p), in exact integers (not the probe's log-gamma sums)."""
+    exact = Fraction(p).limit_denominator(1000)
+    a, b = exact.numerator, exact.denominator
+    return Fraction(sum(math.comb(n, i) * a ** i * (b - a) ** (n - i) for i in range(k + 1)), b ** n)
+
+
+@pytest.mark.parametrize("n, fraction", [(368, 0.99), (500, 0.99), (2000, 0.99), (6, 0.5), (40, 0.5), (1001, 0.5),
+                                         (700, 0.9)])
+def test_the_interval_ranks_cover_the_percentile_with_95_percent_and_no_more_than_needed(probe, n, fraction):
+    ranks = probe.latency.interval_ranks(n, fraction)
+    assert ranks is not None
+    low, high = ranks
+    assert 1 <= low <= math.ceil(fraction * n) <= high <= n
+    # X_(low) <= q <= X_(high) exactly when low <= B <= high - 1, B the count of calls at or below q.
+    below_low, below_high = _binomial_cdf(n, fraction, low - 1), _binomial_cdf(n, fraction, high - 1)
+    assert below_low <= 0.025 and below_high >= 0.975
+    # Equal tails, each as tight as the binomial allows: one rank narrower misses its 2.5 %.
+    assert _binomial_cdf(n, fraction, low) > 0.025 and _binomial_cdf(n, fraction, high - 2) < 0.975
+
+
+def test_p99_has_an_interval_from_368_calls_on_which_is_the_rules_minimum(probe):
+    latency = probe.latency
+    assert latency.interval_ranks(367, 0.99) is None and latency.interval_ranks(368, 0.99) is not None
+    assert latency.interval_ranks(5, 0.5) is None and latency.interval_ranks(6, 0.5) is not None
+    assert latency.least_calls((0.5, 0.99)) == 368
+    # P50 alone: the blocks of the record (5 of 5 calls) set the floor, not the interval.
+    assert latency.least_calls((0.5,)) == latency.BLOCKS * latency.MIN_CALLS_PER_BLOCK
+
+
+class FakeModel:
+    """A model whose calls take what `draw` says, on a clock that only they advance."""
+
+    def __init__(self, draw):
+        self.now, self.draw = 0.0, draw
+
+    def clock(self) -> float:
+        return self.now
+
+    def call(self) -> float:
+        took = self.draw()
+        self.now += took
+        return took
+
+
+def test_a_stable_distribution_stops_early_with_the_stated_precision(probe):
+    latency = probe.latency
+    noise = random.Random(7)
+    model = FakeModel(lambda: max(1e-3 + noise.gauss(0, 3e-5), 1e-4) + (0.004 if noise.random() < 0.001 else 0.0))
+    run = latency.time_calls(model.call, 2.0, {0.5: 0.05, 0.99: 0.05}, clock=model.clock)
+    assert run["stopped"] == "stable"
+    assert latency.least_calls((0.5, 0.99)) <= len(run["timings"]) < 1000 and model.now < 1.0
+    assert set(run["precision"]) == {"p50", "p99"}
+    assert all(0 <= value <= latency.PRECISION for value in run["precision"].values()), run["precision"]
+    # The precision said is the one the calls have: recomputed from them.
+    assert run["precision"] == latency.precisions(sorted(run["timings"]), (0.5, 0.99))
+
+
+def test_a_tail_shown_not_gated_stops_at_its_looser_goal_and_a_gated_one_waits(probe):
+    """The P99 is held to 25 % unless the golden's policy gates it: the same noisy tail stops early, and runs
+    to the budget once gated."""
+    latency = probe.latency
+    draws = random.Random(5)
+    timings = [1e-3 * draws.lognormvariate(0, 0.4) for _ in range(20000)]
+    shown = FakeModel(iter(timings).__next__)
+    loose = latency.time_calls(shown.call, 2.0, latency.WITH_REFERENCE, clock=shown.clock)
+    assert loose["stopped"] == "stable" and loose["precision"]["p50"] <= 0.05, loose["precision"]
+    assert 0.05 < loose["precision"]["p99"] <= 0.25, loose["precision"]
+    gated = FakeModel(iter(timings).__next__)
+    strict = latency.time_calls(gated.call, 2.0, latency.GATED_P99, clock=gated.clock)
+    assert len(strict["timings"]) > len(loose["timings"])
+    assert strict["stopped"] == "budget" or strict["precision"]["p99"] <= 0.05, strict["precision"]
+
+
+def test_a_heavy_tail_runs_to_the_budget_and_says_how_precise_it_got(probe):
+    latency = probe.latency
+    noise = random.Random(11)
+    model = FakeModel(lambda: 1e-3 * noise.lognormvariate(0, 1.5))
+    run = latency.time_calls(model.call, 2.0, latency.GATED_P99, clock=model.clock)
+    assert run["stopped"] == "budget" and model.now >= 2.0
+    assert run["precision"]["p99"] > latency.PRECISION  # the tail never settled in 2 s of calls
+
+
+def test_too_few_calls_for_an_interval_run_to_the_budget_with_no_precision(probe):
+    model = FakeModel(lambda: 0.1)  # 20 calls in the budget: P99 cannot be bounded
+    run = probe.latency.time_calls(model.call, 2.0, probe.latency.WITH_REFERENCE, clock=model.clock)
+    assert run["stopped"] == "budget" and len(run["timings"]) == 20 and run["precision"]["p99"] is None
+
+
+def test_only_p50_is_waited_for_when_the_golden_has_no_reference(probe):
+    noise = random.Random(3)
+    model = FakeModel(lambda: 1e-3 * noise.lognormvariate(0, 0.05))
+    run = probe.latency.time_calls(model.call, 2.0, probe.latency.WITHOUT_REFERENCE, clock=model.clock)
+    assert run["stopped"] == "stable" and set(run["precision"]) == {"p50"}
+    assert len(run["timings"]) == probe.latency.least_calls((0.5,))
+
+
+def _manifest(tmp_path, document) -> str:
+    (tmp_path / "manifest.json").write_text(json.dumps(document))
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize("document, budget, waited", [
+    pytest.param({"schema": "envcheck.golden/1", "latency": None}, 0.25, ("p50",), id="sealed-no-reference"),
+    pytest.param({"schema": "envcheck.golden/1"}, 0.25, ("p50",), id="sealed-from-before-latency"),
+    pytest.param({"schema": "envcheck.golden/1", "latency": {"p50_s": 0.001, "hardware_class": {}}}, 2.0,
+                 ("p50", "p99"), id="sealed-with-reference"),
+    pytest.param({"batch_size": 32}, 2.0, ("p50", "p99"), id="golden-create-reference-run"),
+    pytest.param({"schema": "envcheck.golden/1", "latency": {"p50_s": 0.001}, "policy": {"latency": {"gate_p99": True}}},
+                 2.0, ("p50", "p99"), id="sealed-gating-p99"),
+    pytest.param(None, 2.0, ("p50", "p99"), id="no-manifest"),
+])
+def test_the_plan_follows_whether_the_golden_has_a_latency_reference(probe, tmp_path, document, budget, waited):
+    bundle = _manifest(tmp_path, document) if document is not None else str(tmp_path)
+    plan = probe.latency.plan(bundle, 2.0)
+    assert plan["timed_budget_s"] == budget
+    assert tuple(probe.latency.label(fraction) for fraction in plan["goals"]) == waited
+    gated = (document or {}).get("policy", {}).get("latency", {}).get("gate_p99")
+    assert plan["goals"] == (probe.latency.GATED_P99 if gated else probe.latency.WITHOUT_REFERENCE if budget < 2
+                             else probe.latency.WITH_REFERENCE)
+    # A shorter budget asked for is kept.
+    assert probe.latency.plan(bundle, 0.1)["timed_budget_s"] == 0.1
+
+
 # ------------------------------------------------------------------------------ the real stage
 
 def _probe(run_cli, golden, out, *argv: str) -> dict:
@@ -154,6 +286,16 @@ def test_the_probe_measures_latency_within_its_budget(run_cli, host_golden, tmp_
     assert len(latency["block_p50_s"]) >= 3 and latency["mad_s"] >= 0 and latency["throughput_per_s"] > 0
     assert sum(count for _, count in latency["histogram"]) == latency["calls"] and len(latency["histogram"]) <= 12
     assert latency["context"]["visible_cpus"] >= 1
+    # The stopping rule's record: host_golden has a reference, so P50 and P99 were waited for.
+    assert latency["stopped"] in ("stable", "budget") and latency["waited_for"] == ["p50", "p99"]
+    assert latency["timed_budget_s"] == budget and latency["confidence"] == 0.95
+    assert latency["precision_goal"] == {"p50": 0.05, "p99": 0.25}  # host_golden's policy does not gate P99
+    assert set(latency["precision"]) == {"p50", "p99"}
+    if latency["stopped"] == "stable":
+        assert all(value <= latency["precision_goal"][name] for name, value in latency["precision"].items())
+        assert latency["timed_s"] <= budget + latency["max_s"]  # the look may come with the call past it
+    else:
+        assert latency["timed_s"] >= budget
     # The budget, measured: the timed calls end with the first call past it; the whole stage adds at most
     # the cold call, half the budget of warm-up and a quarter of throughput calls (each bound overshot by
     # at most one call).
@@ -168,3 +310,19 @@ def test_a_zero_budget_skips_latency(run_cli, host_golden, tmp_path):
     document = _probe(run_cli, host_golden, tmp_path / "capture", "--latency-budget", "0")
     assert document["latency"] == {"skipped": "disabled (--latency-budget 0)", "budget_s": 0.0}
     assert (tmp_path / "capture" / "outputs.npz").is_file()
+
+
+@pytest.mark.slow
+def test_a_golden_without_a_latency_reference_measures_a_short_stated_budget(run_cli, host_golden, tmp_path):
+    golden = tmp_path / "golden"
+    shutil.copytree(host_golden, golden)
+    manifest = json.loads((golden / "manifest.json").read_text())
+    assert manifest["latency"]  # made here, with the reference run's latency
+    # The probe reads only the manifest's latency, not its seal: no re-sealing needed for this test.
+    del manifest["latency"]  # as the built-in golden's: made without one
+    (golden / "manifest.json").write_text(json.dumps(manifest))
+    document = _probe(run_cli, golden, tmp_path / "capture")
+    latency = document["latency"]
+    assert latency["budget_s"] == DEFAULT_LATENCY_BUDGET_S and latency["timed_budget_s"] == 0.25
+    assert latency["waited_for"] == ["p50"] and set(latency["precision"]) == {"p50"}
+    assert latency["timed_s"] < 0.25 + latency["max_s"] + 0.05

@@ -1,10 +1,15 @@
 """Calibration (for `golden create`): the reference target's outputs under benign perturbations that change
 which kernels run but not the model, from which the host derives a noise scale and a calibrated tolerance.
 
-In this process: a repeat, and one sample at a time instead of the batch. In fresh child processes of this
-probe (same interpreter, same bundle): nothing else, one intra-op thread, Grappler's remapper off, and on
-x86 oneDNN off and a lower oneDNN ISA cap. Each perturbation's outputs go to `calibration-<name>.npz`
-beside outputs.npz (the host compares them); one that cannot run here is recorded as skipped, with why.
+In this process: a repeat, one sample at a time instead of the batch, and Grappler's remapper off (the model
+loaded again once the option is set: Grappler optimises a function when it is first instantiated, and a test
+holds these outputs bitwise equal to a child's that set it before loading). In fresh child processes of this
+probe (same interpreter, same bundle), only where a fresh process is the point — a setting TensorFlow or oneDNN
+reads once at start-up: nothing else, one intra-op thread, and on x86 oneDNN off and a lower oneDNN ISA cap.
+The children run side by side, as many at once as this process may use cores, while this process does its
+own perturbations; they check no installed files (the reference's own probe did). Each perturbation's
+outputs go to `calibration-<name>.npz` beside outputs.npz (the host compares them); one that cannot run here
+is recorded as skipped, with why.
 """
 import os
 import platform
@@ -12,12 +17,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 from .capture import write_outputs
 from .cpu import cpu_info
 from .errors import first_line
 from .inputs import sample_count
-from .model import run_signature
+from .model import load_signature, run_signature
 
 CHILD_TIMEOUT_S = 600
 FILE_PREFIX = "calibration-"
@@ -32,6 +38,7 @@ DESCRIPTIONS = {
 }
 # Applied in a child probe (`--perturb NAME`) after TensorFlow is imported, before the model loads.
 IN_CHILD = ("intra-op-threads-1", "remapper-off")
+REMAPPER_OFF = {"remapping": False}
 
 
 def apply_perturbation(tf, name):
@@ -39,27 +46,59 @@ def apply_perturbation(tf, name):
     if name == "intra-op-threads-1":
         tf.config.threading.set_intra_op_parallelism_threads(1)
     elif name == "remapper-off":
-        tf.config.optimizer.set_experimental_options({"remapping": False})
+        tf.config.optimizer.set_experimental_options(REMAPPER_OFF)
 
 
 def calibration_record(tf, np, signature, inputs, bundle_dir, out_dir):
     """{"perturbations": {name: {"description", "setting"?, "file"} or {"description", "skipped"}}}, each
     perturbation's outputs (over `inputs`: the first batch of the golden set) written to its file in out_dir."""
-    found = {}
     samples = sample_count(inputs)
-    in_process = (("repeat", lambda: run_signature(tf, np, signature, inputs)),
-                  ("per-sample", lambda: _one_sample_at_a_time(tf, np, signature, inputs, samples)))
-    for name, run in in_process:
-        try:
-            found[name] = _saved(np, out_dir, name, run())
-        except Exception as error:  # noqa: BLE001 - e.g. a model that cannot take batch 1: a skip
-            found[name] = {"skipped": "it failed here: %s" % first_line(error)}
-    for name, setting, environment in _child_perturbations():
-        found[name] = _in_child(bundle_dir, out_dir, name, environment, samples)
-        found[name]["setting"] = setting
+    children = _child_perturbations()
+    with ThreadPoolExecutor(max_workers=max(1, min(len(children), usable_cores()))) as pool:
+        running = [(name, setting, pool.submit(_in_child, bundle_dir, out_dir, name, environment, samples))
+                   for name, setting, environment in children]
+        found = _in_process(tf, np, signature, inputs, samples, bundle_dir, out_dir)
+        for name, setting, future in running:
+            found[name] = dict(future.result(), setting=setting)
     for name, entry in found.items():
         entry["description"] = DESCRIPTIONS[name]
-    return {"perturbations": found}
+    return {"perturbations": dict(sorted(found.items()))}
+
+
+def _in_process(tf, np, signature, inputs, samples, bundle_dir, out_dir):
+    """The perturbations this process can make itself; a model that cannot take one (batch 1, say) skips it."""
+    found = {}
+    runs = (("repeat", None, lambda: run_signature(tf, np, signature, inputs)),
+            ("per-sample", None, lambda: _one_sample_at_a_time(tf, np, signature, inputs, samples)),
+            ("remapper-off", "tf.config.optimizer.set_experimental_options({'remapping': False}), the model "
+                             "loaded again", lambda: _reloaded_without_remapper(tf, np, inputs, bundle_dir)))
+    for name, setting, run in runs:
+        try:
+            found[name] = _saved(np, out_dir, name, run())
+        except Exception as error:  # noqa: BLE001 - see the docstring
+            found[name] = {"skipped": "it failed here: %s" % first_line(error)}
+        if setting:
+            found[name]["setting"] = setting
+    return found
+
+
+def _reloaded_without_remapper(tf, np, inputs, bundle_dir):
+    """The first batch through a fresh load of the model with Grappler's remapper off; the option restored."""
+    before = tf.config.optimizer.get_experimental_options()
+    tf.config.optimizer.set_experimental_options(REMAPPER_OFF)
+    try:
+        _loaded, signature = load_signature(tf, os.path.join(bundle_dir, "model"))
+        return run_signature(tf, np, signature, inputs)
+    finally:
+        tf.config.optimizer.set_experimental_options({**{key: True for key in REMAPPER_OFF}, **before})
+
+
+def usable_cores():
+    """The cores this process may run on (its affinity), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _saved(np, out_dir, name, outputs):
@@ -79,8 +118,7 @@ def _one_sample_at_a_time(tf, np, signature, inputs, samples):
 def _child_perturbations():
     """(name, setting in words, environment changes) of the perturbations run in child processes here."""
     found = [("fresh-process", "a new process", {}),
-             ("intra-op-threads-1", "tf.config.threading.set_intra_op_parallelism_threads(1)", {}),
-             ("remapper-off", "tf.config.optimizer.set_experimental_options({'remapping': False})", {})]
+             ("intra-op-threads-1", "tf.config.threading.set_intra_op_parallelism_threads(1)", {})]
     if platform.machine() in ("x86_64", "AMD64"):
         cap = lower_isa(cpu_info()["flags"])
         found += [("onednn-off", "TF_ENABLE_ONEDNN_OPTS=0", {"TF_ENABLE_ONEDNN_OPTS": "0"}),
@@ -108,7 +146,7 @@ def _in_child(bundle_dir, out_dir, name, environment, samples):
     work = tempfile.mkdtemp(prefix="envcheck-calibrate-")
     try:
         command = _probe_command() + ["--bundle", bundle_dir, "--out", work, "--latency-budget", "0", "--no-layers",
-                                     "--no-tflite"]
+                                     "--no-tflite", "--integrity", "off"]
         if samples:
             command += ["--max-samples", str(samples)]
         if name in IN_CHILD:

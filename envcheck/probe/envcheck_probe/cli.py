@@ -10,6 +10,7 @@ from .files import atomic_write
 from .integrity import DEFAULT_MODE as DEFAULT_INTEGRITY
 from .integrity import MODES as INTEGRITY_MODES
 from .latency import DEFAULT_BUDGET_S
+from .layers import LAYER_MODES
 from .model import import_tensorflow, load_signature, make_inputs
 from .stages import probe
 
@@ -43,7 +44,8 @@ def main(argv=None):
                         help="instead of probing, write a seeded inputs.npz for the model's signature")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency-budget", type=seconds, default=DEFAULT_BUDGET_S, metavar="S",
-                        help="seconds spent timing batch-1 calls after the outputs are captured (0 disables)")
+                        help="at most S seconds timing batch-1 calls, fewer once the P50 and P99 are "
+                             "stable (0 disables)")
     parser.add_argument("--calibrate", action="store_true",
                         help="also run the model under benign perturbations (for golden create)")
     tflite = parser.add_mutually_exclusive_group()
@@ -51,9 +53,11 @@ def main(argv=None):
                         help="convert the model to TFLite and run it too (for golden create --tflite)")
     tflite.add_argument("--no-tflite", dest="tflite", action="store_false", help=argparse.SUPPRESS)  # a child
     layers = parser.add_mutually_exclusive_group()
-    layers.add_argument("--layers", action="store_true", default=None,
-                        help="record every layer's summary (default: when the golden has a layer record)")
-    layers.add_argument("--no-layers", dest="layers", action="store_false", help="record no layers")
+    # A bare --layers (what a probe of an older envcheck was passed) means always.
+    layers.add_argument("--layers", choices=LAYER_MODES, nargs="?", const="always", default="auto",
+                        help="record every layer's summary: when the golden has a layer record and an output is not "
+                             "bitwise the golden's (auto, the default), always, or never")
+    layers.add_argument("--no-layers", dest="layers", action="store_const", const="never", help="--layers never")
     parser.add_argument("--integrity", choices=INTEGRITY_MODES, default=DEFAULT_INTEGRITY,
                         help="installed files checked against their RECORD and dpkg: every distribution's (full), "
                              "those of numerics (numerics, the default) or none (off)")

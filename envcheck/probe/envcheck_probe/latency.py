@@ -2,13 +2,23 @@
 that explains the numbers (visible CPUs, CPU quota, TensorFlow's threads, load, CPU steal).
 
 The stage, in order: the cold first batch-1 call; warm-up (WARMUP_CALLS calls, or half the budget,
-whichever comes first, at least one call); timed calls until the budget is spent (at least one), split
-into blocks; a few calls on the whole golden batch for throughput (THROUGHPUT_CALLS, or a quarter of
-the budget, at least one). Every call is timed with perf_counter_ns and includes bringing every output
-back to the host (`.numpy()`), so a GPU's copy back counts. Percentiles are nearest-rank, as MLPerf
-LoadGen computes them: sorted[ceil(p * n) - 1].
+whichever comes first, at least one call); timed calls until P50 and P99 are stable or the budget is spent
+(at least one), split into blocks; a few calls on the whole golden batch for throughput (THROUGHPUT_CALLS,
+or a quarter of the budget, at least one). Every call is timed with perf_counter_ns and includes bringing
+every output back to the host (`.numpy()`), so a GPU's copy back counts. Percentiles are nearest-rank, as
+MLPerf LoadGen computes them: sorted[ceil(p * n) - 1].
+
+Stable: the distribution-free 95 % confidence interval of each percentile waited for, [X_(l), X_(u)] with
+ranks from the exact binomial (interval_ranks), reaches no further than that percentile's goal of its estimate
+on either side: PRECISION for the P50, which the gate judges, P99_PRECISION for the P99, which it only shows
+unless the golden's policy gates it (`latency.gate_p99`: then PRECISION too). It is first looked at once the
+P99 can have an interval at all (368 calls), then each time the calls grew by a quarter: few looks, so
+peeking inflates the error little and sorting costs little. A golden
+without a latency reference (its sealed manifest has none) is compared on nothing but shows the P50: its
+probes wait for the P50 alone, within NO_REFERENCE_BUDGET_S.
 """
 import gc
+import json
 import math
 import os
 import time
@@ -27,14 +37,28 @@ THROUGHPUT_BUDGET_SHARE = 0.25
 HISTOGRAM_BUCKETS = 12
 NICE_STEPS = (1.0, 2.0, 2.5, 5.0)
 DISABLED = "disabled (--latency-budget 0)"
+# 5 %: the gate warns at ×1.75 of the golden's P50 or mean, and the same host measured ×0.79–1.46 between
+# processes (docs/latency.md); two estimates each within 5 % move a ratio by about ×1.1 at most.
+PRECISION = 0.05
+# The P99 is shown, not gated, by default: ±25 % says where the tail is, and a shared machine's tail needs far
+# more than the budget's calls to settle to 5 % (measured: bench/bench_latency.py, docs/latency.md).
+P99_PRECISION = 0.25
+CONFIDENCE = 0.95
+CHECK_GROWTH = 1.25
+WITH_REFERENCE = {0.50: PRECISION, 0.99: P99_PRECISION}
+GATED_P99 = {0.50: PRECISION, 0.99: PRECISION}
+# Without a reference the report shows the P50 alone: a few hundred milliseconds measure it.
+NO_REFERENCE_BUDGET_S = 0.25
+WITHOUT_REFERENCE = {0.50: PRECISION}
 
 
-def latency_record(tf, np, signature, inputs, budget_s):
-    """The capture's `latency`: the measurement, or {"skipped": reason, "budget_s": …}; never raises."""
+def latency_record(tf, np, signature, inputs, budget_s, bundle_dir=None):
+    """The capture's `latency`: the measurement, or {"skipped": reason, "budget_s": …}; never raises.
+    `bundle_dir`: the golden, whose manifest says whether it has a latency reference (see plan)."""
     if not budget_s > 0:
         return skipped(DISABLED, budget_s)
     try:
-        return measure(tf, np, signature, inputs, budget_s)
+        return measure(tf, np, signature, inputs, budget_s, plan(bundle_dir, budget_s))
     except Exception as error:  # noqa: BLE001 - latency is extra: a failure here never fails the capture
         return skipped("latency could not be measured: %s: %s" % (type(error).__name__, first_line(error)), budget_s)
 
@@ -44,8 +68,40 @@ def skipped(reason, budget_s):
     return {"skipped": reason.splitlines()[0] if reason else "skipped", "budget_s": budget_s}
 
 
-def measure(tf, np, signature, inputs, budget_s):
-    """Time the signature (see the module's docstring); raises whatever the model raises."""
+def plan(bundle_dir, budget_s):
+    """{"timed_budget_s", "goals": {fraction: precision}}: the whole budget and P50 and P99 (the P99 to 5 %
+    where the golden's policy gates it), unless the bundle is a sealed golden (its manifest names its schema)
+    without a latency reference: then the P50 within NO_REFERENCE_BUDGET_S. A reference run of `golden
+    create` reads a manifest of the batch size alone: it measures in full."""
+    manifest = read_manifest(bundle_dir)
+    reference = manifest.get("latency")
+    if "schema" in manifest and not (isinstance(reference, dict) and reference.get("p50_s")):
+        return {"timed_budget_s": min(budget_s, NO_REFERENCE_BUDGET_S), "goals": WITHOUT_REFERENCE}
+    return {"timed_budget_s": budget_s, "goals": GATED_P99 if _gates_p99(manifest) else WITH_REFERENCE}
+
+
+def _gates_p99(manifest):
+    policy = manifest.get("policy")
+    latency = policy.get("latency") if isinstance(policy, dict) else None
+    return isinstance(latency, dict) and latency.get("gate_p99") is True
+
+
+def read_manifest(bundle_dir):
+    """The bundle's manifest.json as a dict ({} when there is none or it does not parse)."""
+    if not bundle_dir:
+        return {}
+    try:
+        with open(os.path.join(bundle_dir, "manifest.json"), "rb") as handle:
+            manifest = json.loads(handle.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def measure(tf, np, signature, inputs, asked_s, planned):
+    """Time the signature (see the module's docstring) as `planned` says (within its budget, not always the
+    `asked_s` one); raises whatever the model raises."""
+    budget_s = planned["timed_budget_s"]
     stat_before = cpu_times()
     loadavg = load_average()
     feeds = signature_feeds(tf, np, signature, inputs)
@@ -66,9 +122,8 @@ def measure(tf, np, signature, inputs, budget_s):
         while warmup_calls < 1 or (warmup_calls < WARMUP_CALLS and time.perf_counter() - began < budget_s / 2):
             call(one_row)
             warmup_calls += 1
-        timed, began = [], time.perf_counter()
-        while not timed or time.perf_counter() - began < budget_s:
-            timed.append(call(one_row))
+        run = time_calls(lambda: call(one_row), budget_s, planned["goals"])
+        timed = run["timings"]
         throughput_calls, began = 0, time.perf_counter()
         while throughput_calls < 1 or (throughput_calls < THROUGHPUT_CALLS
                                        and time.perf_counter() - began < budget_s * THROUGHPUT_BUDGET_SHARE):
@@ -80,7 +135,14 @@ def measure(tf, np, signature, inputs, budget_s):
             gc.enable()
     ordered = sorted(timed)
     return {
-        "budget_s": budget_s,
+        "budget_s": asked_s,
+        "timed_budget_s": budget_s,
+        "waited_for": [label(fraction) for fraction in planned["goals"]],
+        "stopped": run["stopped"],
+        "timed_s": run["timed_s"],
+        "precision": run["precision"],
+        "precision_goal": {label(fraction): goal for fraction, goal in planned["goals"].items()},
+        "confidence": CONFIDENCE,
         "batch": batch,
         "cold_first_call_s": cold,
         "warmup_calls": warmup_calls,
@@ -100,6 +162,80 @@ def measure(tf, np, signature, inputs, budget_s):
         "histogram": histogram(ordered),
         "context": context(tf, loadavg, stat_before, cpu_times()),
     }
+
+
+def time_calls(call, budget_s, goals, clock=time.perf_counter):
+    """Call `call` (it returns the seconds one call took) until each percentile of `goals` ({fraction:
+    precision}) is stable to its precision or `budget_s` of `clock` is spent, at least once. {"timings",
+    "stopped": "stable" | "budget", "timed_s", "precision": the last relative half-widths, by label (None: too
+    few calls to bound it)}."""
+    fractions = tuple(goals)
+    timings, began = [], clock()
+    next_look = least_calls(fractions)
+    while True:
+        timings.append(call())
+        if len(timings) >= next_look:
+            reached = precisions(sorted(timings), fractions)
+            if all(reached[label(fraction)] is not None and reached[label(fraction)] <= goal
+                   for fraction, goal in goals.items()):
+                return {"timings": timings, "stopped": "stable", "timed_s": clock() - began, "precision": reached}
+            next_look = math.ceil(len(timings) * CHECK_GROWTH)
+        if clock() - began >= budget_s:
+            return {"timings": timings, "stopped": "budget", "timed_s": clock() - began,
+                    "precision": precisions(sorted(timings), fractions)}
+
+
+def least_calls(fractions):
+    """The calls before the first look: enough for every percentile to have an interval (P99: 368), and
+    for the blocks of the record."""
+    tail = (1 - CONFIDENCE) / 2
+    # The upper rank stays within the calls once P(every call below the percentile) <= tail: p^n <= tail.
+    needed = [math.ceil(math.log(tail) / math.log(max(fraction, 1 - fraction))) for fraction in fractions]
+    return max(needed + [BLOCKS * MIN_CALLS_PER_BLOCK])
+
+
+def precisions(ordered, fractions):
+    """{label: the relative half-width of the percentile's confidence interval} over sorted timings: how far
+    the interval reaches from the nearest-rank estimate, on its longer side (None: no interval yet)."""
+    reached = {}
+    for fraction in fractions:
+        ranks = interval_ranks(len(ordered), fraction)
+        estimate = percentile(ordered, fraction)
+        if ranks is None or not estimate:
+            reached[label(fraction)] = None
+            continue
+        low, high = ordered[ranks[0] - 1], ordered[ranks[1] - 1]
+        reached[label(fraction)] = round(max(estimate - low, high - estimate, 0.0) / estimate, 4)
+    return reached
+
+
+def interval_ranks(n, fraction, confidence=CONFIDENCE):
+    """1-based ranks (l, u) with P(X_(l) <= q <= X_(u)) >= confidence for the fraction's quantile q of any
+    continuous distribution, equal tails; None when n calls have no such ranks.
+
+    X_(l) <= q < X_(u) exactly when l <= B <= u - 1, B ~ Binomial(n, fraction) the calls at or below q. The
+    binomial is summed exactly (log-gamma terms within 12 standard deviations of the mean; the rest is far
+    below 1e-20): at P99's 368 calls n*p*(1-p) is 3.7, where a normal approximation would be poor."""
+    tail = (1 - confidence) / 2
+    mean, deviation = n * fraction, math.sqrt(n * fraction * (1 - fraction))
+    first, last = max(0, int(mean - 12 * deviation) - 2), min(n, int(mean + 12 * deviation) + 2)
+    log_n, log_p, log_q = math.lgamma(n + 1), math.log(fraction), math.log1p(-fraction)
+    low = high = None
+    cumulative = 0.0
+    for k in range(first, last + 1):
+        cumulative += math.exp(log_n - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * log_p + (n - k) * log_q)
+        if cumulative <= tail:
+            low = k + 1  # P(B <= low - 1) <= tail
+        if high is None and cumulative >= 1 - tail:
+            high = k + 1  # P(B <= high - 1) >= 1 - tail
+    if low is None or high is None or high > n:
+        return None
+    return low, high
+
+
+def label(fraction):
+    """0.5 -> "p50", 0.99 -> "p99": the record's names of percentiles."""
+    return "p%g" % (fraction * 100)
 
 
 def leading_dimension(feeds):

@@ -8,6 +8,12 @@ every tensor fetched nothing can be fused, so the record is of the unfused graph
 turned off for the pass so that splitting the fetches (to bound memory) cannot change that. Whether the
 unfused outputs equal the fused ones is recorded with it. A graph this cannot handle is
 {"status": "unsupported", "reason": ...}: the rest of the capture is untouched.
+
+When: the record costs a pass over the model per group of tensors, and tells something only where the outputs
+differ from the golden's. So by default (`--layers auto`) a probe records it only when the golden has a layer
+record and one of its outputs is not bitwise the golden's (the manifest's `expected_digests`, compared with
+output_digest); where every output is, the capture's `layers` says it was skipped and why. A golden without
+digests (made before them) is recorded as before; `--layers always` and `never` decide alone.
 """
 import base64
 import hashlib
@@ -38,14 +44,60 @@ _FLOAT_TYPES = ("float16", "bfloat16", "float32", "float64")
 _CALL_PREFIX = re.compile(r"^(?:(?:Stateful)?PartitionedCall(?:_\d+)?/)+")
 
 
+LAYER_MODES = ("auto", "always", "never")
+"""--layers: record when an output differs from the golden's (auto), on every probe (always), or never."""
+SKIPPED_REASON = "every output bitwise equal to the golden's"
+TRIGGERS = ("always", "outputs-differ", "golden-without-digests")
+"""Why a record was taken (its `trigger`): asked for, an output not bitwise the golden's, or a golden without
+the digests that would tell (made before them)."""
+
+
+def _manifest(bundle_dir):
+    """The golden's manifest as a dict ({} when unreadable: the host verified the bundle it sent)."""
+    try:
+        with open(os.path.join(bundle_dir, "manifest.json"), "rb") as handle:
+            manifest = json.loads(handle.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
 def golden_has_layers(bundle_dir):
     """Whether the golden holds a layer record its probes should match: its manifest's `layers` says ok (the
     record itself stays with the host, which compares)."""
-    try:
-        with open(os.path.join(bundle_dir, "manifest.json"), "rb") as handle:
-            return (json.loads(handle.read().decode("utf-8")).get("layers") or {}).get("status") == "ok"
-    except (OSError, ValueError, AttributeError):
-        return False
+    summary = _manifest(bundle_dir).get("layers")
+    return isinstance(summary, dict) and summary.get("status") == "ok"
+
+
+def layers_to_record(mode, bundle_dir, np, outputs):
+    """What the record-layers stage does for `mode` (LAYER_MODES) once the model ran: (trigger, None) records the
+    layers (trigger: TRIGGERS), (None, record) keeps a "skipped" record saying why instead, (None, None) neither
+    (never; auto with a golden without a layer record: nothing to compare one with)."""
+    if mode == "always":
+        return "always", None
+    if mode == "never" or not golden_has_layers(bundle_dir):
+        return None, None
+    expected = _manifest(bundle_dir).get("expected_digests")
+    if not isinstance(expected, dict) or not expected:
+        return "golden-without-digests", None
+    if set(expected) != set(outputs) or any(expected[name] != output_digest(np, array)
+                                            for name, array in outputs.items()):
+        return "outputs-differ", None
+    return None, {"schema": LAYERS_SCHEMA, "status": "skipped", "reason": SKIPPED_REASON}
+
+
+def output_digest(np, array):
+    """sha256 of an output's dtype (numpy's dtype.str), shape and C-order bytes, hashed as
+    `<dtype.str>|<d0,d1,...>|` then the bytes: what the golden's manifest holds per expected output
+    (`expected_digests`; the host's copy of this rule is envcheck/golden.py's output_digest, and
+    tests/test_expected_digests.py holds the two equal). Never copies a contiguous array (a memory map
+    stays on disk); None for an array whose bytes are not its values (object dtype)."""
+    if array.dtype.hasobject:
+        return None
+    shape = ",".join(str(size) for size in array.shape)
+    digest = hashlib.sha256(("%s|%s|" % (array.dtype.str, shape)).encode("ascii"))
+    digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
+    return digest.hexdigest()
 
 
 class Unsupported(Exception):

@@ -1,7 +1,8 @@
 """The probe's stages in order: fingerprint, import-tensorflow, load-model, run-model, check-integrity (unless
 `--integrity off`; begun beside the import, see IntegrityCheck), repeat-model, measure-latency, run-tflite (when
-the golden has a model.tflite, or for `golden create --tflite`), record-layers (when the golden has a layer
-record, or for `golden create`), and for `golden create` calibrate. Where TensorFlow is not installed and the
+the golden has a model.tflite, or for `golden create --tflite`), record-layers (by default when the golden has a
+layer record and an output is not bitwise the golden's, see layers.py; always for `golden create`), and for
+`golden create` calibrate. Where TensorFlow is not installed and the
 golden has a model.tflite, the probe is an edge box's: fingerprint, import-tensorflow, run-tflite, check-integrity.
 
 The capture is rewritten as each stage starts, so a process that dies inside one (SIGILL, an
@@ -35,7 +36,7 @@ from .integrity import (
 )
 from .integrity import DEFAULT_MODE as DEFAULT_INTEGRITY
 from .latency import DEFAULT_BUDGET_S, latency_record, skipped
-from .layers import LAYERS_SCHEMA, golden_has_layers, layer_record
+from .layers import LAYERS_SCHEMA, layer_record, layers_to_record
 from .libraries import loaded_libraries
 from .model import import_tensorflow, load_signature, tensorflow_installed
 from .repeat import repeat_record
@@ -45,12 +46,12 @@ from .tflite import beside_tensorflow, bundle_has_tflite, run_tflite, runtime_fi
 
 
 def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=False, perturb=None, max_samples=None,
-          layers=None, tflite=None, integrity=DEFAULT_INTEGRITY):
+          layers="auto", tflite=None, integrity=DEFAULT_INTEGRITY):
     """Run every stage on the bundle, leave the capture (and outputs) in out_dir; 0 when all ran.
     `calibrate`: also run the calibration perturbations (calibrate.py); `perturb`: this probe is one of
     them, and changes TensorFlow's configuration before the model loads; `max_samples`: run only the
-    first samples of the set (a calibration child); `layers`: record the layers (layers.py): True, False, or
-    None when the golden has a layer record; `tflite`: True converts the model to TFLite and runs it (golden
+    first samples of the set (a calibration child); `layers`: when to record the layers (layers.py's
+    LAYER_MODES: auto, always, never); `tflite`: True converts the model to TFLite and runs it (golden
     create --tflite), None runs the golden's model.tflite when it has one (all an edge target, without
     TensorFlow, runs), False runs none (a calibration child); `integrity`: which installed files are checked
     (integrity.py: full, numerics, off), begun beside the model and finished once it has run."""
@@ -106,16 +107,12 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
         # Written with the stage: a probe killed while timing leaves its outputs and says why no latency.
         capture["latency"] = skipped("the probe stopped while measuring latency", latency_budget_s)
         began = stage("measure-latency")
-        capture["latency"] = latency_record(tf, np, signature, first, latency_budget_s)
+        capture["latency"] = latency_record(tf, np, signature, first, latency_budget_s, bundle_dir)
         capture["timings"]["latency_s"] = round(time.time() - began, 4)
         if tflite or (tflite is None and bundle_has_tflite(bundle_dir)):
             _timed(stage, capture, "run-tflite", "tflite", lambda: _tflite_beside(
                 capture, tf, np, bundle_dir, input_set, batch_size, out_dir, first, convert_first=bool(tflite)))
-        if layers or (layers is None and golden_has_layers(bundle_dir)):
-            # Written with the stage: a probe killed while recording says why it has no layer record.
-            capture["layers"] = {"schema": LAYERS_SCHEMA, "status": "unsupported",
-                                 "reason": "the probe stopped while recording the layers"}
-            _timed(stage, capture, "record-layers", "layers", lambda: layer_record(tf, np, signature, first))
+        _record_layers(stage, capture, layers, bundle_dir, (tf, np, signature, first), outputs)
         if calibrate:
             _timed(stage, capture, "calibrate", "calibration",
                    lambda: calibration_record(tf, np, signature, first, bundle_dir, out_dir))
@@ -262,6 +259,25 @@ def edge_probe(capture, stage, bundle_dir, out_dir, why_no_tensorflow, checking)
     capture["timings"]["tflite_s"] = round(time.time() - began, 4)
     capture["status"] = "ok"
     checking.finish(capture, stage)
+
+
+def _record_layers(stage, capture, mode, bundle_dir, model, outputs):
+    """The record-layers stage, when layers.layers_to_record says so (its `trigger` kept in the record), or the
+    record saying why it was skipped (timings.layers_s then the time to tell: hashing the outputs); `model` is
+    (tf, np, signature, the first batch's inputs)."""
+    tf, np, signature, first = model
+    began = time.time()
+    trigger, skipped_record = layers_to_record(mode, bundle_dir, np, outputs)
+    if skipped_record is not None:
+        capture["layers"] = skipped_record
+        capture["timings"]["layers_s"] = round(time.time() - began, 4)
+    if trigger is None:
+        return
+    # Written with the stage: a probe killed while recording says why it has no layer record.
+    capture["layers"] = {"schema": LAYERS_SCHEMA, "status": "unsupported",
+                         "reason": "the probe stopped while recording the layers"}
+    _timed(stage, capture, "record-layers", "layers",
+           lambda: dict(layer_record(tf, np, signature, first), trigger=trigger))
 
 
 def _timed(stage, capture, name, field, record, timing=None):
