@@ -51,7 +51,8 @@ EDGE_DESCRIPTION = ("envcheck built-in edge golden: conv + batch norm + depthwis
                     "σ=50)")
 CHILD_TIMEOUT_S = 600.0
 CALIBRATION_RUNS = 6
-"""Processes a calibrated reference run starts: the probe and its five child probes (calibrate.py)."""
+"""Processes a calibrated reference run may start, an upper bound of its time: the probe and its child probes
+(calibrate.py: four on x86, which run side by side where there are cores)."""
 
 
 def create_golden(*, out: Path, target: Target, builtin: bool, model: Path | None, inputs: Path | None,

@@ -1,15 +1,15 @@
 """Calibration (for `golden create`): the reference target's outputs under benign perturbations that change
 which kernels run but not the model, from which the host derives a noise scale and a calibrated tolerance.
 
-In this process: a repeat, one sample at a time instead of the batch, and Grappler's remapper off (the model
-loaded again once the option is set: Grappler optimises a function when it is first instantiated, and a test
-holds these outputs bitwise equal to a child's that set it before loading). In fresh child processes of this
-probe (same interpreter, same bundle), only where a fresh process is the point — a setting TensorFlow or oneDNN
-reads once at start-up: nothing else, one intra-op thread, and on x86 oneDNN off and a lower oneDNN ISA cap.
-The children run side by side, as many at once as this process may use cores, while this process does its
-own perturbations; they check no installed files (the reference's own probe did). Each perturbation's
-outputs go to `calibration-<name>.npz` beside outputs.npz (the host compares them); one that cannot run here
-is recorded as skipped, with why.
+In this process: a repeat (the repeat-model stage's second pass), one sample at a time instead of the batch,
+and Grappler's remapper off (the model loaded again once the option is set: Grappler optimises a function when
+it is first instantiated, and a test holds these outputs bitwise equal to a child's that set it before
+loading). In fresh child processes of this probe (same interpreter, same bundle), only where a fresh process
+is the point — a setting TensorFlow or oneDNN reads once at start-up: nothing else, one intra-op thread, and
+on x86 oneDNN off and a lower oneDNN ISA cap. The children run side by side, as many at once as this process
+may use cores, while this process does its own perturbations; they check no installed files (the reference's
+own probe did). Each perturbation's outputs go to `calibration-<name>.npz` beside outputs.npz (the host
+compares them); one that cannot run here is recorded as skipped, with why.
 """
 import os
 import platform
@@ -49,15 +49,16 @@ def apply_perturbation(tf, name):
         tf.config.optimizer.set_experimental_options(REMAPPER_OFF)
 
 
-def calibration_record(tf, np, signature, inputs, bundle_dir, out_dir):
+def calibration_record(tf, np, signature, inputs, bundle_dir, out_dir, second_pass=None):
     """{"perturbations": {name: {"description", "setting"?, "file"} or {"description", "skipped"}}}, each
-    perturbation's outputs (over `inputs`: the first batch of the golden set) written to its file in out_dir."""
+    perturbation's outputs (over `inputs`: the first batch of the golden set) written to its file in out_dir.
+    `second_pass`: {"outputs": …} of the repeat-model stage, the "repeat" perturbation already made."""
     samples = sample_count(inputs)
     children = _child_perturbations()
     with ThreadPoolExecutor(max_workers=max(1, min(len(children), usable_cores()))) as pool:
         running = [(name, setting, pool.submit(_in_child, bundle_dir, out_dir, name, environment, samples))
                    for name, setting, environment in children]
-        found = _in_process(tf, np, signature, inputs, samples, bundle_dir, out_dir)
+        found = _in_process(tf, np, signature, inputs, samples, bundle_dir, out_dir, second_pass or {})
         for name, setting, future in running:
             found[name] = dict(future.result(), setting=setting)
     for name, entry in found.items():
@@ -65,10 +66,10 @@ def calibration_record(tf, np, signature, inputs, bundle_dir, out_dir):
     return {"perturbations": dict(sorted(found.items()))}
 
 
-def _in_process(tf, np, signature, inputs, samples, bundle_dir, out_dir):
+def _in_process(tf, np, signature, inputs, samples, bundle_dir, out_dir, second_pass):
     """The perturbations this process can make itself; a model that cannot take one (batch 1, say) skips it."""
     found = {}
-    runs = (("repeat", None, lambda: run_signature(tf, np, signature, inputs)),
+    runs = (("repeat", None, lambda: second_pass.get("outputs") or run_signature(tf, np, signature, inputs)),
             ("per-sample", None, lambda: _one_sample_at_a_time(tf, np, signature, inputs, samples)),
             ("remapper-off", "tf.config.optimizer.set_experimental_options({'remapping': False}), the model "
                              "loaded again", lambda: _reloaded_without_remapper(tf, np, inputs, bundle_dir)))

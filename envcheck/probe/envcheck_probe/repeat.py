@@ -6,11 +6,14 @@ from .errors import first_line
 from .model import run_signature
 
 
-def repeat_record(tf, np, signature, inputs, first_outputs):
+def repeat_record(tf, np, signature, inputs, first_outputs, keep=None):
     """{"passes": 2, "bitwise_repeatable": bool, "max_abs_spread": {output: float}} or {"skipped": reason};
-    never raises (a repeat that cannot be made says nothing about the first pass)."""
+    never raises (a repeat that cannot be made says nothing about the first pass). `keep`: a dict that gets
+    the second pass's outputs under "outputs" (the calibration reuses them)."""
     try:
         second = run_signature(tf, np, signature, inputs)
+        if keep is not None:
+            keep["outputs"] = second
         spread = {name: _spread(np, np.asarray(first), second.get(name)) for name, first in first_outputs.items()}
     except Exception as error:  # noqa: BLE001 - see the docstring
         return {"skipped": "the second pass failed: %s" % first_line(error)}

@@ -102,8 +102,10 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
         capture["timings"]["run_s"] = round(time.time() - began, 4)
         capture["batches"] = {"samples": input_set.rows, "batch_size": batch_size or input_set.rows}
         _model_ran(capture, stage, outputs, checking)
+        second_pass = {}  # the repeat's outputs: the calibration's "repeat" perturbation, not run again
         _timed(stage, capture, "repeat-model", "determinism", lambda: repeat_record(
-            tf, np, signature, first, first_batch_of(input_set, batch_size, outputs)), timing="repeat_s")
+            tf, np, signature, first, first_batch_of(input_set, batch_size, outputs), second_pass),
+            timing="repeat_s")
         # Written with the stage: a probe killed while timing leaves its outputs and says why no latency.
         capture["latency"] = skipped("the probe stopped while measuring latency", latency_budget_s)
         began = stage("measure-latency")
@@ -115,7 +117,7 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
         _record_layers(stage, capture, layers, bundle_dir, (tf, np, signature, first), outputs)
         if calibrate:
             _timed(stage, capture, "calibrate", "calibration",
-                   lambda: calibration_record(tf, np, signature, first, bundle_dir, out_dir))
+                   lambda: calibration_record(tf, np, signature, first, bundle_dir, out_dir, second_pass))
     except ProbeFailure as failure:
         capture["status"] = "error"
         capture["error"] = {"kind": failure.kind, "message": failure.message, "traceback": ""}
