@@ -26,3 +26,11 @@ def run_kit(kit: Path, *argv: str, python: str = sys.executable, cwd: Path, env:
             timeout: float = 600) -> subprocess.CompletedProcess:
     """`PYTHON KIT ARGV` in `cwd`, as a technician runs it (bytes: stdout may be the capture)."""
     return subprocess.run([python, str(kit), *argv], cwd=cwd, env=env, capture_output=True, timeout=timeout)
+
+
+def golden_made_in(image: str, out: Path) -> Path:
+    """The built-in model as a golden made IN `image` (docker:), uncalibrated: that image is IDENTICAL to it."""
+    made = subprocess.run([sys.executable, "-m", "envcheck", "golden", "create", "--builtin", "--target",
+                           f"docker:{image}", "--out", str(out), "--no-calibrate"], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    return out

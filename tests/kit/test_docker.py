@@ -6,7 +6,6 @@ container's filesystem unchanged afterwards: nothing installed, nothing left) an
 from __future__ import annotations
 
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from helpers import docker_with_images, probe_containers_left
 from envcheck.errors import ExitCode
 from envcheck.targets import PROBE_LABEL, RUN_LABEL, run_id
 
-from .conftest import build_kit
+from .conftest import build_kit, golden_made_in
 
 pytestmark = [pytest.mark.docker]
 
@@ -36,12 +35,7 @@ def docker_client():
 @pytest.fixture(scope="module")
 def reference_golden(docker_client, tmp_path_factory) -> Path:
     """The built-in model as a golden made IN the reference image: that image is IDENTICAL to it."""
-    out = tmp_path_factory.mktemp("golden") / "reference"
-    made = subprocess.run([sys.executable, "-m", "envcheck", "golden", "create", "--builtin", "--target",
-                           f"docker:{PREFIX}/reference", "--out", str(out), "--no-calibrate"], capture_output=True,
-                          text=True)
-    assert made.returncode == 0, made.stderr
-    return out
+    return golden_made_in(f"{PREFIX}/reference", tmp_path_factory.mktemp("golden") / "reference")
 
 
 def _docker_run(kit: Path, image: str, *kit_argv: str, options: tuple[str, ...] = ("--rm",)) -> subprocess.CompletedProcess:

@@ -29,7 +29,7 @@ from envcheck.kit_collect import _BEGIN, _END
 from envcheck.kit_collect import LOG_FRAME_VERSION as collected_version
 from envcheck.kit_k8s import HOLD_OPEN, MAX_CONFIGMAP_BYTES
 
-from .conftest import build_kit, run_kit
+from .conftest import build_kit, golden_made_in, run_kit
 from .test_build import _runtime_constant
 
 KUBERNETES_VERSION = "1.30"
@@ -308,12 +308,7 @@ def podman(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference_golden_k8s(tmp_path_factory) -> Path:
     """The built-in model as a golden made IN the reference image (Docker): that image is IDENTICAL to it."""
-    out = tmp_path_factory.mktemp("golden") / "reference"
-    made = subprocess.run([sys.executable, "-m", "envcheck", "golden", "create", "--builtin", "--target",
-                           f"docker:{PODMAN_IMAGE}", "--out", str(out), "--no-calibrate"], capture_output=True,
-                          text=True)
-    assert made.returncode == 0, made.stderr
-    return out
+    return golden_made_in(PODMAN_IMAGE, tmp_path_factory.mktemp("golden") / "reference")
 
 
 @pytest.mark.docker
