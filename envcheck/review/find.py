@@ -25,9 +25,11 @@ it, and a file renamed over another (rsync's way) has another inode."""
 
 @dataclass
 class Found:
-    """The report files found, as columns: path (as the review shows it) and each of STATUS_COLUMNS."""
+    """The report files found, as columns: path (as the review shows it), absolute path (the index's key)
+    and each of STATUS_COLUMNS."""
 
     paths: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
     size: list[int] = field(default_factory=list)
     mtime_ns: list[int] = field(default_factory=list)
     ctime_ns: list[int] = field(default_factory=list)
@@ -39,9 +41,10 @@ class Found:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def add(self, path: str, status: os.stat_result) -> None:
+    def add(self, path: str, key: str, status: os.stat_result) -> None:
         """One more file, with the status it was found with."""
         self.paths.append(path)
+        self.keys.append(key)
         self.size.append(status.st_size)
         self.mtime_ns.append(status.st_mtime_ns)
         self.ctime_ns.append(status.st_ctime_ns)
@@ -63,6 +66,7 @@ def report_files_with_status(paths: list[Path]) -> tuple[Found, list[tuple[str, 
     files = Found()
     skipped: list[tuple[str, str]] = []
     seen_folders: set[str] = set()
+    here = os.getcwd()
 
     def visit(path: str, named: bool) -> None:
         if os.path.isdir(path):
@@ -73,49 +77,48 @@ def report_files_with_status(paths: list[Path]) -> tuple[Found, list[tuple[str, 
         except OSError as error:
             skipped.append((path, f"unreadable: {error.strerror}"))
             return
-        take(path, status, named)
+        take(path, os.path.join(here, path), status, named)
 
     def visit_folder(path: str) -> None:
         real = os.path.realpath(path)
         if real in seen_folders:  # a symlink loop, or a folder named twice
             return
         seen_folders.add(real)
-        with os.scandir(path) as listing:
-            children = sorted(listing, key=lambda child: child.name)
-        for child in children:  # (the entry's own stat: no second lookup of 100,000 paths)
-            if child.name.startswith(".") and _is_dir(child):  # the index, the capture cache: no reports
-                continue
-            if not child.name.endswith(".json"):
-                if _is_dir(child):
-                    visit_folder(child.path)
+        folder = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            visit_entries(path, folder)
+        finally:
+            os.close(folder)
+
+    def visit_entries(path: str, folder: int) -> None:
+        # The loop every file of a fleet goes through: names sorted as texts, one stat each by the folder's
+        # descriptor (measured: a third cheaper than sorting os.scandir's entries and asking each for its stat).
+        prefix, key_prefix = os.path.join(path, ""), os.path.join(here, path, "")
+        for name in sorted(os.listdir(folder)):
+            report = name.endswith(".json")
+            if not report and name.startswith("."):  # the index, the capture cache: no reports, not searched
                 continue
             try:
-                status = child.stat()
+                status = os.stat(name, dir_fd=folder)
             except OSError as error:
-                skipped.append((child.path, f"unreadable: {error.strerror}"))
+                if report:
+                    skipped.append((prefix + name, f"unreadable: {error.strerror}"))
                 continue
-            if stat.S_ISDIR(status.st_mode):  # a folder named like a report
-                visit_folder(child.path)
-            else:
-                take(child.path, status, False)
+            if stat.S_ISDIR(status.st_mode):  # (a folder named like a report too)
+                if not name.startswith("."):
+                    visit_folder(prefix + name)
+            elif report:
+                take(prefix + name, key_prefix + name, status, False)
 
-    def take(path: str, status: os.stat_result, named: bool) -> None:
+    def take(path: str, key: str, status: os.stat_result, named: bool) -> None:
         if not stat.S_ISREG(status.st_mode):
             skipped.append((path, "not a regular file (a pipe, socket or device)"))
         elif status.st_size > MAX_REPORT_BYTES:
             skipped.append((path, f"too large to be a report ({status.st_size >> 20} MB > "
                                   f"{MAX_REPORT_BYTES >> 20} MB)"))
         elif named or path.endswith(".json"):
-            files.add(path, status)
+            files.add(path, key, status)
 
     for path in paths:
         visit(str(Path(path)), named=True)  # (as Path shows it: "./a/" is "a")
     return files, skipped
-
-
-def _is_dir(entry: os.DirEntry[str]) -> bool:
-    """Whether a folder entry is a folder, through symlinks (False where it cannot be told), as Path.is_dir."""
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False

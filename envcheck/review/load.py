@@ -15,7 +15,6 @@ stand in for (a value it cannot type, a file changed under the review), every fi
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from envcheck import schemas
 from envcheck.model import VERDICT_RANK
@@ -98,6 +98,10 @@ class _Pass:
     """When this review began to look at `files` (what the index's next reviews compare their ctimes with)."""
     changed: bool
     """Whether `files` differ from the stored ones, or some were not trusted (the index is then written again)."""
+    recorded: np.ndarray
+    """Per row of `files`: whether it was read in this review (new, changed or not trusted): the delta's rows."""
+    removed: np.ndarray
+    """The stored paths no longer among the readable files."""
     included: list[str]
     """The file of every report kept, in the order the files were found…"""
     included_contents: list[str]
@@ -131,10 +135,21 @@ def _load_indexed(folder: Path, found: Found, skipped: list[tuple[str, str]],
                   files_before_since=walk.older, newest_targets=_newest_targets(runs, walk, run_counts))
 
     if walk.changed:
-        reports = pd.unique(walk.files.sha256[pd.isna(walk.files.problem)]).tolist()
-        store.write_index(folder, walk.files, store.take(runs_table, run_spans, reports)[0],
-                          store.take(diffs_table, diff_spans, reports)[0], walk.listed_ns)
+        _store(folder, stored, walk, (runs_table, run_spans), (diffs_table, diff_spans))
     return fleet
+
+
+def _store(folder: Path, stored: store.Stored, walk: _Pass, runs: tuple[pa.Table, store.Spans],
+           diffs: tuple[pa.Table, store.Spans]) -> None:
+    """Record this review's changes: as the delta beside the stored base (a few rows), or, when the delta
+    would grow too large or there is no base, as a new base of the files found and their reports' rows."""
+    recorded = walk.files.take(np.flatnonzero(walk.recorded))
+    delta = stored.delta.then(recorded, walk.removed, walk.runs, walk.diffs)
+    if stored.base_write is not None and not stored.needs_compaction(delta):
+        store.write_delta(folder, stored.base_write, delta)
+        return
+    reports = pd.unique(walk.files.sha256[pd.isna(walk.files.problem)]).tolist()
+    store.write_index(folder, walk.files, store.take(*runs, reports)[0], store.take(*diffs, reports)[0])
 
 
 @dataclass
@@ -149,11 +164,10 @@ class _Listing:
 
     @classmethod
     def of(cls, found: Found) -> _Listing:
-        here = os.getcwd()
-        keys = [path if path.startswith("/") else os.path.join(here, path) for path in found.paths]
         status = {name: np.array(getattr(found, name), dtype=np.uint64 if name == "inode" else np.int64)
                   for name in STATUS_COLUMNS}
-        return cls(np.array(found.paths, dtype=object), np.array(keys, dtype=object), status, found.listed_ns)
+        return cls(np.array(found.paths, dtype=object), np.array(found.keys, dtype=object), status,
+                   found.listed_ns)
 
 
 @dataclass
@@ -163,6 +177,8 @@ class _Read:
     unchanged: np.ndarray
     """Whether the file is the one the index knows (path and status, recorded well after it last changed):
     it was not read."""
+    stored_at: np.ndarray
+    """Where each file's path is among the stored files (-1: not there)."""
     digests: np.ndarray
     reasons: list[tuple[int, str]]
     """(file number, why it cannot be read)."""
@@ -178,13 +194,16 @@ def _read(stored: store.Stored, files: _Listing) -> _Read:
     """The files matched against the index's (one hash join on the path, then each status column compared),
     and those new, changed or not trusted read."""
     old = stored.files
-    at = pd.Index(old.path, dtype=object).get_indexer(files.keys) if len(old) else np.full(len(files.keys), -1)
+    at = stored.paths.get_indexer(files.keys) if len(old) else np.full(len(files.keys), -1)
     unchanged = at >= 0
     same = at[unchanged]
     unchanged[unchanged] = stored.trusted(same) & np.logical_and.reduce(
         [getattr(old, name)[same] == files.status[name][unchanged] for name in STATUS_COLUMNS])
     # (the status was taken before any read, so a change made during this review is seen next time)
-    read = _Read(unchanged, np.empty(len(files.keys), dtype=object), [], {}, [], [], {})
+    read = _Read(unchanged, at, np.empty(len(files.keys), dtype=object), [], {}, [], [], {})
+    # A content whose rows the index holds though no file of it is stored (deleted, then put back before the
+    # delta was compacted) is parsed again, for what it is, but its rows are not added twice.
+    has_rows = set(pc.unique(stored.runs.column(store.CONTENT)).to_pylist()) if stored.runs is not None else set()
     read.digests[unchanged] = old.sha256[at[unchanged]]
     new_or_changed = np.flatnonzero(~unchanged).tolist()
     start = 0
@@ -200,7 +219,8 @@ def _read(stored: store.Stored, files: _Listing) -> _Read:
             read.digests[number] = digest
             if content is not None and digest not in read.parsed:  # (not parsed already by an earlier batch)
                 read.parsed[digest] = content
-                kept.add(digest)
+                if digest not in has_rows:
+                    kept.add(digest)
         runs, diffs = batch.rows_of(kept)
         read.targets.update(batch.newest)
         read.runs.append(runs)
@@ -244,8 +264,12 @@ def _walk(stored: store.Stored, found: Found, skipped: list[tuple[str, str]],
     kept.path = files.keys[once]
     for name in STATUS_COLUMNS:
         setattr(kept, name, files.status[name][once])
+    kept.listed_ns[:] = files.listed_ns
+    still_there = np.zeros(len(old), dtype=bool)
+    still_there[read.stored_at[once][read.stored_at[once] >= 0]] = True
     changed = not (read.unchanged[once].all() and len(once) == len(old))
     return _Pass(runs=read.runs, diffs=read.diffs, files=kept, listed_ns=files.listed_ns, changed=changed,
+                 recorded=~read.unchanged[once], removed=old.path[~still_there],
                  included=shown[included].tolist(), included_contents=digests[included].tolist(),
                  older=int(older.sum()), parsed_targets=read.targets)
 

@@ -2,9 +2,15 @@
 whose path and status (size, mtime, ctime and inode: find.STATUS_COLUMNS) have not changed is not read again.
 
 It lives beside the reports, in `<first folder reviewed>/.envcheck-review-index/` (find.py never looks
-inside it), as three Parquet files: the files (absolute path, status, sha256, and what their content
-was: the reason it is skipped, or its `created`), the run rows and the decisive differences, both keyed by
-the content's sha256 (copies of one report share their rows; `file` is filled in when a review loads them).
+inside it), as three Parquet files, the base: the files (absolute path, status, sha256, what their content
+was: the reason it is skipped, or its `created`, and when the review that recorded them began), the run
+rows and the decisive differences, both keyed by the content's sha256 (copies of one report share their
+rows; `file` is filled in when a review loads them). Beside the base, one delta file (delta.parquet) holds
+what changed since: files added or changed, paths gone, and the rows of the new contents, all four in one
+Parquet file, so that a review with a few new reports writes a few rows, committed by one atomic rename (a
+crash leaves the old delta or the new one, never a mix). The delta names the base it applies to; when it
+grows past COMPACT_FRACTION of the base, the review writes a new base instead (compaction) and the old delta,
+naming the old base, no longer applies.
 A review matches the files it finds against the stored ones as columns (load.py), never file by file.
 A file whose ctime is within RACY_NS of the time the review that indexed it began is not trusted: a file
 system clock that ticks coarsely could give a rewrite after that look the same ctime.
@@ -19,9 +25,10 @@ review builds is the one reading every file would build (same values, same dtype
 The index is a cache, never a source of truth: each file carries the format version, the RUN_COLUMNS and
 DIFF_COLUMNS and a hash of all the code that turns a report into rows (reader_code_files), and one write's
 token; one that is missing, unreadable, of another version or from two different writes is ignored, and
-the review reads every report, as it does without an index. Its folder and files are never followed
-through a link: a link there (to another fleet's index, or to a folder that is not the review's) is no
-index, and nothing is written through it. Each file is written to a temporary name and renamed.
+the review reads every report, as it does without an index (a delta that cannot be used is ignored alone:
+the base is then an older, still true, picture of the files, which their status checks as always). Its
+folder and files are never followed through a link: a link there (to another fleet's index, or to a folder
+that is not the review's) is no index, and nothing is written through it. Each file is written to a temporary name and renamed.
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ import hashlib
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -48,12 +56,22 @@ from envcheck.review.find import INDEX_FOLDER, STATUS_COLUMNS
 from envcheck.review.index import DIFF_COLUMNS, RUN_COLUMNS
 from envcheck.schemas import REPORT_SCHEMA
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 CONTENT = "__content__"
 """The key column of the stored runs and diffs: the sha256 of the report they were extracted from."""
 IS_INT = "__is_int__"
 UNIT = "__unit__"
 PARTS = ("runs", "diffs", "files")
+DELTA = "delta"
+"""The delta's file name (delta.parquet): each of DELTA_PARTS as columns named `part/column`."""
+DELTA_PARTS = {"files": "path", "removed": "path", "runs": CONTENT, "diffs": CONTENT}
+"""The delta's parts and the column that is set in each row of a part (and in no other part's rows)."""
+COMPACT_FRACTION = 0.2
+"""A delta with more rows of files (added, changed or gone) than this fraction of the base's is compacted
+into a new base: reading it and joining it to the base would soon cost more than the base's one write."""
+COMPACT_BELOW = 1000
+"""A base of fewer files is written whole on every change (milliseconds): a delta beside it would save
+nothing and cost one more file to read."""
 META_KEY = b"envcheck.review.index"
 UNITS = ["s", "ms", "us", "ns"]
 MIN_FILES = 100
@@ -101,6 +119,8 @@ class Files:
     """0 where has_time is False (a skipped content has no time)."""
     has_time: np.ndarray
     created_text: np.ndarray
+    listed_ns: np.ndarray
+    """When the review that recorded the file began to look at the files (find.Found.listed_ns)."""
 
     @classmethod
     def blank(cls, count: int = 0) -> Files:
@@ -113,7 +133,13 @@ class Files:
 
         return cls(path=nothing(), size=zeros(), mtime_ns=zeros(), ctime_ns=zeros(), inode=zeros(np.uint64),
                    sha256=nothing(), problem=nothing(), created_ns=zeros(), has_time=zeros(bool),
-                   created_text=nothing())
+                   created_text=nothing(), listed_ns=zeros())
+
+    @classmethod
+    def concat(cls, *parts: Files) -> Files:
+        """The files of `parts`, one after the other."""
+        return cls(**{column.name: np.concatenate([getattr(part, column.name) for part in parts])
+                      for column in fields(cls)})
 
     def __len__(self) -> int:
         return len(self.path)
@@ -129,18 +155,55 @@ class Files:
 
 
 @dataclass
+class Delta:
+    """What changed since the base: files added or changed (their rows replace the base's), paths gone, and
+    the rows of the contents the base does not hold. A path is in `files` or in `removed`, never both."""
+
+    files: Files = field(default_factory=Files.blank)
+    removed: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
+    runs: pa.Table | None = None
+    diffs: pa.Table | None = None
+
+    def then(self, files: Files, removed: np.ndarray, runs: list[pa.Table], diffs: list[pa.Table]) -> Delta:
+        """This delta followed by another review's changes (few rows: plain Python sets)."""
+        touched = set(files.path.tolist()) | set(removed.tolist())
+        earlier = np.array([path not in touched for path in self.files.path.tolist()], dtype=bool)
+        gone = [path for path in self.removed.tolist() if path not in touched] + removed.tolist()
+        return Delta(Files.concat(self.files.take(np.flatnonzero(earlier)), files), np.array(gone, dtype=object),
+                     combine(self.runs, *runs), combine(self.diffs, *diffs))
+
+    def __len__(self) -> int:
+        """Rows of files it changes (what COMPACT_FRACTION counts)."""
+        return len(self.files) + len(self.removed)
+
+
+@dataclass
 class Stored:
-    """An index as read: its files, and the rows (None when there is no usable index)."""
+    """An index as read: its files, and the rows (None when there is no usable index); the base and the
+    delta merged (a file's row in the delta replaces its base row), the delta also apart (a review with
+    changes writes it again, with its own changes added)."""
 
     files: Files = field(default_factory=Files.blank)
     runs: pa.Table | None = None
     diffs: pa.Table | None = None
-    listed_ns: int = 0
-    """When the review that wrote it began to look at the files (find.Found.listed_ns)."""
+    base_write: str | None = None
+    """The token of the base's write: the delta written next names it."""
+    base_files: int = 0
+    delta: Delta = field(default_factory=Delta)
 
     def trusted(self, rows: np.ndarray) -> np.ndarray:
         """Whether each of these stored files was last changed well before its status was recorded (RACY_NS)."""
-        return self.files.ctime_ns[rows] < self.listed_ns - RACY_NS
+        return self.files.ctime_ns[rows] < self.files.listed_ns[rows] - RACY_NS
+
+    @functools.cached_property
+    def paths(self) -> pd.Index:
+        """The files' paths as an index (hashed once: checked unique, then joined with the files found)."""
+        return pd.Index(self.files.path, dtype=object)
+
+    def needs_compaction(self, delta: Delta) -> bool:
+        """Whether `delta` should be compacted into a new base (COMPACT_FRACTION, COMPACT_BELOW)."""
+        return (self.base_write is None or self.base_files < COMPACT_BELOW
+                or len(delta) > COMPACT_FRACTION * self.base_files)
 
 
 def folder_for(paths: list[Path]) -> Path | None:
@@ -195,6 +258,12 @@ def _read_part(folder: int, part: str) -> pa.Table:
         return pq.read_table(file)
 
 
+def _metadata(table: pa.Table) -> dict[str, Any]:
+    """The stamp a part was written with ({} when it has none)."""
+    stamp = json.loads((table.schema.metadata or {}).get(META_KEY) or b"{}")
+    return stamp if isinstance(stamp, dict) else {}
+
+
 def read_index(folder: Path | None) -> Stored:
     """The index in `folder`; an empty one when it is missing, stale or unreadable (never an error)."""
     if folder is None:
@@ -203,27 +272,68 @@ def read_index(folder: Path | None) -> Stored:
         descriptor = _open_folder(folder)
         try:
             tables = {part: _read_part(descriptor, part) for part in PARTS}
+            delta = _read_delta(descriptor)
         finally:
             os.close(descriptor)
-        stamps = {(t.schema.metadata or {}).get(META_KEY) for t in tables.values()}
+        stamps = {json.dumps(_metadata(t), sort_keys=True) for t in tables.values()}
         if len(stamps) != 1:
             return Stored()
-        stamp = json.loads(stamps.pop() or b"{}")
-        if stamp.get("stamp") != _stamp() or not isinstance(stamp.get("listed_ns"), int):
+        stamp = json.loads(stamps.pop())
+        if stamp.get("stamp") != _stamp() or not isinstance(stamp.get("write"), str):
             return Stored()
         files = tables["files"]
-        if any(files.column(name).null_count for name in ("path", *STATUS_COLUMNS, "sha256")):
-            return Stored()
-        stored = Stored(files=_files_of(files), runs=tables["runs"], diffs=tables["diffs"],
-                        listed_ns=stamp["listed_ns"])
-        if not pd.Index(stored.files.path, dtype=object).is_unique:  # (one row per path: matched by a hash join)
+        if any(files.column(name).null_count for name in ("path", *STATUS_COLUMNS, "sha256", "listed_ns")):
             return Stored()
         for part in ("runs", "diffs"):
             if CONTENT not in tables[part].column_names:
                 return Stored()
+        base = Stored(files=_files_of(files), runs=tables["runs"], diffs=tables["diffs"], base_write=stamp["write"],
+                      base_files=files.num_rows)
+        stored = _with_delta(base, delta)
+        if not stored.paths.is_unique:  # (one row per path: matched by a hash join)
+            return Stored()
         return stored
     except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
         return Stored()
+
+
+def _read_delta(folder: int) -> pa.Table | None:
+    """The delta file, None when there is none (a link in its place is an error, as for the base)."""
+    try:
+        return _read_part(folder, DELTA)
+    except FileNotFoundError:
+        return None
+
+
+def _with_delta(base: Stored, table: pa.Table | None) -> Stored:
+    """The base with the delta's changes applied; the base alone when the delta is none, of another base
+    or unusable (an older picture of the files, still a true one)."""
+    if table is None:
+        return base
+    stamp = _metadata(table)
+    if stamp.get("stamp") != _stamp() or stamp.get("base") != base.base_write:
+        return base
+    try:
+        parts = {part: _delta_part(table, part) for part in DELTA_PARTS}
+        files = parts["files"]
+        if any(files.column(name).null_count for name in ("path", *STATUS_COLUMNS, "sha256", "listed_ns")):
+            return base
+        delta = Delta(_files_of(files), np.asarray(parts["removed"].column("path").to_numpy(zero_copy_only=False),
+                                                   dtype=object), parts["runs"], parts["diffs"])
+        runs, diffs = combine(base.runs, delta.runs), combine(base.diffs, delta.diffs)
+    except (KeyError, ValueError, TypeError, pa.ArrowException, IndexUnusable):
+        return base
+    replaced = pd.Index(base.files.path, dtype=object).isin(set(delta.files.path.tolist()) | set(delta.removed.tolist()))
+    return Stored(files=Files.concat(base.files.take(np.flatnonzero(~replaced)), delta.files), runs=runs,
+                  diffs=diffs, base_write=base.base_write, base_files=base.base_files, delta=delta)
+
+
+def _delta_part(table: pa.Table, part: str) -> pa.Table:
+    """One part of the delta: the rows whose key column (DELTA_PARTS) is set, its columns named as in the base."""
+    prefix = f"{part}/"
+    names = [name for name in table.column_names if name.startswith(prefix)]
+    rows = table.filter(table.column(prefix + DELTA_PARTS[part]).is_valid())
+    return rows.select(names).rename_columns([name.removeprefix(prefix) for name in names])
 
 
 def encode(columns: list[str], rows: list[list[Any]], contents: list[str]) -> pa.Table:
@@ -329,46 +439,82 @@ def _files_of(table: pa.Table) -> Files:
                  inode=column("inode"), sha256=column("sha256"), problem=column("problem"),
                  created_ns=np.asarray(pc.fill_null(created, 0).to_numpy(zero_copy_only=False), dtype=np.int64),
                  has_time=np.asarray(created.is_valid().to_numpy(zero_copy_only=False), dtype=bool),
-                 created_text=column("created_text"))
+                 created_text=column("created_text"), listed_ns=column("listed_ns"))
 
 
-def write_index(folder: Path, files: Files, runs: pa.Table, diffs: pa.Table, listed_ns: int) -> None:
-    """Store the index (each part written whole under a temporary name, then renamed, all within the folder
-    opened once, never through a link); a folder that cannot be written, or a link in its place, leaves the
-    review without an index, not failed. `listed_ns`: when the review began to look at `files`."""
-    tables = {
-        "runs": runs, "diffs": diffs,
-        "files": pa.table({"path": pa.array(files.path, pa.string()), "size": pa.array(files.size, pa.int64()),
-                           "mtime_ns": pa.array(files.mtime_ns, pa.int64()),
-                           "ctime_ns": pa.array(files.ctime_ns, pa.int64()),
-                           "inode": pa.array(files.inode, pa.uint64()),
-                           "sha256": pa.array(files.sha256, pa.string()),
-                           "problem": pa.array(files.problem, pa.string()),
-                           "created_ns": pa.array(files.created_ns, pa.int64(), mask=~files.has_time),
-                           "created_text": pa.array(files.created_text, pa.string())})}
-    stamp = json.dumps({"stamp": _stamp(), "write": uuid.uuid4().hex, "listed_ns": listed_ns}).encode()
+def _files_table(files: Files) -> pa.Table:
+    """The files as the index stores them."""
+    return pa.table({"path": pa.array(files.path, pa.string()), "size": pa.array(files.size, pa.int64()),
+                     "mtime_ns": pa.array(files.mtime_ns, pa.int64()),
+                     "ctime_ns": pa.array(files.ctime_ns, pa.int64()),
+                     "inode": pa.array(files.inode, pa.uint64()),
+                     "sha256": pa.array(files.sha256, pa.string()),
+                     "problem": pa.array(files.problem, pa.string()),
+                     "created_ns": pa.array(files.created_ns, pa.int64(), mask=~files.has_time),
+                     "created_text": pa.array(files.created_text, pa.string()),
+                     "listed_ns": pa.array(files.listed_ns, pa.int64())})
+
+
+def write_index(folder: Path, files: Files, runs: pa.Table, diffs: pa.Table) -> None:
+    """Store the index as a new base, without a delta (each part written whole under a temporary name, then
+    renamed, all within the folder opened once, never through a link); a folder that cannot be written, or
+    a link in its place, leaves the review without an index, not failed."""
+    tables = {"runs": runs, "diffs": diffs, "files": _files_table(files)}
+    stamp = json.dumps({"stamp": _stamp(), "write": uuid.uuid4().hex}).encode()
     try:
         os.mkdir(folder)  # (not through a link in its place, even a dangling one: that is FileExistsError)
     except FileExistsError:
         pass
     except OSError:
         return
+    with _folder_for_writing(folder) as descriptor:
+        if descriptor is None:
+            return
+        for part, table in tables.items():  # files last: it names the write the other parts belong to
+            if not _write_part(descriptor, part, table.replace_schema_metadata({META_KEY: stamp})):
+                return
+        with contextlib.suppress(OSError):  # (a delta left would name the old base: never applied again)
+            os.unlink(f"{DELTA}.parquet", dir_fd=descriptor)
+
+
+def write_delta(folder: Path, base_write: str, delta: Delta) -> None:
+    """Store `delta` beside the base written as `base_write`: one file, written under a temporary name and
+    renamed over the previous delta (the commit: a crash before it leaves the previous delta in force)."""
+    parts = {"files": _files_table(delta.files), "removed": pa.table({"path": pa.array(delta.removed, pa.string())}),
+             "runs": delta.runs, "diffs": delta.diffs}
+    table = pa.concat_tables([table.rename_columns([f"{part}/{name}" for name in table.column_names])
+                              for part, table in parts.items() if table is not None], promote_options="default")
+    stamp = json.dumps({"stamp": _stamp(), "base": base_write, "write": uuid.uuid4().hex}).encode()
+    with _folder_for_writing(folder) as descriptor:
+        if descriptor is not None:
+            _write_part(descriptor, DELTA, table.replace_schema_metadata({META_KEY: stamp}))
+
+
+@contextlib.contextmanager
+def _folder_for_writing(folder: Path) -> Iterator[int | None]:
+    """A descriptor of the index's folder, None where it cannot be opened (a link in its place)."""
     try:
         descriptor = _open_folder(folder)
     except OSError:
+        yield None
         return
-    temporary: list[str] = []
     try:
-        for part, table in tables.items():  # files last: it names the write the other parts belong to
-            name = f".{part}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-            with os.fdopen(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NO_FOLLOW, 0o644,
-                                   dir_fd=descriptor), "wb") as file:
-                temporary.append(name)
-                pq.write_table(table.replace_schema_metadata({META_KEY: stamp}), file, compression="zstd")
-            os.replace(name, f"{part}.parquet", src_dir_fd=descriptor, dst_dir_fd=descriptor)
-    except (OSError, pa.ArrowException):
-        for name in temporary:
-            with contextlib.suppress(OSError):  # (already renamed into place)
-                os.unlink(name, dir_fd=descriptor)
+        yield descriptor
     finally:
         os.close(descriptor)
+
+
+def _write_part(folder: int, part: str, table: pa.Table) -> bool:
+    """Write `part`.parquet under a temporary name and rename it into place; False (nothing left) when it
+    cannot be written."""
+    name = f".{part}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with os.fdopen(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NO_FOLLOW, 0o644, dir_fd=folder),
+                       "wb") as file:
+            pq.write_table(table, file, compression="zstd")
+        os.replace(name, f"{part}.parquet", src_dir_fd=folder, dst_dir_fd=folder)
+        return True
+    except (OSError, pa.ArrowException):
+        with contextlib.suppress(OSError):
+            os.unlink(name, dir_fd=folder)
+        return False
