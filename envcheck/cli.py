@@ -319,6 +319,12 @@ def _probing_options(parser: argparse.ArgumentParser, *, many_targets: bool, rec
     parser.add_argument("--integrity", choices=("full", "numerics", "off"),
                         help="installed files checked against their RECORD and dpkg, and start-up code recorded: "
                              "every distribution's (full), those of numerics (default: numerics) or none (off)")
+    parser.add_argument("--verify-signature", type=Path, metavar="POLICY",
+                        help="verify with skopeo that each docker: image is signed as the containers policy.json "
+                             "POLICY requires (signedBy), and is the image the daemon runs; unverified fails")
+    parser.add_argument("--signed-ref", metavar="REF",
+                        help="where the signed image lives, as skopeo names it (dir:PATH, docker://REGISTRY/NAME:TAG; "
+                             "default docker://IMAGE); one docker: target only")
     _docker_options(parser)
 
 
@@ -463,7 +469,8 @@ def _targets(specs: list[str], args: argparse.Namespace):
     from envcheck.targets import parse_target
 
     docker = {"docker_host": args.docker_host, "pull": args.pull, "memory": args.memory, "gpus": args.gpus,
-              "image_python": args.image_python, "cpus": getattr(args, "cpus", None)}
+              "image_python": args.image_python, "cpus": getattr(args, "cpus", None),
+              "signature": _signature_check(specs, args)}
     # `golden create` has no --latency-budget: its reference latency is measured with the default budget.
     budget = getattr(args, "latency_budget", None)
     latency = {} if budget is None else {"latency_budget": budget}
@@ -471,6 +478,14 @@ def _targets(specs: list[str], args: argparse.Namespace):
     integrity = getattr(args, "integrity", None)  # None leaves the target's own (targets/host.py)
     return targets if integrity is None else [dataclasses.replace(t, integrity=integrity)  # type: ignore[type-var]
                                                    for t in targets]
+
+
+def _signature_check(specs: list[str], args: argparse.Namespace):
+    """--verify-signature and --signed-ref, checked before anything runs (None when not asked for)."""
+    from envcheck.targets.provenance import SignatureCheck
+
+    return SignatureCheck.from_options(getattr(args, "verify_signature", None), getattr(args, "signed_ref", None),
+                                       docker_targets=sum(spec.startswith("docker:") for spec in specs))
 
 
 def _golden_and_policy(args: argparse.Namespace):
@@ -691,9 +706,6 @@ def command_review(args: argparse.Namespace) -> int:
     """Review many JSON reports: the terminal view first, then the CSV and HTML files, each written atomically."""
     from envcheck.destinations import check_file_destination
     from envcheck.files import atomic_write_text
-    from envcheck.report.fleet_csv import render_review_csv
-    from envcheck.report.fleet_html import render_review_html
-    from envcheck.report.fleet_metrics import render_review_metrics
     from envcheck.report.fleet_terminal import render_review, skipped_lines
     from envcheck.review import review
 
@@ -710,11 +722,15 @@ def command_review(args: argparse.Namespace) -> int:
         warn("error: no report could be read")
         return ExitCode.UNDECIDED
     show(render_review(result))
+    # Each file's renderer is imported only when its file is asked for (the HTML one brings its templates).
     if args.csv:
+        from envcheck.report.fleet_csv import render_review_csv
         atomic_write_text(args.csv, render_review_csv(result))
     if args.html:
+        from envcheck.report.fleet_html import render_review_html
         atomic_write_text(args.html, render_review_html(result))
     if args.metrics:
+        from envcheck.report.fleet_metrics import render_review_metrics
         atomic_write_text(args.metrics, render_review_metrics(result))
     written = [str(p) for p in (args.csv, args.html, args.metrics) if p]
     if written:
@@ -810,8 +826,10 @@ def _report_paths(args: argparse.Namespace):
 
     if getattr(args, "report_paths", None) is None:
         paths = [(path, fmt) for path, fmt in requested(args) if fmt.name != "json"]
+        args.target_sboms = None
         if not args.no_reports:
             paths.append((args.reports_dir / report_file_name(), BY_NAME["json"]))
+            args.target_sboms = paths[-1][0].with_suffix(".sbom")  # beside the kept report, stamped as it is
         if args.json:
             paths.append((args.json, BY_NAME["json"]))
         args.report_paths = paths
@@ -842,7 +860,10 @@ def _publish(report, args: argparse.Namespace) -> int:
     args.outcome = report.exit_code
     written: list[str] = []
     problems: list[str] = []
-    for path, fmt in _report_paths(args):
+    report_paths = _report_paths(args)
+    if args.target_sboms is not None:  # before the JSON reports, so that they can record a failed write
+        _write_target_sboms(document, args.target_sboms, written, problems)
+    for path, fmt in report_paths:
         if fmt.from_document and problems:
             document["exit_code"] = int(ExitCode.UNDECIDED)
             document["publish_errors"] = problems
@@ -862,6 +883,22 @@ def _publish(report, args: argparse.Namespace) -> int:
     if written:
         say(f"reports: {', '.join(written)}")
     return int(args.outcome)
+
+
+def _write_target_sboms(document: dict, folder: Path, written: list[str], problems: list[str]) -> None:
+    """One CycloneDX SBOM per target in a new folder beside the kept JSON report (docs/sbom.md), each written
+    atomically. The folder is made here, never reused: whatever already has its name is not written through."""
+    from envcheck.files import atomic_write_text
+    from envcheck.report.sbom import render_target_sboms
+
+    try:
+        folder.mkdir(parents=True)
+        for name, text in render_target_sboms(document):
+            atomic_write_text(folder / name, text)
+    except OSError as error:
+        problems.append(f"cannot write the per-target SBOMs in {folder}: {error.strerror or error}")
+    else:
+        written.append(f"{folder}/")
 
 
 def _preload_comparison() -> None:

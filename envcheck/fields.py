@@ -2,7 +2,8 @@
 
 Each entry names a fingerprint path pattern and what holds for the fields it matches: the default
 severity of a difference there, the hint that explains drift it causes (and how much drift that
-explains), whether its value identifies a machine (hashed in shared reports), whether a list of
+explains), whether its value identifies a machine (hashed in shared reports) or holds file system paths
+(the folder naming a person hashed there), whether a list of
 records there is a set, and a label for people. The policy defaults (compare/policy.py), the causes
 (compare/explain.py), redaction (redact.py) and set-ness (compare/fingerprint.py) are derived from
 FIELDS; adding what envcheck knows about a field is one entry here. See docs/fields.md.
@@ -64,6 +65,9 @@ class Field:
     """Its value names a machine (hostname, GPU UUID): hashed in anything meant to be shared."""
     set_of_records: bool = False
     """A list of records whose order means nothing (lists of scalars are sets anyway)."""
+    holds_paths: bool = False
+    """Its value is a file system path, or several in one string (LD_LIBRARY_PATH): in anything meant to be
+    shared, the folder that names a person or a machine (`/home/alice/…`) is hashed, the rest stays readable."""
 
     def __post_init__(self) -> None:
         """Refuse an entry whose redaction or set-ness would match more than the one field it names."""
@@ -145,7 +149,7 @@ FIELDS: tuple[Field, ...] = (
     # results, so its version warns; where a library was found is context. The libm* entry comes after the
     # libmkl*/libmkldnn* ones, which it would also match; what is left under loaded is CUDA's.
     Field("native_libraries.installed*", "info"),
-    Field("native_libraries.loaded.*.path", "info"),
+    Field("native_libraries.loaded.*.path", "info", holds_paths=True),
     Field("native_libraries.loaded.libgomp*", "warn", label="OpenMP runtime", hint=NATIVE_NUMERICS),
     Field("native_libraries.loaded.libiomp5*", "warn", label="OpenMP runtime", hint=NATIVE_NUMERICS),
     Field("native_libraries.loaded.libdnnl*", "warn", label="oneDNN library", hint=NATIVE_NUMERICS),
@@ -157,6 +161,11 @@ FIELDS: tuple[Field, ...] = (
     Field("native_libraries.loaded.libm*", "warn", label="C math library"),
     Field("native_libraries.loaded.libstdc++*", "warn", label="C++ runtime"),
     Field("native_libraries.loaded*", "fail", label="CUDA library loaded"),
+    # Debian packages (the probe's debian.py, listed for the SBOM): context, never a verdict. What a package
+    # changes in numerics is judged where it acts, on the libraries really loaded (native_libraries above,
+    # os.glibc); an installed package the model never loads changes nothing. Before `*cudnn*`, which would
+    # otherwise fail a mere `libcudnn9-cuda-12` package list entry.
+    Field("debian_packages*", "info", label="Debian packages"),
     Field("*cuda_version*", "fail"),
     Field("*cudnn*", "fail"),
     Field("packages.nvidia-*", "fail"),
@@ -212,6 +221,20 @@ FIELDS: tuple[Field, ...] = (
     Field("packages.ai-edge-litert", "info", hint=TFLITE_RUNTIME),
     Field("packages.tflite-runtime", "info", hint=TFLITE_RUNTIME),
     Field("tflite.*", "info"),
+    # Where a file lies may name its owner (a virtual environment in /home/alice): that folder is hashed in
+    # shared reports (redact.py), so that the same file still compares equal and its name stays readable.
+    Field("integrity.system.modified[*]", holds_paths=True),
+    Field("integrity.system.unowned[*]", holds_paths=True),
+    Field("integrity.startup.pth[*].path", holds_paths=True),
+    Field("integrity.startup.sitecustomize.path", holds_paths=True),
+    Field("integrity.startup.usercustomize.path", holds_paths=True),
+    Field("integrity.startup.ld_so_preload[*].path", holds_paths=True),
+    Field("integrity.startup.ld_preload[*].path", holds_paths=True),
+    Field("integrity.startup.pythonstartup.path", holds_paths=True),
+    Field("integrity.startup.pythonpath[*]", holds_paths=True),
+    Field("integrity.error", holds_paths=True),  # the check's own failure may quote a path
+    Field("env.LD_PRELOAD", holds_paths=True),
+    Field("env.LD_LIBRARY_PATH", holds_paths=True),
     # Installed-file integrity and start-up code (the probe's integrity.py and startup.py): the findings decide
     # (INTEGRITY_FINDINGS below), so that a file is named once; the section itself is context, sets of records
     # where its order means nothing.
@@ -263,6 +286,12 @@ def hint_table(fields: tuple[Field, ...] = FIELDS) -> tuple[tuple[Hint, tuple[st
 def identifying_paths(fields: tuple[Field, ...] = FIELDS) -> tuple[str, ...]:
     """The exact paths (`[*]` for any index) of values to hash before a fingerprint is shared: redact.py."""
     return tuple(f.pattern for f in fields if f.identifying)
+
+
+def path_fields(fields: tuple[Field, ...] = FIELDS) -> tuple[str, ...]:
+    """The globs (fnmatch form) of values holding file system paths, whose folder naming a person or a machine
+    is hashed before a fingerprint is shared: redact.py."""
+    return tuple(glob(f.pattern) for f in fields if f.holds_paths)
 
 
 def set_of_records_paths(fields: tuple[Field, ...] = FIELDS) -> frozenset[str]:

@@ -28,7 +28,15 @@ from dataclasses import dataclass
 from envcheck import __version__
 from envcheck.errors import GoldenError, UsageError
 from envcheck.golden import MANIFEST_FILE, GoldenBundle
-from envcheck.redact import DEFAULT_SALT, DROPPED_IN_TRANSIT, IDENTIFYING_PATHS, REDACTED_PREFIX, TRAVELLING_PATHS
+from envcheck.redact import (
+    DEFAULT_SALT,
+    DROPPED_IN_TRANSIT,
+    IDENTIFYING_PATHS,
+    PATH_FIELDS,
+    PERSONAL_PART,
+    REDACTED_PREFIX,
+    TRAVELLING_PATHS,
+)
 from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S, pack_zipapp, probe_arguments, probe_entries
 
 KIT_SCHEMA = "envcheck.kit/1"
@@ -81,7 +89,9 @@ def kit_record(golden_sha256: str, golden_name: str | None) -> dict:
         "probe_arguments": probe_arguments(DEFAULT_LATENCY_BUDGET_S),
         "redaction": {"hashed": sorted({*IDENTIFYING_PATHS, *TRAVELLING_PATHS}),
                       "dropped": sorted(f"host.{key}" for key in DROPPED_IN_TRANSIT),
-                      "prefix": REDACTED_PREFIX, "default_salt": DEFAULT_SALT, "salt_variable": REDACTION_SALT_VARIABLE},
+                      "prefix": REDACTED_PREFIX, "default_salt": DEFAULT_SALT, "salt_variable": REDACTION_SALT_VARIABLE,
+                      # values holding paths (globs), and the part of a path naming a person (a regular expression)
+                      "paths": {"fields": list(PATH_FIELDS), "personal": PERSONAL_PART}},
     }
 
 

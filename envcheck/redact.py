@@ -3,12 +3,19 @@
 The digest is salted and stable, so the same host gives the same token in every report of a fleet
 and a reviewer can still group by it, yet the raw value never leaves the local capture.
 Set ENVCHECK_REDACTION_SALT to make tokens unlinkable to another organisation's reports.
+
+File system paths (the registry's `holds_paths` fields: where a library or a start-up file lies) keep their
+shape: only the folder that names a person or a machine is hashed, `/home/alice/venv/x.pth` ->
+`/home/sha256:…/venv/x.pth`, so that a finding still names its file and the same path compares equal.
+System and package folders (/usr, /opt, site-packages, /root: no person) stay as they are.
 """
 from __future__ import annotations
 
 import copy
+import fnmatch
 import hashlib
 import os
+import re
 from typing import Any
 
 from envcheck import fields
@@ -19,6 +26,15 @@ from envcheck import fields
 IDENTIFYING_PATHS = fields.identifying_paths()
 DEFAULT_SALT = "envcheck/1"
 REDACTED_PREFIX = "sha256:"
+PATH_FIELDS = fields.path_fields()
+"""Globs (fnmatch form) of the values holding paths; the kit applies them too (kit.py's kit_record)."""
+# Folders whose next part names a person (a home, a user's removable media) or a machine (autofs's /net/<host>).
+PERSONAL_FOLDERS = ("/home/", "/Users/", "/var/home/", "/media/", "/run/media/", "/net/")
+PERSONAL_PART = (r"(?:^|(?<=[\s:;,='\"]))(" + "|".join(re.escape(folder) for folder in PERSONAL_FOLDERS) + r")"
+                 + r"(?!" + re.escape(REDACTED_PREFIX) + r")([^/:;,'\"\r\n]+)")
+"""Where such a folder begins a path (also one of several in LD_LIBRARY_PATH or LD_PRELOAD), the part after it up to
+the next `/` (a space included: `/Users/Carol Smith/`), unless already hashed: a regular expression, which the kit
+applies as the same data (kit.py, kit_capture.py)."""
 
 
 def hash_identifier(value: str) -> str:
@@ -27,8 +43,23 @@ def hash_identifier(value: str) -> str:
     return REDACTED_PREFIX + hashlib.sha256(f"{salt}\0{value}".encode()).hexdigest()[:16]
 
 
+def any_of_globs(globs: tuple[str, ...] | list[str]) -> re.Pattern[str]:
+    """One expression matching what any of `globs` does (none: nothing); the kit builds it the same way."""
+    return re.compile("|".join(fnmatch.translate(pattern) for pattern in globs) or "(?!)")
+
+
+_HOLDS_PATHS = any_of_globs(PATH_FIELDS)
+_PERSONAL = re.compile(PERSONAL_PART)
+
+
+def without_personal_folders(text: str) -> str:
+    """`/home/alice/venv/lib/x.so` -> `/home/sha256:…/venv/lib/x.so`, in each path of `text` (idempotent)."""
+    return _PERSONAL.sub(lambda found: found.group(1) + hash_identifier(found.group(2)), text)
+
+
 def redact_fingerprint(fingerprint: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `fingerprint` with every identifying value hashed (idempotent)."""
+    """A copy of `fingerprint` with every identifying value hashed and the personal folder of every path it
+    records (idempotent)."""
     shared = copy.deepcopy(fingerprint)
     _redact(shared, "")
     return shared
@@ -43,6 +74,8 @@ def _redact(node: Any, path: str) -> None:
         elif (isinstance(value, str) and child in IDENTIFYING_PATHS
               and not value.startswith(REDACTED_PREFIX)):
             node[key] = hash_identifier(value)
+        elif isinstance(value, str) and _HOLDS_PATHS.match(child):
+            node[key] = without_personal_folders(value)
 
 
 # Transports whose address names a machine (user@host, an IP); a unix socket path names none.

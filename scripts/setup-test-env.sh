@@ -17,6 +17,8 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)  # the ssh:// transport's tests run a real sshd
 command -v podman >/dev/null || need_apt+=(podman)  # Podman's Docker-compatible API is a fleet endpoint
 command -v catatonit >/dev/null || need_apt+=(catatonit)  # podman kube play's pause image (tests/kit/test_k8s.py)
+command -v skopeo >/dev/null || need_apt+=(skopeo)  # --verify-signature (tests/targets/test_signature.py)
+command -v gpg >/dev/null || need_apt+=(gnupg)  # its test keys
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   apt-get update -qq

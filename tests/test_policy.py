@@ -21,7 +21,7 @@ BAD_POLICIES = [
     pytest.param("[tolerance.outputs.embedding]\nclasification = false\n",
                  "`[tolerance.outputs.embedding] clasification`: did you mean `[tolerance.outputs.embedding] "
                  "classification`?", id="classification-typo"),
-    pytest.param("[colours]\nred = 1\n", "`[colours]`: unknown key (known here: `acceptance`, `latency`, `severity`, `tolerance`)",
+    pytest.param("[colours]\nred = 1\n", "`[colours]`: unknown key (known here: `acceptance`, `integrity`, `latency`, `severity`, `tolerance`)",
                  id="unknown-table"),
     pytest.param('[tolerance.outputs.embedding]\nclassification = "false"\n',
                  '`[tolerance.outputs.embedding] classification` must be true or false, got "false" (a string)',
@@ -144,3 +144,12 @@ def test_golden_manifest_policy_typo_exits_3(golden_copy, run_cli):
     code, _, err, _ = run_cli("golden", "verify", str(golden_copy))
     assert code == ExitCode.UNDECIDED
     assert "manifest.json" in err and "`[tolerance.output]`: did you mean `[tolerance.outputs]`?" in err
+
+
+def test_a_golden_policy_may_name_distributions_to_verify_and_a_bad_name_is_refused():
+    from envcheck.compare.policy import validate_policy
+
+    validate_policy({"integrity": {"distributions": ["pyyaml", "Other_Dist"]}}, "golden manifest")
+    for wrong in ({"distributions": ["bad name!"]}, {"distribution": ["pyyaml"]}):
+        with pytest.raises(PolicyError):
+            validate_policy({"integrity": wrong}, "golden manifest")

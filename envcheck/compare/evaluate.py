@@ -11,6 +11,7 @@ from envcheck.compare.explain import hints_for
 from envcheck.compare.findings import find_problems
 from envcheck.compare.fingerprint import diff_fingerprints
 from envcheck.compare.image import image_findings
+from envcheck.compare.signature import signature_findings
 from envcheck.compare.latency import compare_latency
 from envcheck.compare.localization import localize
 from envcheck.compare.outputs import compare_outputs
@@ -54,7 +55,8 @@ def evaluate(outcome: Capture | TargetFailure, reference: Reference, policy: Pol
     findings = resolve_findings((*find_problems(fingerprint, golden), *slowness,
                                  *determinism_findings(outcome.determinism, reference.determinism),
                                  *tflite_findings(outcome, reference.tflite_expected is not None),
-                                 *image_findings(outcome.target_info, reference.image)), policy)
+                                 *image_findings(outcome.target_info, reference.image),
+                                 *signature_findings(outcome.target_info)), policy)
     # Parity within its band is shown, never decides: a converted model is not bitwise its SavedModel.
     judged = [o for o in outputs if not (is_parity(o.name) and o.status in ("identical", "noise"))]
     return TargetResult(spec=outcome.spec, site=outcome.site, verdict=decide_verdict(judged, diffs, findings),

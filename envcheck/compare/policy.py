@@ -26,6 +26,9 @@ an unknown key, a wrong type or a bad value is a usage error (exit 2) naming the
     "packages.numpy" = "info"
     "finding.gpu-architecture-differs" = "warn"   # findings too, by code
 
+    [integrity]                 # the golden's own policy only: the probe reads it in each target
+    distributions = ["opencv-python-headless"]    # verified against their RECORD beside the numerics ones
+
 Layers (the golden's policy, its calibration, a --policy file) are laid over one another by `overlay`, key by
 key: a layer replaces exactly the keys it sets, and `replaced_keys` says which. Severity rules are first-match,
 so their order is part of the policy: golden writers store them as a list of [pattern, severity] pairs, which
@@ -102,11 +105,25 @@ class PolicyFileError(PolicyError, UsageError):
     which turns this into a GoldenError (exit 3: the bundle is broken)."""
 
 
+GOLDEN_ONLY = ("integrity",)
+"""Tables the probe reads from the golden's own policy, in each target, before anything is compared
+(`[integrity] distributions`: the probe's stages.py): a --policy file, read on the host, cannot set them."""
+
+
 def load_policy_file(path: Path) -> dict[str, Any]:
     """The TOML file as a table, checked against the policy schema (PolicyFileError names the key)."""
     table = read_toml(path, "policy file", PolicyFileError)
+    _refuse_golden_only(table, str(path))
     validate_policy(table, str(path))
     return table
+
+
+def _refuse_golden_only(table: dict[str, Any], source: str) -> None:
+    """A --policy file that sets what only the golden's policy can would change nothing: refused, never ignored."""
+    for key in GOLDEN_ONLY:
+        if key in table:
+            raise PolicyFileError(f"{source}: {_toml_location((key,), table=True)} is read by the probe from the "
+                                  "golden's own policy (its manifest's `policy`); a --policy file cannot set it")
 
 
 def validate_policy(table: Any, source: str) -> None:

@@ -1,5 +1,6 @@
-"""The SBOM (`--sbom PATH`): a CycloneDX 1.6 JSON bill of materials of every target's packages, for the tools
-that scan for CVEs (Trivy, Grype, Dependency-Track); envcheck itself scans for none.
+"""The SBOM (`--sbom PATH`, and one per target beside a kept report): a CycloneDX 1.6 JSON bill of materials of
+every target's packages, for the tools that scan for CVEs (Trivy, Grype, Dependency-Track); envcheck itself scans
+for none.
 
 Rendered from the JSON report, never from a capture, so it holds exactly what the report holds and follows its
 redaction: the hostname is the report's hashed one, a remote daemon's address is never named.
@@ -10,7 +11,7 @@ in the report's order. Inside each: the operating system, the Python interpreter
 libraries the probe found (CUDA, BLAS, OpenMP…). A package installed in two targets is two components, each
 under its target, so a scanner's finding names the target it is in. A target that could not be probed has no
 fingerprint and so no components: it is listed all the same, with its verdict, so the SBOM never looks
-complete when it is not.
+complete when it is not. render_target_sboms gives the same trees one per file (`--reports-dir`).
 
 Deterministic: the timestamp is the report's, the serial number derived from the report itself.
 """
@@ -38,10 +39,34 @@ PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~:-]*")
 """A name or version as package managers write them (PEP 508 names, Debian's `1:2.36-9+deb12u4~1`)."""
 PROPERTY = "envcheck:"
 """The namespace of envcheck's own properties (CycloneDX's property taxonomy: a tool's own prefix)."""
+TARGET_SUFFIX = ".cdx"
+"""A per-target SBOM's suffix (target_sbom_name)."""
+UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_SLUG = 80
 
 
 def render_sbom(document: dict[str, Any]) -> str:
     """The CycloneDX JSON text of a report dict made by report_to_dict (envcheck/report/json.py)."""
+    return _render(document, list(enumerate(_targets(document))), _serial_number(document))
+
+
+def render_target_sboms(document: dict[str, Any]) -> list[tuple[str, str]]:
+    """(file name, CycloneDX JSON text) of one SBOM per target of the report, in the report's order: the files a
+    kept report's `<report>.sbom/` folder holds (docs/sbom.md). Each is the target's tree of render_sbom, with its
+    bom-refs (`target-N/…`) and a serial number of its own."""
+    return [(target_sbom_name(index, target), _render(document, [(index, target)], _serial_number(document, index)))
+            for index, target in enumerate(_targets(document))]
+
+
+def target_sbom_name(index: int, target: dict[str, Any]) -> str:
+    """`target-0-docker_factory_vision_1.5.cdx`: the target's place in the report (two targets may share a spec)
+    and its spec made a file name. Not `.json`: `envcheck review` of the reports folder reads every *.json as a
+    report; scanners (Trivy, Grype, Dependency-Track) recognise CycloneDX by its content."""
+    slug = UNSAFE_IN_NAME.sub("_", _text(target.get("spec")) or "").strip("_.")[:MAX_SLUG]
+    return f"target-{index}-{slug}{TARGET_SUFFIX}" if slug else f"target-{index}{TARGET_SUFFIX}"
+
+
+def _render(document: dict[str, Any], targets: list[tuple[int, dict[str, Any]]], serial_number: uuid.UUID) -> str:
     from cyclonedx.model.bom import Bom, BomMetaData
     from cyclonedx.model.component import Component, ComponentType
     from cyclonedx.model.tool import ToolRepository
@@ -50,8 +75,8 @@ def render_sbom(document: dict[str, Any]) -> str:
     envcheck = Component(type=ComponentType.APPLICATION, name="envcheck", version=__version__)
     metadata = BomMetaData(tools=ToolRepository(components=[envcheck]), timestamp=_timestamp(document),
                            properties=_properties(**{"golden-sha256": _golden_sha256(document)}))
-    bom = Bom(serial_number=_serial_number(document), metadata=metadata,
-              components=[_target_component(index, target) for index, target in enumerate(_targets(document))])
+    bom = Bom(serial_number=serial_number, metadata=metadata,
+              components=[_target_component(index, target) for index, target in targets])
     return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
 
 
@@ -73,7 +98,8 @@ def _target_component(index: int, target: dict[str, Any]) -> Component:
         bom_ref=prefix, name=_text(target.get("spec")) or prefix, version=_version(image.get("id")),
         properties=_properties(site=target.get("site"), verdict=target.get("verdict"),
                                hostname=_mapping(fingerprint.get("host")).get("hostname"),
-                               **{"image-tag": image.get("tags")}),
+                               **{"image-tag": image.get("tags"),
+                                  "debian-packages-error": fingerprint.get("debian_packages_error")}),
         components=[*_operating_system(prefix, fingerprint), *_interpreter(prefix, fingerprint),
                     *_python_distributions(prefix, fingerprint), *_debian_packages(prefix, fingerprint),
                     *_native_libraries(prefix, fingerprint)],
@@ -116,19 +142,21 @@ def _python_distributions(prefix: str, fingerprint: dict[str, Any]) -> Iterator[
 
 def _debian_packages(prefix: str, fingerprint: dict[str, Any]) -> Iterator[Component]:
     """Debian packages where the fingerprint lists them (`debian_packages`: {name: {version, architecture,
-    source}}, from dpkg's status), with the purl Trivy and Grype match (`pkg:deb/debian/libc6@2.36-9?…`)."""
+    source}}, from dpkg's status: the probe's debian.py), with the purl Trivy and Grype match
+    (`pkg:deb/debian/libc6@2.36-9?…`). A package installed for two architectures is keyed `name:arch` there; its
+    purl names the package, the architecture is its qualifier."""
     from cyclonedx.model.component import Component
 
     release = _mapping(_mapping(fingerprint.get("os")).get("release"))
     vendor, version_id = _text(release.get("id")) or "debian", _text(release.get("version_id"))
-    for name, entry in _named(fingerprint.get("debian_packages")):
-        package = _mapping(entry)
+    for key, entry in _named(fingerprint.get("debian_packages")):
+        package, name = _mapping(entry), key.partition(":")[0] or key
         version = _version(package.get("version"))
         if not version:
             continue
         qualifiers = {"arch": _text(package.get("architecture")), "upstream": _text(package.get("source")),
                       "distro": f"{vendor}-{version_id}" if version_id else None}
-        yield Component(bom_ref=f"{prefix}/deb/{name}@{version}", name=name, version=version,
+        yield Component(bom_ref=f"{prefix}/deb/{key}@{version}", name=name, version=version,
                         purl=_purl("deb", name, version, namespace=vendor, qualifiers=qualifiers))
 
 
@@ -202,10 +230,12 @@ def _timestamp(document: dict[str, Any]) -> datetime | None:
         return None
 
 
-def _serial_number(document: dict[str, Any]) -> uuid.UUID:
-    """A UUID of the report's content: the same report gives the same SBOM, two reports two serial numbers."""
+def _serial_number(document: dict[str, Any], target: int | None = None) -> uuid.UUID:
+    """A UUID of the report's content (and of the target, for a per-target SBOM): the same report gives the same
+    SBOM, two reports or two targets two serial numbers."""
     digest = hashlib.sha256(json.dumps(document, default=str).encode()).hexdigest()
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"urn:envcheck:report:{digest}")
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"urn:envcheck:report:{digest}" + (f":target-{target}" if target is not None
+                                                                              else ""))
 
 
 def _golden_sha256(document: dict[str, Any]) -> Any:

@@ -99,6 +99,13 @@ def kit_log(root: Path) -> Path:
     return log
 
 
+def reject_all_policy(root: Path) -> Path:
+    """A containers policy.json that trusts nothing (--verify-signature)."""
+    policy = root / "policy.json"
+    policy.write_text('{"default": [{"type": "reject"}]}')
+    return policy
+
+
 def site_reports(root: Path) -> Path:
     """A reports folder as `fleet run` leaves it: one folder per site."""
     reports = root / "site-reports"
@@ -126,6 +133,9 @@ COMMANDS = [
     Command("check-layers-always", lambda r: ["check", "--target", f"python:{TF_OLDER_PYTHON}", "--latency-budget", "0",
                                               "--layers", "always"], 1, writes="--json", needs="tf-older"),
     Command("check-layers-bad-mode", lambda r: ["check", "--layers", "sometimes"], 2),
+    Command("check-verify-signature", lambda r: ["check", "--target", "docker:envcheck-fixture/reference", "--docker-host",
+                                                 f"unix://{r}/no-daemon.sock", "--verify-signature",
+                                                 str(reject_all_policy(r))], 3, writes="--json"),
     Command("kit-build", lambda r: ["kit", "build"], 0, writes="--out"),
     Command("kit-k8s", lambda r: ["kit", "k8s", "--image", "factory/vision:1.4"], 0),
     Command("kit-collect", lambda r: ["kit", "collect", str(kit_log(r))], 0, writes="--out"),

@@ -31,6 +31,22 @@ def _fingerprint() -> dict:
     fingerprint["gpu"] = {"gpus": [{"uuid": "GPU-1234", "serial": "0324", "pci_bus_id": "00000000:3B:00.0",
                                     "name": "NVIDIA A2", "unsupported": {"uuid": "why not"}},
                                    {"uuid": "sha256:already", "serial": 17}]}
+    # Paths through someone's home, in every kind of field that holds paths (and one already redacted).
+    fingerprint["env"] = {**fingerprint.get("env", {}), "LD_LIBRARY_PATH": "/usr/lib:/home/alice/cuda/lib64",
+                          "LD_PRELOAD": "/home/alice/hook.so /usr/lib/libjemalloc.so.2"}
+    fingerprint["native_libraries"] = {"loaded": {"libcudnn": {"kind": "cuda", "version": "9",
+                                                               "path": "/Users/alice/venv/lib/libcudnn.so.9"}}}
+    fingerprint["integrity"] = {"mode": "numerics", "python": {"numpy": {"modified": ["numpy/home/alice.py"]}},
+                                "system": {"status": "ok", "unowned": ["/home/alice/lib/libhotfix.so"],
+                                           "modified": ["/media/alice/usb/libm.so.6"]},
+                                "startup": {"pth": [{"name": "a.pth", "path": "/home/alice/venv/site/a.pth",
+                                                     "lines": ["import a"]}],
+                                            "sitecustomize": {"path": "/net/build-host-3/py/sitecustomize.py"},
+                                            "usercustomize": {"path": "/home/alice/.local/lib/usercustomize.py"},
+                                            "ld_so_preload": [{"name": "x.so", "path": "/var/home/alice/x.so"}],
+                                            "ld_preload": [{"name": "hook.so", "path": "/home/alice/hook.so"}],
+                                            "pythonstartup": {"path": "/home/sha256:0123456789abcdef/.pythonrc"},
+                                            "pythonpath": ["/home/alice/src", "/run/media/alice/disk"]}}
     return fingerprint
 
 
@@ -51,6 +67,7 @@ def test_the_kit_redacts_exactly_as_envcheck_probe_does(kit, salt, monkeypatch):
     assert by_kit["fingerprint"] == expected_fingerprint
     assert by_kit["target"]["info"] == expected_info
     assert "line-7-box" not in child.stdout and "GPU-1234" not in child.stdout and "/opt/venv" not in child.stdout
+    assert "alice" not in child.stdout.replace("numpy/home/alice.py", "") and "build-host-3" not in child.stdout
     assert "pid" not in by_kit["fingerprint"]["host"]
 
 

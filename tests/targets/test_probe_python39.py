@@ -45,7 +45,8 @@ def test_python_3_9_runs_every_stdlib_stage_then_names_the_missing_tensorflow(ru
     assert error["traceback"] == "" and error["exit_code"] == 1
     # Everything before it ran, on Python 3.9.
     fingerprint = capture["fingerprint"]
-    assert set(fingerprint) == {"python", "os", "host", "cpu", "packages", "env", "gpu", "native_libraries"}
+    assert set(fingerprint) == {"python", "os", "host", "cpu", "packages", "env", "gpu", "native_libraries",
+                                "debian_packages"}
     assert fingerprint["python"]["version"].startswith("3.9.")
     assert fingerprint["python"]["implementation"] == "CPython"
     assert fingerprint["os"]["release"]["id"] == "debian" and fingerprint["os"]["release"]["version_id"] == "11"

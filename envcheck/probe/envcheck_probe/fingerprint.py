@@ -2,6 +2,7 @@
 import os
 
 from .cpu import cpu_info
+from .debian import debian_fingerprint
 from .environment import allowed_environment
 from .gpu import gpu_fingerprint
 from .libraries import native_libraries
@@ -17,6 +18,7 @@ def base_fingerprint():
         "host": host_info(),
         "cpu": cpu_info(),
         "packages": installed_distributions(),
+        **debian_fingerprint(),  # debian_packages where dpkg keeps a status file (Debian, Ubuntu)
         "env": allowed_environment(os.environ),
         "gpu": gpu_fingerprint(),
         "native_libraries": native_libraries(),

@@ -14,10 +14,12 @@ between a BEGIN line that says its size and sha256 and an END line (write_log_fr
 """
 import base64
 import copy
+import fnmatch
 import hashlib
 import io
 import json
 import os
+import re
 import tarfile
 
 from .capture import CAPTURE_FILE, CAPTURE_SCHEMA, OUTPUTS_FILE, PROBE_VERSION
@@ -70,11 +72,15 @@ def _no_capture(child):
 
 def redacted(document, rules):
     """A copy of the capture with the registry's identifying values hashed (salted like envcheck/redact.py:
-    ENVCHECK_REDACTION_SALT or the default) and the values that name a moment dropped; the interpreter's path
+    ENVCHECK_REDACTION_SALT or the default), in each value holding paths the folder that names a person
+    (`/home/alice/…` -> `/home/sha256:…/…`), and the values that name a moment dropped; the interpreter's path
     in the target's info is hashed too."""
     shared = copy.deepcopy(document)
     salt = os.environ.get(rules["salt_variable"], rules["default_salt"])
     hashed, dropped = set(rules["hashed"]), set(rules["dropped"])
+    # As envcheck/redact.py's any_of_globs and without_personal_folders build them, from the same data.
+    holds_paths = re.compile("|".join(fnmatch.translate(pattern) for pattern in rules["paths"]["fields"]) or "(?!)")
+    personal = re.compile(rules["paths"]["personal"])
 
     def hash_once(value):
         if value.startswith(rules["prefix"]):
@@ -92,6 +98,8 @@ def redacted(document, rules):
                 walk(value, child)
             elif isinstance(value, str) and child in hashed:
                 node[key] = hash_once(value)
+            elif isinstance(value, str) and holds_paths.match(child):
+                node[key] = personal.sub(lambda found: found.group(1) + hash_once(found.group(2)), value)
 
     walk(shared.get("fingerprint") or {}, "")
     info = shared["target"]["info"]
