@@ -2,8 +2,8 @@
 process timing the built-in model both ways, in alternating order:
 
   budget   the old stage, forced: timed calls for the whole budget (the rule's goals set below zero)
-  stop     the stage as it is: timed calls until the P50 is known to 5 % and the P99 to 25 % (95 % intervals)
-           or the budget
+  stop     the stage as it is: timed calls until the P50 and the mean (what the gate judges) are known to 5 %
+           (95 % intervals) or the budget
   no-ref   the stage for a golden without a latency reference (the built-in golden): P50 alone, 0.25 s at most
 
 Printed per mode: calls, seconds of timed calls and of the whole stage, why it stopped; the P50 and mean of each

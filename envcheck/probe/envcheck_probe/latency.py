@@ -2,30 +2,30 @@
 that explains the numbers (visible CPUs, CPU quota, TensorFlow's threads, load, CPU steal).
 
 The stage, in order: the cold first batch-1 call; warm-up (WARMUP_CALLS calls, or half the budget,
-whichever comes first, at least one call); timed calls until P50 and P99 are stable or the budget is spent
-(at least one), split into blocks; a few calls on the whole golden batch for throughput (THROUGHPUT_CALLS,
+whichever comes first, at least one call); timed calls until what the gate judges is stable or the budget is
+spent (at least one), split into blocks; a few calls on the whole golden batch for throughput (THROUGHPUT_CALLS,
 or a quarter of the budget, at least one). Every call is timed with perf_counter_ns and includes bringing
 every output back to the host (`.numpy()`), so a GPU's copy back counts. Percentiles are nearest-rank, as
 MLPerf LoadGen computes them: sorted[ceil(p * n) - 1].
 
-Stable: the distribution-free 95 % confidence interval of each percentile waited for, [X_(l), X_(u)] with
-ranks from the exact binomial (interval_ranks), reaches no further than that percentile's goal of its estimate
-on either side: PRECISION for the P50, which the gate judges, P99_PRECISION for the P99, which it only shows
-unless the golden's policy gates it (`latency.gate_p99`: then PRECISION too). It is first looked at once the
-P99 can have an interval at all (368 calls), then each time the calls grew by a quarter: few looks, so
-peeking inflates the error little and sorting costs little. A golden
-without a latency reference (its sealed manifest has none) is compared on nothing but shows the P50: its
-probes wait for the P50 alone, within NO_REFERENCE_BUDGET_S.
+Stable: what the gate judges (compare/latency.py: the P50 and the mean; the P99 too where the golden's policy
+gates it) is known to PRECISION of its estimate, at 95 % confidence. A percentile's interval is distribution-
+free, [X_(l), X_(u)] with ranks from the exact binomial (interval_ranks); the mean's is the normal one, ±1.96
+standard errors (the calls are many and independent, though a shared machine's tail is heavy: the block-to-block
+spread the gate also asks for covers what this misses). The rule first looks once the P99 it shows can have an
+interval (368 calls; a golden without a reference: once the P50 can), then each time the calls grew by a
+quarter: few looks, so peeking inflates the error little and sorting costs little. The P99 is always recorded
+with the precision it reached. A golden without a latency reference (its sealed manifest has none) is compared
+on nothing but shows the P50: its probes wait for the P50 alone, within NO_REFERENCE_BUDGET_S.
 """
 import gc
-import json
 import math
 import os
 import time
 
 from .cpu import cpu_quota_cpus
 from .errors import first_line
-from .files import read_text
+from .files import read_bundle_manifest, read_text
 from .model import call_signature, signature_feeds
 
 DEFAULT_BUDGET_S = 2.0
@@ -40,16 +40,18 @@ DISABLED = "disabled (--latency-budget 0)"
 # 5 %: the gate warns at ×1.75 of the golden's P50 or mean, and the same host measured ×0.79–1.46 between
 # processes (docs/latency.md); two estimates each within 5 % move a ratio by about ×1.1 at most.
 PRECISION = 0.05
-# The P99 is shown, not gated, by default: ±25 % says where the tail is, and a shared machine's tail needs far
-# more than the budget's calls to settle to 5 % (measured: bench/bench_latency.py, docs/latency.md).
-P99_PRECISION = 0.25
 CONFIDENCE = 0.95
+NORMAL_95 = 1.959964
 CHECK_GROWTH = 1.25
-WITH_REFERENCE = {0.50: PRECISION, 0.99: P99_PRECISION}
-GATED_P99 = {0.50: PRECISION, 0.99: PRECISION}
+MEAN = "mean"
+MIN_MEAN_CALLS = 30
+# What the gate judges, each to PRECISION: {a percentile's fraction, or MEAN: precision}.
+WITH_REFERENCE = {0.50: PRECISION, MEAN: PRECISION}
+GATED_P99 = {0.50: PRECISION, MEAN: PRECISION, 0.99: PRECISION}
 # Without a reference the report shows the P50 alone: a few hundred milliseconds measure it.
 NO_REFERENCE_BUDGET_S = 0.25
 WITHOUT_REFERENCE = {0.50: PRECISION}
+SHOWN = (0.50, 0.99)
 
 
 def latency_record(tf, np, signature, inputs, budget_s, bundle_dir=None):
@@ -69,11 +71,11 @@ def skipped(reason, budget_s):
 
 
 def plan(bundle_dir, budget_s):
-    """{"timed_budget_s", "goals": {fraction: precision}}: the whole budget and P50 and P99 (the P99 to 5 %
-    where the golden's policy gates it), unless the bundle is a sealed golden (its manifest names its schema)
-    without a latency reference: then the P50 within NO_REFERENCE_BUDGET_S. A reference run of `golden
-    create` reads a manifest of the batch size alone: it measures in full."""
-    manifest = read_manifest(bundle_dir)
+    """{"timed_budget_s", "goals": {fraction or MEAN: precision}}: the whole budget and what the gate judges (the P50
+    and the mean; the P99 too where the golden's policy gates it), unless the bundle is a sealed golden (its
+    manifest names its schema) without a latency reference: then the P50 within NO_REFERENCE_BUDGET_S. A
+    reference run of `golden create` reads a manifest of the batch size alone: it measures in full."""
+    manifest = read_bundle_manifest(bundle_dir)
     reference = manifest.get("latency")
     if "schema" in manifest and not (isinstance(reference, dict) and reference.get("p50_s")):
         return {"timed_budget_s": min(budget_s, NO_REFERENCE_BUDGET_S), "goals": WITHOUT_REFERENCE}
@@ -84,18 +86,6 @@ def _gates_p99(manifest):
     policy = manifest.get("policy")
     latency = policy.get("latency") if isinstance(policy, dict) else None
     return isinstance(latency, dict) and latency.get("gate_p99") is True
-
-
-def read_manifest(bundle_dir):
-    """The bundle's manifest.json as a dict ({} when there is none or it does not parse)."""
-    if not bundle_dir:
-        return {}
-    try:
-        with open(os.path.join(bundle_dir, "manifest.json"), "rb") as handle:
-            manifest = json.loads(handle.read().decode("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return manifest if isinstance(manifest, dict) else {}
 
 
 def measure(tf, np, signature, inputs, asked_s, planned):
@@ -140,7 +130,8 @@ def measure(tf, np, signature, inputs, asked_s, planned):
         "waited_for": [label(fraction) for fraction in planned["goals"]],
         "stopped": run["stopped"],
         "timed_s": run["timed_s"],
-        "precision": run["precision"],
+        # What was waited for, and the P50 and P99 whatever was: each estimate shown says how precise it is.
+        "precision": {**precisions(ordered, SHOWN), **run["precision"]},
         "precision_goal": {label(fraction): goal for fraction, goal in planned["goals"].items()},
         "confidence": CONFIDENCE,
         "batch": batch,
@@ -165,13 +156,16 @@ def measure(tf, np, signature, inputs, asked_s, planned):
 
 
 def time_calls(call, budget_s, goals, clock=time.perf_counter):
-    """Call `call` (it returns the seconds one call took) until each percentile of `goals` ({fraction:
-    precision}) is stable to its precision or `budget_s` of `clock` is spent, at least once. {"timings",
+    """Call `call` (it returns the seconds one call took) until each estimate of `goals` ({a percentile's
+    fraction, or MEAN: precision}) is stable to its precision or `budget_s` of `clock` is spent, at least once. {"timings",
     "stopped": "stable" | "budget", "timed_s", "precision": the last relative half-widths, by label (None: too
     few calls to bound it)}."""
     fractions = tuple(goals)
     timings, began = [], clock()
-    next_look = least_calls(fractions)
+    # Where the gate judges (the mean is waited for), never before the P99 shown can have an interval: fewer
+    # calls see a moment of a shared machine, and the gate's ratios between processes spread twice as far
+    # (bench/bench_latency.py, docs/latency.md). A golden without a reference shows the P50 alone.
+    next_look = least_calls(fractions + (SHOWN if MEAN in goals else ()))
     while True:
         timings.append(call())
         if len(timings) >= next_look:
@@ -186,19 +180,24 @@ def time_calls(call, budget_s, goals, clock=time.perf_counter):
 
 
 def least_calls(fractions):
-    """The calls before the first look: enough for every percentile to have an interval (P99: 368), and
-    for the blocks of the record."""
+    """The calls before the first look: enough for every percentile to have an interval (P99: 368), the mean
+    MIN_MEAN_CALLS, and the blocks of the record."""
     tail = (1 - CONFIDENCE) / 2
     # The upper rank stays within the calls once P(every call below the percentile) <= tail: p^n <= tail.
-    needed = [math.ceil(math.log(tail) / math.log(max(fraction, 1 - fraction))) for fraction in fractions]
+    needed = [MIN_MEAN_CALLS if fraction == MEAN
+              else math.ceil(math.log(tail) / math.log(max(fraction, 1 - fraction))) for fraction in fractions]
     return max(needed + [BLOCKS * MIN_CALLS_PER_BLOCK])
 
 
 def precisions(ordered, fractions):
-    """{label: the relative half-width of the percentile's confidence interval} over sorted timings: how far
-    the interval reaches from the nearest-rank estimate, on its longer side (None: no interval yet)."""
+    """{label: the relative half-width of the estimate's confidence interval} over sorted timings: for a
+    percentile, how far its interval reaches from the nearest-rank estimate, on its longer side; for MEAN,
+    1.96 standard errors (None: no interval yet)."""
     reached = {}
     for fraction in fractions:
+        if fraction == MEAN:
+            reached[MEAN] = mean_precision(ordered)
+            continue
         ranks = interval_ranks(len(ordered), fraction)
         estimate = percentile(ordered, fraction)
         if ranks is None or not estimate:
@@ -207,6 +206,16 @@ def precisions(ordered, fractions):
         low, high = ordered[ranks[0] - 1], ordered[ranks[1] - 1]
         reached[label(fraction)] = round(max(estimate - low, high - estimate, 0.0) / estimate, 4)
     return reached
+
+
+def mean_precision(values):
+    """1.96 standard errors of the mean over the mean (None: fewer than MIN_MEAN_CALLS, or a zero mean)."""
+    n = len(values)
+    average = sum(values) / n if n else 0.0
+    if n < MIN_MEAN_CALLS or not average:
+        return None
+    variance = sum((value - average) ** 2 for value in values) / (n - 1)
+    return round(NORMAL_95 * math.sqrt(variance / n) / average, 4)
 
 
 def interval_ranks(n, fraction, confidence=CONFIDENCE):
@@ -234,8 +243,8 @@ def interval_ranks(n, fraction, confidence=CONFIDENCE):
 
 
 def label(fraction):
-    """0.5 -> "p50", 0.99 -> "p99": the record's names of percentiles."""
-    return "p%g" % (fraction * 100)
+    """0.5 -> "p50", 0.99 -> "p99", MEAN -> "mean": the record's names of estimates."""
+    return MEAN if fraction == MEAN else "p%g" % (fraction * 100)
 
 
 def leading_dimension(feeds):
