@@ -1,4 +1,5 @@
 """Reading a file that may be absent, and writing one so that a reader never sees half of it."""
+import json
 import os
 
 
@@ -9,6 +10,19 @@ def read_text(path):
             return handle.read()
     except OSError:
         return None
+
+
+def read_bundle_manifest(bundle_dir):
+    """The bundle's manifest.json as a dict ({} when there is none or it does not parse: the host verified the
+    bundle it sent, and a golden create's reference run reads a manifest of the batch size alone)."""
+    if not bundle_dir:
+        return {}
+    try:
+        with open(os.path.join(bundle_dir, "manifest.json"), "rb") as handle:
+            manifest = json.loads(handle.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
 
 
 def atomic_write(path, write):

@@ -18,12 +18,11 @@ digests (made before them) is recorded as before; `--layers always` and `never` 
 import base64
 import hashlib
 import heapq
-import json
-import os
 import re
 import time
 
 from .errors import first_line
+from .files import read_bundle_manifest
 from .inputs import sample_count
 from .model import run_signature
 
@@ -52,20 +51,10 @@ TRIGGERS = ("always", "outputs-differ", "golden-without-digests")
 the digests that would tell (made before them)."""
 
 
-def _manifest(bundle_dir):
-    """The golden's manifest as a dict ({} when unreadable: the host verified the bundle it sent)."""
-    try:
-        with open(os.path.join(bundle_dir, "manifest.json"), "rb") as handle:
-            manifest = json.loads(handle.read().decode("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return manifest if isinstance(manifest, dict) else {}
-
-
 def golden_has_layers(bundle_dir):
     """Whether the golden holds a layer record its probes should match: its manifest's `layers` says ok (the
     record itself stays with the host, which compares)."""
-    summary = _manifest(bundle_dir).get("layers")
+    summary = read_bundle_manifest(bundle_dir).get("layers")
     return isinstance(summary, dict) and summary.get("status") == "ok"
 
 
@@ -77,7 +66,7 @@ def layers_to_record(mode, bundle_dir, np, outputs):
         return "always", None
     if mode == "never" or not golden_has_layers(bundle_dir):
         return None, None
-    expected = _manifest(bundle_dir).get("expected_digests")
+    expected = read_bundle_manifest(bundle_dir).get("expected_digests")
     if not isinstance(expected, dict) or not expected:
         return "golden-without-digests", None
     if set(expected) != set(outputs) or any(expected[name] != output_digest(np, array)
