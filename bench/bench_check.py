@@ -1,6 +1,6 @@
 """Benchmarks: envcheck against the floor measured in the same run, printed as ratios.
 
-    python bench/bench_check.py [--repeat 5] [--skip-docker] [--golden-in-image]
+    python bench/bench_check.py [--repeat 5] [--skip-docker] [--skip-jobs] [--golden-in-image]
 
 - host: `envcheck check` (host target) vs a bare script that imports TensorFlow, loads the same
   SavedModel and runs it once (the floor: what any check must at least do).           goal ≤ 1.2
@@ -132,6 +132,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--skip-docker", action="store_true")
+    parser.add_argument("--skip-jobs", action="store_true", help="measure no --jobs speed-up (four images, minutes)")
     parser.add_argument("--golden-in-image", action="store_true",
                         help=f"measure docker against a golden made in {IMAGE} first (golden create --target)")
     args = parser.parse_args()
@@ -152,6 +153,7 @@ def main() -> int:
                            "--reports-dir", reports, "--json", str(report)],
                 ["docker", "run", "--rm", "--network", "none", *mount, IMAGE, "python3", "/bare.py",
                  "/golden/model", "/golden/inputs.npz"], args.repeat, "≤ 1.15", report)
+    if not args.skip_docker and not args.skip_jobs:
         many = [a for name in FOUR_IMAGES for a in ("--target", f"docker:envcheck-fixture/{name}")]
         compare("jobs", [*envcheck, "check", *many, "--jobs", "2", "--reports-dir", reports],
                 [*envcheck, "check", *many, "--jobs", "1", "--reports-dir", reports], max(2, args.repeat // 2),

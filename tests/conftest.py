@@ -2,16 +2,23 @@
 `require` skips locally but fails in CI (CI=true), so a green CI run means everything really ran."""
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
 # This test session's run id, for every envcheck it runs in-process or spawns: its probe containers carry
 # it (envcheck.run), and the tests look for their own containers only, never another run's on a shared daemon.
 os.environ.setdefault("ENVCHECK_RUN_ID", f"tests-{uuid.uuid4().hex}")
+# envcheck's own caches (the integrity hash tables, envcheck/targets/integrity_cache.py) in a folder of this
+# session's: no test reads what an earlier run, or the user's own checks, left in ~/.cache.
+_CACHE_HOME = tempfile.mkdtemp(prefix="envcheck-tests-cache-")
+atexit.register(shutil.rmtree, _CACHE_HOME, ignore_errors=True)
+os.environ["XDG_CACHE_HOME"] = _CACHE_HOME
 
 import pytest
 

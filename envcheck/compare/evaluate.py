@@ -11,12 +11,12 @@ from envcheck.compare.explain import hints_for
 from envcheck.compare.findings import find_problems
 from envcheck.compare.fingerprint import diff_fingerprints
 from envcheck.compare.image import image_findings
-from envcheck.compare.signature import signature_findings
 from envcheck.compare.latency import compare_latency
 from envcheck.compare.localization import localize
 from envcheck.compare.outputs import compare_outputs
 from envcheck.compare.policy import Policy
 from envcheck.compare.severity import resolve_findings
+from envcheck.compare.signature import signature_findings
 from envcheck.compare.tflite import edge_golden_fingerprint, tflite_comparisons, tflite_findings
 from envcheck.compare.verdict import decide_verdict
 from envcheck.model import (

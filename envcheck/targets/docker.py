@@ -42,11 +42,12 @@ from envcheck.errors import Interrupted
 from envcheck.files import sha256_file
 from envcheck.model import Capture, TargetFailure
 from envcheck.redact import redact_daemon_url
-from envcheck.targets import PROBE_LABEL, RUN_LABEL, cache, run_id
+from envcheck.targets import PROBE_LABEL, RUN_LABEL, cache, integrity_cache, run_id
 from envcheck.targets.base import CANCELLED, probe_running
 from envcheck.targets.exits import ChildExit, read_outcome
 from envcheck.targets.host import DEFAULT_INTEGRITY
 from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S, PROBE_APP_NAME, probe_app_bytes, probe_arguments
+from envcheck.targets.provenance import SignatureCheck
 
 WORK_DIR = "/tmp/envcheck"
 CAPTURE_DIR = f"{WORK_DIR}/capture"
@@ -105,6 +106,9 @@ class DockerTarget:
     concurrent_probes: int = 1
     """Probes the run has going at once, its own and other sites' (targets.measured_alongside): the context
     the latency is measured in, part of the cache key."""
+    signature: SignatureCheck | None = None
+    """Verify with skopeo that a trusted key signed this image (--verify-signature, targets/provenance.py): outside
+    the capture cache, every run."""
 
     def run(self, bundle_dir: Path, out_dir: Path, timeout: float) -> Capture | TargetFailure:
         """Probe the image; any failure (no image, no daemon, no Python, a crash) is a TargetFailure."""
@@ -133,6 +137,8 @@ class DockerTarget:
             if isinstance(image, TargetFailure):
                 return image
             info.update(image_identity(image))
+            if self.signature is not None:
+                info["signature"] = self.signature.verify(self.image, image.id, info["image"]["repo_digests"], timeout)
             if self.cache_dir is None:
                 return self._probe(client, image, Path(bundle_dir), Path(out_dir), timeout, info)
             return self._cached_probe(client, image, Path(bundle_dir), Path(out_dir), timeout, info)
@@ -257,7 +263,10 @@ class DockerTarget:
         try:
             if CANCELLED.is_set():  # created while the run was being cancelled: never start it
                 raise Interrupted(signal.SIGINT)
-            container.put_archive("/tmp", probe_archive(bundle_dir))
+            # The image's integrity digest table from its last probe: unchanged files are not hashed again.
+            identity = f"docker\0{info.get('daemon', {}).get('name')}\0{image.id}"
+            table = integrity_cache.table_to_hand_in(identity) if self.integrity != "off" else None
+            container.put_archive("/tmp", probe_archive(bundle_dir, table))
             started = time.monotonic()
             try:
                 container.start()
@@ -278,6 +287,8 @@ class DockerTarget:
                                      "name one with --image-python PATH")
             oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
             fetch_capture(container, out_dir)
+            if table is not None:
+                integrity_cache.take_back(identity, out_dir)
             child = ChildExit(returncode=137 if oom and not timed_out else status, timed_out=timed_out,
                               timeout_s=timeout, stderr_tail=stderr)
             outcome = read_outcome(out_dir, self.spec, child, target_info=info)
@@ -516,12 +527,14 @@ def image_identity(image) -> dict[str, Any]:
     attrs = image.attrs
     return {"image": {"id": image.id, "tags": sorted(image.tags), "repo_digests": sorted(attrs.get("RepoDigests") or []),
                       "labels": dict(sorted((image.labels or {}).items())), "created": attrs.get("Created"),
-                      "architecture": attrs.get("Architecture"), "os": attrs.get("Os")}}
+                      "architecture": attrs.get("Architecture"), "os": attrs.get("Os"),
+                      "variant": attrs.get("Variant")}}
 
 
-def probe_archive(bundle_dir: Path) -> bytes:
+def probe_archive(bundle_dir: Path, hash_table: bytes | None = None) -> bytes:
     """A tar of envcheck/{probe.pyz, bundle/model/…, bundle/inputs.npz, bundle/manifest.json, bundle/model.tflite,
-    capture/} to unpack under /tmp (the probe reads the golden's batch size from the manifest).
+    capture/} to unpack under /tmp (the probe reads the golden's batch size from the manifest), and in capture/
+    the integrity digest table handed in (`hash_table`, targets/integrity_cache.py).
 
     Owned by root and world-readable; capture/ is world-writable (sticky), so the probe can write it
     whatever user the image runs as.
@@ -547,6 +560,8 @@ def probe_archive(bundle_dir: Path) -> bytes:
         for directory, mode in (("envcheck", 0o755), ("envcheck/bundle", 0o755), ("envcheck/capture", 0o1777)):
             add_dir(directory, mode)
         add_bytes(f"envcheck/{PROBE_APP_NAME}", probe_app_bytes())
+        if hash_table is not None:
+            add_bytes(f"envcheck/capture/{integrity_cache.TABLE_IN}", hash_table)
         add_file("envcheck/bundle/inputs.npz", bundle_dir / "inputs.npz")
         for optional in ("manifest.json", "model.tflite"):  # the batch size and layers; the edge model
             if (bundle_dir / optional).is_file():
@@ -567,7 +582,9 @@ def fetch_capture(container, out_dir: Path) -> None:
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         for member in archive.getmembers():
             name = Path(member.name)
-            if member.isfile() and len(name.parts) == 2 and name.parts[0] == "capture":
+            # The integrity table handed in is no part of what comes back.
+            if member.isfile() and len(name.parts) == 2 and name.parts[0] == "capture" \
+                    and name.name != integrity_cache.TABLE_IN:
                 source = archive.extractfile(member)
                 if source is not None:
                     (Path(out_dir) / name.name).write_bytes(source.read())

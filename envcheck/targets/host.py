@@ -5,12 +5,14 @@ same code and a TensorFlow crash becomes a reported failure, not a dead CLI.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from envcheck.model import Capture, TargetFailure
+from envcheck.targets import integrity_cache
 from envcheck.targets.base import probe_running
 from envcheck.targets.exits import read_outcome
 from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S, probe_app_path, probe_arguments
@@ -52,6 +54,11 @@ class InterpreterTarget:
                    "--out", str(Path(out_dir).resolve()),
                    *probe_arguments(self.latency_budget, self.calibrate, self.layers, self.tflite),
                  "--integrity", self.integrity]
+        # The interpreter's integrity digest table from its last probe: files whose stat is unchanged are not
+        # hashed again (targets/integrity_cache.py).
+        identity = f"python\0{os.path.realpath(python)}"
+        if self.integrity != "off":
+            integrity_cache.hand_in(identity, out_dir)
         try:
             # cwd = the capture directory, so files in the user's cwd cannot shadow imports.
             with probe_running():  # Docker probes measuring latency meanwhile see this one
@@ -60,4 +67,7 @@ class InterpreterTarget:
             return TargetFailure(spec=self.spec, kind="interpreter-not-found",
                                  message=f"cannot run the interpreter {self.python}: {error.strerror}",
                                  target_info=info)
+        finally:
+            if self.integrity != "off":
+                integrity_cache.take_back(identity, out_dir)
         return read_outcome(out_dir, self.spec, child, target_info=info)

@@ -13,12 +13,17 @@ site-packages, a `.so` copied over a package's own, a library that no package in
 
 Paths are recorded relative to the distribution's site folder, so a golden made in a virtual environment
 compares with an image. A deadline bounds the time: files left unchecked when it passes are counted, never
-silently dropped. Standard library only.
+silently dropped. A table of the digests a previous probe of the same image or interpreter computed
+(HashTable: path -> size, mtime, ctime, inode, digest) spares re-hashing a file whose stat is unchanged.
+Standard library only.
 """
 import base64
+import csv
 import hashlib
+import json
 import os
 import time
+import weakref
 
 from .packages import normalize_distribution_name
 
@@ -86,6 +91,80 @@ def record_digest(path):
     return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode("ascii") if digest else None
 
 
+# ------------------------------------------------------------------------------ the digest table
+
+HASH_TABLE_SCHEMA = "envcheck-integrity-hashes-1"
+# In the probe's output folder: the table the host hands in, and the one this probe leaves for it.
+HASH_TABLE_IN = "integrity-hashes-in.json"
+HASH_TABLE_OUT = "integrity-hashes.json"
+# HashTable.digest's answer for a file that needs hashing once the deadline has passed.
+UNCHECKED = ""
+# The table comes from the host, which had it from an earlier probe of the target: untrusted data, bounded.
+HASH_TABLE_MAX_BYTES = 16 << 20
+HASH_TABLE_MAX_FILES = 200000
+RECORD_DIGEST_LENGTH = 43  # a sha256 in urlsafe base64 without padding
+
+
+class HashTable:
+    """RECORD digests (record_digest) reused across probes of one image or interpreter: a file is hashed again
+    unless its size, mtime, ctime and inode all equal the row an earlier probe left (ctime: `touch -d` and a
+    copy that keeps mtime both change it). Only the rows of the files looked up this time are kept (`rows`), so
+    the table never outgrows what one probe reads. What it cannot see: a file rewritten within the same
+    size, mtime, ctime and inode (a changed clock or a raw write to the disk), and a table whose digest was
+    altered where the host keeps it; an image is content-addressed, so a row of its id stays true."""
+
+    def __init__(self, rows=None):
+        self.previous = rows or {}
+        self.rows = {}
+        self.hashed = 0
+
+    def digest(self, path, deadline):
+        """The file's RECORD digest, from the table when its stat is unchanged; UNCHECKED when the deadline has
+        passed and it would need hashing; None when it cannot be read."""
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        key = [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino]
+        row = self.previous.get(path)
+        if row is not None and row[:4] == key:
+            self.rows[path] = row
+            return row[4]
+        if deadline.passed():
+            return UNCHECKED
+        self.hashed += 1
+        value = record_digest(path)
+        if value is not None:
+            self.rows[path] = key + [value]
+        return value
+
+    def dumps(self):
+        """The table to hand back to the host: the rows of this probe."""
+        return json.dumps({"schema": HASH_TABLE_SCHEMA, "files": self.rows}, separators=(",", ":"))
+
+
+def load_hash_table(path):
+    """The HashTable an earlier probe left at `path`; an empty one when there is none, or it is too large or
+    damaged (a cache is never an error). Rows of the wrong shape are dropped one by one."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(HASH_TABLE_MAX_BYTES + 1)
+        table = json.loads(data.decode("utf-8")) if len(data) <= HASH_TABLE_MAX_BYTES else None
+    except (OSError, ValueError):
+        return HashTable()
+    files = table.get("files") if isinstance(table, dict) and table.get("schema") == HASH_TABLE_SCHEMA else None
+    if not isinstance(files, dict) or len(files) > HASH_TABLE_MAX_FILES:
+        return HashTable()
+    return HashTable(dict((name, row) for name, row in files.items() if valid_row(row)))
+
+
+def valid_row(row):
+    """[size, mtime_ns, ctime_ns, inode, digest]: four non-negative integers and a RECORD digest."""
+    return (isinstance(row, list) and len(row) == 5
+            and all(type(number) is int and number >= 0 for number in row[:4])
+            and isinstance(row[4], str) and len(row[4]) == RECORD_DIGEST_LENGTH)
+
+
 # ------------------------------------------------------------------------------ Python distributions
 
 def installed(path=None):
@@ -134,45 +213,82 @@ def site_of(dist):
     return os.path.normpath(str(dist.locate_file("")))
 
 
+# RecordEntry lists, read once per distribution object: the check reads each RECORD three times.
+_RECORD_ENTRIES = weakref.WeakKeyDictionary()
+
+
+class RecordEntry:
+    """One RECORD row: `path` (relative, normalised) and its hash's `mode` and `value` (None for none)."""
+
+    __slots__ = ("mode", "path", "value")
+
+    def __init__(self, path, file_hash=""):
+        self.path = os.path.normpath(path)
+        mode, _, value = (file_hash or "").partition("=")
+        self.mode, self.value = (mode, value) if value else (None, None)
+
+
+def record_entries(dist):
+    """The distribution's RECORD rows, parsed with csv (importlib.metadata's `files` builds a path object per row:
+    TensorFlow's 15,000 rows cost it a tenth of a second each time); `files` where there is no RECORD (egg-info)."""
+    entries = _RECORD_ENTRIES.get(dist)
+    if entries is None:
+        text = dist.read_text("RECORD")
+        if text is None:
+            entries = [RecordEntry(str(entry), entry.hash and "%s=%s" % (entry.hash.mode, entry.hash.value))
+                       for entry in dist.files or ()]
+        else:
+            entries = [RecordEntry(row[0], row[1] if len(row) > 1 else "")
+                       for row in csv.reader(text.splitlines()) if row and row[0]]
+        _RECORD_ENTRIES[dist] = entries
+    return entries
+
+
 def recorded_files(distributions):
     """{absolute path: distribution} for every file some RECORD lists: what is not in it no RECORD owns."""
     recorded = {}
     for name, dist in distributions.items():
         site = site_of(dist)
-        for entry in dist.files or ():
-            recorded.setdefault(os.path.normpath(os.path.join(site, str(entry))), name)
+        for entry in record_entries(dist):
+            path = os.path.join(site, entry.path)
+            recorded.setdefault(os.path.normpath(path) if entry.path.startswith(os.pardir) else path, name)
     return recorded
 
 
-def python_integrity(distributions, recorded, mode=DEFAULT_MODE, extra_names=(), deadline=None):
+def python_integrity(distributions, recorded, mode=DEFAULT_MODE, extra_names=(), deadline=None, table=None):
     """{distribution: {version, checked, modified, missing, unowned[, unchecked]}} for the `distributions`
-    (installed()) that `mode` checks, `recorded` (recorded_files()) saying which files a RECORD owns; {} for off."""
+    (installed()) that `mode` checks, `recorded` (recorded_files()) saying which files a RECORD owns; {} for off.
+    `table`: the HashTable of an earlier probe (None: every file is hashed)."""
     if mode == "off":
         return {}
     deadline = deadline or Deadline(DEFAULT_DEADLINE_S)
-    return dict((name, verify_distribution(distributions[name], recorded, deadline))
+    table = HashTable() if table is None else table
+    return dict((name, verify_distribution(distributions[name], recorded, deadline, table))
                 for name in chosen_names(distributions, mode, extra_names))
 
 
-def verify_distribution(dist, recorded, deadline):
+def verify_distribution(dist, recorded, deadline, table=None):
     """One distribution's files against its RECORD, and the files in its folders that no RECORD owns."""
+    table = HashTable() if table is None else table
     site = site_of(dist)
     checked, unchecked, modified, missing = 0, 0, [], []
-    for entry in dist.files or ():
-        relative = os.path.normpath(str(entry))
+    for entry in record_entries(dist):
+        relative = entry.path
         if relative.startswith(os.pardir + os.sep):
             continue  # console scripts and data outside the site folder: `pip --target` leaves them elsewhere
         path = os.path.join(site, relative)
-        if not os.path.lexists(path):
+        # One stat a file where it can be checked (the table's); lexists only for the others and the unreadable.
+        digest = table.digest(path, deadline) if entry.mode == "sha256" else None
+        if digest is None and not os.path.lexists(path):
             missing.append(relative)
             continue
-        if entry.hash is None or entry.hash.mode != "sha256":
+        if entry.mode != "sha256":
             continue  # RECORD itself, compiled .pyc: nothing to check against
-        if deadline.passed():
+        if digest == UNCHECKED:
             unchecked += 1
             continue
         checked += 1
-        if record_digest(path) != entry.hash.value:
+        if digest != entry.value:
             modified.append(relative)
     record = {"version": dist.version, "checked": checked, "modified": sorted(modified), "missing": sorted(missing),
               "unowned": unowned_files(site, package_folders(dist), recorded)}
@@ -184,8 +300,8 @@ def verify_distribution(dist, recorded, deadline):
 def package_folders(dist):
     """The top-level folders the distribution installs into (numpy/, numpy.libs/), never another site."""
     folders = set()
-    for entry in dist.files or ():
-        parts = entry.parts
+    for entry in record_entries(dist):
+        parts = entry.path.split(os.sep)
         if len(parts) > 1 and parts[0] not in ("..", "") and not parts[0].endswith((".dist-info", ".egg-info")):
             folders.add(parts[0])
     return sorted(folders)

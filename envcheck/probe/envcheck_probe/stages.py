@@ -22,13 +22,17 @@ from .batches import first_batch_of, golden_batch_size, remove_work, run_batched
 from .calibrate import apply_perturbation, calibration_record
 from .capture import CAPTURE_SCHEMA, PROBE_VERSION, write_capture, write_outputs
 from .errors import ProbeFailure, first_line
+from .files import read_bundle_manifest
 from .fingerprint import base_fingerprint
 from .inputs import InputSet
 from .integrity import (
     DEFAULT_DEADLINE_S,
+    HASH_TABLE_IN,
+    HASH_TABLE_OUT,
     Deadline,
     dpkg_index,
     installed,
+    load_hash_table,
     mapped_objects,
     python_integrity,
     recorded_files,
@@ -69,7 +73,7 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
     }
     write_capture(out_dir, capture)
     # A calibration child's fingerprint is not kept: it checks no files.
-    checking = IntegrityCheck("off" if perturb else integrity, os.environ)
+    checking = IntegrityCheck("off" if perturb else integrity, os.environ, bundle_dir=bundle_dir, out_dir=out_dir)
 
     def stage(name):
         capture["stage"] = name
@@ -133,17 +137,18 @@ class IntegrityCheck:
     """The integrity check (integrity.py, startup.py), begun in a child process as the probe starts, so that
     hashing runs on another core beside TensorFlow's import and the model instead of after them (a thread would
     hold the GIL the import needs). finish() hands it the shared objects the model mapped, once it has run,
-    and takes its record."""
+    and takes its record. Where the host handed a digest table into `out_dir` (HASH_TABLE_IN), the child reuses
+    it and leaves this probe's table beside it (HASH_TABLE_OUT) for the host to keep (integrity.HashTable)."""
 
-    def __init__(self, mode, environ, deadline_s=DEFAULT_DEADLINE_S):
+    def __init__(self, mode, environ, deadline_s=DEFAULT_DEADLINE_S, bundle_dir=None, out_dir=None):
         self.mode, self.deadline_s, self.child, self.failed = mode, deadline_s, None, None
         self.began = time.time()
         if mode == "off":
             return
         # The folder or zipapp this package is imported from, first on the child's path (never its cwd).
         home = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        code = ("import sys; sys.path[0] = %r; from %s.stages import integrity_child; integrity_child(%r, %r)"
-                % (home, __package__, mode, deadline_s))
+        code = ("import sys; sys.path[0] = %r; from %s.stages import integrity_child; integrity_child(%r, %r, %r, %r)"
+                % (home, __package__, mode, deadline_s, bundle_dir, out_dir))
         try:
             self.child = subprocess.Popen([sys.executable, "-c", code], env=dict(environ), stdin=subprocess.PIPE,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -187,20 +192,45 @@ class IntegrityCheck:
 CHILD_GRACE_S = 60
 
 
-def integrity_child(mode, deadline_s):
-    """The child process of IntegrityCheck: hash the installed files, then read the shared objects the probe
-    mapped (a JSON list on stdin, sent once its model has run) and write the whole record as JSON to stdout."""
+def integrity_child(mode, deadline_s, bundle_dir=None, out_dir=None):
+    """The child process of IntegrityCheck: hash the installed files (also those of the distributions the golden's
+    policy names, in `bundle_dir`), then read the shared objects the probe mapped (a JSON list on stdin, sent once
+    its model has run) and write the whole record as JSON to stdout. The digest table (IntegrityCheck) is read
+    from and left in `out_dir` only where the host handed one in."""
     deadline = Deadline(deadline_s)
+    table_in = os.path.join(out_dir, HASH_TABLE_IN) if out_dir else None
+    table = load_hash_table(table_in) if table_in and os.path.isfile(table_in) else None
     distributions = installed()
     recorded = recorded_files(distributions)
     dpkg = dpkg_index()
     record = {"mode": mode,
-              "python": python_integrity(distributions, recorded, mode, deadline=deadline),
+              "python": python_integrity(distributions, recorded, mode, _named_by_golden(bundle_dir), deadline,
+                                         table),
               "startup": startup_code(os.environ, dpkg, recorded)}
+    if table is not None:
+        _write_text(os.path.join(out_dir, HASH_TABLE_OUT), table.dumps())
     mapped = json.loads(sys.stdin.read() or "[]")
     record["system"] = system_integrity(recorded, dpkg, mapped)
     sys.stdout.write(json.dumps(record, sort_keys=True))
     sys.stdout.flush()
+
+
+def _write_text(path, text):
+    """Best effort: a table that cannot be written costs the next probe time, never this one its record."""
+    try:
+        with open(path, "w") as handle:
+            handle.write(text)
+    except OSError:
+        pass
+
+
+def _named_by_golden(bundle_dir):
+    """The distributions the golden's policy adds to the check (`[integrity] distributions`, compare/policy.py;
+    the host validated it when it loaded the golden: here only its strings are taken)."""
+    policy = read_bundle_manifest(bundle_dir).get("policy")
+    integrity = policy.get("integrity") if isinstance(policy, dict) else None
+    names = integrity.get("distributions") if isinstance(integrity, dict) else None
+    return [name for name in names if isinstance(name, str)] if isinstance(names, list) else []
 
 
 def _model_ran(capture, stage, outputs, checking):
