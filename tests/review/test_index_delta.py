@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
-from envcheck.review import batch, store
+from envcheck.review import store
 from envcheck.review.find import INDEX_FOLDER
 from envcheck.review.load import load_fleet
 from review.fleets import assert_same, reference
@@ -58,19 +58,6 @@ def fleet(recorded_reports, tmp_path) -> Path:
         for name, report in recorded_reports.items():
             (root / f"{name}-{day}.json").write_text(json.dumps(dict(report, created=f"2026-11-{day}T08:00:00Z")))
     return root
-
-
-@pytest.fixture
-def reads(monkeypatch) -> list[str]:
-    """The names of the files a review reads to index them."""
-    names: list[str] = []
-    original = batch.read_bytes
-
-    def counting(path):
-        names.append(Path(path).name)
-        return original(path)
-    monkeypatch.setattr(batch, "read_bytes", counting)
-    return names
 
 
 def add_report(fleet: Path, name: str, day: int) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from envcheck.review import batch, store
+from envcheck.review import store
 from envcheck.review.find import INDEX_FOLDER, report_files
 from envcheck.review.load import load_fleet
 from envcheck.review.service import review
@@ -39,19 +39,6 @@ def fleet(recorded_reports, tmp_path) -> Path:
     for day, (name, report) in enumerate(recorded_reports.items(), start=10):
         (root / f"{name}.json").write_text(json.dumps(dict(report, created=f"2026-11-{day}T08:00:00Z")))
     return root
-
-
-@pytest.fixture
-def reads(monkeypatch) -> list[str]:
-    """The names of the files a review reads to index them (not the newest evidence, read again by load.py)."""
-    names: list[str] = []
-    original = batch.read_bytes
-
-    def counting(path):
-        names.append(Path(path).name)
-        return original(path)
-    monkeypatch.setattr(batch, "read_bytes", counting)
-    return names
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
