@@ -38,6 +38,7 @@ def render_review_html(review: Review) -> str:
                         "matrix": _matrix(section, anchors), "classes": _classes(section),
                         "attribution": _attribution(section), "trend": _trend(section),
                         "latency": _latency(section), "divergences": _divergences(section, anchors),
+                        "integrity": _integrity(section, anchors),
                         "images": _images(section)})
     counts = {"reports": review.files_read, "skipped": len(review.skipped), "summary": review.summary}
     return render_page("review.html", title="envcheck fleet review", counts=counts, goldens=goldens,
@@ -71,6 +72,13 @@ def _attribution(section: GoldenReview) -> list[dict[str, Any]]:
              "drifting": f"{r['drifting_with']} / {r['drifting_total']}", "others": f"{r['others_with']} / {r['others_total']}",
              "reads": attribution_sentence(r)}
             for _, r in section.attribution.head(25).iterrows()]
+
+
+def _integrity(section: GoldenReview, anchors: dict[tuple[str, str], str]) -> list[dict[str, Any]]:
+    """Each latest run's installed-file and start-up-code findings; a row links to that run's evidence (which
+    names the files)."""
+    return [{"site": row.site, "spec": row.spec, "verdict": row.verdict, "anchor": anchors[(row.site, row.spec)],
+             "codes": row.integrity_findings} for row in section.integrity.itertuples()]
 
 
 def _divergences(section: GoldenReview, anchors: dict[tuple[str, str], str]) -> list[dict[str, Any]]:

@@ -43,6 +43,8 @@ class GoldenReview:
     """The median P50 latency (ms) per site per day (views.latency_trend); empty when no run timed the model."""
     divergences: pd.DataFrame
     """The latest runs with a first origin, where their numbers first part (views.first_divergences)."""
+    integrity: pd.DataFrame
+    """The latest runs with installed-file or start-up-code findings (views.integrity_findings)."""
     images: pd.DataFrame
     """The image ids each Docker tag resolved to, and at which sites (views.images_per_tag); empty when no
     latest run is a Docker target with an inspected image."""
@@ -104,6 +106,7 @@ def review(paths: list[Path], since: str | None = None) -> Review:
             matrix=views.verdict_matrix(part), consistency=views.consistency_matrix(part),
             classes=views.equivalence_classes(part), attribution=views.attribution(part), trend=views.trend(part),
             latency=views.latency_trend(part), divergences=views.first_divergences(part),
+            integrity=views.integrity_findings(part),
             images=views.images_per_tag(part)))
     return Review(fleet=fleet, sections=sections, summary=views.counts(fleet),
                   missing=missing)

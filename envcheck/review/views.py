@@ -150,6 +150,14 @@ def latency_trend(fleet: Fleet) -> pd.DataFrame:
     return timed.groupby(["place", "date"])["latency_p50_ms"].median().unstack("date").rename_axis(index="site")
 
 
+def integrity_findings(fleet: Fleet) -> pd.DataFrame:
+    """The latest runs with installed-file or start-up-code findings (docs/integrity.md): site, spec, verdict and
+    the findings' codes; one golden's runs."""
+    _one_golden(fleet)
+    columns = ["place", "spec", "verdict", "integrity_findings"]
+    return latest(fleet).dropna(subset=["integrity_findings"])[columns].rename(columns={"place": "site"})
+
+
 def first_divergences(fleet: Fleet) -> pd.DataFrame:
     """The latest runs whose numbers part from the golden's somewhere named: site (and host, as in the matrix),
     spec, verdict and the first origin's key, op and error in ULP; one golden's runs."""

@@ -24,3 +24,22 @@ def test_the_review_names_the_integrity_findings_of_each_target():
     runs, _ = report_rows("r.json", pd.Timestamp("2026-12-07T00:00:00Z"), document)
     column = RUN_COLUMNS.index("integrity_findings")
     assert [run[column] for run in runs] == ["installed-file-modified, startup-code", None]
+
+
+def test_the_review_page_lists_the_latest_runs_with_integrity_findings(tmp_path):
+    """A reviewer reads which site's latest run has modified or unowned files or start-up code, linked to
+    the run's evidence; a site without any is not listed."""
+    from envcheck.report.fleet_html import render_review_html
+    from envcheck.review import review
+
+    document = _report()
+    target = document["targets"][0]
+    hotfixed = {**target, "site": "shenzhen-9",
+                "findings": [{"code": "installed-file-modified", "severity": "fail", "message": "m", "hint": "h"}]}
+    clean = {**target, "site": "beijing-2", "findings": []}
+    for name, entry in (("hotfixed", hotfixed), ("clean", clean)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({**document, "targets": [entry]}))
+    html = render_review_html(review([tmp_path]))
+    section = html.split("Installed files and start-up code", 1)[1].split("</table>", 1)[0]
+    assert "shenzhen-9" in section and "installed-file-modified" in section and 'href="#drill-' in section
+    assert "beijing-2" not in section
