@@ -78,13 +78,13 @@ def _integrity(section: GoldenReview, anchors: dict[tuple[str, str], str]) -> li
     """Each latest run's installed-file and start-up-code findings; a row links to that run's evidence (which
     names the files)."""
     return [{"site": row.site, "spec": row.spec, "verdict": row.verdict, "anchor": anchors[(row.site, row.spec)],
-             "codes": row.integrity_findings} for row in section.integrity.itertuples()]
+             "detail": row.integrity_findings} for row in section.integrity.itertuples()]
 
 
 def _divergences(section: GoldenReview, anchors: dict[tuple[str, str], str]) -> list[dict[str, Any]]:
     """Where each latest run first parts from the golden; a row links to that run's evidence (and its chart)."""
     return [{"site": row.site, "spec": row.spec, "verdict": row.verdict, "anchor": anchors[(row.site, row.spec)],
-             "where": tensor_text(row.first_divergence_key, row.first_divergence_op, row.first_divergence_ulp)}
+             "detail": tensor_text(row.first_divergence_key, row.first_divergence_op, row.first_divergence_ulp)}
             for row in section.divergences.itertuples()]
 
 

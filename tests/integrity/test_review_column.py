@@ -43,3 +43,18 @@ def test_the_review_page_lists_the_latest_runs_with_integrity_findings(tmp_path)
     section = html.split("Installed files and start-up code", 1)[1].split("</table>", 1)[0]
     assert "shenzhen-9" in section and "installed-file-modified" in section and 'href="#drill-' in section
     assert "beijing-2" not in section
+
+
+def test_the_review_page_says_where_a_drifting_run_first_parts(tmp_path):
+    """The same table of latest runs, for the first origin of a drifting run (review_golden.html latest_runs)."""
+    from envcheck.report.fleet_html import render_review_html
+    from envcheck.review import review
+
+    document = _report()
+    origin = {"key": "model/attention/MatMul", "op": "BatchMatMulV2", "error_ulp": 3}
+    drifted = {**document["targets"][0], "site": "wuhan-7",
+               "localization": {"status": "ok", "origins": [origin], "first_divergence": origin}}
+    (tmp_path / "drifted.json").write_text(json.dumps({**document, "targets": [drifted]}))
+    html = render_review_html(review([tmp_path]))
+    section = html.split("Where drifting runs first part from the golden", 1)[1].split("</table>", 1)[0]
+    assert "wuhan-7" in section and "model/attention/MatMul" in section and 'href="#drill-' in section
