@@ -24,6 +24,8 @@ One job per module:
     fingerprint  everything known without numpy or TensorFlow, assembled
     system       Python, OS (os-release, glibc, kernel) and host
     cpu          CPU model, flags TensorFlow cares about, CPU quota
+    cpu_arm      arm64 CPU identity: Features/MIDR names, AT_HWCAP bits, qemu emulation
+    board        the board: device-tree model, Jetson L4T/JetPack
     environment  the numerics-relevant environment variables, never a secret
     packages     installed distributions, read without importing them
     tf_fingerprint  numpy's and TensorFlow's own facts (after they are imported)

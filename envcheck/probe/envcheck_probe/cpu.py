@@ -1,7 +1,20 @@
-"""The CPU: model, the instruction sets TensorFlow's kernels depend on, and the container's CPU quota."""
+"""The CPU: model, the instruction sets TensorFlow's kernels depend on, page size, emulation, and the container's
+CPU quota. x86 reads /proc/cpuinfo's `model name` and `flags`; arm64 reads its Features and MIDR fields and the
+kernel's hwcaps (cpu_arm.py)."""
 import os
 import platform
 
+from .cpu_arm import (
+    ARM64_MACHINES,
+    ARM_RELEVANT_CPU_FLAGS,
+    arm_identity,
+    arm_model,
+    decode_hwcaps,
+    detect_emulation,
+    parse_cpuinfo,
+    processors,
+    read_hwcaps,
+)
 from .files import read_text
 
 # CPU flags that decide which TensorFlow/oneDNN kernels run; the first three are required by
@@ -12,9 +25,42 @@ TF_RELEVANT_CPU_FLAGS = TF_REQUIRED_CPU_FLAGS + (
     "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
 
 
-def cpu_info():
-    """Model, flags (all, and those TensorFlow cares about), CPU counts and quota."""
-    text = read_text("/proc/cpuinfo") or ""
+def cpu_info(machine=None, cpuinfo_text=None, hwcaps=None):
+    """Model, flags (all, and those TensorFlow cares about), CPU counts, quota and page size; on arm64 also the
+    hwcaps and the MIDR identity; `emulated` only under emulation. The arguments stand in for
+    platform.machine(), /proc/cpuinfo and getauxval's (AT_HWCAP, AT_HWCAP2) in tests."""
+    machine = platform.machine() if machine is None else machine
+    text = (read_text("/proc/cpuinfo") or "") if cpuinfo_text is None else cpuinfo_text
+    emulated = detect_emulation(machine, text)
+    if machine in ARM64_MACHINES:
+        identity = _arm64_identity(text, read_hwcaps() if hwcaps is None else hwcaps, emulated)
+    else:
+        identity = _cpuinfo_identity(text)
+    affinity = None
+    if hasattr(os, "sched_getaffinity"):
+        affinity = len(os.sched_getaffinity(0))
+    info = {
+        "model": identity.pop("model"),
+        "machine": machine,
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": affinity,
+        "cgroup_cpu_max": cgroup_cpu_limit(),
+        "tf_flags": identity.pop("tf_flags"),
+        "flags": identity.pop("flags"),
+    }
+    if machine in ("x86_64", "AMD64") and info["flags"]:
+        info["missing_required_flags"] = [f for f in TF_REQUIRED_CPU_FLAGS if f not in info["flags"]]
+    info.update(identity)
+    page_size = _page_size()
+    if page_size:
+        info["page_size"] = page_size
+    if emulated:
+        info["emulated"] = emulated
+    return info
+
+
+def _cpuinfo_identity(text):
+    """x86 (and any non-arm64) /proc/cpuinfo: the first `model name`, the first `flags` or `Features` line."""
     model, flags = None, []
     for line in text.splitlines():
         key, _, value = line.partition(":")
@@ -23,21 +69,37 @@ def cpu_info():
             model = value.strip()
         elif key in ("flags", "Features") and not flags:
             flags = sorted(set(value.split()))
-    affinity = None
-    if hasattr(os, "sched_getaffinity"):
-        affinity = len(os.sched_getaffinity(0))
-    info = {
-        "model": model,
-        "machine": platform.machine(),
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": affinity,
-        "cgroup_cpu_max": cgroup_cpu_limit(),
-        "tf_flags": [flag for flag in TF_RELEVANT_CPU_FLAGS if flag in flags],
-        "flags": flags,
-    }
-    if platform.machine() in ("x86_64", "AMD64") and flags:
-        info["missing_required_flags"] = [f for f in TF_REQUIRED_CPU_FLAGS if f not in flags]
-    return info
+    return {"model": model, "flags": flags, "tf_flags": [flag for flag in TF_RELEVANT_CPU_FLAGS if flag in flags]}
+
+
+def _arm64_identity(text, hwcaps, emulated):
+    """arm64: Features from an ARM cpuinfo (else the hwcaps' names: under qemu-user the file is the host's),
+    the MIDR identity and its "<vendor> <core>" model (None when emulated: the file then describes no CPU
+    this process runs on)."""
+    cpus = processors(parse_cpuinfo(text))
+    arm = arm_identity(cpus)
+    hwcap_names = decode_hwcaps(*hwcaps) if hwcaps else None
+    features = next((cpu["Features"] for cpu in cpus if "Features" in cpu and "CPU implementer" in cpu), None)
+    if arm and features is not None:
+        flags = sorted(set(features.split()))
+    else:
+        flags = hwcap_names or []
+    identity = {"model": arm_model(arm) if arm and not emulated else None, "flags": flags,
+                "tf_flags": [flag for flag in ARM_RELEVANT_CPU_FLAGS if flag in flags]}
+    if hwcap_names is not None:
+        identity["hwcaps"] = hwcap_names
+    if arm:
+        identity["arm"] = arm
+    return identity
+
+
+def _page_size():
+    """os.sysconf's page size in bytes, None where it cannot say."""
+    try:
+        size = os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+    return size if isinstance(size, int) and size > 0 else None
 
 
 def cgroup_cpu_limit():

@@ -1,6 +1,7 @@
 """The fingerprint's first part: everything that can be known without importing numpy or TensorFlow."""
 import os
 
+from .board import board_fingerprint
 from .cpu import cpu_info
 from .debian import debian_fingerprint
 from .environment import allowed_environment
@@ -17,6 +18,7 @@ def base_fingerprint():
         "os": os_info(),
         "host": host_info(),
         "cpu": cpu_info(),
+        **board_fingerprint(),  # board where the machine says what board it is (a Raspberry Pi, a Jetson)
         "packages": installed_distributions(),
         **debian_fingerprint(),  # debian_packages where dpkg keeps a status file (Debian, Ubuntu)
         "env": allowed_environment(os.environ),
