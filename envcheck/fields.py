@@ -13,6 +13,11 @@ reader of a stored fingerprint (captures, goldens), current_path() for a stored 
 comparable_libraries() so that a fingerprint of an older probe, which looked for fewer native libraries, is
 compared only on what both probes looked for.
 
+A hint may speak of one CPU architecture only (`Hint.machine`: oneDNN's x86 defaults, AVX, SIGILL; Arm's NEON,
+SVE, dot-product instructions): `Architectures` of a comparison, golden and target, decides in one place which
+hints speak for it, so an x86 hint never fires for an Arm box, and across architectures neither does (the
+architecture itself is the cause, CROSS_ARCHITECTURE).
+
 Path syntax: the policy file's (fnmatch globs over dotted paths, list items as `[i]`:
 `gpu.gpus[0].name`), plus `[*]` for "any list index", translated once by `glob()` to the fnmatch
 form `[[]*[]]`. A redacted or set-of-records entry is an exact path instead (`[*]` its only
@@ -47,6 +52,12 @@ class Hint:
     """Filled with {path} and {change} from the first matching difference."""
     explains_ulp: int | None = None
     explains_rel: float | None = None
+    machine: str | None = None
+    """The CPU architecture it speaks of (cpu.machine: x86_64, aarch64): given only where the golden and the target
+    both are one (Architectures.admits); None: any."""
+    of_the_cpu: bool = False
+    """It blames the target's CPU (its features, its core): under emulation that CPU is the emulator's, and the
+    hint says so (Architectures.note)."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,8 @@ class Field:
     pattern: str
     severity: Severity | None = None
     label: str = ""
-    hint: Hint | None = None
+    hint: Hint | tuple[Hint, ...] | None = None
+    """One hint, or one per architecture (each with its own `machine`): Architectures picks the one that speaks."""
     identifying: bool = False
     """Its value names a machine (hostname, GPU UUID): hashed in anything meant to be shared."""
     set_of_records: bool = False
@@ -77,15 +89,133 @@ class Field:
         if (self.identifying or self.set_of_records) and any(c in exact for c in "*?["):
             raise ValueError(f"{self.pattern}: a redacted or set-of-records field is an exact path ([*] for any index)")
 
+    @property
+    def hints(self) -> tuple[Hint, ...]:
+        """Its hints, none, one, or one per architecture."""
+        if self.hint is None:
+            return ()
+        return self.hint if isinstance(self.hint, tuple) else (self.hint,)
+
+
+# CPU architectures, as Linux names them (cpu.machine); other spellings of the same one (Python on Windows or
+# macOS, Docker's platform names) are read as these.
+X86_64 = "x86_64"
+AARCH64 = "aarch64"
+MACHINE_SPELLINGS = {"amd64": X86_64, "x64": X86_64, "arm64": AARCH64}
+ARCHITECTURE_FIELDS = {X86_64: ("missing_required_flags",), AARCH64: ("hwcaps", "arm")}
+"""The cpu fields only the probe on that architecture writes: compared only between fingerprints of it (across
+architectures their absence on one side is no difference: comparable_cpus)."""
+
+
+def machine(fingerprint: Any) -> str:
+    """The CPU architecture a fingerprint records (cpu.machine), x86_64 where it records none: every probe before
+    arm64 support ran on x86 (and a fingerprint built by hand for a test has no cpu section)."""
+    cpu = fingerprint.get("cpu") if isinstance(fingerprint, dict) else None
+    named = cpu.get("machine") if isinstance(cpu, dict) else None
+    if not isinstance(named, str) or not named:
+        return X86_64
+    return MACHINE_SPELLINGS.get(named.lower(), named)
+
+
+def emulator(fingerprint: Any) -> str | None:
+    """What emulated the probe's CPU (cpu.emulated: "qemu" under qemu-user), None on a real CPU."""
+    cpu = fingerprint.get("cpu") if isinstance(fingerprint, dict) else None
+    named = cpu.get("emulated") if isinstance(cpu, dict) else None
+    return named if isinstance(named, str) and named else None
+
+
+@dataclass(frozen=True)
+class Architectures:
+    """The CPU architectures of one comparison, the golden's and the target's, and what emulated the target's CPU:
+    the one place that decides which architecture's hints speak for it."""
+
+    golden: str = X86_64
+    target: str = X86_64
+    emulator: str | None = None
+    """cpu.emulated of the target ("qemu"): its CPU features are the emulated CPU's, not the box's."""
+
+    @classmethod
+    def of(cls, golden: Any, target: Any) -> Architectures:
+        """The architectures of a golden's fingerprint and a target's."""
+        return cls(machine(golden), machine(target), emulator(target))
+
+    @property
+    def crossed(self) -> bool:
+        """The golden was made on another architecture than the target's: a known drift class of its own."""
+        return self.golden != self.target
+
+    def admits(self, hint_machine: str | None) -> bool:
+        """Whether a hint for `hint_machine` (None: any) speaks for this comparison: an architecture's own hint only
+        where both sides are that architecture (across architectures the architecture itself is the cause)."""
+        return hint_machine is None or self.golden == self.target == hint_machine
+
+    def note(self, of_the_cpu: bool) -> str:
+        """What to add to a hint that blames the target's CPU when that CPU is an emulator's ("" otherwise)."""
+        if not (of_the_cpu and self.emulator):
+            return ""
+        return (f" This target ran under {self.emulator} emulation: these are the features of the CPU {self.emulator} "
+                "emulates, not of the box's own CPU.")
+
+
+SAME_ARCHITECTURE = Architectures()
+"""The comparison every fingerprint before arm64 support made: x86 on both sides, nothing emulated."""
+
+
+def comparable_cpus(golden: dict[str, Any], target: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both fingerprints as their CPUs are compared: across architectures without the cpu fields only one
+    architecture's probe writes (an x86 golden's empty missing_required_flags is no difference from an arm64
+    target that has none to miss); between fingerprints of one architecture as they are."""
+    golden_machine, target_machine = machine(golden), machine(target)
+    if golden_machine == target_machine:
+        return golden, target
+    one_sided = set(ARCHITECTURE_FIELDS.get(golden_machine, ())) | set(ARCHITECTURE_FIELDS.get(target_machine, ()))
+    return _without_cpu_fields(golden, one_sided), _without_cpu_fields(target, one_sided)
+
+
+def _without_cpu_fields(fingerprint: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    cpu = fingerprint.get("cpu")
+    if not isinstance(cpu, dict) or not names & set(cpu):
+        return fingerprint
+    return {**fingerprint, "cpu": {key: value for key, value in cpu.items() if key not in names}}
+
 
 # Hints that several fields share; a hint for one field may be written in its entry.
+# oneDNN and the CPU's instruction sets: measured on x86 (docs/drift.md); each has its Arm wording (`_ARM`), where
+# oneDNN runs the Arm Compute Library's kernels and XNNPACK's choice hangs on other features. A field names both.
 ONEDNN = Hint(10, "{path} differs ({change}): oneDNN custom ops change the kernels' summation order; "
               "expect bitwise-different outputs within ~15 ULP. Since TF 2.9 oneDNN is on by default only on CPUs "
-              "with avx512_vnni, avx512_bf16, avx_vnni or AMX.", explains_ulp=15)
+              "with avx512_vnni, avx512_bf16, avx_vnni or AMX.", explains_ulp=15, machine=X86_64)
+ONEDNN_ARM = Hint(10, "{path} differs ({change}): on Arm, TensorFlow's oneDNN path runs the Arm Compute Library's "
+                  "NEON/SVE kernels instead of Eigen's, which sum in another order; expect bitwise-different outputs "
+                  "at round-off level.", machine=AARCH64)
 ONEDNN_ISA = Hint(20, "{path} differs ({change}): oneDNN dispatches to kernels for another instruction set "
-                  "(this is also how an older CPU is emulated); expect 0–12 ULP.", explains_ulp=12)
+                  "(this is also how an older CPU is emulated); expect 0–12 ULP.", explains_ulp=12, machine=X86_64)
+ONEDNN_ISA_ARM = Hint(20, "{path} differs ({change}): oneDNN dispatches to kernels for another Arm instruction set "
+                      "level (NEON, or SVE at another vector length); expect bitwise-different outputs at round-off "
+                      "level.", machine=AARCH64)
 ONEDNN_FPMATH = Hint(30, "{path} differs ({change}): oneDNN may compute float32 in reduced precision (bf16/tf32); "
                      "expect relative error ~1e-3, far outside float32 noise.", explains_rel=1e-3)
+CPU_ISA = Hint(40, "The CPU's instruction sets differ ({path}: {change}): oneDNN and Eigen select other "
+               "kernels (AVX2 / AVX-512 / AMX, FMA); expect 0–12 ULP.", explains_ulp=12, machine=X86_64, of_the_cpu=True)
+CPU_ISA_ARM = Hint(40, "The CPU's Arm features differ ({path}: {change}): XNNPACK, the Arm Compute Library and Eigen "
+                   "select kernels by them. Without the dot-product (asimddp) or int8 matrix-multiply (i8mm) "
+                   "instructions XNNPACK's int8/quantized kernels take another path; SVE/SVE2, bf16 and FP16 "
+                   "arithmetic (asimdhp, fphp) select other float kernels. Expect bitwise-different outputs at "
+                   "round-off level for a float model.", machine=AARCH64, of_the_cpu=True)
+ARM_CORE = Hint(42, "The Arm CPU core differs ({path}: {change}): another core design (implementer, part, revision); "
+                "XNNPACK and the Arm Compute Library pick micro-kernels and blockings per core (its vector width, its "
+                "caches), which sum in another order. Expect bitwise-different outputs at round-off level.",
+                machine=AARCH64, of_the_cpu=True)
+CROSS_ARCHITECTURE = Hint(0, "The CPU architecture differs ({path}: {change}): another instruction set runs other SIMD "
+                          "kernels, other XNNPACK, oneDNN or Arm Compute Library paths, another libm and other FMA "
+                          "contraction, so the outputs are bitwise different within "
+                          "bounded noise; this one cause explains the CPU differences. The golden's calibration cannot "
+                          "model another ISA: its noise band was measured on the golden's architecture.")
+"""Given by compare/explain.py whenever the architectures differ (cpu.machine is info: the cross-architecture
+finding decides)."""
+JETSON = Hint(75, "The Jetson's L4T/JetPack differs ({path}: {change}): another release ships another CUDA, cuDNN "
+              "and TensorRT stack; expect GPU outputs to move as with any CUDA or cuDNN change (round-off level, "
+              "more where TF32 or another algorithm is chosen).")
 TF_RELEASE = Hint(60, "The TensorFlow build differs ({path}: {change}): kernels and defaults change between "
                   "releases; expect ~1e-6 relative, more when a default changes. Pin the image to the golden's version.",
                   explains_rel=1e-6)
@@ -183,7 +313,7 @@ FIELDS: tuple[Field, ...] = (
     Field("tensorflow.keras*", "warn", hint=KERAS),
     Field("packages.protobuf", "warn", hint=PROTOBUF),
     Field("packages.ml-dtypes", "warn"),
-    Field("tensorflow.onednn_enabled", "warn", label="oneDNN enabled", hint=ONEDNN),
+    Field("tensorflow.onednn_enabled", "warn", label="oneDNN enabled", hint=(ONEDNN, ONEDNN_ARM)),
     Field("tensorflow.jit", "warn", label="XLA JIT", hint=XLA),
     Field("tensorflow.op_determinism", "warn", label="op determinism", hint=DETERMINISM),
     Field("python.version", "warn", label="Python version",
@@ -191,18 +321,30 @@ FIELDS: tuple[Field, ...] = (
     Field("python.implementation", "warn"),
     Field("cpu.missing_required_flags*", "fail", label="CPU instructions TensorFlow needs",
           hint=Hint(50, "This CPU lacks instructions every TensorFlow x86 wheel needs ({path}: {change}): importing "
-                    "TensorFlow dies with SIGILL. Use a build for older CPUs or another machine.")),
-    Field("cpu.tf_flags*", "warn", label="CPU instruction sets",
-          hint=Hint(40, "The CPU's instruction sets differ ({path}: {change}): oneDNN and Eigen select other "
-                    "kernels (AVX2 / AVX-512 / AMX, FMA); expect 0–12 ULP.", explains_ulp=12)),
+                    "TensorFlow dies with SIGILL. Use a build for older CPUs or another machine.", machine=X86_64)),
+    Field("cpu.tf_flags*", "warn", label="CPU instruction sets", hint=(CPU_ISA, CPU_ISA_ARM)),
+    # The CPU's whole feature list and, on arm64, the kernel's hwcaps: the same knowledge as tf_flags, all of it,
+    # so context (tf_flags decides). Which architecture, and whether emulated: the findings decide
+    # (cross-architecture, emulated in compare/findings.py), so that the cause is named once.
+    Field("cpu.flags*", "info", label="CPU flags", hint=(CPU_ISA, CPU_ISA_ARM)),
+    Field("cpu.hwcaps*", "info", label="CPU hwcaps (AT_HWCAP)", hint=(CPU_ISA, CPU_ISA_ARM)),
+    Field("cpu.arm*", "warn", label="Arm CPU core", hint=ARM_CORE),
+    Field("cpu.machine", "info", label="CPU architecture"),
+    Field("cpu.emulated", "info", label="CPU emulated by"),
+    Field("cpu.page_size", "info", label="memory page size"),
+    # The board (a Raspberry Pi, a Jetson): which model it is, context; a Jetson's software release decides its
+    # CUDA stack.
+    Field("board.jetson.board", "info", label="Jetson board"),
+    Field("board.jetson*", "warn", label="Jetson L4T/JetPack", hint=JETSON),
+    Field("board*", "info", label="board"),
     Field("os.glibc", "warn", label="glibc",
           hint=Hint(140, "glibc differs ({change}): libm may differ within a few ULP, mostly in NumPy-side code.",
                     explains_ulp=4)),
-    Field("env.TF_ENABLE_ONEDNN_OPTS", "warn", hint=ONEDNN),
-    Field("env.ONEDNN_MAX_CPU_ISA", hint=ONEDNN_ISA),
+    Field("env.TF_ENABLE_ONEDNN_OPTS", "warn", hint=(ONEDNN, ONEDNN_ARM)),
+    Field("env.ONEDNN_MAX_CPU_ISA", hint=(ONEDNN_ISA, ONEDNN_ISA_ARM)),
     Field("env.ONEDNN_DEFAULT_FPMATH_MODE", hint=ONEDNN_FPMATH),
     Field("env.ONEDNN_*", "warn"),
-    Field("env.DNNL_MAX_CPU_ISA", hint=ONEDNN_ISA),
+    Field("env.DNNL_MAX_CPU_ISA", hint=(ONEDNN_ISA, ONEDNN_ISA_ARM)),
     Field("env.DNNL_*", "warn"),
     Field("env.TF_SET_ONEDNN_FPMATH_MODE", "warn", hint=ONEDNN_FPMATH),
     Field("env.TF_XLA_FLAGS", "warn", hint=XLA),
@@ -278,8 +420,8 @@ def hint_table(fields: tuple[Field, ...] = FIELDS) -> tuple[tuple[Hint, tuple[st
     """Each hint once, lowest priority first, with the globs of its entries in registry order."""
     globs: dict[Hint, list[str]] = {}
     for f in fields:
-        if f.hint is not None:
-            globs.setdefault(f.hint, []).append(glob(f.pattern))
+        for hint in f.hints:
+            globs.setdefault(hint, []).append(glob(f.pattern))
     return tuple((hint, tuple(globs[hint])) for hint in sorted(globs, key=lambda hint: hint.priority))
 
 

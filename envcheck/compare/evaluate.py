@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from envcheck import fields
 from envcheck.compare.determinism import determinism_findings
 from envcheck.compare.explain import hints_for
 from envcheck.compare.findings import find_problems
@@ -46,9 +47,12 @@ def evaluate(outcome: Capture | TargetFailure, reference: Reference, policy: Pol
                             fingerprint_diff=(), hints=(), fingerprint=fingerprint, target_info=target_info,
                             timings=outcome.timings, output_digest=None,
                             findings=resolve_findings(find_problems(fingerprint, golden), policy))
+    # Across CPU architectures the policy's band for the target's architecture applies (none set: the default's).
+    architectures = fields.Architectures.of(golden, fingerprint)
+    policy = policy.across(architectures)
     outputs = () if outcome.edge else compare_outputs(reference.expected, outcome.outputs, policy, noise=reference.noise)
     outputs += tflite_comparisons(reference.tflite_expected, outcome, policy)
-    diffs = diff_fingerprints(golden, fingerprint, policy)
+    diffs = diff_fingerprints(*fields.comparable_cpus(golden, fingerprint), policy)
     latency, slowness = compare_latency(outcome.latency, fingerprint, reference.latency, policy.latency,
                                         concurrent_probes)
     # Every producer proposes at its default severity; the policy decides once, for all of them alike.
@@ -61,7 +65,7 @@ def evaluate(outcome: Capture | TargetFailure, reference: Reference, policy: Pol
     judged = [o for o in outputs if not (is_parity(o.name) and o.status in ("identical", "noise"))]
     return TargetResult(spec=outcome.spec, site=outcome.site, verdict=decide_verdict(judged, diffs, findings),
                         error=None, outputs=outputs, fingerprint_diff=diffs,
-                        hints=hints_for(diffs, outputs, reference.calibration),
+                        hints=hints_for(diffs, outputs, reference.calibration, architectures),
                         fingerprint=fingerprint, target_info=target_info, timings=outcome.timings,
                         output_digest=output_digest(outcome.tflite_outputs or {} if outcome.edge else outcome.outputs),
                         findings=findings, latency=latency,

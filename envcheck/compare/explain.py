@@ -1,6 +1,8 @@
 """Name the most likely causes of drift from the fingerprint differences, and check each against the numbers:
 what the golden's own calibration measured when it turned the same knob, else the cause's typical range
-(docs/drift.md)."""
+(docs/drift.md). Only the hints that speak for the comparison's architectures are given (fields.Architectures):
+x86 wording never for an Arm box, and across architectures the architecture alone, which explains the CPU
+differences at once."""
 from __future__ import annotations
 
 import fnmatch
@@ -25,6 +27,10 @@ class Cause:
     """Typical relative error this cause alone produces."""
     perturbation: str | None = None
     """The calibration perturbation that turns the same knob (envcheck_probe/calibrate.py), if one does."""
+    machine: str | None = None
+    """The architecture it speaks of (fields.Hint.machine); None: any."""
+    of_the_cpu: bool = False
+    """It blames the target's CPU (fields.Hint.of_the_cpu)."""
 
 
 # Beyond this multiple of a cause's typical relative error, the cause alone does not explain it.
@@ -41,7 +47,8 @@ TYPICAL_RANGE = re.compile(r"; expect [^.]*\.")
 # (path globs, what it means), in the registry's priority order (envcheck/fields.py). {path} and {change}
 # (`a → b`, or `missing …; extra …` for a set) are filled from the first matching difference.
 CAUSES: tuple[Cause, ...] = tuple(Cause(globs, hint.text, hint.explains_ulp, hint.explains_rel,
-                                        PERTURBATION_FOR.get(hint)) for hint, globs in fields.hint_table())
+                                        PERTURBATION_FOR.get(hint), hint.machine, hint.of_the_cpu)
+                                  for hint, globs in fields.hint_table())
 
 
 @dataclass(frozen=True)
@@ -77,24 +84,27 @@ class Check:
 
 
 def hints_for(diffs: Iterable[FingerprintDifference], outputs: Iterable[OutputComparison],
-              calibration: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+              calibration: Mapping[str, Any] | None = None,
+              architectures: fields.Architectures = fields.SAME_ARCHITECTURE) -> tuple[str, ...]:
     """The likely causes of the measured drift, most specific first, each checked against the numbers: what
     the golden's `calibration` (its manifest's) measured for the same knob where it ran one, else the typical
-    range; several checked causes are checked once, together."""
+    range; several checked causes are checked once, together. `architectures` (the golden's and the target's)
+    decides which architecture's wording speaks."""
     every, everything = list(diffs), list(outputs)
     diffs = [d for d in every if d.severity != "info"]
     # Parity (TFLite against the site's own SavedModel) is the conversion's, not the environment's.
     outputs = [o for o in everything if not is_parity(o.name)]
     measured = [o for o in outputs if o.status in MEASURED_STATUSES]
-    matched = [(cause, match) for cause in CAUSES if (match := _first_match(cause, diffs)) is not None]
+    causes = [cause for cause in CAUSES if architectures.admits(cause.machine)]
+    matched = [(cause, match) for cause in causes if (match := _first_match(cause, diffs)) is not None]
     reaches = [_reach(cause, match.path, calibration) for cause, match in matched]
     checked = [reach for reach in reaches if reach.bounded]
     alone = checked[0] if len(checked) == 1 else None  # the one checked cause checks itself in its own hint
-    hints = []
+    hints = _architecture_hints(architectures)
     for (cause, match), reach in zip(matched, reaches, strict=True):
         text = TYPICAL_RANGE.sub(".", cause.text) if reach.calibrated else cause.text
-        hints.append(text.format(path=match.path, change=match.change) + _quote(reach)
-                     + (_check(checked, measured) if reach is alone else ""))
+        hints.append(text.format(path=match.path, change=match.change) + architectures.note(cause.of_the_cpu)
+                     + _quote(reach) + (_check(checked, measured) if reach is alone else ""))
     if len(checked) > 1 and measured:
         hints.append(_together(checked) + _check(checked, measured))
     drifted = [o for o in outputs if o.status == "drift" and o.max_rel is not None]
@@ -102,11 +112,20 @@ def hints_for(diffs: Iterable[FingerprintDifference], outputs: Iterable[OutputCo
         hints.append("Relative error above 1e-4 is reduced-precision territory (bf16, TF32, mixed precision), "
                      "not float32 round-off.")
     hints += _tflite_hints(every, everything)
-    if measured and not diffs:
+    if measured and not diffs and not architectures.crossed:  # (the architecture explains it)
         hints.append(_integrity_cause(every) or
                      "Outputs differ but no fingerprint difference explains it: look for non-determinism or "
                      "a cause the probe cannot see (GPU autotuning, a changed model file, hardware faults).")
     return tuple(hints)
+
+
+def _architecture_hints(architectures: fields.Architectures) -> list[str]:
+    """The architecture as the cause, leading, where the golden's is not the target's (the difference in
+    cpu.machine is info: the cross-architecture finding decides, this hint names the cause)."""
+    if not architectures.crossed:
+        return []
+    change = f"{architectures.golden} → {architectures.target}"
+    return [fields.CROSS_ARCHITECTURE.text.format(path="cpu.machine", change=change)]
 
 
 # Where the probe's integrity record names a file changed, missing or unowned, or start-up code (info-level in

@@ -2,7 +2,7 @@
 
 A driver too old for the image's CUDA makes TensorFlow run on the CPU without a word; a cuDNN other
 than the build's changes kernels; a driver upgraded without a reboot breaks NVML. These are found
-from the fingerprint alone (and, for GPU architecture and TF32, the golden's), each with a hint that
+from the fingerprint alone (and, for GPU and CPU architecture and TF32, the golden's), each with a hint that
 says what to do. Default severities are here; a policy rule on `finding.<code>` overrides them.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from envcheck import fields
 from envcheck.fields import integrity_finding_severity
 from envcheck.model import Finding, Severity
 
@@ -30,9 +31,9 @@ def find_problems(fingerprint: dict[str, Any], golden: dict[str, Any]) -> tuple[
     """Problems a target's own fingerprint shows (CPU fallback, driver too old, …), at their default severities
     (compare/severity.py applies the policy)."""
     found: list[tuple[str, Severity, str, str]] = []
-    for check in (_cpu_flags, _nvml_error, _gpu_unreachable, _gpu_query_errors, _cpu_fallback, _driver_too_old,
-                  _library_mismatch, _libraries_disagree, _gpu_architecture, _tf32, _installed_files,
-                  _system_libraries, _startup_code):
+    for check in (_cpu_flags, _cpu_architecture, _emulated, _nvml_error, _gpu_unreachable, _gpu_query_errors,
+                  _cpu_fallback, _driver_too_old, _library_mismatch, _libraries_disagree, _gpu_architecture, _tf32,
+                  _installed_files, _system_libraries, _startup_code):
         found.extend(check(fingerprint, golden))
     return tuple(Finding(code=code, severity=severity, message=message, hint=hint)
                  for code, severity, message, hint in found)
@@ -75,12 +76,59 @@ def _build(fingerprint) -> dict:
 
 def _cpu_flags(fingerprint, golden):
     missing = _get(fingerprint, "cpu.missing_required_flags") or []
-    if missing:
+    if missing and fields.machine(fingerprint) == fields.X86_64:  # what x86 wheels need: no Arm box lacks it
         yield ("cpu-lacks-tensorflow-instructions", "fail",
                f"this CPU lacks {', '.join(missing)}, which every TensorFlow x86 wheel needs "
                f"({_get(fingerprint, 'cpu.model') or 'unknown CPU'})",
                "TensorFlow dies with SIGILL at import here: use a machine with AVX/SSE4.2 or a TensorFlow "
                "built for this CPU.")
+
+
+CROSS_ARCHITECTURE = "cross-architecture"
+EMULATED = "emulated"
+SIMD = {fields.X86_64: "SSE/AVX", fields.AARCH64: "NEON/SVE"}
+"""The vector instructions each architecture's kernels use, in words."""
+
+
+def _cpu_architecture(fingerprint, golden):
+    """A golden made on another CPU architecture: a known drift class, named with what it changes (warn: the
+    outputs are bitwise different by design, and only a policy's band for this architecture says how far)."""
+    theirs, mine = fields.machine(golden), fields.machine(fingerprint)
+    if theirs == mine:
+        return
+    # (the target's own vector instructions only: a hint about an Arm box never speaks of AVX)
+    vectors = f" ({SIMD[mine]} here)" if mine in SIMD else ""
+    yield (CROSS_ARCHITECTURE, "warn",
+           f"the golden was made on {_cpu_named(golden, theirs)}, this target is {_cpu_named(fingerprint, mine)}: "
+           "another CPU architecture, a known drift class",
+           f"Another architecture runs other SIMD kernels{vectors}, other XNNPACK, oneDNN or Arm Compute Library "
+           "paths, another libm and other FMA contraction: expect bitwise-different outputs within a bounded noise "
+           "band, never identical ones. The golden's calibration cannot model another ISA: its measured noise "
+           f"band (the noise units in this report) is from its {theirs} machine. Set a band for {mine} targets in "
+           f"the policy ([tolerance.architecture.{mine}] atol, rtol), or make a golden on an {mine} target for a "
+           "bitwise baseline.")
+
+
+def _cpu_named(fingerprint, machine: str) -> str:
+    """`aarch64 (ARM Cortex-A72)`, or the architecture alone where the probe could not name the CPU."""
+    model = _get(fingerprint, "cpu.model")
+    return f"{machine} ({model})" if isinstance(model, str) and model else machine
+
+
+def _emulated(fingerprint, golden):
+    """A target whose CPU an emulator stood in for (qemu-user running an arm64 image on x86). Info: an emulated run
+    checks the image's software faithfully (a golden made in the same emulated image stays IDENTICAL), and what
+    emulation spoils, latency, is not judged (compare/latency.py); the finding says so, and says whose CPU it was."""
+    emulator = fields.emulator(fingerprint)
+    if not emulator:
+        return
+    yield (EMULATED, "info",
+           f"this target ran under {emulator} emulation (cpu.emulated): its CPU is the one {emulator} emulates, "
+           "not the box's",
+           f"Its latency means nothing and is not judged. Its numerics are {emulator}'s: the CPU features, and so the "
+           f"kernels TensorFlow or TFLite chose, are those of {emulator}'s emulated CPU, and every instruction ran "
+           f"through {emulator}'s translation. Right for checking an image's software; check on the real box (the "
+           "on-site kit) for what its own CPU computes.")
 
 
 def _nvml_error(fingerprint, golden):

@@ -8,12 +8,14 @@ shows as stalls of a scheduler period in the tail, not in the median (measured: 
 ×1.1–1.5 but the mean ×4–7). P99 is reported, and gated only when the policy says so (it spreads ±70 %
 between processes of one machine); throughput is reported, never gated (a few calls: too noisy). Another
 CPU or GPU class computes at another speed by design: its latency is shown as not comparable, never as drift.
+A target whose CPU was emulated (cpu.emulated: qemu-user) measured the emulator's speed: shown, never judged.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from envcheck import fields
 from envcheck.model import LATENCY_SLOWER, Finding, Severity, milliseconds
 
 SLOWER = LATENCY_SLOWER
@@ -21,8 +23,13 @@ QUOTA_BELOW_THREADS = "cpu-quota-below-threads"
 ONE_INTRA_OP_THREAD = "intra-op-threads-one"
 ONEDNN_OFF = "onednn-off"
 ALWAYS_REPORTED = (QUOTA_BELOW_THREADS,)
-# Above these ISA words the kernels TensorFlow picks change; the class names the highest the CPU has.
-ISA_LEVELS = (("amx_tile", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"))
+# Per architecture, above these ISA words the kernels TensorFlow or XNNPACK pick change; the class names the highest
+# the CPU has (cpu.tf_flags).
+ISA_LEVELS = {
+    fields.X86_64: (("amx_tile", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX")),
+    fields.AARCH64: (("sme", "SME"), ("sve2", "SVE2"), ("sve", "SVE"), ("i8mm", "NEON I8MM"),
+                     ("asimddp", "NEON dot product"), ("asimd", "NEON")),
+}
 SUMMARY_KEYS = ("p50_s", "p90_s", "p99_s", "mean_s", "mad_s", "calls", "cold_first_call_s", "throughput_per_s",
                 "batch", "block_p50_s")
 
@@ -40,7 +47,8 @@ class LatencyPolicy:
 
 def hardware_class(fingerprint: dict[str, Any]) -> dict[str, Any]:
     """What decides a model's speed, coarsely: the GPU (name, compute capability) if TensorFlow uses one,
-    else the CPU model and the highest instruction-set level TensorFlow can use."""
+    else the CPU model and the highest instruction-set level TensorFlow can use; and the emulator, if one ran
+    the CPU (a key only then, so that the classes stored in older goldens still compare)."""
     tensorflow = fingerprint.get("tensorflow") or {}
     gpus = [g for g in tensorflow.get("gpu_devices") or [] if isinstance(g, dict)]
     if gpus:
@@ -49,8 +57,9 @@ def hardware_class(fingerprint: dict[str, Any]) -> dict[str, Any]:
                 "count": len(gpus)}
     cpu = fingerprint.get("cpu") or {}
     flags = set(cpu.get("tf_flags") or [])
-    isa = next((name for flag, name in ISA_LEVELS if flag in flags), "baseline")
-    return {"kind": "cpu", "model": cpu.get("model"), "isa": isa}
+    isa = next((name for flag, name in ISA_LEVELS.get(fields.machine(fingerprint), ()) if flag in flags), "baseline")
+    emulator = fields.emulator(fingerprint)
+    return {"kind": "cpu", "model": cpu.get("model"), "isa": isa, **({"emulated": emulator} if emulator else {})}
 
 
 def class_label(hardware: dict[str, Any] | None) -> str:
@@ -60,7 +69,8 @@ def class_label(hardware: dict[str, Any] | None) -> str:
     if hardware.get("kind") == "gpu":
         count = hardware.get("count") or 1
         return f"GPU {hardware.get('name')} (cc {hardware.get('compute_capability')})" + (f" ×{count}" if count > 1 else "")
-    return f"CPU {hardware.get('model')} ({hardware.get('isa')})"
+    emulated = f", emulated by {hardware['emulated']}" if hardware.get("emulated") else ""
+    return f"CPU {hardware.get('model') or 'of unknown model'} ({hardware.get('isa')}{emulated})"
 
 
 def reference_latency(latency: dict[str, Any] | None, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
@@ -109,6 +119,11 @@ def compare_latency(latency: dict[str, Any] | None, fingerprint: dict[str, Any],
     assert golden is not None
     entry["golden"] = {key: golden[key] for key in SUMMARY_KEYS if key in golden}
     entry["hardware_class"]["golden"] = class_label(golden.get("hardware_class"))
+    if target_class.get("emulated"):
+        entry["status"] = "not-comparable"
+        entry["message"] = (f"P50 {milliseconds(latency['p50_s'])}; not judged: measured under "
+                            f"{target_class['emulated']} emulation, which says nothing of the box's speed")
+        return entry, _findings(found)
     if concurrent_probes > 1:
         entry["status"] = "not-comparable"
         entry["message"] = (f"P50 {milliseconds(latency['p50_s'])}; not comparable: measured while {concurrent_probes} "

@@ -12,6 +12,10 @@ an unknown key, a wrong type or a bad value is a usage error (exit 2) naming the
     rtol = 1e-2
     classification = false          # top-1 agreement check on/off (default: auto-detect softmax)
 
+    [tolerance.architecture.aarch64]    # only for an aarch64 target against a golden of another architecture:
+    atol = 1e-4                         # every output's band widened to at least this (x86_64 likewise)
+    rtol = 1e-4
+
     [acceptance]                # task level: drift beyond the band that still meets both rates is a WARN
     min_consistency = 0.999     # share of samples entirely within tolerance (top-1 kept); default 1.0
     min_top1_agreement = 0.999  # classification outputs: share of rows whose top-1 agrees; default 1.0
@@ -36,6 +40,7 @@ the schema accepts beside the table form (read in the order written).
 """
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import math
@@ -48,7 +53,7 @@ from envcheck import fields, schemas
 from envcheck.compare.latency import LatencyPolicy
 from envcheck.errors import PolicyError, UsageError
 from envcheck.files import read_toml
-from envcheck.model import Severity, Tolerance, model_output_name
+from envcheck.model import Severity, Tolerance, is_parity, model_output_name
 
 # First match wins. Paths are dotted, list items as [i] (see compare/fingerprint.py); the rules and
 # their order come from the field registry (envcheck/fields.py, docs/fields.md).
@@ -72,11 +77,28 @@ class Policy:
     min_top1_agreement: float = 1.0
     """`[acceptance]`: and whose top-1 agreement over all rows meets this (outputs that are no classification
     meet it)."""
+    architecture_tolerances: dict[str, Tolerance] = field(default_factory=dict)
+    """`[tolerance.architecture.<machine>]`: per target architecture, the band for a golden of another one."""
+    architecture_band: Tolerance | None = None
+    """The band in effect for this comparison (`across`): the target's architecture's, where the golden's differs."""
+
+    def across(self, architectures: fields.Architectures) -> Policy:
+        """The policy for one comparison: with its target architecture's band in effect where the golden was made on
+        another architecture (its calibration measured noise there, which cannot model another ISA); as it is
+        otherwise, or where the policy sets no band for that architecture (the default band applies)."""
+        band = self.architecture_tolerances.get(architectures.target) if architectures.crossed else None
+        return dataclasses.replace(self, architecture_band=band)
 
     def tolerance_for(self, output: str) -> Tolerance:
         """The tolerance band of one output (its own, else the default); a TFLite comparison of an output
-        (`tflite:NAME`, `parity:NAME`) has that output's."""
-        return self.output_tolerances.get(model_output_name(output), self.default_tolerance)
+        (`tflite:NAME`, `parity:NAME`) has that output's. Across architectures the band in effect widens it, key by
+        key, to at least its own atol and rtol (never narrows a wider band of the output's); parity, the TFLite
+        model against the SavedModel on the same box, never crosses an architecture and keeps its own."""
+        own = self.output_tolerances.get(model_output_name(output), self.default_tolerance)
+        band = self.architecture_band
+        if band is None or is_parity(output):
+            return own
+        return Tolerance(atol=max(own.atol, band.atol), rtol=max(own.rtol, band.rtol))
 
     def classification_for(self, output: str) -> bool | None:
         """Whether the top-1 check is forced on or off for one output (None: auto-detect), as tolerance_for."""
@@ -148,6 +170,8 @@ def _not_a_number(table: dict[str, Any]) -> list[schemas.Problem]:
     tolerance = table.get("tolerance", {})
     tables = [(("tolerance",), tolerance)] + [(("tolerance", "outputs", name), overrides)
                                               for name, overrides in tolerance.get("outputs", {}).items()]
+    tables += [(("tolerance", "architecture", machine), band)
+               for machine, band in tolerance.get("architecture", {}).items()]
     found = [schemas.Problem(where + (key,), "", "minimum", values[key], 0)
              for where, values in tables for key in ("atol", "rtol") if key in values and math.isnan(values[key])]
     latency, acceptance = table.get("latency", {}), table.get("acceptance", {})
@@ -292,6 +316,9 @@ def _policy_from(table: dict[str, Any]) -> Policy:
     defaults = Policy()
     return Policy(default_tolerance=default,
                   output_tolerances={name: _tolerance(values, default) for name, values in outputs.items()},
+                  # (a band sets both keys or leaves one at the default band's: never at another output's)
+                  architecture_tolerances={machine: _tolerance(band, default)
+                                           for machine, band in tolerance.get("architecture", {}).items()},
                   classification={name: values["classification"] for name, values in outputs.items()
                                   if "classification" in values},  # a bool: the schema refuses "false"
                   user_rules=severity_rules(table),

@@ -41,6 +41,8 @@ def loosenings(table: dict[str, Any]) -> list[str]:
     tolerance = table.get("tolerance") or {}
     scopes = [("[tolerance]", tolerance)] + [(f"[tolerance.outputs.{name}]", values)
                                               for name, values in (tolerance.get("outputs") or {}).items()]
+    scopes += [(f"[tolerance.architecture.{machine}]", band)
+               for machine, band in (tolerance.get("architecture") or {}).items()]
     for where, values in scopes:
         for key in ("atol", "rtol"):
             value = values.get(key)
@@ -74,7 +76,11 @@ def effective_table(policy: Policy) -> dict[str, Any]:
     return {
         "tolerance": {"atol": policy.default_tolerance.atol, "rtol": policy.default_tolerance.rtol,
                       "outputs": {name: {"atol": t.atol, "rtol": t.rtol}
-                                  for name, t in sorted(policy.output_tolerances.items())}},
+                                  for name, t in sorted(policy.output_tolerances.items())},
+                      # only when set, so that the hashes of policies without it do not change
+                      **({"architecture": {machine: {"atol": t.atol, "rtol": t.rtol}
+                                           for machine, t in sorted(policy.architecture_tolerances.items())}}
+                         if policy.architecture_tolerances else {})},
         "classification": dict(sorted(policy.classification.items())),
         "severity": [[pattern, severity] for pattern, severity in policy.user_rules],
         "latency": {"warn_ratio": policy.latency.warn_ratio, "fail_ratio": policy.latency.fail_ratio,
