@@ -326,6 +326,27 @@ def _probing_options(parser: argparse.ArgumentParser, *, many_targets: bool, rec
                         help="where the signed image lives, as skopeo names it (dir:PATH, docker://REGISTRY/NAME:TAG; "
                              "default docker://IMAGE); one docker: target only")
     _docker_options(parser)
+    _endpoint_options(parser)
+
+
+def _endpoint_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("endpoint targets (v2+http://, tfserving+http://; https for TLS)")
+    group.add_argument("--token-env", metavar="VAR", help="send the bearer token held in environment variable VAR")
+    group.add_argument("--token-file", metavar="FILE", help="send the bearer token held in FILE")
+    group.add_argument("--ca-bundle", metavar="PEM", help="trust these certificate authorities for https endpoints")
+    group.add_argument("--client-cert", metavar="PEM", help="client certificate for https endpoints (mutual TLS)")
+    group.add_argument("--client-key", metavar="PEM", help="the client certificate's key, when not in --client-cert")
+
+
+def _endpoint_auth(specs: list[str], args: argparse.Namespace):
+    """The endpoint targets' Auth, read before anything runs (None without an endpoint target)."""
+    if not any("+" in spec.partition(":")[0] for spec in specs):
+        return None
+    from envcheck.targets.endpoint_client import Auth
+
+    return Auth.from_options(getattr(args, "token_env", None), getattr(args, "token_file", None),
+                             getattr(args, "ca_bundle", None), getattr(args, "client_cert", None),
+                             getattr(args, "client_key", None))
 
 
 def _timeout_option(parser: argparse.ArgumentParser) -> None:
@@ -474,7 +495,9 @@ def _targets(specs: list[str], args: argparse.Namespace):
     # `golden create` has no --latency-budget: its reference latency is measured with the default budget.
     budget = getattr(args, "latency_budget", None)
     latency = {} if budget is None else {"latency_budget": budget}
-    targets = [parse_target(spec, layers=getattr(args, "layers", None), **latency, **docker) for spec in specs]
+    auth = _endpoint_auth(specs, args)
+    targets = [parse_target(spec, layers=getattr(args, "layers", None), endpoint_auth=auth, **latency, **docker)
+               for spec in specs]
     integrity = getattr(args, "integrity", None)  # None leaves the target's own (targets/host.py)
     return targets if integrity is None else [dataclasses.replace(t, integrity=integrity)  # type: ignore[type-var]
                                                    for t in targets]

@@ -239,11 +239,20 @@ TFLITE_RESOLVER = Hint(15, "{path} differs ({change}): XNNPACK and the builtin o
 NATIVE_NUMERICS = Hint(45, "{path} differs ({change}): another OpenMP runtime, oneDNN or BLAS build splits and "
                        "orders sums differently (threads, blocking, vector kernels); expect bitwise-different outputs "
                        "at round-off level.")
+TRANSPORT = Hint(140, "{path} differs ({change}): the endpoint writes its JSON answers with fewer than the 9 significant "
+                 "digits that name any float32 (endpoint.transport.outputs.*.max_digits): up to about 1 ULP per value "
+                 "(more at 6 digits) may be the transport's, not the model's (docs/endpoints.md).", explains_ulp=1)
 PROTOBUF = Hint(130, "protobuf differs ({change}): no numeric effect, but a mismatch breaks TensorFlow's import.")
 
 # Severity: first entry with a severity that matches wins, so specific patterns come before broad
 # ones and `*` stays last. Hints: every hint with a matching entry, in priority order.
 FIELDS: tuple[Field, ...] = (
+    # A serving endpoint (targets/endpoint.py) tells what a black box can: its signature and version decide; the
+    # transport's rounding warns (it is not the model's drift); its platform and server strings are context.
+    Field("endpoint.signature*", "fail", label="served signature"),
+    Field("endpoint.model_version", "fail", label="served model version"),
+    Field("endpoint.transport.lossless", "warn", label="float32 carried losslessly", hint=TRANSPORT),
+    Field("endpoint.*", "info"),
     # identity of this particular machine or process: never drift
     Field("host.hostname", label="hostname", identifying=True),
     Field("host.*", "ignore"),

@@ -21,6 +21,7 @@ command -v skopeo >/dev/null || need_apt+=(skopeo)  # --verify-signature (tests/
 command -v gpg >/dev/null || need_apt+=(gnupg)  # its test keys
 command -v qemu-aarch64-static >/dev/null || need_apt+=(qemu-user-static)  # arm64 fixture images, run emulated
 command -v update-binfmts >/dev/null || need_apt+=(binfmt-support)  # registers qemu with binfmt_misc
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)  # round robin before two model servers
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   apt-get update -qq
@@ -55,6 +56,8 @@ if [ ! -x "$CACHE/venv-tf-older/bin/python" ] || ! "$CACHE/venv-tf-older/bin/pyt
   "$CACHE/venv-tf-older/bin/pip" install --quiet --disable-pip-version-check tensorflow-cpu==2.20.0
 fi
 [ -x "$CACHE/venv-no-tf/bin/python" ] || { log "venv without TensorFlow"; python3 -m venv --without-pip "$CACHE/venv-no-tf"; }
+# The serving-endpoint tests' model server (kserve, in a venv of its own) and the load balancer in front of two.
+bash scripts/setup-endpoint-env.sh
 
 log "fixture images"
 # All of fixtures/images/*, and envcheck-fixture/envcheck: envcheck itself from docker/Dockerfile, built

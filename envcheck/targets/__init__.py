@@ -13,7 +13,7 @@ from envcheck.errors import UsageError
 from envcheck.targets.base import Target
 from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S
 
-SPEC_HELP = "host | python:PATH | docker:IMAGE"
+SPEC_HELP = "host | python:PATH | docker:IMAGE | v2+http://HOST:PORT/MODEL | tfserving+http://HOST:8501/MODEL[@VERSION]"
 DAEMON_SCHEMES = ("unix", "tcp", "ssh")
 PROBE_LABEL = "envcheck.probe"
 """Every probe container carries it: `envcheck gc` removes only containers that do (targets/gc.py)."""
@@ -56,7 +56,7 @@ def check_docker_host(url: str) -> str:
 
 
 def parse_target(spec: str, latency_budget: float = DEFAULT_LATENCY_BUDGET_S, layers: bool | None = None,
-                 **docker_options) -> Target:
+                 endpoint_auth=None, **docker_options) -> Target:
     """Build the target a spec names, its probe timing batch-1 calls for `latency_budget` seconds
     (0: none) and recording layers as `layers` says (None: when the golden has a layer record). Docker is
     imported only when a docker: spec asks for it."""
@@ -73,6 +73,9 @@ def parse_target(spec: str, latency_budget: float = DEFAULT_LATENCY_BUDGET_S, la
                              "[registry/]name[:tag][@sha256:digest], or an image id)")
         from envcheck.targets.docker import DockerTarget
         return DockerTarget(spec=spec, image=rest, latency_budget=latency_budget, layers=layers, **docker_options)
+    if "+" in kind and rest.startswith("//"):  # a serving endpoint: v2+http://…, tfserving+https://…
+        from envcheck.targets.endpoint import EndpointTarget
+        return EndpointTarget.from_spec(spec, auth=endpoint_auth)
     raise UsageError(f"unknown target {spec!r}; expected {SPEC_HELP}")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -51,6 +52,13 @@ def drifted_capture(root: Path) -> Path:
         outputs = {name: np.asarray(values) * 1.5 + 1 for name, values in stored.items()}
     np.savez(capture / "outputs.npz", **outputs)
     return capture
+
+
+def closed_port() -> int:
+    """A TCP port nothing listens on (the OS's choice, released again): an endpoint that refuses at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def junk_interpreter(root: Path) -> Path:
@@ -124,6 +132,10 @@ COMMANDS = [
                                       "--no-layers"], 1, writes="--json", needs="tf-older"),
     Command("check-integrity-full", lambda r: ["check", "--target", f"python:{TF_OLDER_PYTHON}", "--latency-budget", "0",
                                               "--no-layers", "--integrity", "full"], 1, writes="--json", needs="tf-older"),
+    Command("check-endpoint-unreachable", lambda r: ["check", "--golden", "builtin:edge", "--target",
+                                                     f"v2+http://127.0.0.1:{closed_port()}/m"], 3, writes="--json",
+            says="endpoint-unreachable"),
+    Command("check-endpoint-grpc", lambda r: ["check", "--target", "v2+grpc://127.0.0.1:8081/m"], 2),
     Command("check-golden-missing", lambda r: ["check", "--golden", str(r / "nowhere")], 3),
     Command("compare-identical", lambda r: ["compare", str(good_capture(r))], 0, writes="--json"),
     Command("compare-drift", lambda r: ["compare", str(drifted_capture(r))], 1, writes="--json"),
