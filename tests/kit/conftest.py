@@ -34,3 +34,20 @@ def golden_made_in(image: str, out: Path) -> Path:
                            f"docker:{image}", "--out", str(out), "--no-calibrate"], capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
     return out
+
+
+def verdicts(run_cli, *argv: str) -> tuple[int, str, dict, dict | None]:
+    """(exit code, verdict, each output's status, the error's kind) of a one-target report."""
+    code, _, err, report = run_cli(*argv)
+    assert report is not None, err
+    (target,) = report["targets"]
+    statuses = {name: output.get("status") for name, output in (target.get("outputs") or {}).items()}
+    return code, target["verdict"], statuses, (target.get("error") or {}).get("kind")
+
+
+def same_as_check(run_cli, capture: Path, golden: str, image: str) -> tuple:
+    """`verdicts` of `envcheck compare CAPTURE`, asserted equal to those of `envcheck check` on the image it came from."""
+    compared = verdicts(run_cli, "compare", str(capture), "--golden", golden)
+    checked = verdicts(run_cli, "check", "--golden", golden, "--target", f"docker:envcheck-fixture/{image}")
+    assert compared == checked
+    return compared

@@ -15,7 +15,7 @@ from helpers import docker_with_images, probe_containers_left
 from envcheck.errors import ExitCode
 from envcheck.targets import PROBE_LABEL, RUN_LABEL, run_id
 
-from .conftest import build_kit, golden_made_in
+from .conftest import build_kit, golden_made_in, same_as_check
 
 pytestmark = [pytest.mark.docker]
 
@@ -46,22 +46,6 @@ def _docker_run(kit: Path, image: str, *kit_argv: str, options: tuple[str, ...] 
     return subprocess.run(command, capture_output=True, timeout=600)
 
 
-def _verdicts(run_cli, *argv: str) -> tuple[int, str, dict, dict | None]:
-    """(exit code, verdict, each output's status, the error's kind) of a one-target report."""
-    code, _, err, report = run_cli(*argv)
-    assert report is not None, err
-    (target,) = report["targets"]
-    statuses = {name: output.get("status") for name, output in (target.get("outputs") or {}).items()}
-    return code, target["verdict"], statuses, (target.get("error") or {}).get("kind")
-
-
-def _same_as_check(run_cli, capture: Path, golden: str, image: str) -> tuple:
-    compared = _verdicts(run_cli, "compare", str(capture), "--golden", golden)
-    checked = _verdicts(run_cli, "check", "--golden", golden, "--target", f"docker:{PREFIX}/{image}")
-    assert compared == checked
-    return compared
-
-
 def test_reference_image_read_only_streamed_capture_is_judged_as_check_judges_it(run_cli, reference_golden, tmp_path):
     kit = build_kit(tmp_path / "kit.pyz", "--golden", str(reference_golden))
     ran = _docker_run(kit, "reference", "--site", "line-7", "--out", "-", options=("--rm", "--read-only"))
@@ -69,7 +53,7 @@ def test_reference_image_read_only_streamed_capture_is_judged_as_check_judges_it
     assert f"envcheck compare capture.tar.gz --golden {reference_golden}" in ran.stderr.decode()
     capture = tmp_path / "capture.tar.gz"
     capture.write_bytes(ran.stdout)
-    code, verdict, statuses, _ = _same_as_check(run_cli, capture, str(reference_golden), "reference")
+    code, verdict, statuses, _ = same_as_check(run_cli, capture, str(reference_golden), "reference")
     assert (code, verdict) == (ExitCode.OK, "IDENTICAL") and statuses
 
 
@@ -88,7 +72,7 @@ def test_edge_image_installs_nothing_and_is_judged_as_check_judges_it(run_cli, d
         assert [c["Path"] for c in changed if c["Path"] not in ("/out", "/kit.pyz")] == [], changed
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
-    code, verdict, statuses, _ = _same_as_check(run_cli, out / "capture.tar.gz", "builtin:edge", "edge")
+    code, verdict, statuses, _ = same_as_check(run_cli, out / "capture.tar.gz", "builtin:edge", "edge")
     # (builtin:edge was made on another CPU: this one may WARN on its flags, in both reports alike.)
     assert code == ExitCode.OK and verdict in ("IDENTICAL", "PASS", "WARN")
     assert set(statuses) == {"tflite:class_probs", "tflite:embedding"}
@@ -101,5 +85,5 @@ def test_a_box_without_tensorflow_sends_an_error_capture_that_compares_as_check(
     capture = tmp_path / "capture.tar.gz"
     capture.write_bytes(ran.stdout)
     golden = "builtin:default"
-    code, verdict, _, kind = _same_as_check(run_cli, capture, golden, image)
+    code, verdict, _, kind = same_as_check(run_cli, capture, golden, image)
     assert (code, verdict, kind) == (ExitCode.UNDECIDED, "ERROR", "tensorflow-not-importable")
