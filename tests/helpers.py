@@ -5,6 +5,7 @@ Infrastructure (TensorFlow, extra interpreters, Docker, optional Python modules)
 everything really ran."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -64,6 +65,18 @@ def docker_with_images(*images: str):
     missing = [image for image in images if not client.images.list(name=image)]
     require(not missing, f"fixture images {missing} (python fixtures/images/build.py)")
     return client
+
+
+@contextlib.contextmanager
+def docker_leaving_nothing(*images: str):
+    """`docker_with_images` for a module's tests, closed afterwards, asserting that they left no probe container."""
+    client = docker_with_images(*images)
+    try:
+        yield client
+        leftovers = probe_containers_left(client)
+        assert leftovers == [], f"probe containers left behind: {leftovers}"
+    finally:
+        client.close()
 
 
 def own_probes_filter() -> dict[str, list[str]]:

@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import docker_with_images, probe_containers_left
+from helpers import docker_leaving_nothing
 
 from envcheck.errors import ExitCode
 from envcheck.targets import PROBE_LABEL, RUN_LABEL, run_id
@@ -25,11 +25,8 @@ IMAGES = ("reference", "edge", "python39", "no-tf")
 
 @pytest.fixture(scope="module")
 def docker_client():
-    client = docker_with_images(*(f"{PREFIX}/{name}" for name in IMAGES))
-    yield client
-    leftovers = probe_containers_left(client)
-    client.close()
-    assert leftovers == [], f"containers left behind: {leftovers}"
+    with docker_leaving_nothing(*(f"{PREFIX}/{name}" for name in IMAGES)) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

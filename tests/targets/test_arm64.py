@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import docker_with_images, probe_containers_left, require
+from helpers import docker_leaving_nothing, require
 
 from envcheck.errors import ExitCode
 
@@ -42,11 +42,8 @@ def _target(name: str) -> str:
 def docker_client():
     require(BINFMT_ENTRY.is_file() and "enabled" in BINFMT_ENTRY.read_text(),
             f"qemu-user-static registered with binfmt_misc ({BINFMT_ENTRY}): arm64 images cannot run without it")
-    client = docker_with_images(*(f"{PREFIX}/{name}" for name in IMAGES))
-    yield client
-    leftovers = probe_containers_left(client)
-    client.close()
-    assert leftovers == [], f"containers left behind: {leftovers}"
+    with docker_leaving_nothing(*(f"{PREFIX}/{name}" for name in IMAGES)) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

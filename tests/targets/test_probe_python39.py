@@ -12,7 +12,7 @@ import json
 import pytest
 
 from envcheck.errors import ExitCode
-from helpers import docker_with_images, probe_containers_left
+from helpers import docker_leaving_nothing
 
 pytestmark = [pytest.mark.docker]
 
@@ -21,13 +21,8 @@ IMAGE = "envcheck-fixture/python39"
 
 @pytest.fixture(scope="module")
 def python39_image():
-    client = docker_with_images(IMAGE)
-    try:
+    with docker_leaving_nothing(IMAGE):
         yield IMAGE
-        leftovers = probe_containers_left(client)
-        assert leftovers == [], f"probe containers left behind: {leftovers}"
-    finally:
-        client.close()
 
 
 def test_python_3_9_runs_every_stdlib_stage_then_names_the_missing_tensorflow(run_cli, python39_image, tmp_path):
