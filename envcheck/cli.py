@@ -336,6 +336,18 @@ def _endpoint_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ca-bundle", metavar="PEM", help="trust these certificate authorities for https endpoints")
     group.add_argument("--client-cert", metavar="PEM", help="client certificate for https endpoints (mutual TLS)")
     group.add_argument("--client-key", metavar="PEM", help="the client certificate's key, when not in --client-cert")
+    group.add_argument("--repeat", type=_repeat_count, metavar="R",
+                       help="send the golden set R more times (R >= 2), each over a fresh connection, and name every "
+                            "distinct answer set: replicas behind a load balancer that compute differently")
+    group.add_argument("--replica-header", metavar="NAME",
+                       help="the response header naming the replica that answered (e.g. nginx's $upstream_addr): "
+                            "--repeat then names the odd replica")
+    group.add_argument("--concurrency", type=_positive_int, metavar="N",
+                       help="then N closed-loop clients under load for --duration or --requests: P50/P95/P99 and "
+                            "errors, judged against the policy's [latency] p99_ms")
+    group.add_argument("--duration", type=_positive_seconds, metavar="SECONDS", help="how long the load run lasts")
+    group.add_argument("--requests", type=_positive_int, metavar="COUNT",
+                       help="how many requests the load run sends in all (with --duration: whichever comes first)")
 
 
 def _endpoint_auth(specs: list[str], args: argparse.Namespace):
@@ -347,6 +359,16 @@ def _endpoint_auth(specs: list[str], args: argparse.Namespace):
     return Auth.from_options(getattr(args, "token_env", None), getattr(args, "token_file", None),
                              getattr(args, "ca_bundle", None), getattr(args, "client_cert", None),
                              getattr(args, "client_key", None))
+
+
+def _serving_checks(args: argparse.Namespace):
+    """The endpoint targets' replica and load runs (None when not asked for); UsageError for options that do not fit."""
+    options = {key: getattr(args, key, None) for key in ("repeat", "replica_header", "concurrency", "requests")}
+    if not any(value is not None for value in (*options.values(), getattr(args, "duration", None))):
+        return None  # (nothing asked: the endpoint module is not imported)
+    from envcheck.targets.endpoint import ServingChecks
+
+    return ServingChecks.from_options(duration_s=getattr(args, "duration", None), **options)
 
 
 def _timeout_option(parser: argparse.ArgumentParser) -> None:
@@ -395,6 +417,13 @@ def _layers_mode(text: str) -> bool | None:
     if text not in LAYER_MODES:
         raise argparse.ArgumentTypeError(f"expected auto, always or never, got {text!r}")
     return LAYER_MODES[text]
+
+
+def _repeat_count(text: str) -> int:
+    value = _positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError("must be at least 2: one answer set cannot disagree with itself")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -498,6 +527,11 @@ def _targets(specs: list[str], args: argparse.Namespace):
     auth = _endpoint_auth(specs, args)
     targets = [parse_target(spec, layers=getattr(args, "layers", None), endpoint_auth=auth, **latency, **docker)
                for spec in specs]
+    serving = _serving_checks(args)
+    if serving is not None:
+        from envcheck.targets.endpoint import with_serving_checks
+
+        targets = with_serving_checks(targets, serving)
     integrity = getattr(args, "integrity", None)  # None leaves the target's own (targets/host.py)
     return targets if integrity is None else [dataclasses.replace(t, integrity=integrity)  # type: ignore[type-var]
                                                    for t in targets]

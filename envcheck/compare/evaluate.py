@@ -16,6 +16,7 @@ from envcheck.compare.latency import compare_latency
 from envcheck.compare.localization import localize
 from envcheck.compare.outputs import compare_outputs
 from envcheck.compare.policy import Policy
+from envcheck.compare.serving import judge_load, replica_findings
 from envcheck.compare.severity import resolve_findings
 from envcheck.compare.signature import signature_findings
 from envcheck.compare.tflite import edge_golden_fingerprint, tflite_comparisons, tflite_findings
@@ -63,7 +64,9 @@ def evaluate(outcome: Capture | TargetFailure, reference: Reference, policy: Pol
                                  *determinism_findings(outcome.determinism, reference.determinism),
                                  *tflite_findings(outcome, reference.tflite_expected is not None),
                                  *image_findings(outcome.target_info, reference.image),
-                                 *signature_findings(outcome.target_info)), policy)
+                                 *signature_findings(outcome.target_info),
+                                 *replica_findings(target_info.get("replicas")),
+                                 *judge_load(target_info.get("load"), policy.latency_p99_ms)), policy)
     # Parity within its band is shown, never decides: a converted model is not bitwise its SavedModel.
     judged = [o for o in outputs if not (is_parity(o.name) and o.status in ("identical", "noise"))]
     return TargetResult(spec=outcome.spec, site=outcome.site, verdict=decide_verdict(judged, diffs, findings),

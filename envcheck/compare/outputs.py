@@ -40,12 +40,13 @@ import numpy as np
 from envcheck.compare.percentile import ChunkedPercentile
 from envcheck.compare.policy import Policy
 from envcheck.model import OutputComparison, Tolerance, percent
+from envcheck.ulp import ORDERED_INT
+from envcheck.ulp import ulp_distance as _ulp_distance
 
 # A golden top-1/top-2 margin below this share of the output's scale is a coin toss, not a class.
 CLEAR_MARGIN = 1e-3
 # ULP-distance histogram buckets: 0, 1, 2–3, 4–7, … (powers of two), last one open-ended.
 ULP_EDGES = (0, 1, 2, 4, 8, 16, 64, 256, 1024, 1 << 16, 1 << 62)
-ORDERED_INT = {np.dtype(np.float16): np.int16, np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
 # Elements of the flattened outputs handled at once (read at call time: tests set it small).
 CHUNK_ELEMENTS = 1 << 20
 PERCENTILE = 99
@@ -436,27 +437,6 @@ def ulp_at(scale: float, dtype: np.dtype) -> float:
     """One ULP of `dtype` at the magnitude `scale`; at 0, one ULP at 1 (not the smallest subnormal, which would
     make any error astronomically many ULP)."""
     return float(np.spacing(dtype.type(scale or 1.0)))
-
-
-def _ulp_distance(golden: np.ndarray, actual: np.ndarray, as_int: type[np.signedinteger] | None = None
-                  ) -> np.ndarray | None:
-    """Units in the last place between two arrays of one float format: float16/32/64 by their dtype, or
-    any other (bfloat16) given the signed integer of its width."""
-    as_int = as_int or ORDERED_INT.get(golden.dtype)
-    if as_int is None:
-        return None
-    bits, magnitude = np.iinfo(as_int).bits, np.iinfo(as_int).max
-
-    def ordered(values: np.ndarray) -> np.ndarray:
-        # Map sign-magnitude bit patterns onto a monotonic integer line (−0 and +0 meet at 0): a negative
-        # pattern −2^(bits−1) + m becomes −m, in its own width (flip the magnitude bits, add one).
-        raw = values.view(as_int)
-        sign = raw >> (bits - 1)  # 0 or −1
-        return (raw ^ (sign & magnitude)) - sign
-
-    if bits == 64:  # an int64 difference could overflow; float64 is exact enough for a distance
-        return np.abs(ordered(actual).astype(np.float64) - ordered(golden).astype(np.float64))
-    return np.abs(np.subtract(ordered(actual), ordered(golden), dtype=np.int64))
 
 
 def _row_blocks(fmt: FloatFormat, golden: np.ndarray, actual: np.ndarray | None = None

@@ -24,6 +24,7 @@ an unknown key, a wrong type or a bad value is a usage error (exit 2) naming the
     warn_ratio = 1.75           # P50 or mean: warn above this (and above the run's own block spread)
     fail_ratio = 3.0
     gate_p99 = false            # P99 is reported; gated only when true
+    p99_ms = 250                # a serving endpoint's P99 under load (--concurrency): fail above it
 
     [severity]                  # fingerprint path glob -> fail | warn | info | ignore; first match wins
     "env.TF_ENABLE_ONEDNN_OPTS" = "fail"
@@ -81,6 +82,9 @@ class Policy:
     """`[tolerance.architecture.<machine>]`: per target architecture, the band for a golden of another one."""
     architecture_band: Tolerance | None = None
     """The band in effect for this comparison (`across`): the target's architecture's, where the golden's differs."""
+    latency_p99_ms: float | None = None
+    """`[latency] p99_ms`: a serving endpoint's P99 budget under load, in milliseconds (None: not judged);
+    compared with what the load run measured, never with the golden's in-process latency."""
 
     def across(self, architectures: fields.Architectures) -> Policy:
         """The policy for one comparison: with its target architecture's band in effect where the golden was made on
@@ -178,7 +182,7 @@ def _not_a_number(table: dict[str, Any]) -> list[schemas.Problem]:
     found += [schemas.Problem(("acceptance", key), "", "maximum", acceptance[key], 1)
               for key in ("min_consistency", "min_top1_agreement") if key in acceptance and math.isnan(acceptance[key])]
     return found + [schemas.Problem(("latency", key), "", "exclusiveMinimum", latency[key], 1)
-                    for key in ("warn_ratio", "fail_ratio") if key in latency and math.isnan(latency[key])]
+                    for key in ("warn_ratio", "fail_ratio", "p99_ms") if key in latency and math.isnan(latency[key])]
 
 
 def _worded(problem: schemas.Problem, table: Any) -> str:
@@ -194,6 +198,8 @@ def _worded(problem: schemas.Problem, table: Any) -> str:
         return f"{where} must be a share between 0 and 1, got {_toml_value(problem.instance)}"
     if problem.keyword == "minimum":
         return f"{where} must be a non-negative number, got {_toml_value(problem.instance)}"
+    if problem.keyword == "exclusiveMinimum" and problem.path == ("latency", "p99_ms"):
+        return f"{where} must be a number of milliseconds above 0 ms, got {_toml_value(problem.instance)}"
     if problem.keyword == "exclusiveMinimum":
         return f"{where} must be a ratio above 1, got {_toml_value(problem.instance)}"
     if problem.keyword == "enum":
@@ -326,7 +332,8 @@ def _policy_from(table: dict[str, Any]) -> Policy:
                                         fail_ratio=float(latency.get("fail_ratio", defaults.latency.fail_ratio)),
                                         gate_p99=bool(latency.get("gate_p99", defaults.latency.gate_p99))),
                   min_consistency=float(acceptance.get("min_consistency", defaults.min_consistency)),
-                  min_top1_agreement=float(acceptance.get("min_top1_agreement", defaults.min_top1_agreement)))
+                  min_top1_agreement=float(acceptance.get("min_top1_agreement", defaults.min_top1_agreement)),
+                  latency_p99_ms=float(latency["p99_ms"]) if "p99_ms" in latency else defaults.latency_p99_ms)
 
 
 def _tolerance(table: dict[str, Any], base: Tolerance) -> Tolerance:

@@ -76,7 +76,8 @@ def _details(t: TargetView) -> list[str]:
     outputs = [_output_line(o) for o in t.differing_outputs]
     differences = [f"- {md(d.severity)}: `{md(d.path, 'code')}` {md(d.change)}" for d in t.decisive]
     latency = [f"- latency: {md(t.latency.message)}"] if t.latency and t.latency.status == "slower" else []
-    return error + findings + outputs + differences + latency + [f"- hint: {md(h)}" for h in t.hints]
+    serving = [f"- {md(line)}" for line in t.serving]
+    return error + findings + outputs + differences + latency + serving + [f"- hint: {md(h)}" for h in t.hints]
 
 
 def _output_line(o: OutputView) -> str:

@@ -75,6 +75,7 @@ def _details(target: TargetView) -> Panel:
         body.append(table)
     if target.latency:
         body.append(Text.assemble(("latency: ", "bold"), target.latency.message))
+    body.extend(Text(line) for line in target.serving)
     body.extend(Text(f"hint: {hint}", "cyan") for hint in target.hints)
     title = Text.assemble(target.spec, "  ", _verdict(target))
     return Panel(Group(*body), title=title, title_align="left")
@@ -137,5 +138,6 @@ def _plain_details(target: TargetView) -> list[str]:
                      "(see the JSON report)")
     if target.latency and target.latency.status == "slower":
         lines.append(f"latency: {target.latency.message}")
+    lines += list(target.serving)
     lines += [f"hint: {hint}" for hint in target.hints]
     return lines

@@ -134,6 +134,8 @@ class TargetView:
     """The target's entry in the JSON report, for what only one renderer shows."""
     latency: LatencyView | None = None
     localization: LocalizationView | None = None
+    serving: tuple[str, ...] = ()
+    """A serving endpoint's replica and load records (report `target.replicas`, `target.load`), a line each."""
 
     @property
     def where(self) -> str | None:
@@ -226,7 +228,35 @@ def target_view(entry: dict[str, Any], anchor: str) -> TargetView:
         hints=tuple(text(h) for h in entry.get("hints") or ()),
         outputs_summary=text(error["kind"]) if error else ", ".join(f"{o.name}: {o.summary}" for o in outputs),
         diff_summary=_diff_summary(differences, findings), timings=entry.get("timings") or {}, raw=entry,
-        latency=_latency(entry.get("latency")), localization=localization_view(entry.get("localization")))
+        latency=_latency(entry.get("latency")), localization=localization_view(entry.get("localization")),
+        serving=serving_lines(entry.get("target")))
+
+
+def serving_lines(info: Any) -> tuple[str, ...]:
+    """`replicas: …` and `load: …` lines from an endpoint target's records (none when it has neither). Any value
+    of an unexpected type shows as text."""
+    if not isinstance(info, dict):
+        return ()
+    lines = []
+    replicas, load = info.get("replicas"), info.get("load")
+    if isinstance(replicas, dict):
+        sets = [found for found in _list(replicas.get("answer_sets")) if isinstance(found, dict)]
+        counts = " + ".join(f"{text(found.get('count'))}×" + (f" from {', '.join(map(text, _list(found.get('replicas'))))}"
+                                                              if found.get("replicas") else "") for found in sets)
+        odd = ", ".join(map(text, _list(replicas.get("odd_replicas"))))
+        lines.append(f"replicas: {text(replicas.get('repeat'))} repetitions, {len(sets)} answer "
+                     f"set{'' if len(sets) == 1 else 's'} ({counts})" + (f"; odd: {odd}" if odd else ""))
+    if isinstance(load, dict):
+        percentiles = ", ".join(f"P{p} {milliseconds(load[f'p{p}_ms'] / 1e3) if _is_number(load.get(f'p{p}_ms')) else DASH}"
+                                for p in (50, 95, 99))
+        errors = load.get("errors")
+        kinds = ", ".join(f"{text(kind)} {text(count)}" for kind, count in errors.items()) \
+            if isinstance(errors, dict) and errors else ""
+        rate = load.get("rate_per_s")
+        lines.append(f"load: {text(load.get('concurrency'))} clients, {text(load.get('answered'))} answered"
+                     f" ({f'{rate:.1f}' if _is_number(rate) else DASH}/s), {text(load.get('failed'))} failed"
+                     + (f" ({kinds})" if kinds else "") + f"; {percentiles}")
+    return tuple(lines)
 
 
 def _latency(entry: Any) -> LatencyView | None:

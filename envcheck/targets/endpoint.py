@@ -10,6 +10,10 @@ machine's fingerprint), is the same record with the golden's signature (read fro
 no TensorFlow here) and the version asked for, so a renamed input or another version is a fingerprint
 difference naming it, and an inexact transport is told apart from drift.
 
+Asked for (`ServingChecks`: --repeat, --concurrency), the run goes on once the answers are in: the golden set
+sent R more times over fresh connections (targets/replicas.py) and closed-loop clients under load
+(targets/load.py); their records are kept in target_info["replicas"] and ["load"], judged by compare/serving.py.
+
 Nothing here writes the token, a header, or anything the spec does not already say.
 """
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from envcheck.errors import UsageError
 from envcheck.model import Capture, TargetFailure
 from envcheck.targets.base import CANCELLED
 from envcheck.targets.endpoint_client import (
@@ -35,12 +40,64 @@ from envcheck.targets.endpoint_client import (
     require_supported,
 )
 from envcheck.targets.endpoint_codec import TransportReport, tfserving_signature, v2_signature
+from envcheck.targets.load import LoadProgress, run_load
+from envcheck.targets.replicas import check_replicas
 
 KIND = "endpoint"
 DEFAULT_BATCH = 64
 """Rows per request when neither the server nor the golden says: small enough for default body limits."""
 ANY = -1
 """A dimension of any size, as v2 and TF Serving write it."""
+
+
+@dataclass(frozen=True)
+class ServingChecks:
+    """What is asked of an endpoint beyond one pass of the golden set (docs/endpoints.md, "Replicas and load")."""
+
+    repeat: int | None = None
+    """--repeat: send the golden set this many more times, each over a fresh connection, and group the answers."""
+    replica_header: str | None = None
+    """--replica-header: the response header that names the replica which answered."""
+    concurrency: int | None = None
+    """--concurrency: closed-loop clients of the load run (None: no load run)."""
+    duration_s: float | None = None
+    """--duration: the load run's length."""
+    requests: int | None = None
+    """--requests: the load run's request count (with --duration too: whichever comes first)."""
+
+    @classmethod
+    def from_options(cls, repeat: int | None = None, replica_header: str | None = None,
+                     concurrency: int | None = None, duration_s: float | None = None,
+                     requests: int | None = None) -> ServingChecks | None:
+        """The checks the options ask for (None: none); UsageError, one line, for options that do not fit."""
+        if repeat is not None and repeat < 2:
+            raise UsageError(f"--repeat must be at least 2 (one answer set cannot disagree with itself), got {repeat}")
+        if replica_header is not None and repeat is None:
+            raise UsageError("--replica-header names the replica of each --repeat answer: give --repeat R too")
+        if concurrency is not None and concurrency < 1:
+            raise UsageError(f"--concurrency must be at least 1, got {concurrency}")
+        bounded = duration_s is not None or requests is not None
+        if concurrency is not None and not bounded:
+            raise UsageError("--concurrency needs a bound: --duration SECONDS or --requests COUNT")
+        if concurrency is None and bounded:
+            raise UsageError("--duration and --requests bound a load run: give --concurrency N too")
+        if (duration_s is not None and duration_s <= 0) or (requests is not None and requests < 1):
+            raise UsageError("--duration must be above 0 seconds and --requests at least 1")
+        if repeat is None and concurrency is None:
+            return None
+        return cls(repeat, replica_header, concurrency, duration_s, requests)
+
+
+def with_serving_checks(targets: list[Any], checks: ServingChecks | None) -> list[Any]:
+    """`targets` with `checks` given to each endpoint target; UsageError when there is none to give them to
+    (the options would silently do nothing)."""
+    if checks is None:
+        return targets
+    if not any(isinstance(target, EndpointTarget) for target in targets):
+        raise UsageError("--repeat, --replica-header, --concurrency, --duration and --requests apply to endpoint "
+                         "targets only (v2+http://HOST:PORT/MODEL, tfserving+http://HOST:8501/MODEL); none is given")
+    return [dataclasses.replace(target, serving=checks) if isinstance(target, EndpointTarget) else target
+            for target in targets]
 
 
 @dataclass(frozen=True)
@@ -52,6 +109,8 @@ class EndpointTarget:
     auth: Auth = field(default_factory=Auth, repr=False)
     batch_size: int | None = None
     """Most rows per request; None: the server's fixed batch dimension, else the golden's batch size."""
+    serving: ServingChecks | None = None
+    """Replica and load runs after the answers are in (None: none)."""
 
     @classmethod
     def from_spec(cls, spec: str, auth: Auth | None = None) -> EndpointTarget:
@@ -71,9 +130,10 @@ class EndpointTarget:
             served = describe(self.endpoint, _metadata(client, deadline))
             outputs: dict[str, np.ndarray] = {}
             if _can_infer(golden_record(golden, served, self.endpoint.version)["endpoint"], served):
-                outputs, transport, version = infer_all(client, golden, self._batch(golden, served), deadline)
+                outputs, transport, version, batch = infer_all(client, golden, self._batch(golden, served), deadline)
                 served["model_version"] = version or served["model_version"]
                 served["transport"] = transport.record()
+                info.update(self._serving_records(golden, batch, deadline))
         except EndpointError as error:
             return TargetFailure(spec=self.spec, kind=error.kind, message=self.auth.redact(str(error)),
                                  target_info=info, timings={"total": time.monotonic() - started})
@@ -83,6 +143,27 @@ class EndpointTarget:
         info["expected"] = golden_record(golden, served, self.endpoint.version)
         return Capture(spec=self.spec, fingerprint={"endpoint": served}, outputs=outputs, target_info=info,
                        timings={"total": time.monotonic() - started})
+
+    def _serving_records(self, golden: GoldenSignature, batch: int, deadline: float) -> dict[str, Any]:
+        """The replica and load records the checks ask for, sent as the answers were (`batch` rows a request; the
+        load run one sample a request); each request may take what is left of the target's timeout."""
+        checks, records = self.serving, dict[str, Any]()
+        if checks is None:
+            return records
+        if checks.repeat:
+            result = check_replicas(self._inferring(), self.auth, golden.batches(batch), checks.repeat,
+                                    checks.replica_header, timeout=_remaining(self.endpoint, deadline),
+                                    expected_outputs=golden.output_dtypes)
+            records["replicas"] = result.record()
+        if checks.concurrency:
+            # Plain progress lines: `check`'s own live display already holds the terminal.
+            with LoadProgress(f"{self.spec} under load", live=False) as progress:
+                load = run_load(self._inferring(), self.auth, golden.batches(1)[0], concurrency=checks.concurrency,
+                                duration_s=checks.duration_s, requests=checks.requests,
+                                timeout=_remaining(self.endpoint, deadline), expected_outputs=golden.output_dtypes,
+                                progress=progress)
+            records["load"] = load.record()
+        return records
 
     def _inferring(self) -> EndpointSpec:
         """The spec requests go to: TF Serving addresses a version in its paths; KServe's v2 refuses versioned
@@ -130,6 +211,11 @@ class GoldenSignature:
         """How many samples the golden input set holds."""
         return len(next(iter(self.inputs.values())))
 
+    def batches(self, rows: int) -> list[dict[str, np.ndarray]]:
+        """The golden inputs in requests of at most `rows` samples, in golden order."""
+        return [{name: array[start:start + rows] for name, array in self.inputs.items()}
+                for start in range(0, self.rows, rows)]
+
     def signature(self) -> dict[str, Any]:
         """{inputs, outputs}: name -> {dtype, shape}, as `describe` writes a served one."""
         return {"inputs": {name: {"dtype": array.dtype.name, "shape": [ANY, *array.shape[1:]]}
@@ -138,7 +224,7 @@ class GoldenSignature:
 
 
 def _metadata(client: EndpointClient, deadline: float) -> dict[str, Any]:
-    client.timeout = _remaining(client, deadline)
+    client.timeout = _remaining(client.spec, deadline)
     return client.metadata()
 
 
@@ -212,10 +298,11 @@ def _input_shapes(served: dict[str, Any]) -> list[list[int]]:
 
 
 def infer_all(client: EndpointClient, golden: GoldenSignature, batch: int, deadline: float,
-              ) -> tuple[dict[str, np.ndarray], TransportReport, str | None]:
+              ) -> tuple[dict[str, np.ndarray], TransportReport, str | None, int]:
     """Every golden row through the server, `batch` rows a request, halving on a request the server
-    rejects (400/413/422: too large); the outputs in golden order, what the transport carried, and the model
-    version the answers named (None: they named none)."""
+    rejects (400/413/422: too large); the outputs in golden order, what the transport carried, the model
+    version the answers named (None: they named none) and the most rows a request carried (what later runs
+    send)."""
     parts: list[dict[str, np.ndarray]] = []
     transport: TransportReport | None = None
     version: str | None = None
@@ -225,7 +312,8 @@ def infer_all(client: EndpointClient, golden: GoldenSignature, batch: int, deadl
         version = rows.version or version
     names = parts[0].keys() if parts else ()
     outputs = {name: np.concatenate([part[name] for part in parts]) for name in names}
-    return outputs, transport or TransportReport(format="json", outputs={}), version
+    accepted = max((len(next(iter(part.values()))) for part in parts if part), default=batch)
+    return outputs, transport or TransportReport(format="json", outputs={}), version, accepted
 
 
 @dataclass(frozen=True)
@@ -242,7 +330,7 @@ def _batches(client: EndpointClient, golden: GoldenSignature, batch: int, deadli
             raise EndpointError("cancelled", f"{client.spec}: cancelled")
         size = min(batch, total - start)
         try:
-            client.timeout = _remaining(client, deadline)
+            client.timeout = _remaining(client.spec, deadline)
             answer = client.infer({name: array[start:start + size] for name, array in golden.inputs.items()})
         except EndpointError as error:
             if not error.rejected_request or size == 1:
@@ -257,8 +345,8 @@ def _batches(client: EndpointClient, golden: GoldenSignature, batch: int, deadli
         start += size
 
 
-def _remaining(client: EndpointClient, deadline: float) -> float:
+def _remaining(spec: object, deadline: float) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
-        raise EndpointError("endpoint-timeout", f"{client.spec}: the run did not finish within its timeout")
+        raise EndpointError("endpoint-timeout", f"{spec}: the run did not finish within its timeout")
     return left

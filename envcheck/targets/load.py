@@ -7,8 +7,9 @@ The result is P50/P95/P99 of the answered requests (numpy's percentiles), the ra
 kind. It is judged against the policy's `[latency] p99_ms` budget, not against the golden's in-process latency,
 which measures one process without a network, a server or other clients.
 
-`run_load` measures; `judge_load` judges a stored record and imports nothing but the model, so the comparison
-stage can call it with the policy's budget. Progress: a live line on a terminal, a plain line a second in CI.
+`run_load` measures, and `LoadResult.record()` is what the capture keeps in its target info (`load`);
+compare/serving.py judges that record with the policy's budget. Progress: a live line on a terminal, a plain
+line a second in CI.
 """
 from __future__ import annotations
 
@@ -26,11 +27,8 @@ import numpy as np
 
 from envcheck import console
 from envcheck.errors import EnvcheckError, UsageError
-from envcheck.model import Finding, Severity
 from envcheck.targets.endpoint_client import Auth, EndpointClient, EndpointSpec, open_client
 
-CODE = "load-p99-over-budget"
-DEFAULT_SEVERITY: Severity = "fail"
 PERCENTILES = (50, 95, 99)
 PLAIN_EVERY_S = 1.0
 
@@ -67,7 +65,7 @@ class LoadResult:
         return {f"p{p}_ms": float(value) for p, value in zip(PERCENTILES, values, strict=True)}
 
     def record(self) -> dict[str, Any]:
-        """The JSON record kept in the capture's target info (`load`), read back by judge_load."""
+        """The JSON record kept in the capture's target info (`load`), judged by compare/serving.py."""
         return {"concurrency": self.concurrency, "wall_s": self.wall_s, "answered": self.answered,
                 "rate_per_s": self.rate_per_s, **self.percentiles_ms(),
                 "errors": dict(sorted(self.errors.items())), "failed": sum(self.errors.values())}
@@ -156,37 +154,15 @@ def run_load(spec: EndpointSpec, auth: Auth, inputs: Inputs, *, concurrency: int
                       latencies_s=tuple(tally.latencies), errors=dict(tally.errors))
 
 
-def judge_load(record: dict[str, Any] | None, p99_ms: float | None) -> tuple[Finding, ...]:
-    """`load-p99-over-budget` when the measured P99 is above the policy's `[latency] p99_ms`, or when the
-    load run had no answered request to measure it on; nothing without a budget or a record. Proposed at its
-    default severity (fail): the policy's `finding.load-p99-over-budget` rule decides (compare/severity.py).
-    A stored record is data (a site's capture may hold anything): a value that is no number reads as missing."""
-    if not isinstance(record, dict) or p99_ms is None:
-        return ()
-    measured = _number(record.get("p99_ms"))
-    context = (f"{record.get('concurrency')} concurrent clients, {record.get('answered')} answered, "
-               f"{record.get('failed', 0)} failed, {_shown(record.get('rate_per_s'))}/s")
-    if measured is None:
-        return (Finding(code=CODE, severity=DEFAULT_SEVERITY,
-                        message=f"no request was answered under load ({context}): the P99 budget of "
-                                f"{p99_ms:g} ms cannot be met",
-                        hint="Read the errors by kind in the load record; check the endpoint and its timeout."),)
-    if measured <= p99_ms:
-        return ()
-    return (Finding(code=CODE, severity=DEFAULT_SEVERITY,
-                    message=f"P99 latency {measured:.1f} ms is over the budget of {p99_ms:g} ms "
-                            f"(P50 {_shown(record.get('p50_ms'))} ms, P95 {_shown(record.get('p95_ms'))} ms; {context})",
-                    hint="The service is slower under this load than the policy allows: more replicas, fewer "
-                         "threads per replica fighting for cores, or a budget that matches the hardware."),)
-
-
 class LoadProgress:
     """Progress of a load run on stderr: a live rich line on a terminal, a plain line a second otherwise (CI)."""
 
-    def __init__(self, label: str, stream: Any = None):
+    def __init__(self, label: str, stream: Any = None, live: bool | None = None):
+        """`live`: None decides by the stream (a terminal, outside CI); False keeps to plain lines, e.g. under
+        `check`'s own live display, which one more live line on the same terminal would garble."""
         self.label = label
         stream = stream if stream is not None else sys.stderr
-        self.live = console.is_terminal(stream) and not os.environ.get("CI")
+        self.live = console.is_terminal(stream) and not os.environ.get("CI") if live is None else live
         self.last_plain = 0.0
         self._bar: Any = None
 
@@ -242,15 +218,6 @@ def _send_until_done(open_one: Callable[[], EndpointClient], inputs: Inputs, bud
             tally.answered(time.perf_counter() - sent)
     finally:
         _close(client)
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _shown(value: Any) -> str:
-    number = _number(value)
-    return "?" if number is None else f"{number:.1f}"
 
 
 def _error_kind(error: Exception) -> str:

@@ -10,8 +10,8 @@ golden: a fleet that answers one question two ways is itself the problem a gate 
 With `--replica-header NAME` (a response header naming the process, e.g. nginx's `$upstream_addr`), each answer
 set lists the replicas that gave it, and the replicas that never gave the most frequent set are named odd.
 
-`check_replicas` measures (it talks to the server); `replica_findings` judges a stored record and imports
-nothing but the model, so the comparison stage can call it on a capture read back from disk.
+`check_replicas` measures (it talks to the server) and `ReplicaResult.record()` is what the capture keeps in its
+target info (`replicas`); compare/serving.py judges that record, so a capture read back from disk is judged alike.
 """
 from __future__ import annotations
 
@@ -22,14 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from envcheck.model import Finding, Severity
 from envcheck.targets.endpoint_client import Auth, EndpointClient, EndpointSpec, open_client
+from envcheck.ulp import ordered
 
-CODE = "replicas-disagree"
-DEFAULT_SEVERITY: Severity = "warn"
 UNNAMED = "(unnamed)"
-# Signed integers whose order matches the float bit patterns' order: the ULP ruler (as compare/outputs.py).
-ORDERED_INT = {np.dtype(np.float16): np.int16, np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
 
 Outputs = dict[str, np.ndarray]
 
@@ -90,7 +86,7 @@ class ReplicaResult:
 
 def check_replicas(spec: EndpointSpec, auth: Auth, batches: Sequence[Outputs], repeat: int,
                    replica_header: str | None, *, timeout: float, expected_outputs: Mapping[str, str] | None = None,
-                   connect: Callable[..., EndpointClient] = open_client) -> tuple[ReplicaResult, tuple[Finding, ...]]:
+                   connect: Callable[..., EndpointClient] = open_client) -> ReplicaResult:
     """Send the golden set (`batches`, in golden order, each one request the server accepts) `repeat` times,
     each time over a fresh connection; group the answers. Raises the client's EndpointError (one line) when
     a request fails: a replica that does not answer is an ERROR of the target, not a disagreement.
@@ -104,8 +100,7 @@ def check_replicas(spec: EndpointSpec, auth: Auth, batches: Sequence[Outputs], r
         finally:
             client.close()
         answers.append((_joined([reply.outputs for reply in replies]), _replica_of(reply.replica for reply in replies)))
-    result = group_answers(answers, replica_header)
-    return result, replica_findings(result.record())
+    return group_answers(answers, replica_header)
 
 
 def group_answers(answers: Sequence[tuple[Outputs, str | None]], header: str | None) -> ReplicaResult:
@@ -152,29 +147,6 @@ def spread(distinct: Sequence[Outputs]) -> tuple[Spread, ...]:
     return tuple(found)
 
 
-def replica_findings(record: dict[str, Any] | None) -> tuple[Finding, ...]:
-    """`replicas-disagree` when the record holds more than one answer set; nothing otherwise (or no record).
-    Proposed at its default severity: the policy's `finding.replicas-disagree` rule decides (compare/severity.py)."""
-    sets = record.get("answer_sets") if isinstance(record, dict) else None
-    # A stored capture is data (a site's may hold anything): only a list of set records is judged.
-    if not isinstance(sets, list) or len(sets) < 2 or not all(isinstance(found, dict) for found in sets):
-        return ()
-    assert isinstance(record, dict)
-    counts = " + ".join(f"{found.get('count')}× {_short(found.get('digest'))}{_by(found.get('replicas'))}"
-                        for found in sets)
-    odd = record.get("odd_replicas") or []
-    named = (f"; odd replica{'s' if len(odd) > 1 else ''}: {', '.join(map(str, odd))}" if odd else
-             "; no set has a majority, so no replica is named odd" if record.get("header") else "")
-    return (Finding(
-        code=CODE, severity=DEFAULT_SEVERITY,
-        message=(f"{len(sets)} distinct answer sets in {record.get('repeat')} repetitions of the golden set: "
-                 f"{counts}; largest difference between them: {_spread_words(record.get('spread') or [])}{named}"),
-        hint=("The replicas behind this endpoint do not compute alike (another CPU or instruction set, other "
-              "TF_ENABLE_ONEDNN_OPTS / thread settings, an image left behind by a rollout). Compare their "
-              "start-up flags and images" + ("" if record.get("header") else
-                                             "; --replica-header NAME names which replica gave which set") + ".")),)
-
-
 # ------------------------------------------------------------------------------------------- helpers
 
 def _joined(replies: list[Outputs]) -> Outputs:
@@ -196,31 +168,5 @@ def _max_range(stack: np.ndarray) -> float:
 
 
 def _max_ulp_range(stack: np.ndarray) -> int | None:
-    as_int = ORDERED_INT.get(stack.dtype)
-    if as_int is None:
-        return None
-    bits, magnitude = np.iinfo(as_int).bits, np.iinfo(as_int).max
-    raw = stack.view(as_int)
-    sign = raw >> (bits - 1)  # 0 or −1: a negative pattern becomes −magnitude, so −0 and +0 meet at 0
-    ordered = ((raw ^ (sign & magnitude)) - sign).astype(np.float64 if bits == 64 else np.int64)
-    return int(np.max(ordered.max(axis=0) - ordered.min(axis=0)))
-
-
-def _short(digest: Any) -> str:
-    return str(digest)[:12]
-
-
-def _by(replicas: Any) -> str:
-    return f" (from {', '.join(map(str, replicas))})" if replicas else ""
-
-
-def _spread_words(spread: list[dict[str, Any]]) -> str:
-    if not isinstance(spread, list) or not spread:
-        return "none recorded"
-    return ", ".join(f"{item.get('output')} max |Δ| {_number(item.get('max_abs'))}"
-                     + (f" ({item.get('max_ulp')} ULP)" if item.get("max_ulp") is not None else "")
-                     for item in spread if isinstance(item, dict))
-
-
-def _number(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, (int, float)) else str(value)
+    line = ordered(stack)
+    return None if line is None else int(np.max(line.max(axis=0) - line.min(axis=0)))

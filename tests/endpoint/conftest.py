@@ -1,20 +1,29 @@
 """The endpoint tests' servers: one KServe server for the session (several models on it: the golden's, the
-same architecture with other weights, a renamed input, a lossy JSON writer, a token-guarded one)."""
+same architecture with other weights, a renamed input, a lossy JSON writer, a token-guarded one), and three
+replicas of the golden's model for the replica tests (two started alike, one odd), also one per session: each
+is a TensorFlow process, dear on two cores."""
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # servers.py, for S2's tests too
 
-from servers import Server, start_kserve
+from servers import Server, running, start_kserve
 
 from envcheck.golden import builtin_golden_dir
 
 TOKEN = "s3cret-endpoint-token-1234"
 """What the guarded model accepts; a test sends another and checks neither is written anywhere."""
+# The odd replica computes differently on every machine: both replicas set TF_ENABLE_ONEDNN_OPTS explicitly, the
+# usual one to 1 and the odd one to 0, so one runs oneDNN's kernels and the other Eigen's whatever this CPU's
+# default is (setting only the odd replica to 0 would change nothing on a CPU where oneDNN is off by default).
+USUAL = {"TF_ENABLE_ONEDNN_OPTS": "1"}
+ODD = {"TF_ENABLE_ONEDNN_OPTS": "0"}
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +46,13 @@ def kserve(tmp_path_factory, edge_model) -> Server:
                           tmp_path_factory.mktemp("kserve"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def replicas(tmp_path_factory, edge_model) -> Iterator[dict[str, int]]:
+    """Three replicas serving the edge golden's model as `m`: two started alike, one odd; their ports by role."""
+    folder = tmp_path_factory.mktemp("replicas")
+    model = [{"name": "m", "dir": str(edge_model), "version": "1"}]
+    with contextlib.ExitStack() as stack:
+        yield {role: stack.enter_context(running(start_kserve(model, folder, environment))).port
+               for role, environment in (("usual", USUAL), ("alike", USUAL), ("odd", ODD))}

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from envcheck.compare.serving import LOAD_OVER_BUDGET as CODE
+from envcheck.compare.serving import judge_load
 from envcheck.targets.endpoint_client import Auth, parse_endpoint_spec
-from envcheck.targets.load import CODE, judge_load, run_load
+from envcheck.targets.load import run_load
 
 
 @pytest.fixture(scope="module")

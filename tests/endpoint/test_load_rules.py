@@ -9,9 +9,11 @@ import time
 import numpy as np
 import pytest
 
+from envcheck.compare.serving import LOAD_OVER_BUDGET as CODE
+from envcheck.compare.serving import judge_load
 from envcheck.errors import TargetUnavailable, UsageError
 from envcheck.targets.endpoint_client import Auth, parse_endpoint_spec
-from envcheck.targets.load import CODE, LoadProgress, LoadResult, judge_load, run_load
+from envcheck.targets.load import LoadProgress, LoadResult, run_load
 
 
 class Unavailable(TargetUnavailable):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envcheck.targets.replicas import CODE, answer_digest, group_answers, replica_findings, spread
+from envcheck.compare.serving import REPLICAS_DISAGREE as CODE
+from envcheck.compare.serving import replica_findings
+from envcheck.targets.replicas import answer_digest, group_answers, spread
 
 
 def _answer(values, *, extra=None):

@@ -8,31 +8,17 @@ usual replica 4 of every 6 requests, so the odd one is a strict minority and can
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from nginx import REPLICA_HEADER, load_balancer
-from servers import running, start_kserve
 
+from envcheck.compare.serving import REPLICAS_DISAGREE as CODE
+from envcheck.compare.serving import replica_findings
 from envcheck.targets.endpoint_client import Auth, parse_endpoint_spec
-from envcheck.targets.replicas import CODE, check_replicas
+from envcheck.targets.replicas import check_replicas
 
-USUAL = {"TF_ENABLE_ONEDNN_OPTS": "1"}
-ODD = {"TF_ENABLE_ONEDNN_OPTS": "0"}
 REPEAT = 6
 TIMEOUT_S = 120
-
-
-@pytest.fixture(scope="module")
-def replicas(tmp_path_factory, edge_model) -> Iterator[dict[str, int]]:
-    """Three replicas serving the edge golden's model as `m`: two started alike, one odd; their ports by role."""
-    folder = tmp_path_factory.mktemp("replicas")
-    model = [{"name": "m", "dir": str(edge_model), "version": "1"}]
-    with contextlib.ExitStack() as stack:
-        yield {role: stack.enter_context(running(start_kserve(model, folder, environment))).port
-               for role, environment in (("usual", USUAL), ("alike", USUAL), ("odd", ODD))}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +30,8 @@ def golden_set(edge_model) -> list[dict[str, np.ndarray]]:
 
 def _check(port: int, golden_set, header: str | None):
     spec = parse_endpoint_spec(f"v2+http://127.0.0.1:{port}/m")
-    return check_replicas(spec, Auth(), golden_set, REPEAT, header, timeout=TIMEOUT_S)
+    result = check_replicas(spec, Auth(), golden_set, REPEAT, header, timeout=TIMEOUT_S)
+    return result, replica_findings(result.record())
 
 
 def test_an_odd_replica_behind_nginx_gives_two_answer_sets_counted_and_named(replicas, golden_set, tmp_path):
