@@ -37,8 +37,8 @@ if [ -f /proc/sys/fs/binfmt_misc/register ] && [ ! -f /proc/sys/fs/binfmt_misc/q
   update-binfmts --enable qemu-aarch64 2>/dev/null || log "WARNING: cannot register qemu-aarch64 with binfmt_misc"
 fi
 
-log "pip install -e .[tf,test,docs]"
-python3 -m pip install --quiet --disable-pip-version-check -e '.[tf,test,docs]'
+log "pip install -e .[tf,test,docs,grpc]"
+python3 -m pip install --quiet --disable-pip-version-check -e '.[tf,test,docs,grpc]'
 
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd"

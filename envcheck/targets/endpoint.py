@@ -114,7 +114,7 @@ class EndpointTarget:
 
     @classmethod
     def from_spec(cls, spec: str, auth: Auth | None = None) -> EndpointTarget:
-        """The target a spec names (UsageError for a bad one, or for gRPC: not supported yet)."""
+        """The target a spec names (UsageError for a bad one)."""
         endpoint = parse_endpoint_spec(spec)
         require_supported(endpoint)
         return cls(spec=spec, endpoint=endpoint, auth=auth or Auth())

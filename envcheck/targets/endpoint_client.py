@@ -6,11 +6,13 @@ seconds it took. Every failure is an EndpointError: one line naming the endpoint
 token or a header (the token lives only in the Authorization header this module writes).
 
 The spec forms (docs/endpoints.md): `tfserving+http://HOST[:8501]/MODEL[@VERSION]`,
-`v2+http://HOST:PORT/MODEL[@VERSION]`, `https` for TLS in place of `http`, and `grpc` (parsed; not supported yet).
+`v2+http://HOST:PORT/MODEL[@VERSION]`, `https` for TLS in place of `http`, and `grpc` (endpoint_grpc.py's client,
+which needs the optional extra `envcheck[grpc]`).
 """
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
 import os
 import re
@@ -100,10 +102,17 @@ def parse_endpoint_spec(spec: str) -> EndpointSpec:
 
 
 def require_supported(spec: EndpointSpec) -> None:
-    """UsageError for a spec this version parses but cannot serve yet (gRPC)."""
-    if spec.transport == "grpc":
-        raise UsageError(f"{spec}: gRPC endpoints are not supported yet; use the server's REST port "
-                         f"({spec.protocol}+http://HOST:PORT/{spec.model})")
+    """UsageError for a spec this installation cannot serve: gRPC needs grpcio and protobuf (`envcheck[grpc]`)."""
+    if spec.transport == "grpc" and not _grpc_installed():
+        raise UsageError(f"{spec}: gRPC endpoints need grpcio and protobuf: pip install 'envcheck[grpc]'")
+
+
+def _grpc_installed() -> bool:
+    """Whether the optional extra is there, asked without importing it (grpc is heavy)."""
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in ("grpc", "google.protobuf"))
+    except (ImportError, ValueError):  # a parent package missing, or a module whose spec is unset
+        return False
 
 
 @dataclass(frozen=True)
@@ -355,6 +364,12 @@ class EndpointClient:
 def open_client(spec: EndpointSpec, *, auth: Auth, timeout: float, replica_header: str | None = None,
                 expected_outputs: Mapping[str, str] | None = None) -> EndpointClient:
     """A client of `spec` with its own connection (opened on the first request); see EndpointClient."""
+    if spec.transport == "grpc":
+        require_supported(spec)
+        from envcheck.targets.endpoint_grpc import GrpcEndpointClient  # grpcio: optional, imported when used
+
+        return GrpcEndpointClient(spec, auth=auth, timeout=timeout, replica_header=replica_header,
+                                  expected_outputs=expected_outputs)
     return EndpointClient(spec, auth=auth, timeout=timeout, replica_header=replica_header,
                           expected_outputs=expected_outputs)
 

@@ -193,12 +193,6 @@ def test_bad_specs_are_usage_errors(spec, says):
         parse_endpoint_spec(spec)
 
 
-def test_grpc_is_a_usage_error_for_now(run_cli):
-    code, _, err, _ = run_cli("check", *EDGE, "--target", "v2+grpc://127.0.0.1:8081/m")
-    assert code == 2
-    assert "not supported yet" in err
-
-
 def test_the_token_never_shows_in_a_repr():
     assert "abc123" not in repr(Auth(token="abc123")) + str(Auth(token="abc123"))
 
