@@ -15,27 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from checking import EDGE, check, judged
 from conftest import TOKEN
 from servers import HERE, Server, free_port, kserve_python
 
 from envcheck.errors import UsageError
 from envcheck.targets.endpoint_client import Auth, open_client, parse_endpoint_spec, require_supported
 
-EDGE = ("--golden", "builtin:edge")
 READY_TIMEOUT_S = 180  # TensorFlow's import on two busy cores
 SLOW_S = 30
-
-
-def check(run_cli, *argv: str):
-    """(exit code, stdout, stderr, the one target's report record)."""
-    code, out, err, document = run_cli("check", *EDGE, *argv)
-    assert "Traceback" not in out + err
-    return code, out, err, (document["targets"][0] if document else None)
-
-
-def judged(target: dict) -> list[dict]:
-    """The fingerprint differences that decide (warn or fail)."""
-    return [d for d in target["fingerprint_diff"] if d["severity"] in ("warn", "fail")]
 
 
 def grpc_spec(protocol: str, server: Server, model: str) -> str:

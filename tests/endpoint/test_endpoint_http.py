@@ -7,26 +7,13 @@ import time
 
 import numpy as np
 import pytest
+from checking import EDGE, check, judged
 from conftest import TOKEN
 from servers import running, start_stdlib
 
 from envcheck.errors import UsageError
 from envcheck.targets.endpoint_client import Auth, parse_endpoint_spec
 from envcheck.targets.endpoint_codec import measure_float32
-
-EDGE = ("--golden", "builtin:edge")
-
-
-def check(run_cli, *argv: str):
-    """(exit code, stdout, stderr, the one target's report record)."""
-    code, out, err, document = run_cli("check", *EDGE, *argv)
-    assert "Traceback" not in out + err
-    return code, out, err, (document["targets"][0] if document else None)
-
-
-def judged(target: dict) -> list[dict]:
-    """The fingerprint differences that decide (warn or fail)."""
-    return [d for d in target["fingerprint_diff"] if d["severity"] in ("warn", "fail")]
 
 
 @pytest.mark.parametrize("protocol", ["v2", "tfserving"])
