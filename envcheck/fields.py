@@ -247,12 +247,6 @@ PROTOBUF = Hint(130, "protobuf differs ({change}): no numeric effect, but a mism
 # Severity: first entry with a severity that matches wins, so specific patterns come before broad
 # ones and `*` stays last. Hints: every hint with a matching entry, in priority order.
 FIELDS: tuple[Field, ...] = (
-    # A serving endpoint (targets/endpoint.py) tells what a black box can: its signature and version decide; the
-    # transport's rounding warns (it is not the model's drift); its platform and server strings are context.
-    Field("endpoint.signature*", "fail", label="served signature"),
-    Field("endpoint.model_version", "fail", label="served model version"),
-    Field("endpoint.transport.lossless", "warn", label="float32 carried losslessly", hint=TRANSPORT),
-    Field("endpoint.*", "info"),
     # identity of this particular machine or process: never drift
     Field("host.hostname", label="hostname", identifying=True),
     Field("host.*", "ignore"),
@@ -267,6 +261,12 @@ FIELDS: tuple[Field, ...] = (
     Field("packages.tensorflow*", "fail", hint=TF_RELEASE),
     Field("packages.tf-nightly*", "fail"),
     Field("packages.intel-tensorflow", "fail"),
+    # A serving endpoint (targets/endpoint.py) tells what a black box can: its signature and version decide; the
+    # transport's rounding warns (it is not the model's drift); its platform and server strings are context.
+    Field("endpoint.signature*", "fail", label="served signature"),
+    Field("endpoint.model_version", "fail", label="served model version"),
+    Field("endpoint.transport.lossless", "warn", label="float32 carried losslessly", hint=TRANSPORT),
+    Field("endpoint.*", "info"),
     # GPU stack: the driver and the CUDA libraries really loaded decide; which board it is warns;
     # identifiers and where a library was found are context. The `*uuid`-style globs are broad on
     # purpose: they also silence why a value is missing (gpu.gpus[0].unsupported.uuid), which the
