@@ -19,7 +19,7 @@ import numpy as np
 
 import envcheck
 from envcheck.report.registry import FORMATS
-from helpers import RECORDED_REPORTS, TF_OLDER_PYTHON, hanging_interpreter, write_reports
+from helpers import RECORDED_REPORTS, TF_OLDER_PYTHON, hanging_interpreter, make_tls, write_reports
 from hostile.cases import golden_copy, good_capture
 
 
@@ -59,6 +59,19 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def token_file(root: Path) -> Path:
+    """A bearer token in a file, as --token-file reads it."""
+    path = root / "token"
+    path.write_text("contract-token-5678\n")
+    return path
+
+
+def tls_options(root: Path) -> list[str]:
+    """--ca-bundle, --client-cert and --client-key naming a real CA and client certificate."""
+    tls = make_tls(root / "tls", "endpoint")
+    return ["--ca-bundle", str(tls["ca"]), "--client-cert", str(tls["cert"]), "--client-key", str(tls["key"])]
 
 
 def junk_interpreter(root: Path) -> Path:
@@ -135,6 +148,15 @@ COMMANDS = [
     Command("check-endpoint-unreachable", lambda r: ["check", "--golden", "builtin:edge", "--target",
                                                      f"v2+http://127.0.0.1:{closed_port()}/m"], 3, writes="--json",
             says="endpoint-unreachable"),
+    Command("check-endpoint-token-file", lambda r: ["check", "--golden", "builtin:edge", "--target",
+                                                    f"v2+http://127.0.0.1:{closed_port()}/m",
+                                                    "--token-file", str(token_file(r))], 3, writes="--json",
+            says="endpoint-unreachable"),
+    Command("check-endpoint-token-env-unset", lambda r: ["check", "--target", "v2+http://127.0.0.1:9/m", "--token-env",
+                                                         "ENVCHECK_CONTRACT_NO_SUCH_TOKEN"], 2),
+    Command("check-endpoint-mutual-tls", lambda r: ["check", "--golden", "builtin:edge", "--target",
+                                                    f"v2+https://127.0.0.1:{closed_port()}/m", *tls_options(r)], 3,
+            writes="--json", says="endpoint-unreachable"),
     Command("check-endpoint-grpc-unreachable", lambda r: ["check", "--golden", "builtin:edge", "--target",
                                                           f"v2+grpc://127.0.0.1:{closed_port()}/m"], 3,
             writes="--json", says="endpoint-unreachable"),
