@@ -316,6 +316,8 @@ class DockerTarget:
         probe = [f"{WORK_DIR}/{PROBE_APP_NAME}", "--bundle", f"{WORK_DIR}/bundle", "--out", CAPTURE_DIR,
                  *probe_arguments(self.latency_budget, self.calibrate, self.layers, self.tflite),
                  "--integrity", self.integrity]
+        if self.integrity != "off":  # handed in beside the capture folder, so that it never travels back
+            probe += ["--hash-table", f"{WORK_DIR}/{integrity_cache.TABLE_IN}"]
         if self.image_python:
             entrypoint, command = [self.image_python], probe
         else:
@@ -533,8 +535,8 @@ def image_identity(image) -> dict[str, Any]:
 
 def probe_archive(bundle_dir: Path, hash_table: bytes | None = None) -> bytes:
     """A tar of envcheck/{probe.pyz, bundle/model/…, bundle/inputs.npz, bundle/manifest.json, bundle/model.tflite,
-    capture/} to unpack under /tmp (the probe reads the golden's batch size from the manifest), and in capture/
-    the integrity digest table handed in (`hash_table`, targets/integrity_cache.py).
+    capture/} to unpack under /tmp (the probe reads the golden's batch size from the manifest), and beside them the
+    integrity digest table handed in (`hash_table`, targets/integrity_cache.py; outside capture/, which comes back).
 
     Owned by root and world-readable; capture/ is world-writable (sticky), so the probe can write it
     whatever user the image runs as.
@@ -561,7 +563,7 @@ def probe_archive(bundle_dir: Path, hash_table: bytes | None = None) -> bytes:
             add_dir(directory, mode)
         add_bytes(f"envcheck/{PROBE_APP_NAME}", probe_app_bytes())
         if hash_table is not None:
-            add_bytes(f"envcheck/capture/{integrity_cache.TABLE_IN}", hash_table)
+            add_bytes(f"envcheck/{integrity_cache.TABLE_IN}", hash_table)
         add_file("envcheck/bundle/inputs.npz", bundle_dir / "inputs.npz")
         for optional in ("manifest.json", "model.tflite"):  # the batch size and layers; the edge model
             if (bundle_dir / optional).is_file():
@@ -582,9 +584,7 @@ def fetch_capture(container, out_dir: Path) -> None:
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         for member in archive.getmembers():
             name = Path(member.name)
-            # The integrity table handed in is no part of what comes back.
-            if member.isfile() and len(name.parts) == 2 and name.parts[0] == "capture" \
-                    and name.name != integrity_cache.TABLE_IN:
+            if member.isfile() and len(name.parts) == 2 and name.parts[0] == "capture":
                 source = archive.extractfile(member)
                 if source is not None:
                     (Path(out_dir) / name.name).write_bytes(source.read())

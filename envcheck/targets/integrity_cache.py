@@ -3,9 +3,11 @@ re-hashes only the files whose stat changed (docs/integrity.md, "What it costs")
 
 The probe hashes every installed file of the distributions it checks (TensorFlow alone is 1.2 GB); its
 HashTable (envcheck_probe/integrity.py) holds, per file, [size, mtime_ns, ctime_ns, inode, RECORD digest]. The
-target hands the table of its last probe into the probe's output folder (TABLE_IN) and takes the new one back
-(TABLE_OUT) into the user's cache folder, one file per target identity: a Docker image's id on one daemon, a
-host interpreter's resolved path, with the probe's own sha256 (a new probe starts afresh).
+target hands the table of its last probe in (TABLE_IN: in the probe's output folder on a host, beside the capture
+folder in a container) and takes the new one back (TABLE_OUT) into the user's cache folder, one file per target
+identity: a Docker image's id on one daemon, a host interpreter's resolved path, with the probe's own sha256 (a new
+probe starts afresh). A probe whose rows all equal those it was handed leaves no table: the kept one stays as it is,
+and a container's 3 MB table never travels back to be read and written again.
 
 The table comes from the target, so it is untrusted data: read through read_regular_file with a size bound,
 its shape checked row by row, never executed; a table that is missing, too large or damaged is not kept (the

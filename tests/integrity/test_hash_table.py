@@ -56,6 +56,21 @@ def test_a_warm_table_hashes_nothing_and_gives_the_record_made_without_it(probe,
     assert table.hashed == 0 and len(table.rows) == 7  # every file with a sha256 in a RECORD, from the table
 
 
+def test_a_table_says_whether_a_row_changed_so_an_unchanged_one_never_travels_back(probe, site):
+    load = _warm(probe, site)
+    unchanged = load()
+    _check(probe, site, unchanged)
+    assert not unchanged.changed()  # the probe leaves no table: the host keeps the one it handed in
+    (site / "numpy" / "__init__.py").write_bytes(b"X = 2\n")
+    edited = load()
+    _check(probe, site, edited)
+    assert edited.changed() and edited.hashed == 1
+    (site / "numpy" / "__init__.py").unlink()  # a row gone is a change too
+    gone = load()
+    _check(probe, site, gone)
+    assert gone.changed()
+
+
 @pytest.mark.parametrize("edit", [
     pytest.param(lambda path: path.write_bytes(b"EPS = 1e-3\n"), id="edited"),
     pytest.param(lambda path: _edit_keeping_size_and_mtime(path, b"EPS = 1e-3\n"), id="same-size-and-mtime"),

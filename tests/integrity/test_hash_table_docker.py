@@ -41,6 +41,12 @@ def test_an_edited_file_is_found_with_the_table_of_the_image_it_was_edited_from(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     reference = _probe("reference", tmp_path / "reference")
     reference_identity, reference_table = _kept_table("reference", reference)
+    # Probed again with its own table, nothing changed: the probe leaves no table and the kept one stays as it was.
+    kept = integrity_cache.table_file(reference_identity)
+    before = (kept.read_bytes(), kept.stat().st_mtime_ns)
+    again = _probe("reference", tmp_path / "again")
+    assert again.fingerprint["integrity"]["python"] == reference.fingerprint["integrity"]["python"]
+    assert (kept.read_bytes(), kept.stat().st_mtime_ns) == before
     # The reference's table under the edited image's key: its every row but the edited file's still matches.
     client = docker_with_images()
     edited_identity = (f"docker\0{reference.target_info['daemon']['name']}\0"

@@ -61,6 +61,9 @@ def main(argv=None):
     parser.add_argument("--integrity", choices=INTEGRITY_MODES, default=DEFAULT_INTEGRITY,
                         help="installed files checked against their RECORD and dpkg: every distribution's (full), "
                              "those of numerics (numerics, the default) or none (off)")
+    parser.add_argument("--hash-table", metavar="PATH",
+                        help="the integrity digest table of this target's last probe, handed in by the host "
+                             "(default: OUT/integrity-hashes-in.json where it exists)")
     parser.add_argument("--perturb", choices=IN_CHILD, help=argparse.SUPPRESS)  # a calibration child
     parser.add_argument("--max-samples", type=int, help=argparse.SUPPRESS)  # a calibration child: the first batch
     args = parser.parse_args(argv)
@@ -78,7 +81,8 @@ def main(argv=None):
         atomic_write(os.path.join(args.out, "inputs.npz"), lambda handle: np.savez(handle, **inputs))
         return 0
     return probe(args.bundle, args.out, args.latency_budget, calibrate=args.calibrate, perturb=args.perturb,
-                 max_samples=args.max_samples, layers=args.layers, tflite=args.tflite, integrity=args.integrity)
+                 max_samples=args.max_samples, layers=args.layers, tflite=args.tflite, integrity=args.integrity,
+                 hash_table=args.hash_table)
 
 
 def run():

@@ -138,6 +138,10 @@ class HashTable:
             self.rows[path] = key + [value]
         return value
 
+    def changed(self):
+        """Whether this probe's rows differ from the table it was handed (a file hashed again, a row gone)."""
+        return self.rows != self.previous
+
     def dumps(self):
         """The table to hand back to the host: the rows of this probe."""
         return json.dumps({"schema": HASH_TABLE_SCHEMA, "files": self.rows}, separators=(",", ":"))

@@ -50,7 +50,7 @@ from .tflite import beside_tensorflow, bundle_has_tflite, run_tflite, runtime_fi
 
 
 def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=False, perturb=None, max_samples=None,
-          layers="auto", tflite=None, integrity=DEFAULT_INTEGRITY):
+          layers="auto", tflite=None, integrity=DEFAULT_INTEGRITY, hash_table=None):
     """Run every stage on the bundle, leave the capture (and outputs) in out_dir; 0 when all ran.
     `calibrate`: also run the calibration perturbations (calibrate.py); `perturb`: this probe is one of
     them, and changes TensorFlow's configuration before the model loads; `max_samples`: run only the
@@ -58,7 +58,8 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
     LAYER_MODES: auto, always, never); `tflite`: True converts the model to TFLite and runs it (golden
     create --tflite), None runs the golden's model.tflite when it has one (all an edge target, without
     TensorFlow, runs), False runs none (a calibration child); `integrity`: which installed files are checked
-    (integrity.py: full, numerics, off), begun beside the model and finished once it has run."""
+    (integrity.py: full, numerics, off), begun beside the model and finished once it has run; `hash_table`: the
+    digest table the host handed in (IntegrityCheck), when not in out_dir."""
     started = time.time()
     capture = {
         "schema": CAPTURE_SCHEMA,
@@ -73,7 +74,8 @@ def probe(bundle_dir, out_dir, latency_budget_s=DEFAULT_BUDGET_S, calibrate=Fals
     }
     write_capture(out_dir, capture)
     # A calibration child's fingerprint is not kept: it checks no files.
-    checking = IntegrityCheck("off" if perturb else integrity, os.environ, bundle_dir=bundle_dir, out_dir=out_dir)
+    checking = IntegrityCheck("off" if perturb else integrity, os.environ, bundle_dir=bundle_dir, out_dir=out_dir,
+                              table_in=hash_table)
 
     def stage(name):
         capture["stage"] = name
@@ -137,18 +139,20 @@ class IntegrityCheck:
     """The integrity check (integrity.py, startup.py), begun in a child process as the probe starts, so that
     hashing runs on another core beside TensorFlow's import and the model instead of after them (a thread would
     hold the GIL the import needs). finish() hands it the shared objects the model mapped, once it has run,
-    and takes its record. Where the host handed a digest table into `out_dir` (HASH_TABLE_IN), the child reuses
-    it and leaves this probe's table beside it (HASH_TABLE_OUT) for the host to keep (integrity.HashTable)."""
+    and takes its record. Where the host handed in a digest table (`table_in`, or HASH_TABLE_IN in `out_dir`), the
+    child reuses it and, unless no row changed, leaves this probe's table in `out_dir` (HASH_TABLE_OUT) for the host
+    to keep (integrity.HashTable): an unchanged table never travels back."""
 
-    def __init__(self, mode, environ, deadline_s=DEFAULT_DEADLINE_S, bundle_dir=None, out_dir=None):
+    def __init__(self, mode, environ, deadline_s=DEFAULT_DEADLINE_S, bundle_dir=None, out_dir=None, table_in=None):
         self.mode, self.deadline_s, self.child, self.failed = mode, deadline_s, None, None
         self.began = time.time()
         if mode == "off":
             return
         # The folder or zipapp this package is imported from, first on the child's path (never its cwd).
         home = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        code = ("import sys; sys.path[0] = %r; from %s.stages import integrity_child; integrity_child(%r, %r, %r, %r)"
-                % (home, __package__, mode, deadline_s, bundle_dir, out_dir))
+        code = ("import sys; sys.path[0] = %r; from %s.stages import integrity_child; "
+                "integrity_child(%r, %r, %r, %r, %r)" % (home, __package__, mode, deadline_s, bundle_dir, out_dir,
+                                                          table_in))
         try:
             self.child = subprocess.Popen([sys.executable, "-c", code], env=dict(environ), stdin=subprocess.PIPE,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -192,13 +196,15 @@ class IntegrityCheck:
 CHILD_GRACE_S = 60
 
 
-def integrity_child(mode, deadline_s, bundle_dir=None, out_dir=None):
+def integrity_child(mode, deadline_s, bundle_dir=None, out_dir=None, table_in=None):
     """The child process of IntegrityCheck: hash the installed files (also those of the distributions the golden's
     policy names, in `bundle_dir`), then read the shared objects the probe mapped (a JSON list on stdin, sent once
     its model has run) and write the whole record as JSON to stdout. The digest table (IntegrityCheck) is read
-    from and left in `out_dir` only where the host handed one in."""
+    from `table_in` (HASH_TABLE_IN in `out_dir` when not named) and left in `out_dir` only where the host handed
+    one in, and only when a row changed (the host keeps what it handed in otherwise)."""
     deadline = Deadline(deadline_s)
-    table_in = os.path.join(out_dir, HASH_TABLE_IN) if out_dir else None
+    if table_in is None and out_dir:
+        table_in = os.path.join(out_dir, HASH_TABLE_IN)
     table = load_hash_table(table_in) if table_in and os.path.isfile(table_in) else None
     distributions = installed()
     recorded = recorded_files(distributions)
@@ -207,7 +213,7 @@ def integrity_child(mode, deadline_s, bundle_dir=None, out_dir=None):
               "python": python_integrity(distributions, recorded, mode, _named_by_golden(bundle_dir), deadline,
                                          table),
               "startup": startup_code(os.environ, dpkg, recorded)}
-    if table is not None:
+    if table is not None and table.changed() and out_dir:
         _write_text(os.path.join(out_dir, HASH_TABLE_OUT), table.dumps())
     mapped = json.loads(sys.stdin.read() or "[]")
     record["system"] = system_integrity(recorded, dpkg, mapped)
