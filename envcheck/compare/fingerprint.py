@@ -7,6 +7,8 @@ Lists of records that are not sets (GPUs, compared board by board) go to deepdif
 from __future__ import annotations
 
 import json
+import sys
+import threading
 from typing import Any
 
 from envcheck import fields
@@ -35,9 +37,34 @@ def diff_fingerprints(golden: dict[str, Any], target: dict[str, Any], policy: Po
     return tuple(sorted(found, key=lambda d: (_ORDER[d.severity], d.path)))
 
 
-def _deep_differences(golden: dict[str, Any], target: dict[str, Any], policy: Policy) -> list[FingerprintDifference]:
-    from deepdiff import DeepDiff  # heavy: imported only when comparing
+RECOGNISED_ONLY = ("pandas", "polars", "pydantic")
+"""What deepdiff imports, when installed, only to recognise their objects (data frames, pydantic models): a
+fingerprint holds none."""
+_importing = threading.Lock()
 
+
+def import_deepdiff():
+    """deepdiff's DeepDiff (heavy: imported only when comparing, or by `check` in the background while its probes
+    run), imported without pandas, polars and pydantic unless this process has them already: they would cost a check
+    half a second of CPU beside its probes (bench/bench_check.py). Their absence is said to deepdiff's own `import`
+    (None in sys.modules) only while deepdiff imports, and taken back at once."""
+    with _importing:
+        if "deepdiff" not in sys.modules:
+            absent = [name for name in RECOGNISED_ONLY if name not in sys.modules]
+            sys.modules.update(dict.fromkeys(absent))
+            try:
+                import deepdiff  # noqa: F401 - deepdiff.deephash finds no frame library
+            finally:
+                for name in absent:
+                    if name in sys.modules and sys.modules[name] is None:
+                        del sys.modules[name]
+    from deepdiff import DeepDiff
+
+    return DeepDiff
+
+
+def _deep_differences(golden: dict[str, Any], target: dict[str, Any], policy: Policy) -> list[FingerprintDifference]:
+    DeepDiff = import_deepdiff()  # noqa: N806 - the class, by its own name
     # ignore_order: the GPUs left in here are matched by content, so a renumbering is no drift.
     # threshold_to_diff_deeper=0: always name the changed key, even when two package sets share few names.
     diff = DeepDiff(golden, target, ignore_order=True, view="tree", verbose_level=2, threshold_to_diff_deeper=0)

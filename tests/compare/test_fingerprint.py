@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +144,17 @@ def test_a_relative_bound_checks_itself_too():
     differences = diff_fingerprints(GOLDEN, _changed(tensorflow__version="2.20.0"), build_policy())
     (hint,) = hints_for(differences, (_measured(10**6, 10**5, p99_rel=3e-3),))
     assert "p99 relative error 0.003 is more than this alone explains (~1e-06)" in hint
+
+
+def test_deepdiff_is_imported_without_pandas_which_stays_importable():
+    """import_deepdiff keeps pandas and pydantic out of a check (CPU beside its probes) and leaves no trace."""
+    code = ("import sys\n"
+            "from envcheck.compare.fingerprint import import_deepdiff\n"
+            "diff = import_deepdiff()({'a': [1, 2]}, {'a': [2, 1, 3]}, ignore_order=True, view='tree')\n"
+            "assert not {'pandas', 'polars', 'pydantic'} & set(sys.modules), sorted(sys.modules)\n"
+            "assert list(diff) == ['iterable_item_added'], diff\n"
+            "import pandas, pydantic\n"
+            "print('ok', pandas.DataFrame({'x': [1]}).shape)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0 and done.stdout.strip() == "ok (1, 1)", done.stderr[-2000:]
