@@ -6,6 +6,7 @@ that `envcheck --help` stays instant.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import math
@@ -25,6 +26,8 @@ DEFAULT_TIMEOUT_S = 300.0
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 DEFAULT_GC_AGE_S = 2 * DEFAULT_TIMEOUT_S
 DEFAULT_REPORTS_DIR = "reports"
+PRELOAD_WAIT_S = 2.0
+"""The longest the background imports wait for a probe to get under way (an endpoint target never says)."""
 
 EPILOG_MAIN = """\
 examples:
@@ -563,7 +566,7 @@ def command_check(args: argparse.Namespace) -> int:
     golden, policy, record = _golden_and_policy(args)
     targets = _targets(args.targets or ["host"], args)
     _check_writable(args)
-    _preload_comparison()
+    _preload_verdict(args)
     with _progress([t.spec for t in targets]) as progress:
         report = check_targets(golden, targets, policy, record, timeout=args.timeout, jobs=args.jobs,
                                site=args.site, fail_on=args.fail_on, progress=progress)
@@ -958,61 +961,85 @@ def _write_target_sboms(document: dict, folder: Path, written: list[str], proble
         written.append(f"{folder}/")
 
 
-def _preload_comparison() -> None:
-    """Import the comparison's heavy modules in the background while the targets run (the CPU is
-    otherwise idle waiting for the probes), so the verdict follows the last capture at once."""
+def _preload_verdict(args: argparse.Namespace) -> None:
+    """Import (and warm) what judging and reporting need in the background, once the first probe is under way
+    (targets.base.UNDER_WAY; PRELOAD_WAIT_S at most): this process only waits for the probes then, so the verdict
+    and the reports follow the last capture at once, while before that the imports' CPU and GIL would slow the
+    probes' start (bench/bench_check.py)."""
     import threading
 
+    from envcheck.targets.base import UNDER_WAY
+
+    report_paths = _report_paths(args)
+    modules = ["rich.table", "rich.panel", "envcheck.report.json", "envcheck.report.view",
+               "envcheck.report.terminal", *(fmt.module for _, fmt in report_paths)]
+    sbom = args.target_sboms is not None or any(fmt.name == "sbom" for _, fmt in report_paths)
+
     def load() -> None:
-        for name in ("deepdiff", "rich.table", "rich.panel"):
+        UNDER_WAY.wait(PRELOAD_WAIT_S)
+        from envcheck.compare.fingerprint import import_deepdiff
+
+        import_deepdiff()
+        for name in modules:
             importlib.import_module(name)
+        if sbom:
+            from envcheck.report.sbom import warm_up
+
+            warm_up()
 
     threading.Thread(target=load, name="envcheck-preload", daemon=True).start()
 
 
 class _progress:
     """Progress on stderr while targets run: a live line per target on a terminal, a plain line per
-    start and finish otherwise (CI logs). Names are data, never markup."""
+    start and finish otherwise (CI logs: rich's live display is then not even imported). Names are data, never
+    markup."""
 
     def __init__(self, specs: list[str], doing: str = "probing…", done: str = "captured"):
         import time
-
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.clock = time.monotonic
         self.doing, self.done = doing, done
         self.began: dict[int, float] = {}
         self.total = len(specs)
-        self.console = console.rich_console(stderr=True)
         self.live = console.is_terminal(sys.stderr)
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False),
-                                 TextColumn("{task.fields[state]}"), TimeElapsedColumn(), console=self.console,
-                                 transient=False, disable=not self.live)
-        self.tasks = [self.progress.add_task(console.neutral(spec), state="queued", start=False, total=1)
+        self.progress = self._display(specs) if self.live else None
+
+    def _display(self, specs: list[str]):
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        progress = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False),
+                            TextColumn("{task.fields[state]}"), TimeElapsedColumn(),
+                            console=console.rich_console(stderr=True), transient=False)
+        self.tasks = [progress.add_task(console.neutral(spec), state="queued", start=False, total=1)
                       for spec in specs]
+        return progress
 
     def __enter__(self):
-        self.progress.__enter__()
+        if self.progress is not None:
+            self.progress.__enter__()
         return self
 
     def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
+        return self.progress.__exit__(*exc) if self.progress is not None else None
 
     def started(self, index: int, spec: str) -> None:
         self.began[index] = self.clock()
-        if not self.live:
+        if self.progress is None:
             warn(f"[{index + 1}/{self.total}] {spec}: {self.doing}")
+            return
         self.progress.start_task(self.tasks[index])
         self.progress.update(self.tasks[index], state=f"[cyan]{self.doing}")
 
     def finished(self, index: int, spec: str, outcome) -> None:
-        from rich.markup import escape
-
         failed = getattr(outcome, "kind", None)
-        if not self.live:
+        if self.progress is None:
             seconds = self.clock() - self.began.get(index, self.clock())
             warn(f"[{index + 1}/{self.total}] {spec}: {'failed: ' + failed if failed else self.done} "
                  f"({seconds:.1f} s)")
+            return
+        from rich.markup import escape
+
         state = f"[magenta]failed: {escape(console.neutral(failed))}" if failed else f"[green]{escape(self.done)}"
         self.progress.update(self.tasks[index], state=state, completed=1)
         self.progress.stop_task(self.tasks[index])
@@ -1022,6 +1049,17 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; every way out is an exit code from the contract, never a traceback."""
     with console.guarded():
         return _run(argv)
+
+
+def run() -> None:
+    """The `envcheck` program (and `python -m envcheck`): main(), then exit with its code.
+
+    By then every report is written and every container removed; what is left is freed as the process exits,
+    where the interpreter's last garbage collections would walk the whole heap (docker, numpy, deepdiff, cyclonedx:
+    0.15 s of a check, bench/bench_check.py). Frozen, they are skipped; atexit handlers still run."""
+    status = main()
+    gc.freeze()
+    sys.exit(status)
 
 
 def _run(argv: list[str] | None) -> int:

@@ -58,6 +58,12 @@ def render_target_sboms(document: dict[str, Any]) -> list[tuple[str, str]]:
             for index, target in enumerate(_targets(document))]
 
 
+def warm_up() -> None:
+    """Render a one-package SBOM and drop it: cyclonedx builds much of its machinery on first use (the CLI does
+    this in the background while probes run, so that a report's own SBOMs cost only their rendering)."""
+    render_sbom({"targets": [{"spec": "warm-up", "fingerprint": {"packages": {"envcheck": __version__}}}]})
+
+
 def target_sbom_name(index: int, target: dict[str, Any]) -> str:
     """`target-0-docker_factory_vision_1.5.cdx`: the target's place in the report (two targets may share a spec)
     and its spec made a file name. Not `.json`: `envcheck review` of the reports folder reads every *.json as a

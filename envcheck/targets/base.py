@@ -16,6 +16,10 @@ PROBE_DIR = Path(__file__).resolve().parents[1] / "probe"
 CANCELLED = threading.Event()
 """Set on Ctrl-C / SIGTERM: a probe that starts after the cancel sweep stops itself at once."""
 
+UNDER_WAY = threading.Event()
+"""Set once a probe of this process is under way (its container started, its child spawned): work that can wait
+for it (the CLI's imports for judging and reporting) then runs beside the probe instead of slowing its start."""
+
 
 class Target(Protocol):
     """Somewhere the probe can run: it runs the probe on a golden bundle and returns what came back."""

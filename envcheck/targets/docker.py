@@ -43,7 +43,7 @@ from envcheck.files import sha256_file
 from envcheck.model import Capture, TargetFailure
 from envcheck.redact import redact_daemon_url
 from envcheck.targets import PROBE_LABEL, RUN_LABEL, cache, integrity_cache, run_id
-from envcheck.targets.base import CANCELLED, probe_running
+from envcheck.targets.base import CANCELLED, UNDER_WAY, probe_running
 from envcheck.targets.exits import ChildExit, read_outcome
 from envcheck.targets.host import DEFAULT_INTEGRITY
 from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S, PROBE_APP_NAME, probe_app_bytes, probe_arguments
@@ -272,6 +272,7 @@ class DockerTarget:
                 container.start()
             except docker.errors.APIError as error:  # the runtime could not exec the entrypoint
                 return self._start_failure(error, info)
+            UNDER_WAY.set()
             timed_out, status = False, None
             try:
                 status = container.wait(timeout=timeout)["StatusCode"]

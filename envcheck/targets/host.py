@@ -13,7 +13,7 @@ from pathlib import Path
 
 from envcheck.model import Capture, TargetFailure
 from envcheck.targets import integrity_cache
-from envcheck.targets.base import probe_running
+from envcheck.targets.base import UNDER_WAY, probe_running
 from envcheck.targets.exits import read_outcome
 from envcheck.targets.probe_app import DEFAULT_LATENCY_BUDGET_S, probe_app_path, probe_arguments
 from envcheck.targets.process import run_child
@@ -62,6 +62,7 @@ class InterpreterTarget:
         try:
             # cwd = the capture directory, so files in the user's cwd cannot shadow imports.
             with probe_running():  # Docker probes measuring latency meanwhile see this one
+                UNDER_WAY.set()
                 child = run_child(command, timeout=timeout, cwd=out_dir)
         except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
             return TargetFailure(spec=self.spec, kind="interpreter-not-found",
