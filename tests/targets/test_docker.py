@@ -20,6 +20,8 @@ import pytest
 from helpers import KERNEL_OPS, docker_with_images, kill_quietly, make_tls, require, spawn_envcheck
 from envcheck.errors import ExitCode
 from envcheck.golden import builtin_golden_dir
+from envcheck.model import Capture, TargetFailure
+from envcheck.targets.base import UNDER_WAY
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -149,6 +151,20 @@ def test_probe_containers_have_no_network_and_no_privileges(docker_client, no_le
                                           **options).decode()
     assert "CapEff:\t0000000000000000" in output
     assert output.split()[-1] == "lo" and len(output.split()) == 3  # loopback only
+
+
+def test_a_probe_says_when_it_is_under_way_so_the_background_imports_begin(reference_golden, no_leftovers,
+                                                                            tmp_path):
+    """check's imports for judging wait for the first started probe (cli._preload_verdict), up to 2 s."""
+    from envcheck.targets.docker import DockerTarget
+
+    UNDER_WAY.clear()
+    missing = DockerTarget(spec="x", image=f"{PREFIX}/does-not-exist", latency_budget=0)
+    assert isinstance(missing.run(reference_golden, tmp_path, timeout=60), TargetFailure)
+    assert not UNDER_WAY.is_set()  # no probe started: the imports wait their 2 s at most
+    target = DockerTarget(spec="x", image=f"{PREFIX}/reference", latency_budget=0, integrity="off")
+    assert isinstance(target.run(reference_golden, tmp_path, timeout=300), Capture)
+    assert UNDER_WAY.is_set()
 
 
 def test_many_targets_in_one_run(run_cli, reference_golden, no_leftovers):
