@@ -51,7 +51,8 @@ def import_deepdiff():
     with _importing:
         if "deepdiff" not in sys.modules:
             absent = [name for name in RECOGNISED_ONLY if name not in sys.modules]
-            sys.modules.update(dict.fromkeys(absent))
+            for name in absent:
+                sys.modules[name] = None  # type: ignore[assignment]  # `import name` raises ImportError
             try:
                 import deepdiff  # noqa: F401 - deepdiff.deephash finds no frame library
             finally:
@@ -64,7 +65,7 @@ def import_deepdiff():
 
 
 def _deep_differences(golden: dict[str, Any], target: dict[str, Any], policy: Policy) -> list[FingerprintDifference]:
-    DeepDiff = import_deepdiff()  # noqa: N806 - the class, by its own name
+    DeepDiff = import_deepdiff()
     # ignore_order: the GPUs left in here are matched by content, so a renumbering is no drift.
     # threshold_to_diff_deeper=0: always name the changed key, even when two package sets share few names.
     diff = DeepDiff(golden, target, ignore_order=True, view="tree", verbose_level=2, threshold_to_diff_deeper=0)
