@@ -1002,18 +1002,7 @@ class _progress:
         self.doing, self.done = doing, done
         self.began: dict[int, float] = {}
         self.total = len(specs)
-        self.live = console.is_terminal(sys.stderr)
-        self.progress = self._display(specs) if self.live else None
-
-    def _display(self, specs: list[str]):
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        progress = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False),
-                            TextColumn("{task.fields[state]}"), TimeElapsedColumn(),
-                            console=console.rich_console(stderr=True), transient=False)
-        self.tasks = [progress.add_task(console.neutral(spec), state="queued", start=False, total=1)
-                      for spec in specs]
-        return progress
+        self.progress, self.tasks = _live_display(specs) if console.is_terminal(sys.stderr) else (None, [])
 
     def __enter__(self):
         if self.progress is not None:
@@ -1045,6 +1034,16 @@ class _progress:
         self.progress.stop_task(self.tasks[index])
 
 
+def _live_display(specs: list[str]):
+    """rich's live progress display on stderr, and a task (queued) per target."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False),
+                        TextColumn("{task.fields[state]}"), TimeElapsedColumn(),
+                        console=console.rich_console(stderr=True), transient=False)
+    return progress, [progress.add_task(console.neutral(spec), state="queued", start=False, total=1) for spec in specs]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every way out is an exit code from the contract, never a traceback."""
     with console.guarded():
@@ -1055,8 +1054,9 @@ def run() -> None:
     """The `envcheck` program (and `python -m envcheck`): main(), then exit with its code.
 
     By then every report is written and every container removed; what is left is freed as the process exits,
-    where the interpreter's last garbage collections would walk the whole heap (docker, numpy, deepdiff, cyclonedx:
-    0.15 s of a check, bench/bench_check.py). Frozen, they are skipped; atexit handlers still run."""
+    where the interpreter's last garbage collections would walk the whole heap (docker, numpy, deepdiff, cyclonedx):
+    0.17 s from main()'s end to the process's for a check of an image, 0.03 s frozen (measured by hand on a 2-CPU VM).
+    Frozen objects are only skipped by the collector; atexit handlers still run."""
     status = main()
     gc.freeze()
     sys.exit(status)

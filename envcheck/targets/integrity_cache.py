@@ -7,7 +7,7 @@ target hands the table of its last probe in (TABLE_IN: in the probe's output fol
 folder in a container) and takes the new one back (TABLE_OUT) into the user's cache folder, one file per target
 identity: a Docker image's id on one daemon, a host interpreter's resolved path, with the probe's own sha256 (a new
 probe starts afresh). A probe whose rows all equal those it was handed leaves no table: the kept one stays as it is,
-and a container's 3 MB table never travels back to be read and written again.
+and a container's table (3.5 MB for the reference image) never travels back to be read and written again.
 
 The table comes from the target, so it is untrusted data: read through read_regular_file with a size bound,
 its shape checked row by row, never executed; a table that is missing, too large or damaged is not kept (the
